@@ -1,0 +1,78 @@
+//! `orgplane migrate` and `orgplane admin`.
+
+use clap::{Args, Subcommand};
+use orgplane::admin::{ADMIN_USERNAME, Bootstrap, bootstrap_admin};
+use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
+use orgplane_platform::db::{DbTarget, connect_and_migrate};
+use orgplane_proto::Backend;
+
+use super::StateArgs;
+
+/// Arguments of `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
+    connect_identity(&args.state).await?;
+    println!("identity: migrated");
+    println!("organizations, registry, agents: not implemented yet, nothing to migrate");
+    Ok(())
+}
+
+async fn connect_identity(state: &StateArgs) -> anyhow::Result<Identity> {
+    let target = DbTarget::for_service(
+        state.database_url.as_deref(),
+        &state.data_dir,
+        &state.schema_prefix,
+        Backend::Identity.name(),
+    )?;
+    let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
+    Ok(Identity::new(db, IdentityConfig::default()))
+}
+
+/// Admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the instance admin user `admin` unless it exists. The password
+    /// comes from ORGPLANE_ADMIN_PASSWORD, else one is generated and printed
+    /// once.
+    Bootstrap(BootstrapArgs),
+}
+
+/// Arguments of `admin bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The admin's password (8 to 128 characters).
+    #[arg(long, env = "ORGPLANE_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Bootstrap(args) => {
+            let identity = connect_identity(&args.state).await?;
+            report_bootstrap(bootstrap_admin(&identity, args.admin_password).await?);
+            Ok(())
+        }
+    }
+}
+
+/// Tells the operator what bootstrap did.
+pub fn report_bootstrap(outcome: Bootstrap) {
+    match outcome {
+        Bootstrap::Existed => println!("admin user {ADMIN_USERNAME:?} exists; unchanged"),
+        Bootstrap::Created {
+            generated_password: Some(password),
+        } => println!(
+            "created admin user {ADMIN_USERNAME:?} with password {password} (shown once: save it)"
+        ),
+        Bootstrap::Created {
+            generated_password: None,
+        } => println!("created admin user {ADMIN_USERNAME:?} with the password of ORGPLANE_ADMIN_PASSWORD"),
+    }
+}

@@ -1,0 +1,183 @@
+//! `orgplane serve <service>`: one service per process, as in production.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use orgplane_gateway::GatewayConfig;
+use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
+use orgplane_platform::{
+    db::{DbTarget, connect_and_migrate},
+    pki::CertDir,
+    shutdown,
+};
+use orgplane_proto::Backend;
+use tokio::net::TcpListener;
+use tonic::transport::{Identity as TlsIdentity, ServerTlsConfig};
+
+use super::StateArgs;
+
+/// The services `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceName {
+    /// Users, passwords, sessions, tokens.
+    Identity,
+    /// Organizations, members, teams, projects (not implemented yet).
+    Organizations,
+    /// Model registry and component hub (not implemented yet).
+    Registry,
+    /// Agents, queues, connections, runs (not implemented yet).
+    Agents,
+    /// The public front door.
+    Gateway,
+}
+
+impl ServiceName {
+    /// The service's name in certificates and traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceName::Identity => "identity",
+            ServiceName::Organizations => "organizations",
+            ServiceName::Registry => "registry",
+            ServiceName::Agents => "agents",
+            ServiceName::Gateway => "gateway",
+        }
+    }
+
+    fn default_listen(self) -> &'static str {
+        match self {
+            ServiceName::Gateway => "127.0.0.1:50051",
+            ServiceName::Identity => "127.0.0.1:50061",
+            ServiceName::Organizations => "127.0.0.1:50062",
+            ServiceName::Registry => "127.0.0.1:50063",
+            ServiceName::Agents => "127.0.0.1:50064",
+        }
+    }
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which service to run.
+    #[arg(value_enum)]
+    pub service: ServiceName,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Address to listen on. Defaults: gateway 127.0.0.1:50051, identity
+    /// :50061, organizations :50062, registry :50063, agents :50064.
+    #[arg(long, env = "ORGPLANE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    /// identity: whether anyone may sign up (else only invitations and the
+    /// bootstrap admin create users).
+    #[arg(long, env = "ORGPLANE_ALLOW_SIGNUP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_signup: bool,
+}
+
+/// Gateway options.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// gateway: address of identity.
+    #[arg(long, env = "ORGPLANE_IDENTITY_ADDR", default_value = "127.0.0.1:50061")]
+    pub identity_addr: String,
+    /// gateway: address of organizations; unset answers UNIMPLEMENTED.
+    #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
+    pub organizations_addr: Option<String>,
+    /// gateway: address of registry; unset answers UNIMPLEMENTED.
+    #[arg(long, env = "ORGPLANE_REGISTRY_ADDR")]
+    pub registry_addr: Option<String>,
+    /// gateway: address of agents; unset answers UNIMPLEMENTED.
+    #[arg(long, env = "ORGPLANE_AGENTS_ADDR")]
+    pub agents_addr: Option<String>,
+    /// gateway: PEM certificate chain of the public endpoint; with --tls-key
+    /// the gateway serves TLS, else h2c (plaintext: loopback only).
+    #[arg(long, env = "ORGPLANE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// gateway: PEM private key of the public endpoint.
+    #[arg(long, env = "ORGPLANE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// gateway: how long a token check is reused, in milliseconds (at most
+    /// 5000: a revoked token stops working within that time).
+    #[arg(long, env = "ORGPLANE_TOKEN_CACHE_TTL_MS", default_value_t = 2000)]
+    pub token_cache_ttl_ms: u64,
+    /// gateway: calls per second allowed to one caller, sustained.
+    #[arg(long, env = "ORGPLANE_RATE_LIMIT", default_value_t = 200)]
+    pub rate_limit: u32,
+    /// gateway: calls one caller may make in a burst.
+    #[arg(long, env = "ORGPLANE_RATE_LIMIT_BURST", default_value_t = 400)]
+    pub rate_limit_burst: u32,
+    /// Deadline, in seconds, of calls that carry none.
+    #[arg(long, env = "ORGPLANE_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
+    pub default_deadline_secs: u64,
+}
+
+impl GatewayArgs {
+    /// The gateway configuration these flags describe (backends excluded).
+    pub fn config(&self) -> GatewayConfig {
+        GatewayConfig {
+            backends: HashMap::new(),
+            token_cache_ttl: Duration::from_millis(self.token_cache_ttl_ms),
+            rate_limit_per_second: self.rate_limit,
+            rate_limit_burst: self.rate_limit_burst,
+            default_deadline: Duration::from_secs(self.default_deadline_secs),
+        }
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let listen: SocketAddr = match args.listen {
+        Some(addr) => addr,
+        None => args.service.default_listen().parse()?,
+    };
+    let certs = CertDir::new(args.state.certs_dir());
+    let tls = certs.load(args.service.name())?;
+    let server = match args.service {
+        ServiceName::Identity => {
+            let target = DbTarget::for_service(
+                args.state.database_url.as_deref(),
+                &args.state.data_dir,
+                &args.state.schema_prefix,
+                Backend::Identity.name(),
+            )?;
+            let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
+            let config = IdentityConfig {
+                allow_signup: args.allow_signup,
+                ..IdentityConfig::default()
+            };
+            orgplane_identity::grpc_server(Identity::new(db, config), &tls)
+        }
+        ServiceName::Gateway => {
+            let mut config = args.gateway.config();
+            config.backends.insert(Backend::Identity, args.gateway.identity_addr.clone());
+            for (backend, addr) in [
+                (Backend::Organizations, &args.gateway.organizations_addr),
+                (Backend::Registry, &args.gateway.registry_addr),
+                (Backend::Agents, &args.gateway.agents_addr),
+            ] {
+                if let Some(addr) = addr {
+                    config.backends.insert(backend, addr.clone());
+                }
+            }
+            let public_tls = match (&args.gateway.tls_cert, &args.gateway.tls_key) {
+                (Some(cert), Some(key)) => Some(ServerTlsConfig::new().identity(TlsIdentity::from_pem(
+                    std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
+                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+                ))),
+                _ => None,
+            };
+            orgplane_gateway::grpc_server(&config, &tls, public_tls)?
+        }
+        other => bail!(
+            "the {} service is not implemented yet; the gateway answers UNIMPLEMENTED for it",
+            other.name()
+        ),
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    server
+        .request_timeout(Duration::from_secs(args.gateway.default_deadline_secs))
+        .serve(listener, shutdown::signal())
+        .await
+}

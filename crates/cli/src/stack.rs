@@ -1,0 +1,115 @@
+//! The control plane in one process: every implemented service and the
+//! gateway, each on its own loopback port, talking over real mTLS sockets.
+//! `orgplane dev` runs it; the end-to-end tests start it the same way.
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
+use orgplane_gateway::GatewayConfig;
+use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
+use orgplane_platform::{
+    db::{DbTarget, connect_and_migrate},
+    pki::{CertDir, IDENTITIES},
+    shutdown::Shutdown,
+};
+use orgplane_proto::Backend;
+use tokio::{net::TcpListener, task::JoinSet};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Certificates and SQLite files live here.
+    pub data_dir: PathBuf,
+    /// PostgreSQL instead of SQLite, one schema per service.
+    pub database_url: Option<String>,
+    /// Prefix of the PostgreSQL schemas (tests isolate themselves with it).
+    pub schema_prefix: String,
+    /// The gateway's public address (h2c).
+    pub gateway_listen: SocketAddr,
+    /// Identity's settings.
+    pub identity: IdentityConfig,
+    /// The gateway's settings (backends are filled in by the stack).
+    pub gateway: GatewayConfig,
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    /// Where the gateway listens.
+    pub gateway_addr: SocketAddr,
+    /// Where identity listens (mTLS only).
+    pub identity_addr: SocketAddr,
+    /// The certificates in use.
+    pub certs: CertDir,
+    /// Identity's domain, for bootstrap and tests.
+    pub identity: Identity,
+    shutdown: Shutdown,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Stack {
+    /// Creates certificates when missing, migrates, and starts serving.
+    pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
+        let certs = CertDir::new(config.data_dir.join("certs"));
+        certs
+            .init(IDENTITIES, &[])
+            .context("creating the dev certificates")?;
+
+        let target = DbTarget::for_service(
+            config.database_url.as_deref(),
+            &config.data_dir,
+            &config.schema_prefix,
+            Backend::Identity.name(),
+        )?;
+        let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
+        let identity = Identity::new(db, config.identity.clone());
+
+        let shutdown = Shutdown::new();
+        let mut tasks = JoinSet::new();
+
+        let identity_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let identity_addr = identity_listener.local_addr()?;
+        let identity_server =
+            orgplane_identity::grpc_server(identity.clone(), &certs.load("identity")?);
+        tasks.spawn(identity_server.serve(identity_listener, shutdown.wait()));
+
+        let mut gateway_config = config.gateway.clone();
+        gateway_config.backends = HashMap::from([(Backend::Identity, identity_addr.to_string())]);
+        let gateway_listener = TcpListener::bind(config.gateway_listen)
+            .await
+            .with_context(|| format!("binding the gateway to {}", config.gateway_listen))?;
+        let gateway_addr = gateway_listener.local_addr()?;
+        let gateway = orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
+        tasks.spawn(gateway.serve(gateway_listener, shutdown.wait()));
+
+        Ok(Self {
+            gateway_addr,
+            identity_addr,
+            certs,
+            identity,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish, and waits for
+    /// every server.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        while let Some(result) = self.tasks.join_next().await {
+            result??;
+        }
+        Ok(())
+    }
+
+    /// Completes when a server stops on its own (an error).
+    pub async fn wait_for_failure(&mut self) -> anyhow::Result<()> {
+        match self.tasks.join_next().await {
+            Some(result) => {
+                result??;
+                anyhow::bail!("a server stopped unexpectedly")
+            }
+            None => Ok(()),
+        }
+    }
+}

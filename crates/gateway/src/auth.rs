@@ -1,0 +1,83 @@
+//! Bearer tokens → principals, through `IdentityInternal.IntrospectToken`,
+//! with answers cached briefly (keyed by the token's hash, never the token).
+
+use std::time::Duration;
+
+use moka::future::Cache;
+use orgplane_platform::{principal::Principal, telemetry::propagate_trace_context};
+use orgplane_proto::identity::{
+    IntrospectTokenRequest, identity_internal_client::IdentityInternalClient,
+};
+use sha2::{Digest, Sha256};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+type Client = IdentityInternalClient<
+    InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>,
+>;
+
+/// Why a call is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// The token is unknown, expired or revoked.
+    Invalid,
+    /// Identity could not be asked.
+    Unavailable(String),
+}
+
+/// Authenticates bearer tokens; cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    client: Client,
+    cache: Cache<[u8; 32], Option<Principal>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+/// The longest an answer may be cached: a revoked token must stop working
+/// within 5 seconds.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(5);
+
+impl Authenticator {
+    /// Asks identity over `channel`; answers live `ttl` (at most 5 s).
+    pub fn new(channel: Channel, ttl: Duration) -> Self {
+        let interceptor: fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> =
+            propagate_trace_context;
+        Self {
+            client: IdentityInternalClient::with_interceptor(channel, interceptor),
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl.min(MAX_CACHE_TTL))
+                .build(),
+        }
+    }
+
+    /// The principal `token` authenticates.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let client = self.client.clone();
+        let answer = self
+            .cache
+            .try_get_with(key, async move {
+                let mut client = client;
+                let reply = client
+                    .introspect_token(IntrospectTokenRequest {
+                        token: token.to_owned(),
+                    })
+                    .await
+                    .map_err(|status| status.message().to_owned())?
+                    .into_inner();
+                Ok::<_, String>(if reply.active {
+                    reply.principal.and_then(Principal::from_proto)
+                } else {
+                    None
+                })
+            })
+            .await
+            .map_err(|err| AuthError::Unavailable((*err).clone()))?;
+        answer.ok_or(AuthError::Invalid)
+    }
+}

@@ -1,0 +1,95 @@
+//! The gateway: orgplane's one public endpoint.
+//!
+//! It authenticates bearer tokens through identity (with a short cache),
+//! applies a per-caller rate limit and a default deadline, and forwards each
+//! call to the backend that owns its service over pooled mTLS HTTP/2,
+//! passing message bodies through as bytes. It serves health, one
+//! reflection describing every public service, and gRPC-Web. `*Internal`
+//! services are never routed.
+
+pub mod auth;
+pub mod proxy;
+pub mod rate_limit;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use orgplane_platform::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
+use orgplane_proto::{Backend, PUBLIC_SERVICES};
+use tonic::transport::ServerTlsConfig;
+
+pub use auth::Authenticator;
+pub use proxy::Proxy;
+pub use rate_limit::RateLimit;
+
+/// How the gateway runs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `host:port` of each deployed backend; a public service whose backend
+    /// is missing answers `UNIMPLEMENTED`.
+    pub backends: HashMap<Backend, String>,
+    /// How long an introspection answer is reused (a revoked token keeps
+    /// working at most this long). At most 5 s.
+    pub token_cache_ttl: Duration,
+    /// Calls per second allowed to one principal (or one anonymous client
+    /// address), sustained.
+    pub rate_limit_per_second: u32,
+    /// Calls one principal may make in a burst.
+    pub rate_limit_burst: u32,
+    /// Deadline given to calls that carry none.
+    pub default_deadline: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            backends: HashMap::new(),
+            token_cache_ttl: Duration::from_secs(2),
+            rate_limit_per_second: 200,
+            rate_limit_burst: 400,
+            default_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The gateway's server: health, reflection, gRPC-Web and a passthrough
+/// route per public service. `public_tls` serves TLS; without it, h2c
+/// (plaintext, for loopback in dev). `internal` is the gateway's own mTLS
+/// identity towards backends.
+pub fn grpc_server(
+    config: &GatewayConfig,
+    internal: &ServiceTls,
+    public_tls: Option<ServerTlsConfig>,
+) -> anyhow::Result<GrpcServer> {
+    let identity_addr = config.backends.get(&Backend::Identity).ok_or_else(|| {
+        anyhow::anyhow!("the gateway needs the identity backend to authenticate callers")
+    })?;
+    let authenticator = Authenticator::new(
+        mtls_channel(identity_addr, Backend::Identity.name(), internal)?,
+        config.token_cache_ttl,
+    );
+    let rate_limit = Arc::new(RateLimit::new(
+        config.rate_limit_per_second,
+        config.rate_limit_burst,
+    )?);
+    let mut channels = HashMap::new();
+    for (backend, addr) in &config.backends {
+        channels.insert(*backend, mtls_channel(addr, backend.name(), internal)?);
+    }
+    let mut server = GrpcServer::new("gateway")
+        .grpc_web()
+        .request_timeout(config.default_deadline);
+    for (service, backend) in PUBLIC_SERVICES {
+        let proxy = Proxy::new(
+            *backend,
+            channels.get(backend).cloned(),
+            authenticator.clone(),
+            rate_limit.clone(),
+            config.default_deadline,
+        );
+        server = server.add_passthrough(service, proxy);
+    }
+    if let Some(tls) = public_tls {
+        server = server.tls(tls);
+    }
+    Ok(server)
+}

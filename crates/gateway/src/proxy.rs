@@ -1,0 +1,226 @@
+//! The passthrough: one call in, the same call out to its backend.
+//!
+//! Bodies are never decoded: the request body stream and the response body
+//! stream (with its trailers) are handed to the backend's HTTP/2 connection
+//! as they are, so unary and streaming calls cost the same hop. What the
+//! gateway changes is metadata: it drops the bearer token and any
+//! `x-orgplane-*` header a client sent, adds the authenticated principal,
+//! a deadline when the caller set none, and the trace context.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{HeaderValue, header};
+use orgplane_platform::{
+    Error,
+    principal::{PRINCIPAL_METADATA, Principal},
+    telemetry::inject_current_context,
+};
+use orgplane_proto::{ANONYMOUS_METHODS, Backend};
+use tonic::{
+    body::Body,
+    transport::{
+        Channel,
+        server::{TcpConnectInfo, TlsConnectInfo},
+    },
+};
+use tower::{Service, ServiceExt};
+
+use crate::{
+    auth::{AuthError, Authenticator},
+    rate_limit::RateLimit,
+};
+
+/// Forwards calls to one backend (a tower service, cheap to clone).
+#[derive(Clone)]
+pub struct Proxy {
+    backend: Backend,
+    channel: Option<Channel>,
+    authenticator: Authenticator,
+    rate_limit: Arc<RateLimit>,
+    default_deadline: Duration,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy to `backend` over `channel`; without a channel every call
+    /// answers `UNIMPLEMENTED` (the backend is not deployed).
+    pub fn new(
+        backend: Backend,
+        channel: Option<Channel>,
+        authenticator: Authenticator,
+        rate_limit: Arc<RateLimit>,
+        default_deadline: Duration,
+    ) -> Self {
+        Self {
+            backend,
+            channel,
+            authenticator,
+            rate_limit,
+            default_deadline,
+        }
+    }
+
+    async fn forward(self, mut req: http::Request<Body>) -> Result<http::Response<Body>, tonic::Status> {
+        let Some(channel) = self.channel.clone() else {
+            return Err(tonic::Status::unimplemented(format!(
+                "the {} service is not deployed",
+                self.backend.name()
+            )));
+        };
+        let path = req.uri().path().to_owned();
+        let headers = req.headers_mut();
+        let authorization = headers.remove(header::AUTHORIZATION);
+        strip_untrusted(headers);
+
+        let principal = match authorization {
+            Some(value) => Some(self.authenticate(&value).await?),
+            None if ANONYMOUS_METHODS.contains(&path.as_str()) => None,
+            None => {
+                return Err(Error::unauthenticated(
+                    "MISSING_CREDENTIALS",
+                    "this method needs `authorization: Bearer <token>`",
+                )
+                .into_status());
+            }
+        };
+
+        let limit_key = match &principal {
+            Some(p) => format!("principal:{}", p.uuid),
+            None => format!("addr:{}", remote_ip(&req).unwrap_or_default()),
+        };
+        if let Err(wait) = self.rate_limit.check(&limit_key) {
+            return Err(Error::ResourceExhausted {
+                reason: "RATE_LIMITED",
+                message: "too many calls: slow down".into(),
+                retry_after: Some(wait),
+            }
+            .into_status());
+        }
+
+        let headers = req.headers_mut();
+        if let Some(principal) = &principal {
+            let value = HeaderValue::from_str(&principal.to_metadata_value())
+                .map_err(|_| tonic::Status::internal("encoding the principal"))?;
+            headers.insert(PRINCIPAL_METADATA, value);
+        }
+        if !headers.contains_key("grpc-timeout") {
+            let millis = self.default_deadline.as_millis().min(99_999_999);
+            if let Ok(value) = HeaderValue::from_str(&format!("{millis}m")) {
+                headers.insert("grpc-timeout", value);
+            }
+        }
+        inject_current_context(headers);
+
+        channel.oneshot(req).await.map_err(|err| {
+            tracing::warn!(backend = self.backend.name(), error = %err, "backend call failed");
+            tonic::Status::unavailable(format!("the {} service is unavailable", self.backend.name()))
+        })
+    }
+
+    async fn authenticate(&self, value: &HeaderValue) -> Result<Principal, tonic::Status> {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::unauthenticated("MALFORMED_CREDENTIALS", "authorization must be `Bearer <token>`")
+                    .into_status()
+            })?;
+        self.authenticator
+            .authenticate(token)
+            .await
+            .map_err(|err| match err {
+                AuthError::Invalid => Error::unauthenticated(
+                    "INVALID_TOKEN",
+                    "the token is unknown, expired or revoked",
+                )
+                .into_status(),
+                AuthError::Unavailable(detail) => {
+                    tracing::warn!(detail, "token introspection failed");
+                    tonic::Status::unavailable("authentication is unavailable")
+                }
+            })
+    }
+}
+
+/// Removes what a client must not set or what does not cross the hop:
+/// orgplane's internal metadata and connection-level HTTP headers.
+fn strip_untrusted(headers: &mut http::HeaderMap) {
+    let internal: Vec<_> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-orgplane-"))
+        .cloned()
+        .collect();
+    for name in internal {
+        headers.remove(name);
+    }
+    for name in [
+        header::HOST,
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::HeaderName::from_static("keep-alive"),
+        header::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn remote_ip<B>(req: &http::Request<B>) -> Option<String> {
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(|i| i.remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr)
+        })
+        .map(|addr| addr.ip().to_string())
+}
+
+impl Service<http::Request<Body>> for Proxy {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(req).await.unwrap_or_else(|s| s.into_http())) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_internal_and_hop_headers() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-orgplane-principal-bin", HeaderValue::from_static("forged"));
+        headers.insert("x-orgplane-anything", HeaderValue::from_static("x"));
+        headers.insert(header::HOST, HeaderValue::from_static("example"));
+        headers.insert("x-request-id", HeaderValue::from_static("keep"));
+        strip_untrusted(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-request-id"));
+    }
+}

@@ -1,0 +1,88 @@
+//! `orgplane.identity.v1.AuthService`.
+
+use orgplane_platform::{
+    Error,
+    grpc::require_principal,
+    time::to_timestamp,
+};
+use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::domain::{Identity, accounts::NewUser};
+
+pub(super) struct AuthApi(pub Identity);
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn sign_up(&self, req: Request<pb::SignUpRequest>) -> Result<Response<pb::SignUpResponse>, Status> {
+        let r = req.into_inner();
+        let user = self
+            .0
+            .sign_up(NewUser {
+                username: r.username,
+                email: r.email,
+                password: r.password,
+                display_name: r.display_name,
+            })
+            .await?;
+        Ok(Response::new(pb::SignUpResponse {
+            user: Some(convert::user(user)),
+        }))
+    }
+
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let r = req.into_inner();
+        let session = self.0.login(&r.username, &r.password).await?;
+        Ok(Response::new(pb::LoginResponse {
+            access_token: session.token,
+            expire_time: Some(to_timestamp(session.expire_time)),
+            user: Some(convert::user(session.user)),
+        }))
+    }
+
+    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+        let principal = require_principal(&req)?;
+        self.0.logout(&principal).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        self.0
+            .change_password(&principal, &r.current_password, &r.new_password)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        req: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        self.0.request_password_reset(&req.into_inner().email).await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn confirm_password_reset(
+        &self,
+        req: Request<pb::ConfirmPasswordResetRequest>,
+    ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
+        let r = req.into_inner();
+        self.0.confirm_password_reset(&r.token, &r.new_password).await?;
+        Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
+    }
+
+    async fn exchange_external_token(
+        &self,
+        _req: Request<pb::ExchangeExternalTokenRequest>,
+    ) -> Result<Response<pb::ExchangeExternalTokenResponse>, Status> {
+        Err(Error::Unimplemented(
+            "external identity providers arrive with organization auth settings".into(),
+        )
+        .into())
+    }
+}

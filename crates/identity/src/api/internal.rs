@@ -1,0 +1,27 @@
+//! `orgplane.identity.v1.IdentityInternal`.
+
+use orgplane_platform::time::to_timestamp;
+use orgplane_proto::identity::{self as pb, identity_internal_server::IdentityInternal};
+use tonic::{Request, Response, Status};
+
+use crate::domain::Identity;
+
+pub(super) struct InternalApi(pub Identity);
+
+#[tonic::async_trait]
+impl IdentityInternal for InternalApi {
+    async fn introspect_token(
+        &self,
+        req: Request<pb::IntrospectTokenRequest>,
+    ) -> Result<Response<pb::IntrospectTokenResponse>, Status> {
+        let answer = self.0.introspect(&req.get_ref().token).await?;
+        Ok(Response::new(match answer {
+            Some(found) => pb::IntrospectTokenResponse {
+                active: true,
+                principal: Some(found.principal.to_proto()),
+                expire_time: Some(to_timestamp(found.expire_time)),
+            },
+            None => pb::IntrospectTokenResponse::default(),
+        }))
+    }
+}

@@ -1,0 +1,100 @@
+//! `orgplane.identity.v1.TokenService`.
+
+use orgplane_platform::{
+    grpc::{required, require_principal, update_paths},
+    time::from_timestamp,
+};
+use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::domain::{
+    Identity,
+    tokens::{NewToken, TokenAddress, TokenChanges},
+};
+
+pub(super) struct TokenApi(pub Identity);
+
+#[tonic::async_trait]
+impl TokenService for TokenApi {
+    async fn create_token(
+        &self,
+        req: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let token = required(req.into_inner().token, "token")?;
+        let (token, key) = self
+            .0
+            .create_token(
+                &principal,
+                NewToken {
+                    name: token.name,
+                    scopes: token.scopes,
+                    expire_time: token.expire_time.as_ref().map(from_timestamp),
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: Some(convert::token(token)),
+            key,
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        req: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .0
+            .list_tokens(&principal, r.page_size, &r.page_token, &r.filter, &r.order_by)
+            .await?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: page.tokens.into_iter().map(convert::token).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size as i64,
+        }))
+    }
+
+    async fn get_token(&self, req: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let token = self.0.get_token(&principal, &req.get_ref().token).await?;
+        Ok(Response::new(pb::GetTokenResponse {
+            token: Some(convert::token(token)),
+        }))
+    }
+
+    async fn update_token(
+        &self,
+        req: Request<pb::UpdateTokenRequest>,
+    ) -> Result<Response<pb::UpdateTokenResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let paths = update_paths(r.update_mask, &["name", "scopes"])?;
+        let token = required(r.token, "token")?;
+        let has = |p: &str| paths.iter().any(|x| x == p);
+        let address = if token.uuid.is_empty() {
+            TokenAddress::Name(token.name.clone())
+        } else {
+            TokenAddress::Uuid(token.uuid.clone())
+        };
+        let changes = TokenChanges {
+            name: has("name").then(|| token.name.clone()),
+            scopes: has("scopes").then(|| token.scopes.clone()),
+        };
+        let token = self.0.update_token(&principal, address, changes).await?;
+        Ok(Response::new(pb::UpdateTokenResponse {
+            token: Some(convert::token(token)),
+        }))
+    }
+
+    async fn delete_token(
+        &self,
+        req: Request<pb::DeleteTokenRequest>,
+    ) -> Result<Response<pb::DeleteTokenResponse>, Status> {
+        let principal = require_principal(&req)?;
+        self.0.delete_token(&principal, &req.get_ref().token).await?;
+        Ok(Response::new(pb::DeleteTokenResponse {}))
+    }
+}

@@ -1,0 +1,65 @@
+//! `orgplane.identity.v1.UserService`.
+
+use orgplane_platform::grpc::{required, require_principal, update_paths};
+use orgplane_proto::identity::{self as pb, user_service_server::UserService};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::domain::{Identity, users::ProfileChanges};
+
+pub(super) struct UserApi(pub Identity);
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn get_current_user(
+        &self,
+        req: Request<pb::GetCurrentUserRequest>,
+    ) -> Result<Response<pb::GetCurrentUserResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let user = self.0.current_user(&principal).await?;
+        Ok(Response::new(pb::GetCurrentUserResponse {
+            user: Some(convert::user(user)),
+        }))
+    }
+
+    async fn update_current_user(
+        &self,
+        req: Request<pb::UpdateCurrentUserRequest>,
+    ) -> Result<Response<pb::UpdateCurrentUserResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let paths = update_paths(r.update_mask, &["display_name", "email"])?;
+        let user = required(r.user, "user")?;
+        let has = |p: &str| paths.iter().any(|x| x == p);
+        let changes = ProfileChanges {
+            display_name: has("display_name").then(|| user.display_name.clone()),
+            email: has("email").then(|| user.email.clone()),
+        };
+        let user = self.0.update_current_user(&principal, changes).await?;
+        Ok(Response::new(pb::UpdateCurrentUserResponse {
+            user: Some(convert::user(user)),
+        }))
+    }
+
+    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let view = self.0.get_user(&principal, &req.get_ref().user).await?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(convert::user_view(view)),
+        }))
+    }
+
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let page = self
+            .0
+            .list_users(&principal, r.page_size, &r.page_token, &r.filter, &r.order_by)
+            .await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: page.users.into_iter().map(convert::user).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size as i64,
+        }))
+    }
+}

@@ -1,0 +1,413 @@
+//! Accounts: sign-up, login (throttled, then locked), sessions, logout,
+//! password change and reset, and the bootstrap of the instance admin.
+
+use std::time::Duration;
+
+use orgplane_platform::{
+    Error,
+    principal::{Principal, SCOPE_ALL, SCOPE_WRITE},
+    time::{add, now_micros},
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::{Identity, passwords, require_user_scope, secrets};
+use crate::storage::{outbox, password_resets, tokens, users};
+
+/// Token kind of sessions.
+pub const KIND_SESSION: &str = "session";
+/// Token kind of personal access tokens.
+pub const KIND_PERSONAL: &str = "personal";
+
+/// A new user as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Slug.
+    pub username: String,
+    /// Email.
+    pub email: String,
+    /// Password in clear, hashed before it is stored.
+    pub password: String,
+    /// Display name; the username when empty.
+    pub display_name: String,
+}
+
+/// A session handed out by `Login`.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The bearer secret.
+    pub token: String,
+    /// Expiry, microseconds.
+    pub expire_time: i64,
+    /// Who signed in.
+    pub user: users::Model,
+}
+
+impl Identity {
+    /// Creates a user with a password.
+    pub async fn sign_up(&self, new: NewUser) -> Result<users::Model, Error> {
+        if !self.config.allow_signup {
+            return Err(Error::precondition(
+                "SIGNUP_DISABLED",
+                "sign-up is disabled on this instance; ask for an invitation",
+            ));
+        }
+        self.create_user(new, false).await
+    }
+
+    /// Creates the instance admin unless a user of that name exists. Returns
+    /// whether it was created.
+    pub async fn bootstrap_admin(&self, new: NewUser) -> Result<bool, Error> {
+        let existing = users::Entity::find()
+            .filter(users::Column::Username.eq(new.username.as_str()))
+            .one(&self.db)
+            .await?;
+        if existing.is_some() {
+            return Ok(false);
+        }
+        self.create_user(new, true).await?;
+        Ok(true)
+    }
+
+    async fn create_user(&self, new: NewUser, instance_admin: bool) -> Result<users::Model, Error> {
+        let email = new.email.trim().to_lowercase();
+        let mut v = Violations::new();
+        v.check("username", validate::slug(&new.username));
+        v.check("email", validate::email(&email));
+        v.check("password", passwords::check_policy(&new.password));
+        v.check("display_name", validate::text(&new.display_name, 200));
+        v.finish()?;
+
+        self.ensure_free(&new.username, &email).await?;
+        let password_hash = self.hasher.hash(&new.password).await?;
+        let now = now_micros();
+        let display_name = if new.display_name.is_empty() {
+            new.username.clone()
+        } else {
+            new.display_name
+        };
+        let user = users::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            username: Set(new.username.clone()),
+            email: Set(email),
+            display_name: Set(display_name),
+            password_hash: Set(Some(password_hash)),
+            instance_admin: Set(instance_admin),
+            email_verified: Set(false),
+            failed_logins: Set(0),
+            locked_until: Set(None),
+            create_time: Set(now),
+            update_time: Set(now),
+        };
+        // A concurrent sign-up can take the name between the check and here;
+        // the unique index decides.
+        user.insert(&self.db)
+            .await
+            .map_err(|err| Error::from_db(err, "user", &new.username))
+    }
+
+    async fn ensure_free(&self, username: &str, email: &str) -> Result<(), Error> {
+        let taken = users::Entity::find()
+            .filter(
+                users::Column::Username
+                    .eq(username)
+                    .or(users::Column::Email.eq(email)),
+            )
+            .all(&self.db)
+            .await?;
+        if taken.iter().any(|u| u.username == username) {
+            return Err(Error::already_exists("user", username));
+        }
+        if taken.iter().any(|u| u.email == email) {
+            return Err(Error::already_exists("email", email));
+        }
+        Ok(())
+    }
+
+    /// Signs in with a username or email and a password.
+    ///
+    /// Each attempt is counted *before* the password is checked, in one
+    /// atomic `UPDATE`, so parallel attempts cannot get past the limit: at
+    /// most `max_failed_logins` passwords are ever verified before the
+    /// account locks. A success resets the count. Failures past the third
+    /// are slowed down.
+    pub async fn login(&self, identifier: &str, password: &str) -> Result<Session, Error> {
+        let mut v = Violations::new();
+        v.check("username", validate::required(identifier, validate::MAX_EMAIL_LEN));
+        v.check("password", validate::required(password, passwords::MAX_PASSWORD_LEN));
+        v.finish()?;
+
+        let invalid = || Error::unauthenticated("INVALID_CREDENTIALS", "wrong username or password");
+        let identifier = identifier.trim().to_lowercase();
+        let column = if identifier.contains('@') {
+            users::Column::Email
+        } else {
+            users::Column::Username
+        };
+        let Some(user) = users::Entity::find()
+            .filter(column.eq(identifier.as_str()))
+            .one(&self.db)
+            .await?
+        else {
+            self.hasher.verify(password, None).await?;
+            return Err(invalid());
+        };
+
+        let now = now_micros();
+        let attempt = users::Entity::update_many()
+            .col_expr(
+                users::Column::FailedLogins,
+                Expr::col(users::Column::FailedLogins).add(1),
+            )
+            .filter(users::Column::Uuid.eq(user.uuid.as_str()))
+            .filter(
+                users::Column::LockedUntil
+                    .is_null()
+                    .or(users::Column::LockedUntil.lte(now)),
+            )
+            .exec_with_returning(&self.db)
+            .await?;
+        let Some(attempt) = attempt.first().map(|u| u.failed_logins) else {
+            return Err(locked());
+        };
+        if attempt > self.config.max_failed_logins {
+            self.lock(&user.uuid, now).await?;
+            return Err(locked());
+        }
+
+        if !self.hasher.verify(password, user.password_hash.as_deref()).await? {
+            if attempt >= self.config.max_failed_logins {
+                self.lock(&user.uuid, now).await?;
+                tracing::warn!(user = %user.username, "account locked after failed logins");
+            } else if attempt > 3 {
+                let delay = Duration::from_millis(100 << Ord::min(attempt - 3, 4));
+                tokio::time::sleep(delay).await;
+            }
+            return Err(invalid());
+        }
+
+        users::Entity::update_many()
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .col_expr(users::Column::LockedUntil, Expr::value(Option::<i64>::None))
+            .filter(users::Column::Uuid.eq(user.uuid.as_str()))
+            .exec(&self.db)
+            .await?;
+        let token = secrets::generate(secrets::SESSION_PREFIX);
+        let expire_time = add(now, self.config.session_ttl);
+        insert_token(&self.db, &user.uuid, KIND_SESSION, None, &token, SCOPE_ALL, expire_time)
+            .await?;
+        Ok(Session {
+            token,
+            expire_time,
+            user,
+        })
+    }
+
+    async fn lock(&self, user_uuid: &str, now: i64) -> Result<(), Error> {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::LockedUntil,
+                Expr::value(add(now, self.config.lockout)),
+            )
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .filter(users::Column::Uuid.eq(user_uuid))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes the token the caller used.
+    pub async fn logout(&self, principal: &Principal) -> Result<(), Error> {
+        let now = now_micros();
+        tokens::Entity::update_many()
+            .col_expr(tokens::Column::RevokeTime, Expr::value(now))
+            .col_expr(tokens::Column::UpdateTime, Expr::value(now))
+            .filter(tokens::Column::Uuid.eq(principal.token_uuid.as_str()))
+            .filter(tokens::Column::RevokeTime.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the caller's password given the current one; every other
+    /// session of the user ends.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &str,
+        new: &str,
+    ) -> Result<(), Error> {
+        require_user_scope(principal, SCOPE_WRITE)?;
+        let mut v = Violations::new();
+        v.check("current_password", validate::required(current, passwords::MAX_PASSWORD_LEN));
+        v.check("new_password", passwords::check_policy(new));
+        v.finish()?;
+        let user = self.user_by_uuid(&principal.uuid).await?;
+        if !self.hasher.verify(current, user.password_hash.as_deref()).await? {
+            return Err(Error::invalid("current_password", "is not the current password"));
+        }
+        let hash = self.hasher.hash(new).await?;
+        let now = now_micros();
+        let txn = self.db.begin().await?;
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(Some(hash)))
+            .col_expr(users::Column::UpdateTime, Expr::value(now))
+            .filter(users::Column::Uuid.eq(user.uuid.as_str()))
+            .exec(&txn)
+            .await?;
+        revoke_sessions(&txn, &user.uuid, Some(&principal.token_uuid), now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a password reset for `email`. Whether or not the account
+    /// exists, the answer is the same.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), Error> {
+        let email = email.trim().to_lowercase();
+        let mut v = Violations::new();
+        v.check("email", validate::email(&email));
+        v.finish()?;
+        let Some(user) = users::Entity::find()
+            .filter(users::Column::Email.eq(email.as_str()))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let token = secrets::generate(secrets::RESET_PREFIX);
+        let now = now_micros();
+        let txn = self.db.begin().await?;
+        password_resets::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            user_uuid: Set(user.uuid.clone()),
+            token_hash: Set(secrets::hash(&token)),
+            expire_time: Set(add(now, self.config.reset_ttl)),
+            use_time: Set(None),
+            create_time: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        outbox::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            kind: Set("password_reset".into()),
+            recipient: Set(user.email.clone()),
+            payload: Set(serde_json::json!({ "username": user.username, "token": token }).to_string()),
+            create_time: Set(now),
+            deliver_time: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        tracing::info!(user = %user.username, "password reset queued for delivery");
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token. The token is spent by a
+    /// conditional update, so two concurrent uses cannot both succeed.
+    pub async fn confirm_password_reset(&self, token: &str, new: &str) -> Result<(), Error> {
+        let mut v = Violations::new();
+        v.check("token", validate::required(token, 200));
+        v.check("new_password", passwords::check_policy(new));
+        v.finish()?;
+        let bad_token = || Error::invalid("token", "is invalid, used or expired");
+        let now = now_micros();
+        let reset = password_resets::Entity::find()
+            .filter(password_resets::Column::TokenHash.eq(secrets::hash(token)))
+            .one(&self.db)
+            .await?
+            .ok_or_else(bad_token)?;
+        if reset.use_time.is_some() || reset.expire_time <= now {
+            return Err(bad_token());
+        }
+        let hash = self.hasher.hash(new).await?;
+        let txn = self.db.begin().await?;
+        let spent = password_resets::Entity::update_many()
+            .col_expr(password_resets::Column::UseTime, Expr::value(now))
+            .filter(password_resets::Column::Uuid.eq(reset.uuid.as_str()))
+            .filter(password_resets::Column::UseTime.is_null())
+            .exec(&txn)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Err(bad_token());
+        }
+        users::Entity::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(Some(hash)))
+            .col_expr(users::Column::FailedLogins, Expr::value(0))
+            .col_expr(users::Column::LockedUntil, Expr::value(Option::<i64>::None))
+            .col_expr(users::Column::UpdateTime, Expr::value(now))
+            .filter(users::Column::Uuid.eq(reset.user_uuid.as_str()))
+            .exec(&txn)
+            .await?;
+        revoke_sessions(&txn, &reset.user_uuid, None, now).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn user_by_uuid(&self, uuid: &str) -> Result<users::Model, Error> {
+        users::Entity::find_by_id(uuid.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::unauthenticated("USER_GONE", "the user of this token no longer exists")
+            })
+    }
+}
+
+fn locked() -> Error {
+    Error::unauthenticated(
+        "ACCOUNT_LOCKED",
+        "too many failed logins: the account is locked for a while",
+    )
+}
+
+/// Stores a new token (its hash) for a user.
+pub(crate) async fn insert_token(
+    db: &impl ConnectionTrait,
+    user_uuid: &str,
+    kind: &str,
+    name: Option<String>,
+    secret: &str,
+    scopes: &str,
+    expire_time: i64,
+) -> Result<tokens::Model, sea_orm::DbErr> {
+    let now = now_micros();
+    tokens::ActiveModel {
+        uuid: Set(uuid::Uuid::now_v7().to_string()),
+        user_uuid: Set(user_uuid.to_owned()),
+        kind: Set(kind.to_owned()),
+        name: Set(name),
+        secret_hash: Set(secrets::hash(secret)),
+        scopes: Set(scopes.to_owned()),
+        expire_time: Set(expire_time),
+        revoke_time: Set(None),
+        last_use_time: Set(None),
+        create_time: Set(now),
+        update_time: Set(now),
+    }
+    .insert(db)
+    .await
+}
+
+/// Revokes the user's sessions, except `keep`.
+async fn revoke_sessions(
+    db: &impl ConnectionTrait,
+    user_uuid: &str,
+    keep: Option<&str>,
+    now: i64,
+) -> Result<(), Error> {
+    let mut update = tokens::Entity::update_many()
+        .col_expr(tokens::Column::RevokeTime, Expr::value(now))
+        .col_expr(tokens::Column::UpdateTime, Expr::value(now))
+        .filter(tokens::Column::UserUuid.eq(user_uuid))
+        .filter(tokens::Column::Kind.eq(KIND_SESSION))
+        .filter(tokens::Column::RevokeTime.is_null());
+    if let Some(keep) = keep {
+        update = update.filter(tokens::Column::Uuid.ne(keep));
+    }
+    update.exec(db).await?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Identity's rules, in plain Rust over its tables: sign-up, login with
+//! throttling and lockout, sessions, passwords and their resets, profiles,
+//! personal access tokens and token introspection.
+
+pub mod accounts;
+pub mod passwords;
+pub mod secrets;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use orgplane_platform::{
+    Error,
+    principal::{Principal, PrincipalKind},
+};
+use sea_orm::DatabaseConnection;
+
+use crate::domain::passwords::PasswordHasherPool;
+
+/// Tunables of the identity service.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Lifetime of a session from `Login`.
+    pub session_ttl: Duration,
+    /// Lifetime of a password reset token.
+    pub reset_ttl: Duration,
+    /// Lifetime of a personal access token created without `expire_time`.
+    pub default_token_ttl: Duration,
+    /// Longest lifetime of a personal access token.
+    pub max_token_ttl: Duration,
+    /// Whether anyone may `SignUp` (else only the bootstrap admin and, later,
+    /// invitations and identity providers create users).
+    pub allow_signup: bool,
+    /// Login attempts allowed before the account locks.
+    pub max_failed_logins: i32,
+    /// How long a locked account stays locked.
+    pub lockout: Duration,
+    /// Argon2 hashes run at once.
+    pub hash_concurrency: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(24 * 3600),
+            reset_ttl: Duration::from_secs(3600),
+            default_token_ttl: Duration::from_secs(90 * 24 * 3600),
+            max_token_ttl: Duration::from_secs(366 * 24 * 3600),
+            allow_signup: true,
+            max_failed_logins: 10,
+            lockout: Duration::from_secs(15 * 60),
+            hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
+}
+
+/// The identity service's state: its database and password hasher.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) hasher: PasswordHasherPool,
+    pub(crate) config: IdentityConfig,
+}
+
+impl Identity {
+    /// Identity over a migrated database.
+    pub fn new(db: DatabaseConnection, config: IdentityConfig) -> Self {
+        Self {
+            db,
+            hasher: PasswordHasherPool::new(config.hash_concurrency),
+            config,
+        }
+    }
+
+    /// The database (for tests and tools).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+/// Refuses a principal that is not a user, or whose credential lacks `scope`.
+pub(crate) fn require_user_scope(principal: &Principal, scope: &str) -> Result<(), Error> {
+    if principal.kind != PrincipalKind::User {
+        return Err(Error::permission_denied(
+            "USER_REQUIRED",
+            "this method is for users, not service accounts or agents",
+        ));
+    }
+    if !principal.has_scope(scope) {
+        return Err(Error::permission_denied(
+            "MISSING_SCOPE",
+            format!("the token lacks the {scope:?} scope"),
+        ));
+    }
+    Ok(())
+}

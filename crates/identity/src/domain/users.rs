@@ -1,0 +1,183 @@
+//! Profiles: the caller's own, others' (email hidden), and the instance's
+//! users for instance administrators.
+
+use orgplane_platform::{
+    Error,
+    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    principal::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Value,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+
+use super::{Identity, require_user_scope};
+use crate::storage::users;
+
+/// A user as shown to a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    /// The row.
+    pub user: users::Model,
+    /// Whether the caller may see the email (self or instance admin).
+    pub show_email: bool,
+}
+
+/// Changes to the caller's profile; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New email (unverified again).
+    pub email: Option<String>,
+}
+
+/// One page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The users.
+    pub users: Vec<users::Model>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+impl Identity {
+    /// The caller.
+    pub async fn current_user(&self, principal: &Principal) -> Result<users::Model, Error> {
+        require_user_scope(principal, SCOPE_READ)?;
+        self.user_by_uuid(&principal.uuid).await
+    }
+
+    /// Changes the caller's display name or email.
+    pub async fn update_current_user(
+        &self,
+        principal: &Principal,
+        changes: ProfileChanges,
+    ) -> Result<users::Model, Error> {
+        require_user_scope(principal, SCOPE_WRITE)?;
+        let email = changes.email.map(|e| e.trim().to_lowercase());
+        let mut v = Violations::new();
+        if let Some(name) = &changes.display_name {
+            v.check("user.display_name", validate::required(name, 200));
+        }
+        if let Some(email) = &email {
+            v.check("user.email", validate::email(email));
+        }
+        v.finish()?;
+        let user = self.user_by_uuid(&principal.uuid).await?;
+        let mut active = user.clone().into_active_model();
+        if let Some(name) = changes.display_name {
+            active.display_name = Set(name);
+        }
+        if let Some(email) = &email
+            && *email != user.email
+        {
+            active.email = Set(email.clone());
+            active.email_verified = Set(false);
+        }
+        active.update_time = Set(now_micros());
+        active
+            .update(&self.db)
+            .await
+            .map_err(|err| Error::from_db(err, "email", email.unwrap_or_default()))
+    }
+
+    /// A user by username. Everyone signed in may look a user up (to invite
+    /// them, say); only the user and instance admins see the email.
+    pub async fn get_user(&self, principal: &Principal, username: &str) -> Result<UserView, Error> {
+        if !principal.has_scope(SCOPE_READ) {
+            return Err(Error::permission_denied("MISSING_SCOPE", "the token lacks the \"read\" scope"));
+        }
+        let mut v = Violations::new();
+        v.check("user", validate::slug(username));
+        v.finish()?;
+        let user = users::Entity::find()
+            .filter(users::Column::Username.eq(username))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("user", username))?;
+        let show_email = principal.instance_admin || user.uuid == principal.uuid;
+        Ok(UserView { user, show_email })
+    }
+
+    /// The instance's users, for instance administrators.
+    pub async fn list_users(
+        &self,
+        principal: &Principal,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<UserPage, Error> {
+        if !principal.instance_admin {
+            return Err(Error::permission_denied(
+                "INSTANCE_ADMIN_REQUIRED",
+                "only instance administrators list users",
+            ));
+        }
+        require_user_scope(principal, SCOPE_ADMIN)?;
+        let order = OrderBy::parse(order_by, &["username", "create_time"])?;
+        let terms = parse_filter(filter, &["username", "email"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+
+        let mut condition = Condition::all();
+        for (key, value) in &terms {
+            let column = if *key == "username" {
+                users::Column::Username
+            } else {
+                users::Column::Email
+            };
+            condition = condition.add(
+                Expr::col(column).like(LikeExpr::new(like_prefix(&value.to_lowercase())).escape('\\')),
+            );
+        }
+        let total_size = users::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+
+        let columns: Vec<users::Column> = match order.field {
+            "username" => vec![users::Column::Username],
+            _ => vec![users::Column::CreateTime, users::Column::Uuid],
+        };
+        let mut query = users::Entity::find().filter(condition);
+        if let Some(key) = &page.after {
+            let values = key_values(order.field, key)?;
+            query = query.filter(after(&columns, values, order.descending));
+        }
+        for column in &columns {
+            query = if order.descending {
+                query.order_by_desc(*column)
+            } else {
+                query.order_by_asc(*column)
+            };
+        }
+        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let (users, next_page_token) = page.finish(rows, |u| match order.field {
+            "username" => vec![u.username.clone()],
+            _ => vec![u.create_time.to_string(), u.uuid.clone()],
+        });
+        Ok(UserPage {
+            users,
+            next_page_token,
+            total_size,
+        })
+    }
+}
+
+fn key_values(field: &str, key: &[String]) -> Result<Vec<Value>, Error> {
+    let bad = || Error::invalid("page_token", "is not a valid page token");
+    match (field, key) {
+        ("username", [name]) => Ok(vec![name.clone().into()]),
+        (_, [time, uuid]) => Ok(vec![
+            time.parse::<i64>().map_err(|_| bad())?.into(),
+            uuid.clone().into(),
+        ]),
+        _ => Err(bad()),
+    }
+}

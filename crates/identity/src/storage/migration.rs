@@ -1,0 +1,145 @@
+//! Identity's migrations, applied in order at start-up (`orgplane migrate`
+//! applies them without starting servers). Migrations name tables and
+//! columns as strings so that they stay as written when entities change.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// Identity's migrator.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Initial)]
+    }
+}
+
+struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("users")
+                    .col(string("uuid").primary_key())
+                    .col(string_uniq("username"))
+                    .col(string_uniq("email"))
+                    .col(string("display_name"))
+                    .col(string_null("password_hash"))
+                    .col(boolean("instance_admin"))
+                    .col(boolean("email_verified"))
+                    .col(integer("failed_logins"))
+                    .col(big_integer_null("locked_until"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("users_create_time")
+                    .table("users")
+                    .col("create_time")
+                    .col("uuid")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("tokens")
+                    .col(string("uuid").primary_key())
+                    .col(string("user_uuid"))
+                    .col(string("kind"))
+                    .col(string_null("name"))
+                    .col(string_uniq("secret_hash"))
+                    .col(string("scopes"))
+                    .col(big_integer("expire_time"))
+                    .col(big_integer_null("revoke_time"))
+                    .col(big_integer_null("last_use_time"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("tokens", "user_uuid")
+                            .to("users", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("tokens_user_name")
+                    .table("tokens")
+                    .col("user_uuid")
+                    .col("name")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("tokens_user_kind_uuid")
+                    .table("tokens")
+                    .col("user_uuid")
+                    .col("kind")
+                    .col("uuid")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("password_resets")
+                    .col(string("uuid").primary_key())
+                    .col(string("user_uuid"))
+                    .col(string_uniq("token_hash"))
+                    .col(big_integer("expire_time"))
+                    .col(big_integer_null("use_time"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("password_resets", "user_uuid")
+                            .to("users", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("delivery_outbox")
+                    .col(string("uuid").primary_key())
+                    .col(string("kind"))
+                    .col(string("recipient"))
+                    .col(text("payload"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer_null("deliver_time"))
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["delivery_outbox", "password_resets", "tokens", "users"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

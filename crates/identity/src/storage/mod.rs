@@ -1,0 +1,8 @@
+//! Identity's tables (sea-orm entities) and their migrations. Identity owns
+//! these tables; other services refer to users by UUID and username only.
+
+pub mod migration;
+pub mod outbox;
+pub mod password_resets;
+pub mod tokens;
+pub mod users;

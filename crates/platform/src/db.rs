@@ -1,0 +1,165 @@
+//! Database connections and migrations.
+//!
+//! The embedded default is one SQLite file per service under the data
+//! directory, in WAL mode. With a `postgres://` URL every service uses the
+//! same database, each in its own schema (its name by default), which is how
+//! production runs.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, bail};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+
+/// Where a service keeps its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A schema in a PostgreSQL database.
+    Postgres {
+        /// `postgres://user@host:port/database`.
+        url: String,
+        /// The schema, created when missing.
+        schema: String,
+    },
+}
+
+impl DbTarget {
+    /// The target of `service`: `<data_dir>/<service>.db` without a URL, else
+    /// the schema `<schema_prefix><service>` of the PostgreSQL database.
+    pub fn for_service(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        schema_prefix: &str,
+        service: &str,
+    ) -> anyhow::Result<Self> {
+        match database_url.filter(|u| !u.is_empty()) {
+            None => Ok(DbTarget::Sqlite(data_dir.join(format!("{service}.db")))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DbTarget::Postgres {
+                    url: url.to_owned(),
+                    schema: format!("{schema_prefix}{service}"),
+                })
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or(path);
+                Ok(DbTarget::Sqlite(Path::new(path).join(format!("{service}.db"))))
+            }
+            Some(url) => bail!("unsupported database URL {url:?}: use postgres:// or sqlite://DIR"),
+        }
+    }
+}
+
+/// Opens a pool on `target`, creating the SQLite file or the schema when
+/// missing.
+pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
+    match target {
+        DbTarget::Sqlite(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
+            options
+                .max_connections(8)
+                .min_connections(1)
+                .sqlx_logging(false)
+                .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(10))
+                        .foreign_keys(true)
+                });
+            Database::connect(options)
+                .await
+                .with_context(|| format!("opening {}", path.display()))
+        }
+        DbTarget::Postgres { url, schema } => {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                bail!("invalid schema name {schema:?}");
+            }
+            let mut bootstrap = ConnectOptions::new(url.clone());
+            bootstrap.max_connections(1).sqlx_logging(false);
+            let db = Database::connect(bootstrap)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))?;
+            db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .await
+                .context("creating the schema")?;
+            db.close().await?;
+            let mut options = ConnectOptions::new(url.clone());
+            options
+                .max_connections(16)
+                .min_connections(1)
+                .sqlx_logging(false)
+                .set_schema_search_path(schema.clone());
+            Database::connect(options)
+                .await
+                .with_context(|| format!("connecting to {}", redact(url)))
+        }
+    }
+}
+
+/// Opens `target` and brings its tables up to date with `M`.
+pub async fn connect_and_migrate<M: MigratorTrait>(
+    target: &DbTarget,
+) -> anyhow::Result<DatabaseConnection> {
+    let db = connect(target).await?;
+    M::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+/// Drops a PostgreSQL schema (tests clean up their own).
+pub async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await?;
+    }
+    db.close().await?;
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme_end + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            DbTarget::for_service(None, dir, "", "identity").unwrap(),
+            DbTarget::Sqlite("/data/identity.db".into())
+        );
+        assert_eq!(
+            DbTarget::for_service(Some("postgres://u@h/db"), dir, "", "identity").unwrap(),
+            DbTarget::Postgres {
+                url: "postgres://u@h/db".into(),
+                schema: "identity".into()
+            }
+        );
+        assert!(DbTarget::for_service(Some("mysql://x"), dir, "", "identity").is_err());
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,286 @@
+//! The one error type of orgplane's domain code, and its one mapping to the
+//! wire (`google.rpc.Status` with details).
+//!
+//! Domain code returns [`Error`]; only the gRPC adapters turn it into a
+//! `tonic::Status`, through the exhaustive `match` in [`Error::into_status`].
+//! Storage errors are mapped to domain errors by [`Error::from_db`].
+
+use std::{collections::HashMap, fmt, time::Duration};
+
+use sea_orm::{DbErr, SqlErr};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every orgplane error.
+pub const ERROR_DOMAIN: &str = "orgplane.dev";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field, e.g. `user.email`.
+    pub field: String,
+    /// What is wrong with it.
+    pub description: String,
+}
+
+/// A domain error. Each variant maps to exactly one gRPC code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad request fields: `INVALID_ARGUMENT` with one `BadRequest` violation
+    /// per field.
+    #[error("invalid argument: {}", describe_violations(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// Missing, bad, expired or revoked credentials: `UNAUTHENTICATED`.
+    #[error("{message}")]
+    Unauthenticated {
+        /// Stable reason, e.g. `INVALID_CREDENTIALS`, `ACCOUNT_LOCKED`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
+    /// The caller can see the resource but may not do this: `PERMISSION_DENIED`.
+    #[error("{message}")]
+    PermissionDenied {
+        /// Stable reason, e.g. `MISSING_SCOPE`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
+    /// No such resource, or one the caller may not see: `NOT_FOUND`.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// Kind of resource, e.g. `user`.
+        kind: &'static str,
+        /// How it was addressed.
+        name: String,
+    },
+    /// A unique name or key is taken: `ALREADY_EXISTS`.
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists {
+        /// Kind of resource.
+        kind: &'static str,
+        /// The name that is taken.
+        name: String,
+    },
+    /// A rule of the system forbids the change now: `FAILED_PRECONDITION`.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// Stable reason, e.g. `LAST_OWNER`, `INVITATION_EXPIRED`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
+    /// A concurrent change won (stale etag): `ABORTED`.
+    #[error("{message}")]
+    Aborted {
+        /// Stable reason, e.g. `STALE_ETAG`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+    },
+    /// A limit was hit: `RESOURCE_EXHAUSTED`, with a retry delay when known.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// Stable reason, e.g. `RATE_LIMITED`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+        /// When to try again.
+        retry_after: Option<Duration>,
+    },
+    /// The method exists in the contract but is not served yet: `UNIMPLEMENTED`.
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A dependency is down; retrying may help: `UNAVAILABLE`.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected storage failure: `INTERNAL`. The detail is
+    /// logged, never sent.
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+fn describe_violations(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Shorthand for domain results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    /// Not found.
+    pub fn not_found(kind: &'static str, name: impl fmt::Display) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// Already exists.
+    pub fn already_exists(kind: &'static str, name: impl fmt::Display) -> Self {
+        Error::AlreadyExists {
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// Unauthenticated with a reason.
+    pub fn unauthenticated(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Unauthenticated {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Permission denied with a reason.
+    pub fn permission_denied(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::PermissionDenied {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Failed precondition with a reason.
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Maps a storage error: a unique violation becomes `AlreadyExists` of the
+    /// given resource, everything else is internal.
+    pub fn from_db(err: DbErr, kind: &'static str, name: impl fmt::Display) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => Error::already_exists(kind, name),
+            _ => Error::Internal(anyhow::Error::new(err)),
+        }
+    }
+
+    /// The wire form: a `tonic::Status` with `google.rpc` details.
+    pub fn into_status(self) -> tonic::Status {
+        use tonic::Code;
+        let message = self.to_string();
+        let reason_info = |reason: &str| {
+            ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new())
+        };
+        match self {
+            Error::InvalidArgument(violations) => {
+                let details = ErrorDetails::with_bad_request(
+                    violations
+                        .into_iter()
+                        .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
+                        .collect::<Vec<_>>(),
+                );
+                tonic::Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::Unauthenticated { reason, .. } => {
+                tonic::Status::with_error_details(Code::Unauthenticated, message, reason_info(reason))
+            }
+            Error::PermissionDenied { reason, .. } => tonic::Status::with_error_details(
+                Code::PermissionDenied,
+                message,
+                reason_info(reason),
+            ),
+            Error::NotFound { .. } => tonic::Status::not_found(message),
+            Error::AlreadyExists { .. } => tonic::Status::already_exists(message),
+            Error::FailedPrecondition { reason, .. } => tonic::Status::with_error_details(
+                Code::FailedPrecondition,
+                message,
+                reason_info(reason),
+            ),
+            Error::Aborted { reason, .. } => {
+                tonic::Status::with_error_details(Code::Aborted, message, reason_info(reason))
+            }
+            Error::ResourceExhausted {
+                reason,
+                retry_after,
+                ..
+            } => {
+                let mut details = reason_info(reason);
+                if let Some(delay) = retry_after {
+                    details.set_retry_info(Some(delay));
+                }
+                tonic::Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
+            Error::Unimplemented(_) => tonic::Status::unimplemented(message),
+            Error::Unavailable(_) => tonic::Status::unavailable(message),
+            Error::Internal(err) => {
+                tracing::error!(error = format!("{err:#}"), "internal error");
+                tonic::Status::internal("internal error")
+            }
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        err.into_status()
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        Error::Internal(anyhow::Error::new(err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    use super::*;
+
+    #[test]
+    fn invalid_argument_carries_one_violation_per_field() {
+        let err = Error::InvalidArgument(vec![
+            FieldViolation {
+                field: "username".into(),
+                description: "must not be empty".into(),
+            },
+            FieldViolation {
+                field: "email".into(),
+                description: "is not an email address".into(),
+            },
+        ]);
+        let status = err.into_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["username", "email"]);
+    }
+
+    #[test]
+    fn precondition_carries_a_stable_reason() {
+        let status = Error::precondition("LAST_OWNER", "the last owner cannot leave").into_status();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "LAST_OWNER");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let status = Error::Internal(anyhow::anyhow!("disk on fire at /var/db")).into_status();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("disk"));
+    }
+}

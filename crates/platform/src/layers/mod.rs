@@ -1,0 +1,6 @@
+//! The tower layers every orgplane server runs, one per file, applied by
+//! [`crate::server`] in a fixed order: trace → catch panic → caller identity.
+
+pub mod caller;
+pub mod catch_panic;
+pub mod trace;

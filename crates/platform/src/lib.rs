@@ -1,0 +1,20 @@
+//! What every orgplane service shares: errors and their wire mapping,
+//! validation, keyset pagination, principals, the internal PKI and mTLS,
+//! the server builder with its layers, database access, telemetry and
+//! shutdown.
+
+pub mod client;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod layers;
+pub mod page;
+pub mod pki;
+pub mod principal;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod validate;
+
+pub use error::{Error, Result};

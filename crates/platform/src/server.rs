@@ -1,0 +1,204 @@
+//! The one way orgplane serves gRPC: every server gets health, reflection
+//! (v1 and v1alpha) limited to what it serves, tracing, panic catching,
+//! deadlines and graceful shutdown, in a fixed order.
+//!
+//! ```text
+//! request → trace → catch panic → [gRPC-Web] → [caller identity] → routes
+//! ```
+//! Backends always run mTLS with a [`CallerPolicy`]; only the gateway's
+//! public listener may be plaintext (h2c on loopback in dev) or plain TLS.
+
+use std::{convert::Infallible, future::Future, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::{
+    server::NamedService,
+    service::Routes,
+    transport::{Server, ServerTlsConfig, server::TcpIncoming},
+};
+use tonic_health::ServingStatus;
+use tower::{ServiceBuilder, util::option_layer};
+
+use crate::layers::{
+    caller::{CallerLayer, CallerPolicy},
+    catch_panic::CatchPanicLayer,
+    trace::TraceLayer,
+};
+
+/// How long a call may run when the caller sets no deadline.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds and runs one gRPC server.
+pub struct GrpcServer {
+    name: &'static str,
+    routes: Routes,
+    served: Vec<String>,
+    tls: Option<ServerTlsConfig>,
+    policy: Option<CallerPolicy>,
+    grpc_web: bool,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("name", &self.name)
+            .field("served", &self.served)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcServer {
+    /// A server named `name` (in logs and spans) with nothing served yet.
+    pub fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            routes: Routes::default(),
+            served: Vec::new(),
+            tls: None,
+            policy: None,
+            grpc_web: false,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Serves a generated service; it is reported healthy and described by
+    /// reflection.
+    pub fn add_service<S>(mut self, svc: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.served.push(S::NAME.to_owned());
+        self.routes = self.routes.add_service(svc);
+        self
+    }
+
+    /// Routes every method of the service `name` to `svc` without decoding
+    /// (the gateway's proxy). The service is described by reflection.
+    pub fn add_passthrough<S>(mut self, name: &str, svc: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        use tower::ServiceExt;
+        self.served.push(name.to_owned());
+        let router = std::mem::take(self.routes.axum_router_mut());
+        *self.routes.axum_router_mut() = router.route_service(
+            &format!("/{name}/{{*method}}"),
+            svc.map_request(|req: http::Request<axum::body::Body>| {
+                req.map(tonic::body::Body::new)
+            }),
+        );
+        self
+    }
+
+    /// Requires mTLS: clients must chain to the internal CA, and `policy`
+    /// decides which identities may call which methods.
+    pub fn mtls(mut self, tls: &crate::pki::ServiceTls, policy: CallerPolicy) -> Self {
+        self.tls = Some(tls.server_config());
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Serves TLS without client certificates (the gateway's public side).
+    pub fn tls(mut self, tls: ServerTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Also accepts gRPC-Web (HTTP/1.1) calls.
+    pub fn grpc_web(mut self) -> Self {
+        self.grpc_web = true;
+        self
+    }
+
+    /// Deadline of calls that carry none (`grpc-timeout` wins when shorter).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting,
+    /// reports NOT_SERVING and lets in-flight calls finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in &self.served {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(orgplane_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health");
+            for name in &self.served {
+                builder = builder.with_service_name(name.clone());
+            }
+            builder
+        };
+        let (v1, v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
+        let routes = self
+            .routes
+            .add_service(health_service)
+            .add_service(v1)
+            .add_service(v1alpha)
+            .prepare();
+
+        let local = listener.local_addr()?;
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let stack = ServiceBuilder::new()
+            .layer(TraceLayer::new(self.name))
+            .layer(CatchPanicLayer)
+            .layer(option_layer(self.grpc_web.then(tonic_web::GrpcWebLayer::new)))
+            .layer(option_layer(self.policy.map(CallerLayer::new)))
+            .into_inner();
+        let mut server = Server::builder()
+            .accept_http1(self.grpc_web)
+            .timeout(self.request_timeout)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)));
+        if let Some(tls) = self.tls {
+            server = server.tls_config(tls).context("configuring TLS")?;
+        }
+        tracing::info!(server = self.name, addr = %local, "serving");
+        let health_on_shutdown = health.clone();
+        let served = self.served.clone();
+        let signal = async move {
+            shutdown.await;
+            for name in &served {
+                health_on_shutdown
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+            tracing::info!(addr = %local, "draining in-flight calls");
+        };
+        server
+            .layer(stack)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await
+            .context("serving gRPC")?;
+        Ok(())
+    }
+}
