@@ -79,7 +79,8 @@ impl Stack {
             .await
             .with_context(|| format!("binding the gateway to {}", config.gateway_listen))?;
         let gateway_addr = gateway_listener.local_addr()?;
-        let gateway = orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
+        let gateway =
+            orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
         tasks.spawn(gateway.serve(gateway_listener, shutdown.wait()));
 
         Ok(Self {

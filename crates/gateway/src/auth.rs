@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use moka::future::Cache;
-use orgplane_platform::{principal::Principal, telemetry::propagate_trace_context};
+use orgplane_platform::{
+    principal::Principal,
+    telemetry::propagate_trace_context,
+    time::{from_timestamp, now_micros},
+};
 use orgplane_proto::identity::{
     IntrospectTokenRequest, identity_internal_client::IdentityInternalClient,
 };
@@ -12,7 +16,10 @@ use sha2::{Digest, Sha256};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 type Client = IdentityInternalClient<
-    InterceptedService<Channel, fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>>,
+    InterceptedService<
+        Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
 >;
 
 /// Why a call is not authenticated.
@@ -28,7 +35,7 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authenticator {
     client: Client,
-    cache: Cache<[u8; 32], Option<Principal>>,
+    cache: Cache<[u8; 32], Option<(Principal, i64)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -70,14 +77,20 @@ impl Authenticator {
                     .await
                     .map_err(|status| status.message().to_owned())?
                     .into_inner();
-                Ok::<_, String>(if reply.active {
-                    reply.principal.and_then(Principal::from_proto)
-                } else {
-                    None
+                let expire_time = reply.expire_time.as_ref().map(from_timestamp);
+                Ok::<_, String>(match (reply.active, reply.principal, expire_time) {
+                    (true, Some(principal), Some(expire_time)) => {
+                        Principal::from_proto(principal).map(|p| (p, expire_time))
+                    }
+                    _ => None,
                 })
             })
             .await
             .map_err(|err| AuthError::Unavailable((*err).clone()))?;
-        answer.ok_or(AuthError::Invalid)
+        // A cached answer never outlives the token itself.
+        match answer {
+            Some((principal, expire_time)) if expire_time > now_micros() => Ok(principal),
+            _ => Err(AuthError::Invalid),
+        }
     }
 }

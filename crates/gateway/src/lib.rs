@@ -21,6 +21,10 @@ pub use auth::Authenticator;
 pub use proxy::Proxy;
 pub use rate_limit::RateLimit;
 
+/// The longest a call may run at the gateway, whatever deadline it asks
+/// for (streams are not cut: the bound is on the time to the response).
+pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
+
 /// How the gateway runs.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -77,7 +81,7 @@ pub fn grpc_server(
     }
     let mut server = GrpcServer::new("gateway")
         .grpc_web()
-        .request_timeout(config.default_deadline);
+        .request_timeout(MAX_DEADLINE.max(config.default_deadline));
     for (service, backend) in PUBLIC_SERVICES {
         let proxy = Proxy::new(
             *backend,

@@ -49,7 +49,9 @@ pub struct Proxy {
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Proxy")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +74,10 @@ impl Proxy {
         }
     }
 
-    async fn forward(self, mut req: http::Request<Body>) -> Result<http::Response<Body>, tonic::Status> {
+    async fn forward(
+        self,
+        mut req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, tonic::Status> {
         let Some(channel) = self.channel.clone() else {
             return Err(tonic::Status::unimplemented(format!(
                 "the {} service is not deployed",
@@ -123,10 +128,10 @@ impl Proxy {
         }
         inject_current_context(headers);
 
-        channel.oneshot(req).await.map_err(|err| {
-            tracing::warn!(backend = self.backend.name(), error = %err, "backend call failed");
-            tonic::Status::unavailable(format!("the {} service is unavailable", self.backend.name()))
-        })
+        channel
+            .oneshot(req)
+            .await
+            .map_err(|err| backend_failure(self.backend, &err))
     }
 
     async fn authenticate(&self, value: &HeaderValue) -> Result<Principal, tonic::Status> {
@@ -139,8 +144,11 @@ impl Proxy {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Error::unauthenticated("MALFORMED_CREDENTIALS", "authorization must be `Bearer <token>`")
-                    .into_status()
+                Error::unauthenticated(
+                    "MALFORMED_CREDENTIALS",
+                    "authorization must be `Bearer <token>`",
+                )
+                .into_status()
             })?;
         self.authenticator
             .authenticate(token)
@@ -157,6 +165,22 @@ impl Proxy {
                 }
             })
     }
+}
+
+/// The status of a call the backend did not answer: its deadline passed, or
+/// the backend could not be reached.
+fn backend_failure(backend: Backend, err: &(dyn std::error::Error + 'static)) -> tonic::Status {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if err.is::<tonic::TimeoutExpired>() {
+            return tonic::Status::deadline_exceeded(
+                "the deadline passed before the backend answered",
+            );
+        }
+        source = err.source();
+    }
+    tracing::warn!(backend = backend.name(), error = %err, "backend call failed");
+    tonic::Status::unavailable(format!("the {} service is unavailable", backend.name()))
 }
 
 /// Removes what a client must not set or what does not cross the hop:
@@ -215,7 +239,10 @@ mod tests {
     #[test]
     fn strips_internal_and_hop_headers() {
         let mut headers = http::HeaderMap::new();
-        headers.insert("x-orgplane-principal-bin", HeaderValue::from_static("forged"));
+        headers.insert(
+            "x-orgplane-principal-bin",
+            HeaderValue::from_static("forged"),
+        );
         headers.insert("x-orgplane-anything", HeaderValue::from_static("x"));
         headers.insert(header::HOST, HeaderValue::from_static("example"));
         headers.insert("x-request-id", HeaderValue::from_static("keep"));

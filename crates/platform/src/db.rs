@@ -46,9 +46,13 @@ impl DbTarget {
                 })
             }
             Some(url) if url.starts_with("sqlite:") => {
-                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
                 let path = path.split('?').next().unwrap_or(path);
-                Ok(DbTarget::Sqlite(Path::new(path).join(format!("{service}.db"))))
+                Ok(DbTarget::Sqlite(
+                    Path::new(path).join(format!("{service}.db")),
+                ))
             }
             Some(url) => bail!("unsupported database URL {url:?}: use postgres:// or sqlite://DIR"),
         }

@@ -185,9 +185,11 @@ impl Error {
                 );
                 tonic::Status::with_error_details(Code::InvalidArgument, message, details)
             }
-            Error::Unauthenticated { reason, .. } => {
-                tonic::Status::with_error_details(Code::Unauthenticated, message, reason_info(reason))
-            }
+            Error::Unauthenticated { reason, .. } => tonic::Status::with_error_details(
+                Code::Unauthenticated,
+                message,
+                reason_info(reason),
+            ),
             Error::PermissionDenied { reason, .. } => tonic::Status::with_error_details(
                 Code::PermissionDenied,
                 message,

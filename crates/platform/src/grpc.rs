@@ -41,7 +41,10 @@ pub fn required<T>(value: Option<T>, field: &str) -> Result<T, Error> {
 pub fn update_paths(mask: Option<FieldMask>, allowed: &[&str]) -> Result<Vec<String>, Error> {
     let paths = mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid("update_mask", "must name at least one field"));
+        return Err(Error::invalid(
+            "update_mask",
+            "must name at least one field",
+        ));
     }
     for path in &paths {
         if !allowed.contains(&path.as_str()) {
@@ -65,7 +68,10 @@ mod tests {
                 paths: p.iter().map(|s| s.to_string()).collect(),
             })
         };
-        assert_eq!(update_paths(mask(&["email"]), &["email", "display_name"]).unwrap(), ["email"]);
+        assert_eq!(
+            update_paths(mask(&["email"]), &["email", "display_name"]).unwrap(),
+            ["email"]
+        );
         assert!(update_paths(mask(&[]), &["email"]).is_err());
         assert!(update_paths(None, &["email"]).is_err());
         assert!(update_paths(mask(&["username"]), &["email"]).is_err());

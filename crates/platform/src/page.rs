@@ -127,9 +127,16 @@ impl<'a> OrderBy<'a> {
         let mut words = order_by.split_whitespace();
         let field = match words.next() {
             None => allowed[0],
-            Some(word) => allowed.iter().copied().find(|a| *a == word).ok_or_else(|| {
-                Error::invalid("order_by", format!("must be one of: {}", allowed.join(", ")))
-            })?,
+            Some(word) => allowed
+                .iter()
+                .copied()
+                .find(|a| *a == word)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "order_by",
+                        format!("must be one of: {}", allowed.join(", ")),
+                    )
+                })?,
         };
         let descending = match words.next() {
             None | Some("asc") => false,
@@ -145,11 +152,17 @@ impl<'a> OrderBy<'a> {
 
 /// A parsed `filter` of `key:value` terms separated by spaces, each key one
 /// of `allowed` and used at most once.
-pub fn parse_filter<'a>(filter: &'a str, allowed: &[&str]) -> Result<Vec<(&'a str, &'a str)>, Error> {
+pub fn parse_filter<'a>(
+    filter: &'a str,
+    allowed: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, Error> {
     let mut terms: Vec<(&str, &str)> = Vec::new();
     for term in filter.split_whitespace() {
         let Some((key, value)) = term.split_once(':') else {
-            return Err(Error::invalid("filter", format!("{term:?} is not key:value")));
+            return Err(Error::invalid(
+                "filter",
+                format!("{term:?} is not key:value"),
+            ));
         };
         if !allowed.contains(&key) {
             return Err(Error::invalid(
@@ -158,7 +171,10 @@ pub fn parse_filter<'a>(filter: &'a str, allowed: &[&str]) -> Result<Vec<(&'a st
             ));
         }
         if value.is_empty() || terms.iter().any(|(k, _)| *k == key) {
-            return Err(Error::invalid("filter", format!("{key:?} needs one non-empty value")));
+            return Err(Error::invalid(
+                "filter",
+                format!("{key:?} needs one non-empty value"),
+            ));
         }
         terms.push((key, value));
     }
@@ -218,8 +234,17 @@ mod tests {
         assert!(PageRequest::parse(10, "garbage!", "q").is_err());
         let page = PageRequest::parse(1, "", "a").unwrap();
         let (_, token) = page.finish(vec![1, 2], |r: &i32| vec![r.to_string()]);
-        assert!(PageRequest::parse(1, &token, "b").is_err(), "token of another query");
-        assert_eq!(PageRequest::parse(5000, "", "q").unwrap().size, MAX_PAGE_SIZE);
-        assert_eq!(PageRequest::parse(0, "", "q").unwrap().size, DEFAULT_PAGE_SIZE);
+        assert!(
+            PageRequest::parse(1, &token, "b").is_err(),
+            "token of another query"
+        );
+        assert_eq!(
+            PageRequest::parse(5000, "", "q").unwrap().size,
+            MAX_PAGE_SIZE
+        );
+        assert_eq!(
+            PageRequest::parse(0, "", "q").unwrap().size,
+            DEFAULT_PAGE_SIZE
+        );
     }
 }

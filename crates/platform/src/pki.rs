@@ -219,10 +219,14 @@ impl ServiceTls {
 pub fn spiffe_identity(cert_der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     let san = cert.subject_alternative_name().ok()??;
-    let mut ids = san.value.general_names.iter().filter_map(|name| match name {
-        x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(SPIFFE_PREFIX),
-        _ => None,
-    });
+    let mut ids = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(SPIFFE_PREFIX),
+            _ => None,
+        });
     let id = ids.next()?;
     if ids.next().is_some() || id.is_empty() || id.contains('/') {
         return None;
@@ -235,9 +239,14 @@ mod tests {
     use super::*;
 
     fn der_of(pem_text: &str) -> Vec<u8> {
-        let b64: String = pem_text.lines().filter(|l| !l.starts_with("-----")).collect();
+        let b64: String = pem_text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
     }
 
     #[test]
@@ -246,12 +255,21 @@ mod tests {
         let certs = CertDir::new(&dir);
         let issued = certs.init(&["identity", "gateway"], &[]).unwrap();
         assert_eq!(issued, ["identity", "gateway"]);
-        assert!(certs.init(&["identity"], &[]).unwrap().is_empty(), "kept on rerun");
+        assert!(
+            certs.init(&["identity"], &[]).unwrap().is_empty(),
+            "kept on rerun"
+        );
         let tls = certs.load("identity").unwrap();
-        assert_eq!(spiffe_identity(&der_of(&tls.cert_pem)).as_deref(), Some("identity"));
+        assert_eq!(
+            spiffe_identity(&der_of(&tls.cert_pem)).as_deref(),
+            Some("identity")
+        );
         assert_eq!(spiffe_identity(&der_of(&tls.ca_pem)), None);
         let mode = fs::metadata(certs.key("identity")).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -102,9 +102,7 @@ impl GrpcServer {
         let router = std::mem::take(self.routes.axum_router_mut());
         *self.routes.axum_router_mut() = router.route_service(
             &format!("/{name}/{{*method}}"),
-            svc.map_request(|req: http::Request<axum::body::Body>| {
-                req.map(tonic::body::Body::new)
-            }),
+            svc.map_request(|req: http::Request<axum::body::Body>| req.map(tonic::body::Body::new)),
         );
         self
     }
@@ -171,7 +169,9 @@ impl GrpcServer {
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new(self.name))
             .layer(CatchPanicLayer)
-            .layer(option_layer(self.grpc_web.then(tonic_web::GrpcWebLayer::new)))
+            .layer(option_layer(
+                self.grpc_web.then(tonic_web::GrpcWebLayer::new),
+            ))
             .layer(option_layer(self.policy.map(CallerLayer::new)))
             .into_inner();
         let mut server = Server::builder()

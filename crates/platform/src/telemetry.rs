@@ -7,8 +7,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::{
-    Context,
-    global,
+    Context, global,
     propagation::{Extractor, Injector},
     trace::TracerProvider as _,
 };
@@ -49,7 +48,11 @@ pub fn init(service: &str) -> anyhow::Result<TelemetryGuard> {
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
-                    .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
+                    .with_resource(
+                        Resource::builder()
+                            .with_service_name(service.to_owned())
+                            .build(),
+                    )
                     .build(),
             )
         }

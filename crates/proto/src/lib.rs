@@ -29,15 +29,42 @@ pub const PUBLIC_SERVICES: &[(&str, Backend)] = &[
     ("orgplane.identity.v1.AuthService", Backend::Identity),
     ("orgplane.identity.v1.UserService", Backend::Identity),
     ("orgplane.identity.v1.TokenService", Backend::Identity),
-    ("orgplane.identity.v1.ServiceAccountService", Backend::Identity),
-    ("orgplane.organizations.v1.OrganizationService", Backend::Organizations),
-    ("orgplane.organizations.v1.MemberService", Backend::Organizations),
-    ("orgplane.organizations.v1.InvitationService", Backend::Organizations),
-    ("orgplane.organizations.v1.TeamService", Backend::Organizations),
-    ("orgplane.organizations.v1.ProjectService", Backend::Organizations),
-    ("orgplane.organizations.v1.ActivityService", Backend::Organizations),
-    ("orgplane.registry.v1.ModelRegistryService", Backend::Registry),
-    ("orgplane.registry.v1.ComponentHubService", Backend::Registry),
+    (
+        "orgplane.identity.v1.ServiceAccountService",
+        Backend::Identity,
+    ),
+    (
+        "orgplane.organizations.v1.OrganizationService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.organizations.v1.MemberService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.organizations.v1.InvitationService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.organizations.v1.TeamService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.organizations.v1.ProjectService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.organizations.v1.ActivityService",
+        Backend::Organizations,
+    ),
+    (
+        "orgplane.registry.v1.ModelRegistryService",
+        Backend::Registry,
+    ),
+    (
+        "orgplane.registry.v1.ComponentHubService",
+        Backend::Registry,
+    ),
     ("orgplane.agents.v1.AgentService", Backend::Agents),
     ("orgplane.agents.v1.QueueService", Backend::Agents),
     ("orgplane.agents.v1.ConnectionService", Backend::Agents),
@@ -103,9 +130,16 @@ mod tests {
             }
         }
         for (name, _) in PUBLIC_SERVICES {
-            assert!(declared.iter().any(|d| d == name), "{name} missing from proto");
+            assert!(
+                declared.iter().any(|d| d == name),
+                "{name} missing from proto"
+            );
         }
         let public = declared.iter().filter(|d| !d.ends_with("Internal")).count();
-        assert_eq!(public, PUBLIC_SERVICES.len(), "a public service is not routed: {declared:?}");
+        assert_eq!(
+            public,
+            PUBLIC_SERVICES.len(),
+            "a public service is not routed: {declared:?}"
+        );
     }
 }

@@ -33,9 +33,16 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
             let dir = CertDir::new(&args.certs_dir);
             let issued = dir.init(IDENTITIES, &args.sans)?;
             if issued.is_empty() {
-                println!("certificates in {} are complete; nothing issued", args.certs_dir.display());
+                println!(
+                    "certificates in {} are complete; nothing issued",
+                    args.certs_dir.display()
+                );
             } else {
-                println!("issued {} in {}", issued.join(", "), args.certs_dir.display());
+                println!(
+                    "issued {} in {}",
+                    issued.join(", "),
+                    args.certs_dir.display()
+                );
             }
             Ok(())
         }

@@ -73,6 +73,8 @@ pub fn report_bootstrap(outcome: Bootstrap) {
         ),
         Bootstrap::Created {
             generated_password: None,
-        } => println!("created admin user {ADMIN_USERNAME:?} with the password of ORGPLANE_ADMIN_PASSWORD"),
+        } => println!(
+            "created admin user {ADMIN_USERNAME:?} with the password of ORGPLANE_ADMIN_PASSWORD"
+        ),
     }
 }

@@ -79,7 +79,11 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// gateway: address of identity.
-    #[arg(long, env = "ORGPLANE_IDENTITY_ADDR", default_value = "127.0.0.1:50061")]
+    #[arg(
+        long,
+        env = "ORGPLANE_IDENTITY_ADDR",
+        default_value = "127.0.0.1:50061"
+    )]
     pub identity_addr: String,
     /// gateway: address of organizations; unset answers UNIMPLEMENTED.
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
@@ -107,7 +111,8 @@ pub struct GatewayArgs {
     /// gateway: calls one caller may make in a burst.
     #[arg(long, env = "ORGPLANE_RATE_LIMIT_BURST", default_value_t = 400)]
     pub rate_limit_burst: u32,
-    /// Deadline, in seconds, of calls that carry none.
+    /// Deadline, in seconds, of calls that carry none (the gateway adds it;
+    /// a backend applies it to calls without a deadline).
     #[arg(long, env = "ORGPLANE_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
     pub default_deadline_secs: u64,
 }
@@ -132,6 +137,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let certs = CertDir::new(args.state.certs_dir());
     let tls = certs.load(args.service.name())?;
+    let deadline = Duration::from_secs(args.gateway.default_deadline_secs);
     let server = match args.service {
         ServiceName::Identity => {
             let target = DbTarget::for_service(
@@ -146,10 +152,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..IdentityConfig::default()
             };
             orgplane_identity::grpc_server(Identity::new(db, config), &tls)
+                .request_timeout(deadline)
         }
         ServiceName::Gateway => {
             let mut config = args.gateway.config();
-            config.backends.insert(Backend::Identity, args.gateway.identity_addr.clone());
+            config
+                .backends
+                .insert(Backend::Identity, args.gateway.identity_addr.clone());
             for (backend, addr) in [
                 (Backend::Organizations, &args.gateway.organizations_addr),
                 (Backend::Registry, &args.gateway.registry_addr),
@@ -160,10 +169,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 }
             }
             let public_tls = match (&args.gateway.tls_cert, &args.gateway.tls_key) {
-                (Some(cert), Some(key)) => Some(ServerTlsConfig::new().identity(TlsIdentity::from_pem(
-                    std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?,
-                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-                ))),
+                (Some(cert), Some(key)) => Some(
+                    ServerTlsConfig::new().identity(TlsIdentity::from_pem(
+                        std::fs::read(cert)
+                            .with_context(|| format!("reading {}", cert.display()))?,
+                        std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+                    )),
+                ),
                 _ => None,
             };
             orgplane_gateway::grpc_server(&config, &tls, public_tls)?
@@ -176,8 +188,5 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    server
-        .request_timeout(Duration::from_secs(args.gateway.default_deadline_secs))
-        .serve(listener, shutdown::signal())
-        .await
+    server.serve(listener, shutdown::signal()).await
 }

@@ -1,10 +1,6 @@
 //! `orgplane.identity.v1.AuthService`.
 
-use orgplane_platform::{
-    Error,
-    grpc::require_principal,
-    time::to_timestamp,
-};
+use orgplane_platform::{Error, grpc::require_principal, time::to_timestamp};
 use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
@@ -15,7 +11,10 @@ pub(super) struct AuthApi(pub Identity);
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    async fn sign_up(&self, req: Request<pb::SignUpRequest>) -> Result<Response<pb::SignUpResponse>, Status> {
+    async fn sign_up(
+        &self,
+        req: Request<pb::SignUpRequest>,
+    ) -> Result<Response<pb::SignUpResponse>, Status> {
         let r = req.into_inner();
         let user = self
             .0
@@ -31,7 +30,10 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let r = req.into_inner();
         let session = self.0.login(&r.username, &r.password).await?;
         Ok(Response::new(pb::LoginResponse {
@@ -41,7 +43,10 @@ impl AuthService for AuthApi {
         }))
     }
 
-    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
         let principal = require_principal(&req)?;
         self.0.logout(&principal).await?;
         Ok(Response::new(pb::LogoutResponse {}))
@@ -63,7 +68,9 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
-        self.0.request_password_reset(&req.into_inner().email).await?;
+        self.0
+            .request_password_reset(&req.into_inner().email)
+            .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }
 
@@ -72,7 +79,9 @@ impl AuthService for AuthApi {
         req: Request<pb::ConfirmPasswordResetRequest>,
     ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
         let r = req.into_inner();
-        self.0.confirm_password_reset(&r.token, &r.new_password).await?;
+        self.0
+            .confirm_password_reset(&r.token, &r.new_password)
+            .await?;
         Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
     }
 

@@ -3,7 +3,10 @@
 use orgplane_platform::time::to_timestamp;
 use orgplane_proto::identity as pb;
 
-use crate::{domain::users::UserView, storage::{tokens, users}};
+use crate::{
+    domain::users::UserView,
+    storage::{tokens, users},
+};
 
 /// A user as its owner (or an instance admin) sees it.
 pub fn user(u: users::Model) -> pb::User {

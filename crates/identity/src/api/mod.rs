@@ -7,9 +7,7 @@ mod internal;
 mod tokens;
 mod users;
 
-use orgplane_platform::{
-    layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer,
-};
+use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::identity::{
     auth_service_server::AuthServiceServer, identity_internal_server::IdentityInternalServer,
     token_service_server::TokenServiceServer, user_service_server::UserServiceServer,

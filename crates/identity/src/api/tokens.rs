@@ -1,7 +1,7 @@
 //! `orgplane.identity.v1.TokenService`.
 
 use orgplane_platform::{
-    grpc::{required, require_principal, update_paths},
+    grpc::{require_principal, required, update_paths},
     time::from_timestamp,
 };
 use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
@@ -48,7 +48,13 @@ impl TokenService for TokenApi {
         let r = req.into_inner();
         let page = self
             .0
-            .list_tokens(&principal, r.page_size, &r.page_token, &r.filter, &r.order_by)
+            .list_tokens(
+                &principal,
+                r.page_size,
+                &r.page_token,
+                &r.filter,
+                &r.order_by,
+            )
             .await?;
         Ok(Response::new(pb::ListTokensResponse {
             tokens: page.tokens.into_iter().map(convert::token).collect(),
@@ -57,7 +63,10 @@ impl TokenService for TokenApi {
         }))
     }
 
-    async fn get_token(&self, req: Request<pb::GetTokenRequest>) -> Result<Response<pb::GetTokenResponse>, Status> {
+    async fn get_token(
+        &self,
+        req: Request<pb::GetTokenRequest>,
+    ) -> Result<Response<pb::GetTokenResponse>, Status> {
         let principal = require_principal(&req)?;
         let token = self.0.get_token(&principal, &req.get_ref().token).await?;
         Ok(Response::new(pb::GetTokenResponse {
@@ -94,7 +103,9 @@ impl TokenService for TokenApi {
         req: Request<pb::DeleteTokenRequest>,
     ) -> Result<Response<pb::DeleteTokenResponse>, Status> {
         let principal = require_principal(&req)?;
-        self.0.delete_token(&principal, &req.get_ref().token).await?;
+        self.0
+            .delete_token(&principal, &req.get_ref().token)
+            .await?;
         Ok(Response::new(pb::DeleteTokenResponse {}))
     }
 }

@@ -1,6 +1,6 @@
 //! `orgplane.identity.v1.UserService`.
 
-use orgplane_platform::grpc::{required, require_principal, update_paths};
+use orgplane_platform::grpc::{require_principal, required, update_paths};
 use orgplane_proto::identity::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
@@ -41,7 +41,10 @@ impl UserService for UserApi {
         }))
     }
 
-    async fn get_user(&self, req: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        req: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
         let principal = require_principal(&req)?;
         let view = self.0.get_user(&principal, &req.get_ref().user).await?;
         Ok(Response::new(pb::GetUserResponse {
@@ -49,12 +52,21 @@ impl UserService for UserApi {
         }))
     }
 
-    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.into_inner();
         let page = self
             .0
-            .list_users(&principal, r.page_size, &r.page_token, &r.filter, &r.order_by)
+            .list_users(
+                &principal,
+                r.page_size,
+                &r.page_token,
+                &r.filter,
+                &r.order_by,
+            )
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
             users: page.users.into_iter().map(convert::user).collect(),

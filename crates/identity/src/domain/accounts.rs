@@ -137,11 +137,18 @@ impl Identity {
     /// are slowed down.
     pub async fn login(&self, identifier: &str, password: &str) -> Result<Session, Error> {
         let mut v = Violations::new();
-        v.check("username", validate::required(identifier, validate::MAX_EMAIL_LEN));
-        v.check("password", validate::required(password, passwords::MAX_PASSWORD_LEN));
+        v.check(
+            "username",
+            validate::required(identifier, validate::MAX_EMAIL_LEN),
+        );
+        v.check(
+            "password",
+            validate::required(password, passwords::MAX_PASSWORD_LEN),
+        );
         v.finish()?;
 
-        let invalid = || Error::unauthenticated("INVALID_CREDENTIALS", "wrong username or password");
+        let invalid =
+            || Error::unauthenticated("INVALID_CREDENTIALS", "wrong username or password");
         let identifier = identifier.trim().to_lowercase();
         let column = if identifier.contains('@') {
             users::Column::Email
@@ -179,7 +186,11 @@ impl Identity {
             return Err(locked());
         }
 
-        if !self.hasher.verify(password, user.password_hash.as_deref()).await? {
+        if !self
+            .hasher
+            .verify(password, user.password_hash.as_deref())
+            .await?
+        {
             if attempt >= self.config.max_failed_logins {
                 self.lock(&user.uuid, now).await?;
                 tracing::warn!(user = %user.username, "account locked after failed logins");
@@ -198,8 +209,16 @@ impl Identity {
             .await?;
         let token = secrets::generate(secrets::SESSION_PREFIX);
         let expire_time = add(now, self.config.session_ttl);
-        insert_token(&self.db, &user.uuid, KIND_SESSION, None, &token, SCOPE_ALL, expire_time)
-            .await?;
+        insert_token(
+            &self.db,
+            &user.uuid,
+            KIND_SESSION,
+            None,
+            &token,
+            SCOPE_ALL,
+            expire_time,
+        )
+        .await?;
         Ok(Session {
             token,
             expire_time,
@@ -243,12 +262,22 @@ impl Identity {
     ) -> Result<(), Error> {
         require_user_scope(principal, SCOPE_WRITE)?;
         let mut v = Violations::new();
-        v.check("current_password", validate::required(current, passwords::MAX_PASSWORD_LEN));
+        v.check(
+            "current_password",
+            validate::required(current, passwords::MAX_PASSWORD_LEN),
+        );
         v.check("new_password", passwords::check_policy(new));
         v.finish()?;
         let user = self.user_by_uuid(&principal.uuid).await?;
-        if !self.hasher.verify(current, user.password_hash.as_deref()).await? {
-            return Err(Error::invalid("current_password", "is not the current password"));
+        if !self
+            .hasher
+            .verify(current, user.password_hash.as_deref())
+            .await?
+        {
+            return Err(Error::invalid(
+                "current_password",
+                "is not the current password",
+            ));
         }
         let hash = self.hasher.hash(new).await?;
         let now = now_micros();
@@ -295,7 +324,9 @@ impl Identity {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             kind: Set("password_reset".into()),
             recipient: Set(user.email.clone()),
-            payload: Set(serde_json::json!({ "username": user.username, "token": token }).to_string()),
+            payload: Set(
+                serde_json::json!({ "username": user.username, "token": token }).to_string(),
+            ),
             create_time: Set(now),
             deliver_time: Set(None),
         }

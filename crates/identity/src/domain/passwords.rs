@@ -110,7 +110,10 @@ mod tests {
     async fn hashes_with_owasp_parameters_and_verifies() {
         let pool = PasswordHasherPool::new(2);
         let hash = pool.hash("correct horse").await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(pool.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!pool.verify("wrong horse", Some(&hash)).await.unwrap());
         assert!(!pool.verify("correct horse", None).await.unwrap());

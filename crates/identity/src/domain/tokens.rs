@@ -99,7 +99,10 @@ impl Identity {
             .expire_time
             .unwrap_or_else(|| add(now, self.config.default_token_ttl));
         if expire_time <= now || expire_time > max_expiry {
-            v.add("token.expire_time", "must be in the future and at most a year ahead");
+            v.add(
+                "token.expire_time",
+                "must be in the future and at most a year ahead",
+            );
         }
         v.finish()?;
         let secret = secrets::generate(secrets::PERSONAL_PREFIX);
@@ -126,7 +129,9 @@ impl Identity {
                 ));
             }
             if !principal.has_scope(scope) || (scope == SCOPE_ADMIN && !principal.instance_admin) {
-                return Err(format!("cannot grant {scope:?}: the caller does not hold it"));
+                return Err(format!(
+                    "cannot grant {scope:?}: the caller does not hold it"
+                ));
             }
         }
         Ok(())
@@ -149,8 +154,10 @@ impl Identity {
             .add(tokens::Column::UserUuid.eq(principal.uuid.as_str()))
             .add(tokens::Column::Kind.eq(KIND_PERSONAL));
         for (_, prefix) in &terms {
-            condition = condition
-                .add(Expr::col(tokens::Column::Name).like(LikeExpr::new(like_prefix(prefix)).escape('\\')));
+            condition = condition.add(
+                Expr::col(tokens::Column::Name)
+                    .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
+            );
         }
         let total_size = tokens::Entity::find()
             .filter(condition.clone())
@@ -167,7 +174,11 @@ impl Identity {
             let [value] = key.as_slice() else {
                 return Err(Error::invalid("page_token", "is not a valid page token"));
             };
-            query = query.filter(after(&[column], vec![Value::from(value.clone())], order.descending));
+            query = query.filter(after(
+                &[column],
+                vec![Value::from(value.clone())],
+                order.descending,
+            ));
         }
         query = if order.descending {
             query.order_by_desc(column)
@@ -190,7 +201,11 @@ impl Identity {
     }
 
     /// One of the caller's personal access tokens, by name.
-    pub async fn get_token(&self, principal: &Principal, name: &str) -> Result<tokens::Model, Error> {
+    pub async fn get_token(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<tokens::Model, Error> {
         require_user_scope(principal, SCOPE_READ)?;
         self.own_token(principal, name, "token").await
     }
@@ -224,7 +239,10 @@ impl Identity {
         let token = match &address {
             TokenAddress::Name(name) => {
                 if changes.name.as_ref().is_some_and(|new| new != name) {
-                    return Err(Error::invalid("token.uuid", "is required to rename a token"));
+                    return Err(Error::invalid(
+                        "token.uuid",
+                        "is required to rename a token",
+                    ));
                 }
                 self.own_token(principal, name, "token.name").await?
             }
@@ -264,7 +282,9 @@ impl Identity {
     pub async fn delete_token(&self, principal: &Principal, name: &str) -> Result<(), Error> {
         require_user_scope(principal, SCOPE_WRITE)?;
         let token = self.own_token(principal, name, "token").await?;
-        tokens::Entity::delete_by_id(token.uuid).exec(&self.db).await?;
+        tokens::Entity::delete_by_id(token.uuid)
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 

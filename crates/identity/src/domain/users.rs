@@ -91,7 +91,10 @@ impl Identity {
     /// them, say); only the user and instance admins see the email.
     pub async fn get_user(&self, principal: &Principal, username: &str) -> Result<UserView, Error> {
         if !principal.has_scope(SCOPE_READ) {
-            return Err(Error::permission_denied("MISSING_SCOPE", "the token lacks the \"read\" scope"));
+            return Err(Error::permission_denied(
+                "MISSING_SCOPE",
+                "the token lacks the \"read\" scope",
+            ));
         }
         let mut v = Violations::new();
         v.check("user", validate::slug(username));
@@ -133,7 +136,8 @@ impl Identity {
                 users::Column::Email
             };
             condition = condition.add(
-                Expr::col(column).like(LikeExpr::new(like_prefix(&value.to_lowercase())).escape('\\')),
+                Expr::col(column)
+                    .like(LikeExpr::new(like_prefix(&value.to_lowercase())).escape('\\')),
             );
         }
         let total_size = users::Entity::find()

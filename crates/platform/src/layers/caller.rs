@@ -115,7 +115,9 @@ where
             .and_then(|info| info.peer_certs())
             .and_then(|certs| certs.first().and_then(|leaf| spiffe_identity(leaf)));
         let Some(caller) = caller else {
-            let status = tonic::Status::unauthenticated("a client certificate with an orgplane identity is required");
+            let status = tonic::Status::unauthenticated(
+                "a client certificate with an orgplane identity is required",
+            );
             return Either::Left(ready(Ok(status.into_http())));
         };
         let path = req.uri().path();
@@ -140,11 +142,20 @@ mod tests {
         let policy = CallerPolicy::new()
             .allow_infrastructure()
             .allow("/orgplane.identity.v1.", &["gateway"])
-            .allow("/orgplane.identity.v1.IdentityInternal/", &["gateway", "organizations"]);
+            .allow(
+                "/orgplane.identity.v1.IdentityInternal/",
+                &["gateway", "organizations"],
+            );
         assert!(policy.allows("/orgplane.identity.v1.UserService/GetUser", "gateway"));
         assert!(!policy.allows("/orgplane.identity.v1.UserService/GetUser", "organizations"));
-        assert!(policy.allows("/orgplane.identity.v1.IdentityInternal/IntrospectToken", "organizations"));
-        assert!(!policy.allows("/orgplane.identity.v1.IdentityInternal/IntrospectToken", "agents"));
+        assert!(policy.allows(
+            "/orgplane.identity.v1.IdentityInternal/IntrospectToken",
+            "organizations"
+        ));
+        assert!(!policy.allows(
+            "/orgplane.identity.v1.IdentityInternal/IntrospectToken",
+            "agents"
+        ));
         assert!(policy.allows("/grpc.health.v1.Health/Check", "agents"));
         assert!(!policy.allows("/other.Service/Method", "gateway"));
     }

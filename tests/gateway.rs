@@ -1,0 +1,313 @@
+//! The gateway: routing, authentication, rate limits, deadlines, reflection,
+//! health, gRPC-Web and graceful shutdown.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use orgplane_e2e::{TestStack, channel, expect_code, reason};
+use orgplane_identity::domain::accounts::NewUser;
+use orgplane_proto::{
+    PUBLIC_SERVICES,
+    identity::{
+        GetCurrentUserRequest, IntrospectTokenRequest, LoginRequest,
+        identity_internal_client::IdentityInternalClient, user_service_client::UserServiceClient,
+    },
+    organizations::{
+        ListOrganizationsRequest, organization_service_client::OrganizationServiceClient,
+    },
+};
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::{Code, metadata::MetadataValue};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+#[tokio::test]
+async fn internal_services_are_never_routed_and_missing_backends_are_unimplemented() {
+    let t = TestStack::start().await;
+    let token = t.user("ops").await;
+    let mut internal = IdentityInternalClient::new(t.gateway.clone());
+    let mut request = tonic::Request::new(IntrospectTokenRequest {
+        token: token.clone(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    expect_code(
+        internal.introspect_token(request).await,
+        Code::Unimplemented,
+    );
+
+    let mut orgs = OrganizationServiceClient::with_interceptor(
+        t.gateway.clone(),
+        orgplane_e2e::Bearer::new(&token),
+    );
+    let status = expect_code(
+        orgs.list_organizations(ListOrganizationsRequest::default())
+            .await,
+        Code::Unimplemented,
+    );
+    assert!(status.message().contains("organizations"));
+}
+
+#[tokio::test]
+async fn a_forged_principal_header_is_dropped() {
+    let t = TestStack::start().await;
+    t.user("victim").await;
+    let forged = orgplane_platform::principal::Principal {
+        kind: orgplane_platform::principal::PrincipalKind::User,
+        uuid: "01900000-0000-7000-8000-000000000000".into(),
+        name: "victim".into(),
+        scopes: vec!["*".into()],
+        instance_admin: true,
+        token_uuid: String::new(),
+        organization: None,
+    };
+    let mut users = UserServiceClient::new(t.gateway.clone());
+    let mut request = tonic::Request::new(GetCurrentUserRequest {});
+    request.metadata_mut().insert_bin(
+        "x-orgplane-principal-bin",
+        MetadataValue::from_bytes(&forged.to_proto().encode_to_vec()),
+    );
+    let status = expect_code(users.get_current_user(request).await, Code::Unauthenticated);
+    assert_eq!(reason(&status).as_deref(), Some("MISSING_CREDENTIALS"));
+}
+
+#[tokio::test]
+async fn health_and_reflection_describe_every_public_service() {
+    let t = TestStack::start().await;
+    let status = HealthClient::new(t.gateway.clone())
+        .check(HealthCheckRequest {
+            service: "orgplane.identity.v1.AuthService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status();
+    assert_eq!(status, ServingStatus::Serving);
+
+    let mut reflection = ServerReflectionClient::new(t.gateway.clone());
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("unexpected reflection reply");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for (service, _) in PUBLIC_SERVICES {
+        assert!(
+            names.iter().any(|n| n == service),
+            "{service} missing: {names:?}"
+        );
+    }
+    assert!(names.iter().all(|n| !n.ends_with("Internal")), "{names:?}");
+    assert!(names.iter().any(|n| n == "grpc.health.v1.Health"));
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_principal() {
+    let t = TestStack::start_with(|_, gateway| {
+        gateway.rate_limit_per_second = 1;
+        gateway.rate_limit_burst = 1;
+    })
+    .await;
+    let mut tokens = Vec::new();
+    for name in ["busy", "calm"] {
+        t.stack
+            .identity
+            .sign_up(NewUser {
+                username: name.into(),
+                email: format!("{name}@example.com"),
+                password: "long enough".into(),
+                display_name: String::new(),
+            })
+            .await
+            .unwrap();
+        tokens.push(
+            t.stack
+                .identity
+                .login(name, "long enough")
+                .await
+                .unwrap()
+                .token,
+        );
+    }
+    t.users_as(&tokens[0])
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .unwrap();
+    let status = expect_code(
+        t.users_as(&tokens[0])
+            .get_current_user(GetCurrentUserRequest {})
+            .await,
+        Code::ResourceExhausted,
+    );
+    assert_eq!(reason(&status).as_deref(), Some("RATE_LIMITED"));
+    t.users_as(&tokens[1])
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .expect("another principal has its own budget");
+}
+
+#[tokio::test]
+async fn calls_without_a_deadline_get_the_default_one() {
+    let t = TestStack::start_with(|_, gateway| {
+        gateway.default_deadline = Duration::from_millis(1);
+    })
+    .await;
+    t.stack
+        .identity
+        .sign_up(NewUser {
+            username: "slow".into(),
+            email: "slow@example.com".into(),
+            password: "long enough".into(),
+            display_name: String::new(),
+        })
+        .await
+        .unwrap();
+    let login = || LoginRequest {
+        username: "slow".into(),
+        password: "long enough".into(),
+    };
+    expect_code(t.auth().login(login()).await, Code::DeadlineExceeded);
+    let mut request = tonic::Request::new(login());
+    request.set_timeout(Duration::from_secs(10));
+    t.auth()
+        .login(request)
+        .await
+        .expect("a caller's own deadline wins");
+}
+
+/// Frames a protobuf message as gRPC(-Web) does: flag, length, bytes.
+fn frame(message: &impl Message) -> Vec<u8> {
+    let body = message.encode_to_vec();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+}
+
+#[tokio::test]
+async fn grpc_web_calls_pass_through() {
+    let t = TestStack::start().await;
+    let token = t.user("webby").await;
+    let body = frame(&GetCurrentUserRequest {});
+    let request = format!(
+        "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        t.stack.gateway_addr,
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(t.stack.gateway_addr)
+        .await
+        .unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("application/grpc-web"), "{head}");
+    let raw = &response[split + 4..];
+    let payload = if head.contains("transfer-encoding: chunked") {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    assert_eq!(payload[0], 0, "first frame is data");
+    let len = u32::from_be_bytes(payload[1..5].try_into().unwrap()) as usize;
+    let reply =
+        orgplane_proto::identity::GetCurrentUserResponse::decode(&payload[5..5 + len]).unwrap();
+    assert_eq!(reply.user.unwrap().username, "webby");
+    let trailers = &payload[5 + len..];
+    assert_eq!(trailers[0], 0x80, "then the trailers frame");
+    let text = String::from_utf8_lossy(&trailers[5..]).to_lowercase();
+    assert!(text.contains("grpc-status:0"), "{text}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_completes_in_flight_calls() {
+    let t = TestStack::start().await;
+    for i in 0..12 {
+        t.stack
+            .identity
+            .sign_up(NewUser {
+                username: format!("drain-{i}"),
+                email: format!("drain-{i}@example.com"),
+                password: "long enough".into(),
+                display_name: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let TestStack {
+        stack,
+        gateway,
+        dir: _dir,
+    } = t;
+    let addr = stack.gateway_addr;
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let mut auth = orgplane_proto::identity::auth_service_client::AuthServiceClient::new(
+                gateway.clone(),
+            );
+            tokio::spawn(async move {
+                auth.login(LoginRequest {
+                    username: format!("drain-{i}"),
+                    password: "long enough".into(),
+                })
+                .await
+            })
+        })
+        .collect();
+    // Argon2 runs two at a time: most logins are still in flight now.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    stack.stop().await.unwrap();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("an in-flight call completes during shutdown");
+    }
+    let mut late = orgplane_proto::identity::auth_service_client::AuthServiceClient::new(
+        channel(&format!("http://{addr}")).await,
+    );
+    late.login(LoginRequest {
+        username: "drain-0".into(),
+        password: "long enough".into(),
+    })
+    .await
+    .expect_err("no new calls after shutdown");
+}

@@ -1,0 +1,303 @@
+//! Identity's storage rules, run once on SQLite and once on PostgreSQL
+//! (each test in its own SQLite file or its own PostgreSQL schema). The
+//! PostgreSQL variants read `ORGPLANE_TEST_DATABASE_URL`; without it they
+//! skip, except under CI where they fail.
+
+use std::sync::Arc;
+
+use orgplane_e2e::{postgres_url, unique_schema_prefix};
+use orgplane_identity::{
+    Identity, IdentityConfig, Migrator,
+    domain::{accounts::NewUser, tokens::NewToken},
+};
+use orgplane_platform::{
+    Error,
+    db::{DbTarget, connect_and_migrate, drop_schema},
+    principal::Principal,
+};
+
+/// A migrated identity database that cleans up after itself.
+struct TestDb {
+    identity: Identity,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn sqlite(config: IdentityConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DbTarget::Sqlite(dir.path().join("identity.db"));
+        let db = connect_and_migrate::<Migrator>(&target).await.unwrap();
+        Self {
+            identity: Identity::new(db, config),
+            _dir: Some(dir),
+            schema: None,
+        }
+    }
+
+    async fn postgres(config: IdentityConfig) -> Option<Self> {
+        let url = postgres_url()?;
+        let schema = format!("{}identity", unique_schema_prefix());
+        let target = DbTarget::Postgres {
+            url: url.clone(),
+            schema: schema.clone(),
+        };
+        let db = connect_and_migrate::<Migrator>(&target).await.unwrap();
+        Some(Self {
+            identity: Identity::new(db, config),
+            _dir: None,
+            schema: Some((url, schema)),
+        })
+    }
+
+    async fn cleanup(self) {
+        if let Some((url, schema)) = self.schema {
+            self.identity.db().clone().close().await.unwrap();
+            drop_schema(&url, &schema).await.unwrap();
+        }
+    }
+}
+
+/// Runs a storage case on both backends.
+macro_rules! storage_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = super::TestDb::sqlite(super::config()).await;
+                    super::$case(&db.identity).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(db) = super::TestDb::postgres(super::config()).await else { return };
+                    super::$case(&db.identity).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+storage_tests!(
+    sign_up_login_and_duplicates,
+    parallel_failures_never_pass_the_limit,
+    keyset_pages_are_stable_while_rows_arrive,
+    tokens_introspect_until_revoked_or_deleted,
+    a_reset_token_is_spent_once_under_concurrency,
+);
+
+fn config() -> IdentityConfig {
+    IdentityConfig {
+        max_failed_logins: 5,
+        ..IdentityConfig::default()
+    }
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: name.into(),
+        email: format!("{name}@example.com"),
+        password: format!("password-{name}"),
+        display_name: String::new(),
+    }
+}
+
+async fn principal_of(identity: &Identity, name: &str) -> Principal {
+    let session = identity
+        .login(name, &format!("password-{name}"))
+        .await
+        .unwrap();
+    identity
+        .introspect(&session.token)
+        .await
+        .unwrap()
+        .unwrap()
+        .principal
+}
+
+async fn sign_up_login_and_duplicates(identity: &Identity) {
+    let user = identity.sign_up(new_user("ada")).await.unwrap();
+    assert_eq!(user.display_name, "ada");
+    let session = identity
+        .login("ada@example.com", "password-ada")
+        .await
+        .unwrap();
+    assert_eq!(session.user.uuid, user.uuid);
+    assert!(matches!(
+        identity.sign_up(new_user("ada")).await,
+        Err(Error::AlreadyExists { kind: "user", .. })
+    ));
+    let mut same_email = new_user("other");
+    same_email.email = "ADA@example.com".into();
+    assert!(matches!(
+        identity.sign_up(same_email).await,
+        Err(Error::AlreadyExists { kind: "email", .. })
+    ));
+}
+
+async fn parallel_failures_never_pass_the_limit(identity: &Identity) {
+    identity.sign_up(new_user("target")).await.unwrap();
+    let identity = Arc::new(identity.clone());
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let identity = identity.clone();
+            tokio::spawn(async move { identity.login("target", &format!("wrong guess {i}")).await })
+        })
+        .collect();
+    let mut checked = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Err(Error::Unauthenticated {
+                reason: "INVALID_CREDENTIALS",
+                ..
+            }) => checked += 1,
+            Err(Error::Unauthenticated {
+                reason: "ACCOUNT_LOCKED",
+                ..
+            }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked past a limit of 5"
+    );
+    assert!(matches!(
+        identity.login("target", "password-target").await,
+        Err(Error::Unauthenticated {
+            reason: "ACCOUNT_LOCKED",
+            ..
+        })
+    ));
+}
+
+async fn keyset_pages_are_stable_while_rows_arrive(identity: &Identity) {
+    identity.bootstrap_admin(new_user("root")).await.unwrap();
+    let admin = {
+        let mut p = principal_of(identity, "root").await;
+        p.scopes = vec!["*".into()];
+        p
+    };
+    for i in 0..30 {
+        identity
+            .sign_up(new_user(&format!("u{i:02}")))
+            .await
+            .unwrap();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut token = String::new();
+    let mut added = 0;
+    loop {
+        let page = identity
+            .list_users(&admin, 7, &token, "", "create_time")
+            .await
+            .unwrap();
+        seen.extend(page.users.iter().map(|u| u.username.clone()));
+        // Rows inserted between pages land after the cursor and are seen once.
+        if added < 3 {
+            identity
+                .sign_up(new_user(&format!("late{added}")))
+                .await
+                .unwrap();
+            added += 1;
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no duplicates: {seen:?}");
+    assert_eq!(seen.len(), 1 + 30 + 3, "no gaps: {seen:?}");
+    assert_eq!(&seen[..2], ["root", "u00"], "creation order");
+    assert_eq!(&seen[31..], ["late0", "late1", "late2"]);
+}
+
+async fn tokens_introspect_until_revoked_or_deleted(identity: &Identity) {
+    identity.sign_up(new_user("tok")).await.unwrap();
+    let session = identity.login("tok", "password-tok").await.unwrap();
+    let principal = identity
+        .introspect(&session.token)
+        .await
+        .unwrap()
+        .unwrap()
+        .principal;
+    let (token, key) = identity
+        .create_token(
+            &principal,
+            NewToken {
+                name: "deploy".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.scopes, "read write");
+    let found = identity.introspect(&key).await.unwrap().unwrap();
+    assert_eq!(found.principal.scopes, ["read", "write"]);
+    assert!(matches!(
+        identity
+            .create_token(
+                &principal,
+                NewToken {
+                    name: "deploy".into(),
+                    ..Default::default()
+                }
+            )
+            .await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    identity.delete_token(&principal, "deploy").await.unwrap();
+    assert!(identity.introspect(&key).await.unwrap().is_none());
+    identity.logout(&principal).await.unwrap();
+    assert!(identity.introspect(&session.token).await.unwrap().is_none());
+    assert!(
+        identity
+            .introspect("ops_never-issued")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_reset_token_is_spent_once_under_concurrency(identity: &Identity) {
+    use sea_orm::EntityTrait;
+    identity.sign_up(new_user("reset")).await.unwrap();
+    identity
+        .request_password_reset("reset@example.com")
+        .await
+        .unwrap();
+    let outbox = orgplane_identity::storage::outbox::Entity::find()
+        .all(identity.db())
+        .await
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
+    let token = payload["token"].as_str().unwrap().to_owned();
+    let identity = Arc::new(identity.clone());
+    let tries: Vec<_> = (0..4)
+        .map(|i| {
+            let identity = identity.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                identity
+                    .confirm_password_reset(&token, &format!("new password {i}"))
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tries {
+        if t.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "exactly one use of a reset token succeeds");
+}

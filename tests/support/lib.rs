@@ -1,0 +1,228 @@
+//! Test support: a control plane started as `orgplane dev` starts it, in a
+//! temporary folder, on ephemeral loopback ports, and generated clients that
+//! call it through the gateway as users would.
+
+use std::{future::Future, time::Duration};
+
+use orgplane::{Stack, StackConfig};
+use orgplane_gateway::GatewayConfig;
+use orgplane_identity::IdentityConfig;
+use orgplane_proto::identity::{
+    LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
+    token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
+};
+use tonic::{
+    Code, Status,
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+/// The environment variable naming the PostgreSQL database of the tests.
+pub const DATABASE_URL_VAR: &str = "ORGPLANE_TEST_DATABASE_URL";
+
+/// The PostgreSQL URL for tests, or `None` (tests on PostgreSQL then skip),
+/// except under CI, where a missing database fails the run instead of
+/// skipping silently.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var(DATABASE_URL_VAR)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{DATABASE_URL_VAR} must be set under CI: PostgreSQL tests may not skip")
+        }
+        None => {
+            eprintln!("{DATABASE_URL_VAR} is unset: skipping the PostgreSQL variant");
+            None
+        }
+    }
+}
+
+/// A unique schema prefix for one test on PostgreSQL.
+pub fn unique_schema_prefix() -> String {
+    format!("t{}_", uuid::Uuid::now_v7().simple())
+}
+
+/// Installs rustls' crypto provider once per test process.
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A running control plane in a temporary folder.
+pub struct TestStack {
+    /// The stack.
+    pub stack: Stack,
+    /// A channel to the gateway.
+    pub gateway: Channel,
+    /// The data folder (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl TestStack {
+    /// Starts on SQLite with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// Starts with settings adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(&mut IdentityConfig, &mut GatewayConfig)) -> Self {
+        init();
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut identity = IdentityConfig::default();
+        let mut gateway = GatewayConfig::default();
+        adjust(&mut identity, &mut gateway);
+        let stack = Stack::start(StackConfig {
+            data_dir: dir.path().to_owned(),
+            database_url: None,
+            schema_prefix: String::new(),
+            gateway_listen: "127.0.0.1:0".parse().unwrap(),
+            identity,
+            gateway,
+        })
+        .await
+        .expect("starting the stack");
+        let gateway = channel(&format!("http://{}", stack.gateway_addr)).await;
+        Self {
+            stack,
+            gateway,
+            dir,
+        }
+    }
+
+    /// An anonymous auth client.
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.gateway.clone())
+    }
+
+    /// An auth client calling with `token`.
+    pub fn auth_as(&self, token: &str) -> AuthServiceClient<InterceptedService<Channel, Bearer>> {
+        AuthServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A user client calling with `token`.
+    pub fn users_as(&self, token: &str) -> UserServiceClient<InterceptedService<Channel, Bearer>> {
+        UserServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A token client calling with `token`.
+    pub fn tokens_as(
+        &self,
+        token: &str,
+    ) -> TokenServiceClient<InterceptedService<Channel, Bearer>> {
+        TokenServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// Signs `username` up (email `<username>@example.com`, password
+    /// `password-<username>`) and logs in; returns the access token.
+    pub async fn user(&self, username: &str) -> String {
+        let mut auth = self.auth();
+        auth.sign_up(SignUpRequest {
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            password: format!("password-{username}"),
+            display_name: String::new(),
+        })
+        .await
+        .expect("sign up");
+        auth.login(LoginRequest {
+            username: username.into(),
+            password: format!("password-{username}"),
+        })
+        .await
+        .expect("log in")
+        .into_inner()
+        .access_token
+    }
+
+    /// Logs in as the instance admin (created as `orgplane dev` does).
+    pub async fn admin(&self) -> String {
+        orgplane::admin::bootstrap_admin(&self.stack.identity, Some("admin-password".into()))
+            .await
+            .expect("bootstrap admin");
+        self.auth()
+            .login(LoginRequest {
+                username: "admin".into(),
+                password: "admin-password".into(),
+            })
+            .await
+            .expect("admin log in")
+            .into_inner()
+            .access_token
+    }
+}
+
+/// A lazily connected plaintext channel (h2c) to `url`.
+pub async fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_owned())
+        .expect("endpoint")
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy()
+}
+
+/// Adds `authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl Bearer {
+    /// For `token`.
+    pub fn new(token: &str) -> Self {
+        Self(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// Asserts that `result` failed with `code`, and returns the status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+/// The fields of the `BadRequest` violations of `status`.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The `ErrorInfo.reason` of `status`.
+pub fn reason(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+}
+
+/// Polls `check` every 100 ms until it returns true or `within` passes;
+/// returns how long it took. Panics on time-out.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!("{what}: not within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
