@@ -55,6 +55,23 @@ impl Default for GatewayConfig {
     }
 }
 
+/// Lets the rate limiter drop the buckets of idle callers every minute, for
+/// as long as the gateway holds it.
+fn forget_idle_callers(rate_limit: &Arc<RateLimit>) {
+    let weak = Arc::downgrade(rate_limit);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(limit) => limit.shrink(),
+                None => return,
+            }
+        }
+    });
+}
+
 /// The gateway's server: health, reflection, gRPC-Web and a passthrough
 /// route per public service. `public_tls` serves TLS; without it, h2c
 /// (plaintext, for loopback in dev). `internal` is the gateway's own mTLS
@@ -75,6 +92,7 @@ pub fn grpc_server(
         config.rate_limit_per_second,
         config.rate_limit_burst,
     )?);
+    forget_idle_callers(&rate_limit);
     let mut channels = HashMap::new();
     for (backend, addr) in &config.backends {
         channels.insert(*backend, mtls_channel(addr, backend.name(), internal)?);

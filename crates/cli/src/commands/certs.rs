@@ -18,9 +18,10 @@ pub enum CertsCommand {
 /// Arguments of `certs init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Folder for the certificates.
-    #[arg(long, env = "ORGPLANE_CERTS_DIR", default_value = "./.orgplane/certs")]
-    pub certs_dir: PathBuf,
+    /// Data folder; certificates go to its `certs/` folder, where `serve`
+    /// reads them.
+    #[arg(long, env = "ORGPLANE_DATA_DIR", default_value = "./.orgplane")]
+    pub data_dir: PathBuf,
     /// Extra DNS name or IP address for every certificate (repeatable), e.g.
     /// the Kubernetes service names.
     #[arg(long = "san", env = "ORGPLANE_CERT_SANS", value_delimiter = ',')]
@@ -30,19 +31,15 @@ pub struct InitArgs {
 pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
     match cmd {
         CertsCommand::Init(args) => {
-            let dir = CertDir::new(&args.certs_dir);
-            let issued = dir.init(IDENTITIES, &args.sans)?;
+            let path = args.data_dir.join("certs");
+            let issued = CertDir::new(&path).init(IDENTITIES, &args.sans)?;
             if issued.is_empty() {
                 println!(
                     "certificates in {} are complete; nothing issued",
-                    args.certs_dir.display()
+                    path.display()
                 );
             } else {
-                println!(
-                    "issued {} in {}",
-                    issued.join(", "),
-                    args.certs_dir.display()
-                );
+                println!("issued {} in {}", issued.join(", "), path.display());
             }
             Ok(())
         }
