@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use orgplane_e2e::{TestStack, channel, expect_code, reason};
+use orgplane_e2e::{TestStack, channel, expect_code, expect_reason};
 use orgplane_identity::domain::accounts::NewUser;
 use orgplane_proto::{
     PUBLIC_SERVICES,
@@ -74,8 +74,11 @@ async fn a_forged_principal_header_is_dropped() {
         "x-orgplane-principal-bin",
         MetadataValue::from_bytes(&forged.to_proto().encode_to_vec()),
     );
-    let status = expect_code(users.get_current_user(request).await, Code::Unauthenticated);
-    assert_eq!(reason(&status).as_deref(), Some("MISSING_CREDENTIALS"));
+    expect_reason(
+        users.get_current_user(request).await,
+        Code::Unauthenticated,
+        "MISSING_CREDENTIALS",
+    );
 }
 
 #[tokio::test]
@@ -148,13 +151,13 @@ async fn rate_limits_apply_per_principal() {
         .get_current_user(GetCurrentUserRequest {})
         .await
         .unwrap();
-    let status = expect_code(
+    expect_reason(
         t.users_as(&tokens[0])
             .get_current_user(GetCurrentUserRequest {})
             .await,
         Code::ResourceExhausted,
+        "RATE_LIMITED",
     );
-    assert_eq!(reason(&status).as_deref(), Some("RATE_LIMITED"));
     t.users_as(&tokens[1])
         .get_current_user(GetCurrentUserRequest {})
         .await

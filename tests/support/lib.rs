@@ -8,7 +8,7 @@ use orgplane::{Stack, StackConfig};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
 use orgplane_proto::identity::{
-    LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
+    GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use tonic::{
@@ -136,6 +136,21 @@ impl TestStack {
         .access_token
     }
 
+    /// Waits until calls with `token` are refused as `UNAUTHENTICATED`, which
+    /// must happen within 5 s (the gateway's cache bound); returns how long.
+    pub async fn token_dies(&self, token: &str, what: &str) -> Duration {
+        eventually(Duration::from_secs(5), what, || {
+            let mut users = self.users_as(token);
+            async move {
+                matches!(
+                    users.get_current_user(GetCurrentUserRequest {}).await,
+                    Err(s) if s.code() == Code::Unauthenticated
+                )
+            }
+        })
+        .await
+    }
+
     /// Logs in as the instance admin (created as `orgplane dev` does).
     pub async fn admin(&self) -> String {
         orgplane::admin::bootstrap_admin(&self.stack.identity, Some("admin-password".into()))
@@ -187,6 +202,14 @@ pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
         Err(status) if status.code() == code => status,
         other => panic!("expected {code:?}, got {other:?}"),
     }
+}
+
+/// Asserts that `result` failed with `code` and the `ErrorInfo` reason
+/// `expected`.
+#[track_caller]
+pub fn expect_reason<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, expected: &str) {
+    let status = expect_code(result, code);
+    assert_eq!(reason(&status).as_deref(), Some(expected), "{status:?}");
 }
 
 /// The fields of the `BadRequest` violations of `status`.
