@@ -31,19 +31,27 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber and propagator. `service` names the
-/// process in exported traces. Call once.
+/// Installs the global subscriber and propagator, exporting to
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` when set. `service` names the process in
+/// exported traces. Call once.
 pub fn init(service: &str) -> anyhow::Result<TelemetryGuard> {
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    init_with(service, endpoint.as_deref().filter(|e| !e.is_empty()))
+}
+
+/// Like [`init`], with the OTLP/gRPC endpoint given (`None`: no export).
+/// The exporter still reads the other `OTEL_EXPORTER_OTLP_*` settings.
+pub fn init_with(service: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
+    use opentelemetry_otlp::WithExportConfig;
     global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
 
-    let otlp_endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let provider = match otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
-        Some(_) => {
-            // The exporter reads the endpoint and its other OTEL_* settings itself.
+    let provider = match otlp_endpoint {
+        Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
+                .with_endpoint(endpoint)
                 .build()?;
             Some(
                 SdkTracerProvider::builder()
