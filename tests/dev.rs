@@ -99,7 +99,9 @@ async fn the_stack_runs_on_postgresql_with_a_schema_per_service() {
         !dir.path().join("identity.db").exists(),
         "nothing went to SQLite"
     );
-    orgplane_platform::db::drop_schema(&url, &format!("{prefix}identity"))
-        .await
-        .unwrap();
+    for service in ["identity", "organizations"] {
+        orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+            .await
+            .unwrap();
+    }
 }

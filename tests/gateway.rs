@@ -12,9 +12,7 @@ use orgplane_proto::{
         GetCurrentUserRequest, IntrospectTokenRequest, LoginRequest,
         identity_internal_client::IdentityInternalClient, user_service_client::UserServiceClient,
     },
-    organizations::{
-        ListOrganizationsRequest, organization_service_client::OrganizationServiceClient,
-    },
+    registry::{ListModelsRequest, model_registry_service_client::ModelRegistryServiceClient},
 };
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,16 +41,15 @@ async fn internal_services_are_never_routed_and_missing_backends_are_unimplement
         Code::Unimplemented,
     );
 
-    let mut orgs = OrganizationServiceClient::with_interceptor(
+    let mut models = ModelRegistryServiceClient::with_interceptor(
         t.gateway.clone(),
         orgplane_e2e::Bearer::new(&token),
     );
     let status = expect_code(
-        orgs.list_organizations(ListOrganizationsRequest::default())
-            .await,
+        models.list_models(ListModelsRequest::default()).await,
         Code::Unimplemented,
     );
-    assert!(status.message().contains("organizations"));
+    assert!(status.message().contains("registry"), "{status:?}");
 }
 
 #[tokio::test]

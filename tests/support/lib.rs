@@ -11,6 +11,10 @@ use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
+use orgplane_proto::organizations::{
+    member_service_client::MemberServiceClient,
+    organization_service_client::OrganizationServiceClient,
+};
 use tonic::{
     Code, Status,
     metadata::MetadataValue,
@@ -149,6 +153,55 @@ impl TestStack {
             }
         })
         .await
+    }
+
+    /// Makes `username` a member of `organization` with `role`, written
+    /// straight to the organizations tables (for tests of roles before a
+    /// member can join by invitation).
+    pub async fn add_member(&self, organization: &str, username: &str, role: &str) {
+        use orgplane_organizations::storage::{members, organizations};
+        use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+        let user = orgplane_identity::storage::users::Entity::find()
+            .filter(orgplane_identity::storage::users::Column::Username.eq(username))
+            .one(self.stack.identity.db())
+            .await
+            .unwrap()
+            .expect("user exists");
+        let org = organizations::Entity::find()
+            .filter(organizations::Column::Name.eq(organization))
+            .one(self.stack.organizations.db())
+            .await
+            .unwrap()
+            .expect("organization exists");
+        members::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(org.uuid),
+            user_uuid: Set(user.uuid),
+            username: Set(username.to_owned()),
+            role: Set(role.to_owned()),
+            version: Set(1),
+            create_time: Set(1),
+            update_time: Set(1),
+        }
+        .insert(self.stack.organizations.db())
+        .await
+        .unwrap();
+    }
+
+    /// An organization client calling with `token`.
+    pub fn orgs_as(
+        &self,
+        token: &str,
+    ) -> OrganizationServiceClient<InterceptedService<Channel, Bearer>> {
+        OrganizationServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A member client calling with `token`.
+    pub fn members_as(
+        &self,
+        token: &str,
+    ) -> MemberServiceClient<InterceptedService<Channel, Bearer>> {
+        MemberServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// Logs in as the instance admin (created as `orgplane dev` does).

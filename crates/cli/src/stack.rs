@@ -7,6 +7,7 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 use anyhow::Context;
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
+use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
     db::{DbTarget, connect_and_migrate},
     pki::{CertDir, IDENTITIES},
@@ -41,8 +42,12 @@ pub struct Stack {
     pub identity_addr: SocketAddr,
     /// The certificates in use.
     pub certs: CertDir,
+    /// Where organizations listens (mTLS only).
+    pub organizations_addr: SocketAddr,
     /// Identity's domain, for bootstrap and tests.
     pub identity: Identity,
+    /// The organizations domain, for tests.
+    pub organizations: Organizations,
     shutdown: Shutdown,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -55,14 +60,19 @@ impl Stack {
             .init(IDENTITIES, &[])
             .context("creating the dev certificates")?;
 
-        let target = DbTarget::for_service(
-            config.database_url.as_deref(),
-            &config.data_dir,
-            &config.schema_prefix,
-            Backend::Identity.name(),
-        )?;
-        let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
+        let target = |backend: Backend| {
+            DbTarget::for_service(
+                config.database_url.as_deref(),
+                &config.data_dir,
+                &config.schema_prefix,
+                backend.name(),
+            )
+        };
+        let db = connect_and_migrate::<IdentityMigrator>(&target(Backend::Identity)?).await?;
         let identity = Identity::new(db, config.identity.clone());
+        let db =
+            connect_and_migrate::<OrganizationsMigrator>(&target(Backend::Organizations)?).await?;
+        let organizations = Organizations::new(db);
 
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
@@ -73,8 +83,19 @@ impl Stack {
             orgplane_identity::grpc_server(identity.clone(), &certs.load("identity")?);
         tasks.spawn(identity_server.serve(identity_listener, shutdown.wait()));
 
+        let organizations_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let organizations_addr = organizations_listener.local_addr()?;
+        let organizations_server = orgplane_organizations::grpc_server(
+            organizations.clone(),
+            &certs.load("organizations")?,
+        );
+        tasks.spawn(organizations_server.serve(organizations_listener, shutdown.wait()));
+
         let mut gateway_config = config.gateway.clone();
-        gateway_config.backends = HashMap::from([(Backend::Identity, identity_addr.to_string())]);
+        gateway_config.backends = HashMap::from([
+            (Backend::Identity, identity_addr.to_string()),
+            (Backend::Organizations, organizations_addr.to_string()),
+        ]);
         let gateway_listener = TcpListener::bind(config.gateway_listen)
             .await
             .with_context(|| format!("binding the gateway to {}", config.gateway_listen))?;
@@ -86,8 +107,10 @@ impl Stack {
         Ok(Self {
             gateway_addr,
             identity_addr,
+            organizations_addr,
             certs,
             identity,
+            organizations,
             shutdown,
             tasks,
         })

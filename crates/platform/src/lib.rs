@@ -3,6 +3,7 @@
 //! the server builder with its layers, database access, telemetry and
 //! shutdown.
 
+pub mod authz;
 pub mod client;
 pub mod db;
 pub mod error;

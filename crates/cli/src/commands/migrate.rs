@@ -18,7 +18,15 @@ pub struct MigrateArgs {
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     connect_identity(&args.state).await?;
     println!("identity: migrated");
-    println!("organizations, registry, agents: not implemented yet, nothing to migrate");
+    let target = DbTarget::for_service(
+        args.state.database_url.as_deref(),
+        &args.state.data_dir,
+        &args.state.schema_prefix,
+        Backend::Organizations.name(),
+    )?;
+    connect_and_migrate::<orgplane_organizations::Migrator>(&target).await?;
+    println!("organizations: migrated");
+    println!("registry, agents: not implemented yet, nothing to migrate");
     Ok(())
 }
 

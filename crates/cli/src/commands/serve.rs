@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
+use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
     db::{DbTarget, connect_and_migrate},
     pki::CertDir,
@@ -22,7 +23,8 @@ use super::StateArgs;
 pub enum ServiceName {
     /// Users, passwords, sessions, tokens.
     Identity,
-    /// Organizations, members, teams, projects (not implemented yet).
+    /// Organizations, members and access control (teams, invitations and
+    /// projects not implemented yet).
     Organizations,
     /// Model registry and component hub (not implemented yet).
     Registry,
@@ -152,6 +154,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..IdentityConfig::default()
             };
             orgplane_identity::grpc_server(Identity::new(db, config), &tls)
+                .request_timeout(deadline)
+        }
+        ServiceName::Organizations => {
+            let target = DbTarget::for_service(
+                args.state.database_url.as_deref(),
+                &args.state.data_dir,
+                &args.state.schema_prefix,
+                Backend::Organizations.name(),
+            )?;
+            let db = connect_and_migrate::<OrganizationsMigrator>(&target).await?;
+            orgplane_organizations::grpc_server(Organizations::new(db), &tls)
                 .request_timeout(deadline)
         }
         ServiceName::Gateway => {

@@ -1,0 +1,48 @@
+//! `orgplane.organizations.v1.OrganizationsInternal`.
+
+use orgplane_platform::{Error, grpc::required, principal::Principal};
+use orgplane_proto::organizations::{
+    self as pb, organizations_internal_server::OrganizationsInternal,
+};
+use tonic::{Request, Response, Status};
+
+use crate::domain::Organizations;
+
+pub(super) struct InternalApi(pub Organizations);
+
+/// How long callers may cache a `CheckPermission` answer: a role change is
+/// seen everywhere within this time.
+const DECISION_TTL_SECONDS: i32 = 3;
+
+#[tonic::async_trait]
+impl OrganizationsInternal for InternalApi {
+    async fn check_permission(
+        &self,
+        req: Request<pb::CheckPermissionRequest>,
+    ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
+        let r = req.into_inner();
+        let principal = Principal::from_proto(required(r.principal, "principal")?)
+            .ok_or_else(|| Error::invalid("principal", "needs a kind and a uuid"))?;
+        let decision = self
+            .0
+            .check_permission(&principal, &r.organization, &r.permission)
+            .await?;
+        Ok(Response::new(pb::CheckPermissionResponse {
+            allowed: decision.allowed,
+            visible: decision.visible,
+            role: decision
+                .role
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+            organization_uuid: decision.organization_uuid.unwrap_or_default(),
+            ttl_seconds: DECISION_TTL_SECONDS,
+        }))
+    }
+
+    async fn record_activities(
+        &self,
+        _req: Request<pb::RecordActivitiesRequest>,
+    ) -> Result<Response<pb::RecordActivitiesResponse>, Status> {
+        Err(Error::Unimplemented("the activity store is not implemented yet".into()).into())
+    }
+}

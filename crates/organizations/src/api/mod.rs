@@ -1,0 +1,42 @@
+//! The gRPC surface of the organizations service: thin adapters.
+
+mod convert;
+mod internal;
+mod members;
+mod organizations;
+
+use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
+use orgplane_proto::organizations::{
+    member_service_server::MemberServiceServer,
+    organization_service_server::OrganizationServiceServer,
+    organizations_internal_server::OrganizationsInternalServer,
+};
+
+use crate::domain::Organizations;
+
+/// Who may call the organizations service: the gateway for the public
+/// services; the gateway and every backend for the internal one.
+pub fn caller_policy() -> CallerPolicy {
+    CallerPolicy::new()
+        .allow_infrastructure()
+        .allow("/orgplane.organizations.v1.", &["gateway"])
+        .allow(
+            "/orgplane.organizations.v1.OrganizationsInternal/",
+            &["gateway", "identity", "registry", "agents"],
+        )
+}
+
+/// The organizations server over mTLS.
+pub fn grpc_server(organizations: Organizations, tls: &ServiceTls) -> GrpcServer {
+    GrpcServer::new("organizations")
+        .add_service(OrganizationServiceServer::new(
+            organizations::OrganizationApi(organizations.clone()),
+        ))
+        .add_service(MemberServiceServer::new(members::MemberApi(
+            organizations.clone(),
+        )))
+        .add_service(OrganizationsInternalServer::new(internal::InternalApi(
+            organizations,
+        )))
+        .mtls(tls, caller_policy())
+}

@@ -1,0 +1,377 @@
+//! Organizations: create (the creator becomes owner), read, list the
+//! caller's, update with an etag, delete (owners, with confirmation).
+
+use orgplane_platform::{
+    Error,
+    authz::{Permission, Role},
+    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait, Value,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+
+use super::{Organizations, access::Access};
+use crate::storage::{members, organizations};
+
+/// Slugs no organization may take: they would read as part of the product.
+pub const RESERVED_NAMES: &[&str] = &[
+    "admin",
+    "api",
+    "app",
+    "auth",
+    "dashboard",
+    "docs",
+    "help",
+    "internal",
+    "login",
+    "logout",
+    "me",
+    "new",
+    "orgplane",
+    "public",
+    "root",
+    "settings",
+    "signup",
+    "static",
+    "support",
+    "system",
+    "www",
+];
+
+/// Visibility strings as stored.
+pub const VISIBILITIES: &[&str] = &["private", "public"];
+
+/// The profile fields of an organization, as created or changed.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Website (https URL).
+    pub website: Option<String>,
+    /// `private` or `public`.
+    pub visibility: Option<String>,
+}
+
+/// An organization with the caller's role in it.
+#[derive(Debug, Clone)]
+pub struct OrganizationView {
+    /// The row.
+    pub organization: organizations::Model,
+    /// The caller's role.
+    pub role: Role,
+}
+
+/// One page of the caller's organizations.
+#[derive(Debug, Clone)]
+pub struct OrganizationPage {
+    /// The organizations.
+    pub organizations: Vec<OrganizationView>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+fn check_profile(v: &mut Violations, profile: &Profile) {
+    if let Some(name) = &profile.display_name {
+        v.check("organization.display_name", validate::text(name, 200));
+    }
+    if let Some(description) = &profile.description {
+        v.check(
+            "organization.description",
+            validate::text(description, 2000),
+        );
+    }
+    if let Some(website) = &profile.website
+        && !website.is_empty()
+    {
+        let ok = website.len() <= 2048
+            && website.starts_with("https://")
+            && website.len() > "https://".len()
+            && !website.chars().any(char::is_whitespace);
+        if !ok {
+            v.add("organization.website", "must be an https URL");
+        }
+    }
+    if let Some(visibility) = &profile.visibility
+        && !VISIBILITIES.contains(&visibility.as_str())
+    {
+        v.add("organization.visibility", "must be private or public");
+    }
+}
+
+/// The etag of a row version.
+pub fn etag(version: i64) -> String {
+    format!("v{version}")
+}
+
+impl Organizations {
+    /// Creates an organization; the caller becomes its owner.
+    pub async fn create_organization(
+        &self,
+        principal: &Principal,
+        name: &str,
+        profile: Profile,
+    ) -> Result<OrganizationView, Error> {
+        if principal.kind != PrincipalKind::User || !principal.has_scope(SCOPE_WRITE) {
+            return Err(Error::permission_denied(
+                "USER_WRITE_REQUIRED",
+                "organizations are created by users with a write-scoped token",
+            ));
+        }
+        let mut v = Violations::new();
+        v.check("organization.name", validate::slug(name));
+        if RESERVED_NAMES.contains(&name) {
+            v.add("organization.name", "is reserved");
+        }
+        check_profile(&mut v, &profile);
+        v.finish()?;
+        let now = now_micros();
+        let org = organizations::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            name: Set(name.to_owned()),
+            display_name: Set(profile
+                .display_name
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| name.to_owned())),
+            description: Set(profile.description.unwrap_or_default()),
+            website: Set(profile.website.unwrap_or_default()),
+            visibility: Set(profile.visibility.unwrap_or_else(|| "private".into())),
+            version: Set(1),
+            create_time: Set(now),
+            update_time: Set(now),
+            delete_time: Set(None),
+        };
+        let txn = self.db.begin().await?;
+        let org = org
+            .insert(&txn)
+            .await
+            .map_err(|err| Error::from_db(err, "organization", name))?;
+        members::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(org.uuid.clone()),
+            user_uuid: Set(principal.uuid.clone()),
+            username: Set(principal.name.clone()),
+            role: Set(Role::Owner.as_str().to_owned()),
+            version: Set(1),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(OrganizationView {
+            organization: org,
+            role: Role::Owner,
+        })
+    }
+
+    /// An organization the caller belongs to.
+    pub async fn get_organization(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<OrganizationView, Error> {
+        let Access {
+            organization, role, ..
+        } = self
+            .require(principal, name, Permission::OrganizationRead)
+            .await?;
+        Ok(OrganizationView { organization, role })
+    }
+
+    /// The caller's organizations, each with the caller's role.
+    pub async fn list_organizations(
+        &self,
+        principal: &Principal,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<OrganizationPage, Error> {
+        if !principal.has_scope(SCOPE_READ) {
+            return Err(Error::permission_denied(
+                "MISSING_SCOPE",
+                "the token lacks the \"read\" scope",
+            ));
+        }
+        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
+        let terms = parse_filter(filter, &["name", "role"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(members::Column::UserUuid.eq(principal.uuid.as_str()))
+            .add(members::Column::Role.ne(Role::Outsider.as_str()))
+            .add(organizations::Column::DeleteTime.is_null());
+        for (key, value) in &terms {
+            condition = match *key {
+                "name" => condition.add(
+                    Expr::col((organizations::Entity, organizations::Column::Name))
+                        .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                ),
+                _ => {
+                    if Role::parse(value).is_none() {
+                        return Err(Error::invalid("filter", format!("unknown role {value:?}")));
+                    }
+                    condition.add(members::Column::Role.eq(*value))
+                }
+            };
+        }
+        let base = organizations::Entity::find()
+            .find_also_related(members::Entity)
+            .filter(condition);
+        let total_size = organizations::Entity::find()
+            .inner_join(members::Entity)
+            .filter(
+                Condition::all()
+                    .add(members::Column::UserUuid.eq(principal.uuid.as_str()))
+                    .add(members::Column::Role.ne(Role::Outsider.as_str()))
+                    .add(organizations::Column::DeleteTime.is_null()),
+            )
+            .count(&self.db)
+            .await?;
+        let columns: Vec<organizations::Column> = match order.field {
+            "name" => vec![organizations::Column::Name],
+            _ => vec![
+                organizations::Column::CreateTime,
+                organizations::Column::Uuid,
+            ],
+        };
+        let mut query = base;
+        if let Some(key) = &page.after {
+            let values: Vec<Value> = match (order.field, key.as_slice()) {
+                ("name", [name]) => vec![name.clone().into()],
+                (_, [time, uuid]) => vec![
+                    time.parse::<i64>()
+                        .map_err(|_| Error::invalid("page_token", "is not a valid page token"))?
+                        .into(),
+                    uuid.clone().into(),
+                ],
+                _ => return Err(Error::invalid("page_token", "is not a valid page token")),
+            };
+            query = query.filter(after(&columns, values, order.descending));
+        }
+        for column in &columns {
+            query = if order.descending {
+                query.order_by_desc(*column)
+            } else {
+                query.order_by_asc(*column)
+            };
+        }
+        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let (rows, next_page_token) = page.finish(rows, |(org, _)| match order.field {
+            "name" => vec![org.name.clone()],
+            _ => vec![org.create_time.to_string(), org.uuid.clone()],
+        });
+        let organizations = rows
+            .into_iter()
+            .filter_map(|(organization, member)| {
+                let role = Role::parse(&member?.role)?;
+                Some(OrganizationView { organization, role })
+            })
+            .collect();
+        Ok(OrganizationPage {
+            organizations,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Changes an organization's profile; a stale `etag` is `ABORTED`.
+    pub async fn update_organization(
+        &self,
+        principal: &Principal,
+        name: &str,
+        profile: Profile,
+        etag_seen: &str,
+    ) -> Result<OrganizationView, Error> {
+        let access = self
+            .require(principal, name, Permission::OrganizationUpdate)
+            .await?;
+        let mut v = Violations::new();
+        check_profile(&mut v, &profile);
+        v.finish()?;
+        let org = access.organization;
+        // Without an etag the update applies to the version just read; with
+        // one, it must be the current version's.
+        if !etag_seen.is_empty() && etag_seen != etag(org.version) {
+            return Err(stale());
+        }
+        let expected = org.version;
+        let now = now_micros();
+        let mut update = organizations::Entity::update_many()
+            .col_expr(organizations::Column::Version, Expr::value(expected + 1))
+            .col_expr(organizations::Column::UpdateTime, Expr::value(now));
+        if let Some(value) = profile.display_name {
+            update = update.col_expr(organizations::Column::DisplayName, Expr::value(value));
+        }
+        if let Some(value) = profile.description {
+            update = update.col_expr(organizations::Column::Description, Expr::value(value));
+        }
+        if let Some(value) = profile.website {
+            update = update.col_expr(organizations::Column::Website, Expr::value(value));
+        }
+        if let Some(value) = profile.visibility {
+            update = update.col_expr(organizations::Column::Visibility, Expr::value(value));
+        }
+        let updated = update
+            .filter(organizations::Column::Uuid.eq(org.uuid.as_str()))
+            .filter(organizations::Column::Version.eq(expected))
+            .exec_with_returning(&self.db)
+            .await?;
+        let organization = updated.into_iter().next().ok_or_else(stale)?;
+        Ok(OrganizationView {
+            organization,
+            role: access.role,
+        })
+    }
+
+    /// Deletes an organization: owners only, `confirm` must repeat its name.
+    /// It is unreachable at once (every lookup skips deleted rows).
+    pub async fn delete_organization(
+        &self,
+        principal: &Principal,
+        name: &str,
+        confirm: &str,
+        etag_seen: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, name, Permission::OrganizationDelete)
+            .await?;
+        if confirm != name {
+            return Err(Error::invalid(
+                "confirm",
+                "must repeat the organization's name",
+            ));
+        }
+        let org = access.organization;
+        if !etag_seen.is_empty() && etag_seen != etag(org.version) {
+            return Err(stale());
+        }
+        let now = now_micros();
+        let deleted = organizations::Entity::update_many()
+            .col_expr(organizations::Column::DeleteTime, Expr::value(now))
+            .col_expr(organizations::Column::Version, Expr::value(org.version + 1))
+            .filter(organizations::Column::Uuid.eq(org.uuid.as_str()))
+            .filter(organizations::Column::Version.eq(org.version))
+            .exec(&self.db)
+            .await?;
+        if deleted.rows_affected != 1 {
+            return Err(stale());
+        }
+        Ok(())
+    }
+}
+
+fn stale() -> Error {
+    Error::Aborted {
+        reason: "STALE_ETAG",
+        message: "the organization changed since it was read; read it again".into(),
+    }
+}

@@ -1,0 +1,103 @@
+//! The organizations service's migrations; tables and columns named as
+//! strings so that migrations stay as written.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// The organizations service's migrator.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Initial)]
+    }
+}
+
+struct M0001Initial;
+
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Initial {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("organizations")
+                    .col(string("uuid").primary_key())
+                    .col(string_uniq("name"))
+                    .col(string("display_name"))
+                    .col(text("description"))
+                    .col(string("website"))
+                    .col(string("visibility"))
+                    .col(big_integer("version"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .col(big_integer_null("delete_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("members")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("user_uuid"))
+                    .col(string("username"))
+                    .col(string("role"))
+                    .col(big_integer("version"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("members", "organization_uuid")
+                            .to("organizations", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns, unique) in [
+            (
+                "members_org_user",
+                &["organization_uuid", "user_uuid"][..],
+                true,
+            ),
+            (
+                "members_org_username",
+                &["organization_uuid", "username"][..],
+                true,
+            ),
+            (
+                "members_user_org",
+                &["user_uuid", "organization_uuid"][..],
+                false,
+            ),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table("members");
+            for column in columns {
+                index.col(*column);
+            }
+            if unique {
+                index.unique();
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["members", "organizations"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,5 @@
+//! The organizations service's tables and migrations.
+
+pub mod members;
+pub mod migration;
+pub mod organizations;

@@ -1,0 +1,236 @@
+//! Roles and what they may do: the one role → permission table of orgplane.
+//!
+//! Every public RPC of every service names the [`Permission`] it needs; the
+//! organizations service answers `CheckPermission` from this table, and the
+//! role matrix tests are generated from it.
+
+/// A role in an organization (API.md: Polyaxon's roles), strongest last
+/// among the member roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Not a member: reaches only the projects and teams it was invited to.
+    Outsider,
+    /// Billing and plan only.
+    Billing,
+    /// Reads projects, registry, hub, versions, activity within reach.
+    Viewer,
+    /// Creates and updates runs, model and component versions.
+    Member,
+    /// Creates and configures projects, registries, hubs; org analytics.
+    Admin,
+    /// Organization settings, members (never owners), teams, agents, queues.
+    Manager,
+    /// Everything, including deleting the organization and managing owners.
+    Owner,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 7] = [
+        Role::Owner,
+        Role::Manager,
+        Role::Admin,
+        Role::Member,
+        Role::Viewer,
+        Role::Billing,
+        Role::Outsider,
+    ];
+
+    /// The API string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Manager => "manager",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+            Role::Billing => "billing",
+            Role::Outsider => "outsider",
+        }
+    }
+
+    /// From the API string.
+    pub fn parse(value: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == value)
+    }
+}
+
+/// What an RPC needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See the organization and its settings.
+    OrganizationRead,
+    /// Change the organization's profile.
+    OrganizationUpdate,
+    /// Delete the organization.
+    OrganizationDelete,
+    /// Change settings, including auth settings.
+    SettingsUpdate,
+    /// List and read members.
+    MembersRead,
+    /// Change roles of, and remove, members other than owners; invite.
+    MembersManage,
+    /// Grant, revoke or remove the owner role.
+    OwnersManage,
+    /// Read teams.
+    TeamsRead,
+    /// Create and change teams and their grants.
+    TeamsManage,
+    /// Read projects within reach.
+    ProjectsRead,
+    /// Create, configure, archive and delete projects.
+    ProjectsManage,
+    /// Read models, components and versions.
+    RegistryRead,
+    /// Create and update versions.
+    RegistryWrite,
+    /// Create and configure models and components; delete versions.
+    RegistryManage,
+    /// Read agents, queues and connections.
+    AgentsRead,
+    /// Manage agents, queues and connections.
+    AgentsManage,
+    /// Submit and cancel runs.
+    RunsWrite,
+    /// Read the activity feed and statistics.
+    ActivityRead,
+    /// Billing and plan.
+    BillingManage,
+}
+
+impl Permission {
+    /// Every permission with its API string, as `CheckPermission` takes it.
+    pub const NAMES: &[(Permission, &str)] = &[
+        (P::OrganizationRead, "organization.read"),
+        (P::OrganizationUpdate, "organization.update"),
+        (P::OrganizationDelete, "organization.delete"),
+        (P::SettingsUpdate, "settings.update"),
+        (P::MembersRead, "members.read"),
+        (P::MembersManage, "members.manage"),
+        (P::OwnersManage, "owners.manage"),
+        (P::TeamsRead, "teams.read"),
+        (P::TeamsManage, "teams.manage"),
+        (P::ProjectsRead, "projects.read"),
+        (P::ProjectsManage, "projects.manage"),
+        (P::RegistryRead, "registry.read"),
+        (P::RegistryWrite, "registry.write"),
+        (P::RegistryManage, "registry.manage"),
+        (P::AgentsRead, "agents.read"),
+        (P::AgentsManage, "agents.manage"),
+        (P::RunsWrite, "runs.write"),
+        (P::ActivityRead, "activity.read"),
+        (P::BillingManage, "billing.manage"),
+    ];
+
+    /// The API string.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map(|(_, name)| *name)
+            .unwrap_or("unknown")
+    }
+
+    /// From the API string.
+    pub fn parse(value: &str) -> Option<Permission> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == value)
+            .map(|(p, _)| *p)
+    }
+
+    /// Whether the permission only reads (a token's `read` scope suffices);
+    /// every other one needs `write`.
+    pub fn is_read(self) -> bool {
+        self.as_str().ends_with(".read")
+    }
+}
+
+use Permission as P;
+use Role as R;
+
+/// The table: for each permission, the roles that hold it.
+pub const TABLE: &[(Permission, &[Role])] = &[
+    (
+        P::OrganizationRead,
+        &[
+            R::Owner,
+            R::Manager,
+            R::Admin,
+            R::Member,
+            R::Viewer,
+            R::Billing,
+        ],
+    ),
+    (P::OrganizationUpdate, &[R::Owner, R::Manager]),
+    (P::OrganizationDelete, &[R::Owner]),
+    (P::SettingsUpdate, &[R::Owner, R::Manager]),
+    (
+        P::MembersRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (P::MembersManage, &[R::Owner, R::Manager]),
+    (P::OwnersManage, &[R::Owner]),
+    (
+        P::TeamsRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (P::TeamsManage, &[R::Owner, R::Manager]),
+    (
+        P::ProjectsRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (P::ProjectsManage, &[R::Owner, R::Manager, R::Admin]),
+    (
+        P::RegistryRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (
+        P::RegistryWrite,
+        &[R::Owner, R::Manager, R::Admin, R::Member],
+    ),
+    (P::RegistryManage, &[R::Owner, R::Manager, R::Admin]),
+    (
+        P::AgentsRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (P::AgentsManage, &[R::Owner, R::Manager]),
+    (P::RunsWrite, &[R::Owner, R::Manager, R::Admin, R::Member]),
+    (
+        P::ActivityRead,
+        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
+    ),
+    (P::BillingManage, &[R::Owner, R::Billing]),
+];
+
+/// Whether `role` holds `permission`.
+pub fn allows(role: Role, permission: Permission) -> bool {
+    TABLE
+        .iter()
+        .find(|(p, _)| *p == permission)
+        .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_and_the_table_is_complete() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("admiral"), None);
+        assert!(allows(Role::Owner, Permission::OrganizationDelete));
+        assert!(!allows(Role::Manager, Permission::OrganizationDelete));
+        assert!(!allows(Role::Manager, Permission::OwnersManage));
+        assert!(allows(Role::Billing, Permission::BillingManage));
+        assert!(!allows(Role::Billing, Permission::ProjectsRead));
+        assert!(!allows(Role::Outsider, Permission::OrganizationRead));
+        for (permission, roles) in TABLE {
+            assert!(roles.contains(&Role::Owner), "owners may do everything");
+            assert_eq!(Permission::parse(permission.as_str()), Some(*permission));
+        }
+        assert_eq!(TABLE.len(), Permission::NAMES.len());
+    }
+}

@@ -1,0 +1,517 @@
+//! The organizations service end to end: organizations, members, the role
+//! matrix generated from the permission table, tenant isolation, and
+//! `CheckPermission` for the other services.
+
+use orgplane_e2e::{TestStack, expect_code, expect_reason, violated_fields};
+use orgplane_platform::authz::{Permission, Role, allows};
+use orgplane_proto::organizations::*;
+use prost_types::FieldMask;
+use tonic::Code;
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+async fn create(t: &TestStack, token: &str, name: &str) -> Organization {
+    t.orgs_as(token)
+        .create_organization(CreateOrganizationRequest {
+            organization: Some(Organization {
+                name: name.into(),
+                display_name: format!("{name} Inc."),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_organization_from_creation_to_deletion() {
+    let t = TestStack::start().await;
+    let ada = t.user("ada").await;
+    let org = create(&t, &ada, "acme").await;
+    assert_eq!(org.role, "owner", "the creator owns it");
+    assert_eq!(org.display_name, "acme Inc.");
+    create(&t, &ada, "beta").await;
+
+    let listed = t
+        .orgs_as(&ada)
+        .list_organizations(ListOrganizationsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 2);
+    assert_eq!(listed.organizations[0].name, "acme");
+    assert_eq!(listed.organizations[0].role, "owner");
+    let second = t
+        .orgs_as(&ada)
+        .list_organizations(ListOrganizationsRequest {
+            page_size: 1,
+            page_token: listed.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.organizations[0].name, "beta");
+    assert!(second.next_page_token.is_empty());
+
+    let updated = t
+        .orgs_as(&ada)
+        .update_organization(UpdateOrganizationRequest {
+            organization: Some(Organization {
+                name: "acme".into(),
+                website: "https://acme.example".into(),
+                etag: org.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["website"]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(updated.website, "https://acme.example");
+    assert_eq!(
+        updated.display_name, "acme Inc.",
+        "fields outside the mask stay"
+    );
+    assert_ne!(updated.etag, org.etag);
+    expect_reason(
+        t.orgs_as(&ada)
+            .update_organization(UpdateOrganizationRequest {
+                organization: Some(Organization {
+                    name: "acme".into(),
+                    description: "lost update".into(),
+                    etag: org.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["description"]),
+            })
+            .await,
+        Code::Aborted,
+        "STALE_ETAG",
+    );
+
+    let status = expect_code(
+        t.orgs_as(&ada)
+            .delete_organization(DeleteOrganizationRequest {
+                organization: "acme".into(),
+                confirm: "acm".into(),
+                etag: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["confirm"]);
+    t.orgs_as(&ada)
+        .delete_organization(DeleteOrganizationRequest {
+            organization: "acme".into(),
+            confirm: "acme".into(),
+            etag: updated.etag,
+        })
+        .await
+        .unwrap();
+    expect_code(
+        t.orgs_as(&ada)
+            .get_organization(GetOrganizationRequest {
+                organization: "acme".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        t.members_as(&ada)
+            .list_members(ListMembersRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn bad_input_on_every_organization_rpc() {
+    let t = TestStack::start().await;
+    let ada = t.user("ada").await;
+    create(&t, &ada, "acme").await;
+    for (name, website) in [("admin", ""), ("Bad Name", ""), ("ok-name", "http://plain")] {
+        let status = expect_code(
+            t.orgs_as(&ada)
+                .create_organization(CreateOrganizationRequest {
+                    organization: Some(Organization {
+                        name: name.into(),
+                        website: website.into(),
+                        ..Default::default()
+                    }),
+                })
+                .await,
+            Code::InvalidArgument,
+        );
+        let field = if website.is_empty() {
+            "organization.name"
+        } else {
+            "organization.website"
+        };
+        assert_eq!(violated_fields(&status), [field], "{name} {website}");
+    }
+    let status = expect_code(
+        t.orgs_as(&ada)
+            .create_organization(CreateOrganizationRequest { organization: None })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["organization"]);
+    expect_code(
+        t.orgs_as(&ada)
+            .create_organization(CreateOrganizationRequest {
+                organization: Some(Organization {
+                    name: "acme".into(),
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::AlreadyExists,
+    );
+    let status = expect_code(
+        t.orgs_as(&ada)
+            .get_organization(GetOrganizationRequest {
+                organization: "NOPE!".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["organization"]);
+    let status = expect_code(
+        t.orgs_as(&ada)
+            .update_organization(UpdateOrganizationRequest {
+                organization: Some(Organization {
+                    name: "acme".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["name"]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    let status = expect_code(
+        t.orgs_as(&ada)
+            .list_organizations(ListOrganizationsRequest {
+                filter: "role:admiral".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["filter"]);
+    let status = expect_code(
+        t.members_as(&ada)
+            .list_members(ListMembersRequest {
+                organization: "acme".into(),
+                order_by: "shoe_size".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["order_by"]);
+    let status = expect_code(
+        t.members_as(&ada)
+            .get_member(GetMemberRequest {
+                organization: "acme".into(),
+                user: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["user"]);
+}
+
+/// The implemented RPCs and the permission each needs. A call that passes
+/// authorization fails afterwards in a harmless, recognizable way where it
+/// would change something (a wrong `confirm`, an empty update).
+#[derive(Debug, Clone, Copy)]
+enum Rpc {
+    GetOrganization,
+    UpdateOrganization,
+    DeleteOrganization,
+    ListMembers,
+    GetMember,
+}
+
+impl Rpc {
+    const ALL: [Rpc; 5] = [
+        Rpc::GetOrganization,
+        Rpc::UpdateOrganization,
+        Rpc::DeleteOrganization,
+        Rpc::ListMembers,
+        Rpc::GetMember,
+    ];
+
+    fn permission(self) -> Permission {
+        match self {
+            Rpc::GetOrganization => Permission::OrganizationRead,
+            Rpc::UpdateOrganization => Permission::OrganizationUpdate,
+            Rpc::DeleteOrganization => Permission::OrganizationDelete,
+            Rpc::ListMembers | Rpc::GetMember => Permission::MembersRead,
+        }
+    }
+
+    /// The code of a call as `token` on `org`, when authorized.
+    async fn call(self, t: &TestStack, token: &str, org: &str) -> Code {
+        let result = match self {
+            Rpc::GetOrganization => t
+                .orgs_as(token)
+                .get_organization(GetOrganizationRequest {
+                    organization: org.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateOrganization => t
+                .orgs_as(token)
+                .update_organization(UpdateOrganizationRequest {
+                    organization: Some(Organization {
+                        name: org.into(),
+                        description: "changed by the matrix".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["description"]),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::DeleteOrganization => t
+                .orgs_as(token)
+                .delete_organization(DeleteOrganizationRequest {
+                    organization: org.into(),
+                    confirm: "not-the-name".into(),
+                    etag: String::new(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::ListMembers => t
+                .members_as(token)
+                .list_members(ListMembersRequest {
+                    organization: org.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Rpc::GetMember => t
+                .members_as(token)
+                .get_member(GetMemberRequest {
+                    organization: org.into(),
+                    user: "owner".into(),
+                })
+                .await
+                .map(|_| ()),
+        };
+        match result {
+            Ok(()) => Code::Ok,
+            Err(status) => status.code(),
+        }
+    }
+
+    /// What an authorized call answers.
+    fn authorized_code(self) -> Code {
+        match self {
+            Rpc::DeleteOrganization => Code::InvalidArgument,
+            _ => Code::Ok,
+        }
+    }
+}
+
+#[tokio::test]
+async fn role_matrix_from_the_permission_table() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    create(&t, &owner, "matrix").await;
+    let mut callers = vec![(None, owner)];
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+        let name = format!("as-{}", role.as_str());
+        let token = t.user(&name).await;
+        t.add_member("matrix", &name, role.as_str()).await;
+        callers.push((Some(role), token));
+    }
+    callers[0].0 = Some(Role::Owner);
+    let stranger = t.user("stranger").await;
+    callers.push((None, stranger));
+
+    for rpc in Rpc::ALL {
+        for (role, token) in &callers {
+            let expected = match role {
+                None | Some(Role::Outsider) => Code::NotFound,
+                Some(role) if allows(*role, rpc.permission()) => rpc.authorized_code(),
+                Some(_) => Code::PermissionDenied,
+            };
+            let got = rpc.call(&t, token, "matrix").await;
+            assert_eq!(got, expected, "{rpc:?} as {role:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_organization_is_not_found_on_every_rpc() {
+    let t = TestStack::start().await;
+    let a = t.user("alpha-owner").await;
+    let b = t.user("beta-owner").await;
+    create(&t, &a, "alpha").await;
+    create(&t, &b, "beta").await;
+    for rpc in Rpc::ALL {
+        assert_eq!(rpc.call(&t, &b, "alpha").await, Code::NotFound, "{rpc:?}");
+        assert_eq!(
+            rpc.call(&t, &b, "no-such-org").await,
+            Code::NotFound,
+            "{rpc:?}: a missing and a foreign organization look the same"
+        );
+    }
+    let listed = t
+        .orgs_as(&b)
+        .list_organizations(ListOrganizationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = listed
+        .organizations
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(names, ["beta"]);
+}
+
+#[tokio::test]
+async fn members_are_listed_with_filters_and_order() {
+    let t = TestStack::start().await;
+    let owner = t.user("boss").await;
+    create(&t, &owner, "crew").await;
+    for (name, role) in [
+        ("amy", "viewer"),
+        ("bob", "member"),
+        ("cat", "member"),
+        ("dan", "admin"),
+    ] {
+        t.user(name).await;
+        t.add_member("crew", name, role).await;
+    }
+    let page = t
+        .members_as(&owner)
+        .list_members(ListMembersRequest {
+            organization: "crew".into(),
+            filter: "role:member".into(),
+            order_by: "user desc".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<_> = page.members.iter().map(|m| m.user.as_str()).collect();
+    assert_eq!(names, ["cat", "bob"]);
+    assert_eq!(page.total_size, 2);
+    let member = t
+        .members_as(&owner)
+        .get_member(GetMemberRequest {
+            organization: "crew".into(),
+            user: "dan".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap();
+    assert_eq!(member.role, "admin");
+    expect_code(
+        t.members_as(&owner)
+            .get_member(GetMemberRequest {
+                organization: "crew".into(),
+                user: "zoe".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn check_permission_answers_the_other_services() {
+    use orgplane_proto::organizations::organizations_internal_client::OrganizationsInternalClient;
+    let t = TestStack::start().await;
+    let owner = t.user("chief").await;
+    create(&t, &owner, "guarded").await;
+    let viewer_token = t.user("watcher").await;
+    t.add_member("guarded", "watcher", "viewer").await;
+    let outsider_token = t.user("passerby").await;
+
+    let tls = t.stack.certs.load("registry").unwrap();
+    let ca = std::fs::read_to_string(t.stack.certs.ca_cert()).unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", t.stack.organizations_addr))
+            .unwrap()
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                    .identity(tonic::transport::Identity::from_pem(
+                        tls.cert_pem,
+                        tls.key_pem,
+                    ))
+                    .domain_name("organizations"),
+            )
+            .unwrap()
+            .connect_lazy();
+    let mut internal = OrganizationsInternalClient::new(channel);
+    let principal = |token: String| {
+        let identity = t.stack.identity.clone();
+        async move {
+            identity
+                .introspect(&token)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal
+                .to_proto()
+        }
+    };
+    let ask = |principal, permission: &str| CheckPermissionRequest {
+        principal: Some(principal),
+        organization: "guarded".into(),
+        permission: permission.into(),
+        entity_kind: 0,
+        entity: String::new(),
+    };
+    let viewer = principal(viewer_token).await;
+    let read = internal
+        .check_permission(ask(viewer.clone(), "projects.read"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(read.visible && read.allowed);
+    assert_eq!(read.role, "viewer");
+    assert!(read.ttl_seconds > 0 && read.ttl_seconds <= 5);
+    let manage = internal
+        .check_permission(ask(viewer, "projects.manage"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(manage.visible && !manage.allowed);
+    let stranger = internal
+        .check_permission(ask(principal(outsider_token).await, "projects.read"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stranger.visible && !stranger.allowed);
+    let status = expect_code(
+        internal
+            .check_permission(ask(principal(owner).await, "projects.fly"))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["permission"]);
+}
