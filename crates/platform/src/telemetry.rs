@@ -1,7 +1,7 @@
 //! Logging and tracing, set up once in `main`.
 //!
 //! Spans go to stderr through `tracing-subscriber`, filtered by `RUST_LOG`
-//! (default `info`), and to an OTLP collector over gRPC when
+//! (default `info,sqlx=warn`), and to an OTLP collector over gRPC when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set. W3C trace context (`traceparent`) is
 //! read from incoming calls and written on outgoing ones.
 
@@ -44,7 +44,8 @@ pub fn init(service: &str) -> anyhow::Result<TelemetryGuard> {
 pub fn init_with(service: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<TelemetryGuard> {
     use opentelemetry_otlp::WithExportConfig;
     global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
 
     let provider = match otlp_endpoint {

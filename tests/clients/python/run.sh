@@ -20,6 +20,6 @@ port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 export ORGPLANE_ADMIN_PASSWORD=python-suite-admin
 "$bin" dev --data-dir "$work/data" --listen "127.0.0.1:$port" >"$work/dev.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q ready "$work/dev.log" && break; sleep 0.2; done
-grep -q ready "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
+for _ in $(seq 100); do grep -q "orgplane dev ready" "$work/dev.log" && break; sleep 0.2; done
+grep -q "orgplane dev ready" "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
 ORGPLANE_GATEWAY="127.0.0.1:$port" PYTHONPATH="$work/stubs" "$venv/bin/python" "$here/test_identity.py"
