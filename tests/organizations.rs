@@ -248,15 +248,19 @@ enum Rpc {
     DeleteOrganization,
     ListMembers,
     GetMember,
+    UpdateMember,
+    RemoveMember,
 }
 
 impl Rpc {
-    const ALL: [Rpc; 5] = [
+    const ALL: [Rpc; 7] = [
         Rpc::GetOrganization,
         Rpc::UpdateOrganization,
         Rpc::DeleteOrganization,
         Rpc::ListMembers,
         Rpc::GetMember,
+        Rpc::UpdateMember,
+        Rpc::RemoveMember,
     ];
 
     fn permission(self) -> Permission {
@@ -265,6 +269,7 @@ impl Rpc {
             Rpc::UpdateOrganization => Permission::OrganizationUpdate,
             Rpc::DeleteOrganization => Permission::OrganizationDelete,
             Rpc::ListMembers | Rpc::GetMember => Permission::MembersRead,
+            Rpc::UpdateMember | Rpc::RemoveMember => Permission::MembersManage,
         }
     }
 
@@ -315,6 +320,27 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::UpdateMember => t
+                .members_as(token)
+                .update_member(UpdateMemberRequest {
+                    organization: org.into(),
+                    member: Some(Member {
+                        user: "owner".into(),
+                        role: "outsider".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["role"]),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::RemoveMember => t
+                .members_as(token)
+                .remove_member(RemoveMemberRequest {
+                    organization: org.into(),
+                    user: "Not A Slug".into(),
+                })
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Code::Ok,
@@ -325,7 +351,9 @@ impl Rpc {
     /// What an authorized call answers.
     fn authorized_code(self) -> Code {
         match self {
-            Rpc::DeleteOrganization => Code::InvalidArgument,
+            Rpc::DeleteOrganization | Rpc::UpdateMember | Rpc::RemoveMember => {
+                Code::InvalidArgument
+            }
             _ => Code::Ok,
         }
     }
@@ -514,4 +542,212 @@ async fn check_permission_answers_the_other_services() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["permission"]);
+}
+
+async fn set_role(
+    t: &TestStack,
+    token: &str,
+    org: &str,
+    user: &str,
+    role: &str,
+) -> Result<Member, tonic::Status> {
+    t.members_as(token)
+        .update_member(UpdateMemberRequest {
+            organization: org.into(),
+            member: Some(Member {
+                user: user.into(),
+                role: role.into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["role"]),
+        })
+        .await
+        .map(|r| r.into_inner().member.unwrap())
+}
+
+#[tokio::test]
+async fn the_member_lifecycle_keeps_its_invariants() {
+    let t = TestStack::start().await;
+    let owner = t.user("founder").await;
+    create(&t, &owner, "lifecycle").await;
+    let manager = t.user("mgr").await;
+    t.add_member("lifecycle", "mgr", "manager").await;
+    let newbie = t.user("newbie").await;
+    t.add_member("lifecycle", "newbie", "member").await;
+
+    // The last owner cannot leave or be demoted.
+    expect_reason(
+        t.members_as(&owner)
+            .leave_organization(LeaveOrganizationRequest {
+                organization: "lifecycle".into(),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "LAST_OWNER",
+    );
+    expect_reason(
+        set_role(&t, &owner, "lifecycle", "founder", "admin").await,
+        Code::FailedPrecondition,
+        "LAST_OWNER",
+    );
+    // Nobody raises their own role; managers never touch owners.
+    expect_reason(
+        set_role(&t, &manager, "lifecycle", "mgr", "owner").await,
+        Code::PermissionDenied,
+        "SELF_ELEVATION",
+    );
+    expect_reason(
+        set_role(&t, &manager, "lifecycle", "newbie", "owner").await,
+        Code::PermissionDenied,
+        "OWNER_REQUIRED",
+    );
+    expect_reason(
+        t.members_as(&manager)
+            .remove_member(RemoveMemberRequest {
+                organization: "lifecycle".into(),
+                user: "founder".into(),
+            })
+            .await,
+        Code::PermissionDenied,
+        "OWNER_REQUIRED",
+    );
+    // Promote, demote, and a manager manages non-owners.
+    assert_eq!(
+        set_role(&t, &manager, "lifecycle", "newbie", "admin")
+            .await
+            .unwrap()
+            .role,
+        "admin"
+    );
+    assert_eq!(
+        set_role(&t, &owner, "lifecycle", "newbie", "owner")
+            .await
+            .unwrap()
+            .role,
+        "owner"
+    );
+    assert_eq!(
+        set_role(&t, &owner, "lifecycle", "newbie", "viewer")
+            .await
+            .unwrap()
+            .role,
+        "viewer"
+    );
+    expect_code(
+        t.orgs_as(&newbie)
+            .update_organization(UpdateOrganizationRequest {
+                organization: Some(Organization {
+                    name: "lifecycle".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["description"]),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // Lowering one's own role is allowed.
+    assert_eq!(
+        set_role(&t, &manager, "lifecycle", "mgr", "admin")
+            .await
+            .unwrap()
+            .role,
+        "admin"
+    );
+    // Remove, then the removed user no longer sees the organization.
+    t.members_as(&owner)
+        .remove_member(RemoveMemberRequest {
+            organization: "lifecycle".into(),
+            user: "newbie".into(),
+        })
+        .await
+        .unwrap();
+    expect_code(
+        t.orgs_as(&newbie)
+            .get_organization(GetOrganizationRequest {
+                organization: "lifecycle".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    // With a second owner, the first may leave.
+    set_role(&t, &owner, "lifecycle", "mgr", "owner")
+        .await
+        .unwrap();
+    t.members_as(&owner)
+        .leave_organization(LeaveOrganizationRequest {
+            organization: "lifecycle".into(),
+        })
+        .await
+        .unwrap();
+    expect_code(
+        t.orgs_as(&owner)
+            .get_organization(GetOrganizationRequest {
+                organization: "lifecycle".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner_on_sqlite() {
+    duel(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    duel(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn duel(t: &TestStack) {
+    let first = t.user("first").await;
+    create(t, &first, "duel").await;
+    let second = t.user("second").await;
+    t.add_member("duel", "second", "owner").await;
+    let principal = |token: String| {
+        let identity = t.stack.identity.clone();
+        async move {
+            identity
+                .introspect(&token)
+                .await
+                .unwrap()
+                .unwrap()
+                .principal
+        }
+    };
+    let (p1, p2) = (principal(first).await, principal(second).await);
+    let orgs = &t.stack.organizations;
+    for round in 0..20 {
+        // Straight at the domain, so both transactions overlap as much as
+        // the database lets them.
+        let (a, b) = tokio::join!(
+            orgs.update_member(&p1, "duel", "second", "admin"),
+            orgs.update_member(&p2, "duel", "first", "admin"),
+        );
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "round {round}: exactly one demotion wins: {a:?} {b:?}"
+        );
+        let owners = orgs
+            .list_members(&p1, "duel", 10, "", "role:owner", "")
+            .await
+            .or(orgs
+                .list_members(&p2, "duel", 10, "", "role:owner", "")
+                .await)
+            .unwrap()
+            .total_size;
+        assert_eq!(owners, 1, "round {round}: exactly one owner remains");
+        let (winner, loser) = if a.is_ok() {
+            (&p1, "second")
+        } else {
+            (&p2, "first")
+        };
+        orgs.update_member(winner, "duel", loser, "owner")
+            .await
+            .unwrap();
+    }
 }

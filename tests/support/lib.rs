@@ -72,6 +72,36 @@ impl TestStack {
 
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut IdentityConfig, &mut GatewayConfig)) -> Self {
+        Self::start_on(None, String::new(), adjust).await
+    }
+
+    /// Starts on PostgreSQL in fresh schemas, or `None` where the tests'
+    /// database is not configured (see [`postgres_url`]). Drop the schemas
+    /// with [`TestStack::drop_schemas`].
+    pub async fn start_on_postgres() -> Option<Self> {
+        let url = postgres_url()?;
+        Some(Self::start_on(Some(url), unique_schema_prefix(), |_, _| {}).await)
+    }
+
+    /// Drops the PostgreSQL schemas of a stack from [`TestStack::start_on_postgres`].
+    pub async fn drop_schemas(self) {
+        let TestStack { stack, .. } = self;
+        let (url, prefix) = (stack.database_url.clone(), stack.schema_prefix.clone());
+        stack.stop().await.unwrap();
+        if let Some(url) = url {
+            for service in ["identity", "organizations"] {
+                orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn start_on(
+        database_url: Option<String>,
+        schema_prefix: String,
+        adjust: impl FnOnce(&mut IdentityConfig, &mut GatewayConfig),
+    ) -> Self {
         init();
         let dir = tempfile::tempdir().expect("temporary folder");
         let mut identity = IdentityConfig::default();
@@ -79,8 +109,8 @@ impl TestStack {
         adjust(&mut identity, &mut gateway);
         let stack = Stack::start(StackConfig {
             data_dir: dir.path().to_owned(),
-            database_url: None,
-            schema_prefix: String::new(),
+            database_url,
+            schema_prefix,
             gateway_listen: "127.0.0.1:0".parse().unwrap(),
             identity,
             gateway,

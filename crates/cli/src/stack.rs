@@ -38,6 +38,10 @@ pub struct StackConfig {
 pub struct Stack {
     /// Where the gateway listens.
     pub gateway_addr: SocketAddr,
+    /// The PostgreSQL database, when not on SQLite.
+    pub database_url: Option<String>,
+    /// The PostgreSQL schema prefix.
+    pub schema_prefix: String,
     /// Where identity listens (mTLS only).
     pub identity_addr: SocketAddr,
     /// The certificates in use.
@@ -106,6 +110,8 @@ impl Stack {
 
         Ok(Self {
             gateway_addr,
+            database_url: config.database_url.clone(),
+            schema_prefix: config.schema_prefix.clone(),
             identity_addr,
             organizations_addr,
             certs,

@@ -1,6 +1,6 @@
 //! `orgplane.organizations.v1.MemberService`.
 
-use orgplane_platform::{Error, grpc::require_principal};
+use orgplane_platform::grpc::{require_principal, required, update_paths};
 use orgplane_proto::organizations::{self as pb, member_service_server::MemberService};
 use tonic::{Request, Response, Status};
 
@@ -8,10 +8,6 @@ use super::convert;
 use crate::domain::Organizations;
 
 pub(super) struct MemberApi(pub Organizations);
-
-fn not_yet<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Error::Unimplemented(format!("{what} is not implemented yet")).into())
-}
 
 #[tonic::async_trait]
 impl MemberService for MemberApi {
@@ -56,22 +52,41 @@ impl MemberService for MemberApi {
 
     async fn update_member(
         &self,
-        _req: Request<pb::UpdateMemberRequest>,
+        req: Request<pb::UpdateMemberRequest>,
     ) -> Result<Response<pb::UpdateMemberResponse>, Status> {
-        not_yet("UpdateMember")
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        update_paths(r.update_mask, &["role"])?;
+        let member = required(r.member, "member")?;
+        let member = self
+            .0
+            .update_member(&principal, &r.organization, &member.user, &member.role)
+            .await?;
+        Ok(Response::new(pb::UpdateMemberResponse {
+            member: Some(convert::member(member)),
+        }))
     }
 
     async fn remove_member(
         &self,
-        _req: Request<pb::RemoveMemberRequest>,
+        req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
-        not_yet("RemoveMember")
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        self.0
+            .remove_member(&principal, &r.organization, &r.user)
+            .await?;
+        Ok(Response::new(pb::RemoveMemberResponse {}))
     }
 
     async fn leave_organization(
         &self,
-        _req: Request<pb::LeaveOrganizationRequest>,
+        req: Request<pb::LeaveOrganizationRequest>,
     ) -> Result<Response<pb::LeaveOrganizationResponse>, Status> {
-        not_yet("LeaveOrganization")
+        let principal = require_principal(&req)?;
+        self.0
+            .leave_organization(&principal, &req.get_ref().organization)
+            .await?;
+        Ok(Response::new(pb::LeaveOrganizationResponse {}))
     }
 }

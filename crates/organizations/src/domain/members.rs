@@ -1,21 +1,32 @@
-//! Members: list and read. (Role changes, removal and leaving come with the
-//! member lifecycle.)
+//! Members: list, read, change roles, remove, leave, under the invariants
+//! (each refused with an `ErrorInfo` reason):
+//! - an organization always keeps an owner (`LAST_OWNER`);
+//! - only owners grant, revoke or remove `owner` (`OWNER_REQUIRED`);
+//! - nobody raises their own role (`SELF_ELEVATION`).
+//!
+//! Membership changes of one organization are serialized by locking its row
+//! first in the transaction (a no-op update: a row lock on PostgreSQL, the
+//! write lock on SQLite), so two owners demoting each other at once cannot
+//! leave it without one.
 
 use orgplane_platform::{
     Error,
-    authz::Permission,
+    authz::{Permission, Role, allows},
     page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
     principal::Principal,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::Organizations;
-use crate::storage::members;
+use super::{
+    Organizations,
+    access::{Access, check},
+};
+use crate::storage::{members, organizations};
 
 /// One page of members.
 #[derive(Debug, Clone)]
@@ -117,4 +128,157 @@ impl Organizations {
             .await?
             .ok_or_else(|| Error::not_found("member", user))
     }
+}
+
+impl Organizations {
+    /// Changes a member's role.
+    pub async fn update_member(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<members::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::MembersManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("member.user", validate::slug(user));
+        let new_role = Role::parse(role).filter(|r| *r != Role::Outsider);
+        if new_role.is_none() {
+            v.add(
+                "member.role",
+                "must be one of owner, manager, admin, member, viewer, billing",
+            );
+        }
+        v.finish()?;
+        let new_role = new_role.unwrap_or(Role::Viewer);
+        let txn = self.lock_memberships(&access).await?;
+        let target = find_member(&txn, &access, user).await?;
+        let current = stored_role(&target)?;
+        if target.user_uuid == access.member.user_uuid && new_role > current {
+            return Err(Error::permission_denied(
+                "SELF_ELEVATION",
+                "nobody raises their own role",
+            ));
+        }
+        if current == Role::Owner || new_role == Role::Owner {
+            require_owner(principal, &access)?;
+        }
+        let now = orgplane_platform::time::now_micros();
+        let updated = members::Entity::update_many()
+            .col_expr(members::Column::Role, Expr::value(new_role.as_str()))
+            .col_expr(members::Column::Version, Expr::value(target.version + 1))
+            .col_expr(members::Column::UpdateTime, Expr::value(now))
+            .filter(members::Column::Uuid.eq(target.uuid.as_str()))
+            .exec_with_returning(&txn)
+            .await?;
+        ensure_an_owner_remains(&txn, &access).await?;
+        txn.commit().await?;
+        updated
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("member", user))
+    }
+
+    /// Removes a member.
+    pub async fn remove_member(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        user: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, organization, Permission::MembersManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("user", validate::slug(user));
+        v.finish()?;
+        let txn = self.lock_memberships(&access).await?;
+        let target = find_member(&txn, &access, user).await?;
+        if stored_role(&target)? == Role::Owner {
+            require_owner(principal, &access)?;
+        }
+        members::Entity::delete_by_id(target.uuid)
+            .exec(&txn)
+            .await?;
+        ensure_an_owner_remains(&txn, &access).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the caller from the organization.
+    pub async fn leave_organization(
+        &self,
+        principal: &Principal,
+        organization: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, organization, Permission::OrganizationRead)
+            .await?;
+        let txn = self.lock_memberships(&access).await?;
+        members::Entity::delete_by_id(access.member.uuid.clone())
+            .exec(&txn)
+            .await?;
+        ensure_an_owner_remains(&txn, &access).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Opens a transaction holding the organization's membership lock.
+    async fn lock_memberships(&self, access: &Access) -> Result<DatabaseTransaction, Error> {
+        let txn = self.db.begin().await?;
+        organizations::Entity::update_many()
+            .col_expr(
+                organizations::Column::UpdateTime,
+                Expr::col(organizations::Column::UpdateTime),
+            )
+            .filter(organizations::Column::Uuid.eq(access.organization.uuid.as_str()))
+            .exec(&txn)
+            .await?;
+        Ok(txn)
+    }
+}
+
+async fn find_member(
+    db: &impl ConnectionTrait,
+    access: &Access,
+    user: &str,
+) -> Result<members::Model, Error> {
+    members::Entity::find()
+        .filter(members::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+        .filter(members::Column::Username.eq(user))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("member", user))
+}
+
+fn stored_role(member: &members::Model) -> Result<Role, Error> {
+    Role::parse(&member.role)
+        .ok_or_else(|| anyhow::anyhow!("stored role {:?} is unknown", member.role).into())
+}
+
+fn require_owner(principal: &Principal, access: &Access) -> Result<(), Error> {
+    if allows(access.role, Permission::OwnersManage) {
+        return check(principal, access.role, Permission::OwnersManage);
+    }
+    Err(Error::permission_denied(
+        "OWNER_REQUIRED",
+        "only owners grant, revoke or remove the owner role",
+    ))
+}
+
+async fn ensure_an_owner_remains(db: &DatabaseTransaction, access: &Access) -> Result<(), Error> {
+    let owners = members::Entity::find()
+        .filter(members::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+        .filter(members::Column::Role.eq(Role::Owner.as_str()))
+        .count(db)
+        .await?;
+    if owners == 0 {
+        return Err(Error::precondition(
+            "LAST_OWNER",
+            "an organization keeps at least one owner: make someone else owner first",
+        ));
+    }
+    Ok(())
 }
