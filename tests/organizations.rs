@@ -250,10 +250,14 @@ enum Rpc {
     GetMember,
     UpdateMember,
     RemoveMember,
+    GetOrganizationSettings,
+    UpdateOrganizationSettings,
 }
 
 impl Rpc {
-    const ALL: [Rpc; 7] = [
+    const ALL: [Rpc; 9] = [
+        Rpc::GetOrganizationSettings,
+        Rpc::UpdateOrganizationSettings,
         Rpc::GetOrganization,
         Rpc::UpdateOrganization,
         Rpc::DeleteOrganization,
@@ -270,6 +274,8 @@ impl Rpc {
             Rpc::DeleteOrganization => Permission::OrganizationDelete,
             Rpc::ListMembers | Rpc::GetMember => Permission::MembersRead,
             Rpc::UpdateMember | Rpc::RemoveMember => Permission::MembersManage,
+            Rpc::GetOrganizationSettings => Permission::OrganizationRead,
+            Rpc::UpdateOrganizationSettings => Permission::SettingsUpdate,
         }
     }
 
@@ -341,6 +347,25 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::GetOrganizationSettings => t
+                .orgs_as(token)
+                .get_organization_settings(GetOrganizationSettingsRequest {
+                    organization: org.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateOrganizationSettings => t
+                .orgs_as(token)
+                .update_organization_settings(UpdateOrganizationSettingsRequest {
+                    organization: org.into(),
+                    settings: Some(OrganizationSettings {
+                        default_role: "owner".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["default_role"]),
+                })
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Code::Ok,
@@ -351,9 +376,10 @@ impl Rpc {
     /// What an authorized call answers.
     fn authorized_code(self) -> Code {
         match self {
-            Rpc::DeleteOrganization | Rpc::UpdateMember | Rpc::RemoveMember => {
-                Code::InvalidArgument
-            }
+            Rpc::DeleteOrganization
+            | Rpc::UpdateMember
+            | Rpc::RemoveMember
+            | Rpc::UpdateOrganizationSettings => Code::InvalidArgument,
             _ => Code::Ok,
         }
     }
@@ -750,4 +776,145 @@ async fn duel(t: &TestStack) {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn settings_are_invite_only_by_default_and_change_with_an_etag() {
+    let t = TestStack::start().await;
+    let owner = t.user("setter").await;
+    create(&t, &owner, "configured").await;
+    let defaults = t
+        .orgs_as(&owner)
+        .get_organization_settings(GetOrganizationSettingsRequest {
+            organization: "configured".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    let auth = defaults.auth.clone().unwrap();
+    assert!(auth.invite_only, "invite-only by default");
+    assert!(auth.password_enabled);
+    assert_eq!(defaults.default_role, "member");
+
+    let provider = AuthProvider {
+        name: "corp-sso".into(),
+        issuer: "https://login.example.com".into(),
+        client_id: "orgplane".into(),
+        allowed_email_domains: vec!["example.com".into()],
+        enabled: true,
+    };
+    let changed = t
+        .orgs_as(&owner)
+        .update_organization_settings(UpdateOrganizationSettingsRequest {
+            organization: "configured".into(),
+            settings: Some(OrganizationSettings {
+                default_role: "viewer".into(),
+                auth: Some(AuthSettings {
+                    invite_only: false,
+                    allowed_email_domains: vec!["example.com".into()],
+                    providers: vec![provider.clone()],
+                    ..Default::default()
+                }),
+                etag: defaults.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: mask(&[
+                "default_role",
+                "auth.invite_only",
+                "auth.allowed_email_domains",
+                "auth.providers",
+            ]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    let auth = changed.auth.unwrap();
+    assert_eq!(changed.default_role, "viewer");
+    assert!(!auth.invite_only);
+    assert!(auth.password_enabled, "outside the mask: unchanged");
+    assert_eq!(auth.providers, [provider]);
+    expect_reason(
+        t.orgs_as(&owner)
+            .update_organization_settings(UpdateOrganizationSettingsRequest {
+                organization: "configured".into(),
+                settings: Some(OrganizationSettings {
+                    support_email: "help@example.com".into(),
+                    etag: defaults.etag,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["support_email"]),
+            })
+            .await,
+        Code::Aborted,
+        "STALE_ETAG",
+    );
+
+    let status = expect_code(
+        t.orgs_as(&owner)
+            .update_organization_settings(UpdateOrganizationSettingsRequest {
+                organization: "configured".into(),
+                settings: Some(OrganizationSettings {
+                    support_email: "not-an-email".into(),
+                    default_role: "owner".into(),
+                    default_queue: "no-slash".into(),
+                    activity_retention_days: -1,
+                    auth: Some(AuthSettings {
+                        allowed_email_domains: vec!["Not A Domain".into()],
+                        providers: vec![
+                            AuthProvider {
+                                name: "dup".into(),
+                                issuer: "http://insecure.example.com".into(),
+                                client_id: String::new(),
+                                ..Default::default()
+                            },
+                            AuthProvider {
+                                name: "dup".into(),
+                                issuer: "https://ok.example.com".into(),
+                                client_id: "x".into(),
+                                ..Default::default()
+                            },
+                        ],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: mask(&[
+                    "support_email",
+                    "default_role",
+                    "default_queue",
+                    "activity_retention_days",
+                    "auth",
+                ]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "settings.support_email",
+            "settings.default_role",
+            "settings.default_queue",
+            "settings.activity_retention_days",
+            "settings.auth.allowed_email_domains",
+            "settings.auth.providers.issuer",
+            "settings.auth.providers.client_id",
+            "settings.auth.providers.name",
+        ]
+    );
+    let status = expect_code(
+        t.orgs_as(&owner)
+            .update_organization_settings(UpdateOrganizationSettingsRequest {
+                organization: "configured".into(),
+                settings: Some(OrganizationSettings::default()),
+                update_mask: mask(&["color"]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
 }

@@ -53,3 +53,31 @@ pub fn member(m: members::Model) -> pb::Member {
         etag: etag(m.version),
     }
 }
+
+/// Settings → proto.
+pub fn settings(s: crate::domain::settings::Settings) -> pb::OrganizationSettings {
+    pb::OrganizationSettings {
+        support_email: s.support_email,
+        default_role: s.default_role.as_str().to_owned(),
+        default_queue: s.default_queue,
+        auth: Some(pb::AuthSettings {
+            invite_only: s.auth.invite_only,
+            allowed_email_domains: s.auth.allowed_email_domains,
+            password_enabled: s.auth.password_enabled,
+            providers: s
+                .auth
+                .providers
+                .into_iter()
+                .map(|p| pb::AuthProvider {
+                    name: p.name,
+                    issuer: p.issuer,
+                    client_id: p.client_id,
+                    allowed_email_domains: p.allowed_email_domains,
+                    enabled: p.enabled,
+                })
+                .collect(),
+        }),
+        activity_retention_days: s.activity_retention_days,
+        etag: s.etag,
+    }
+}

@@ -1,16 +1,30 @@
 //! `orgplane.organizations.v1.OrganizationService`.
 
-use orgplane_platform::{
-    Error,
-    grpc::{require_principal, required, update_paths},
-};
+use orgplane_platform::grpc::{require_principal, required, update_paths};
 use orgplane_proto::organizations::{self as pb, organization_service_server::OrganizationService};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::domain::{Organizations, organizations::Profile};
+use crate::domain::{
+    Organizations,
+    organizations::Profile,
+    settings::{AuthProvider, SettingsChanges},
+};
 
 pub(super) struct OrganizationApi(pub Organizations);
+
+/// Settings fields an update mask may name (`auth` names every auth field).
+const SETTINGS_PATHS: &[&str] = &[
+    "support_email",
+    "default_role",
+    "default_queue",
+    "activity_retention_days",
+    "auth",
+    "auth.invite_only",
+    "auth.allowed_email_domains",
+    "auth.password_enabled",
+    "auth.providers",
+];
 
 fn profile(o: &pb::Organization, paths: Option<&[String]>) -> Profile {
     let has = |p: &str| paths.is_none_or(|paths| paths.iter().any(|x| x == p));
@@ -119,15 +133,61 @@ impl OrganizationService for OrganizationApi {
 
     async fn get_organization_settings(
         &self,
-        _req: Request<pb::GetOrganizationSettingsRequest>,
+        req: Request<pb::GetOrganizationSettingsRequest>,
     ) -> Result<Response<pb::GetOrganizationSettingsResponse>, Status> {
-        Err(Error::Unimplemented("organization settings are not implemented yet".into()).into())
+        let principal = require_principal(&req)?;
+        let settings = self
+            .0
+            .get_settings(&principal, &req.get_ref().organization)
+            .await?;
+        Ok(Response::new(pb::GetOrganizationSettingsResponse {
+            settings: Some(convert::settings(settings)),
+        }))
     }
 
     async fn update_organization_settings(
         &self,
-        _req: Request<pb::UpdateOrganizationSettingsRequest>,
+        req: Request<pb::UpdateOrganizationSettingsRequest>,
     ) -> Result<Response<pb::UpdateOrganizationSettingsResponse>, Status> {
-        Err(Error::Unimplemented("organization settings are not implemented yet".into()).into())
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let paths = update_paths(r.update_mask, SETTINGS_PATHS)?;
+        let settings = required(r.settings, "settings")?;
+        let has = |p: &str| {
+            paths
+                .iter()
+                .any(|x| x == p || (x == "auth" && p.starts_with("auth.")))
+        };
+        let auth = settings.auth.clone().unwrap_or_default();
+        let changes = SettingsChanges {
+            support_email: has("support_email").then(|| settings.support_email.clone()),
+            default_role: has("default_role").then(|| settings.default_role.clone()),
+            default_queue: has("default_queue").then(|| settings.default_queue.clone()),
+            activity_retention_days: has("activity_retention_days")
+                .then_some(settings.activity_retention_days),
+            invite_only: has("auth.invite_only").then_some(auth.invite_only),
+            allowed_email_domains: has("auth.allowed_email_domains")
+                .then(|| auth.allowed_email_domains.clone()),
+            password_enabled: has("auth.password_enabled").then_some(auth.password_enabled),
+            providers: has("auth.providers").then(|| {
+                auth.providers
+                    .iter()
+                    .map(|p| AuthProvider {
+                        name: p.name.clone(),
+                        issuer: p.issuer.clone(),
+                        client_id: p.client_id.clone(),
+                        allowed_email_domains: p.allowed_email_domains.clone(),
+                        enabled: p.enabled,
+                    })
+                    .collect()
+            }),
+        };
+        let settings = self
+            .0
+            .update_settings(&principal, &r.organization, changes, &settings.etag)
+            .await?;
+        Ok(Response::new(pb::UpdateOrganizationSettingsResponse {
+            settings: Some(convert::settings(settings)),
+        }))
     }
 }

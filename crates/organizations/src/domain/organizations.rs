@@ -166,6 +166,7 @@ impl Organizations {
         }
         .insert(&txn)
         .await?;
+        super::settings::insert_defaults(&txn, &org.uuid).await?;
         txn.commit().await?;
         Ok(OrganizationView {
             organization: org,

@@ -9,7 +9,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002Settings)]
     }
 }
 
@@ -99,5 +99,46 @@ impl MigrationTrait for M0001Initial {
                 .await?;
         }
         Ok(())
+    }
+}
+
+struct M0002Settings;
+
+impl MigrationName for M0002Settings {
+    fn name(&self) -> &str {
+        "m0002_settings"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Settings {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("organization_settings")
+                    .col(string("organization_uuid").primary_key())
+                    .col(string("support_email"))
+                    .col(string("default_role"))
+                    .col(string("default_queue"))
+                    .col(integer("activity_retention_days"))
+                    .col(text("auth"))
+                    .col(big_integer("version"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("organization_settings", "organization_uuid")
+                            .to("organizations", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("organization_settings").to_owned())
+            .await
     }
 }

@@ -3,3 +3,4 @@
 pub mod members;
 pub mod migration;
 pub mod organizations;
+pub mod settings;
