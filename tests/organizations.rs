@@ -252,10 +252,31 @@ enum Rpc {
     RemoveMember,
     GetOrganizationSettings,
     UpdateOrganizationSettings,
+    CreateProject,
+    GetProject,
+    ListProjects,
+    UpdateProject,
+    DeleteProject,
+    ArchiveProject,
+    RestoreProject,
+    GetProjectSettings,
+    UpdateProjectSettings,
 }
 
+/// The project every role-matrix call that needs one works on.
+const PROJECT: &str = "shared-project";
+
 impl Rpc {
-    const ALL: [Rpc; 9] = [
+    const ALL: [Rpc; 18] = [
+        Rpc::CreateProject,
+        Rpc::GetProject,
+        Rpc::ListProjects,
+        Rpc::UpdateProject,
+        Rpc::DeleteProject,
+        Rpc::ArchiveProject,
+        Rpc::RestoreProject,
+        Rpc::GetProjectSettings,
+        Rpc::UpdateProjectSettings,
         Rpc::GetOrganizationSettings,
         Rpc::UpdateOrganizationSettings,
         Rpc::GetOrganization,
@@ -276,6 +297,15 @@ impl Rpc {
             Rpc::UpdateMember | Rpc::RemoveMember => Permission::MembersManage,
             Rpc::GetOrganizationSettings => Permission::OrganizationRead,
             Rpc::UpdateOrganizationSettings => Permission::SettingsUpdate,
+            Rpc::GetProject | Rpc::ListProjects | Rpc::GetProjectSettings => {
+                Permission::ProjectsRead
+            }
+            Rpc::CreateProject
+            | Rpc::UpdateProject
+            | Rpc::DeleteProject
+            | Rpc::ArchiveProject
+            | Rpc::RestoreProject
+            | Rpc::UpdateProjectSettings => Permission::ProjectsManage,
         }
     }
 
@@ -366,6 +396,94 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::CreateProject => t
+                .projects_as(token)
+                .create_project(CreateProjectRequest {
+                    organization: org.into(),
+                    project: Some(Project {
+                        name: "Not A Slug".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::GetProject => t
+                .projects_as(token)
+                .get_project(GetProjectRequest {
+                    organization: org.into(),
+                    project: PROJECT.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::ListProjects => t
+                .projects_as(token)
+                .list_projects(ListProjectsRequest {
+                    organization: org.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateProject => t
+                .projects_as(token)
+                .update_project(UpdateProjectRequest {
+                    organization: org.into(),
+                    project: Some(Project {
+                        name: PROJECT.into(),
+                        tags: vec!["Not A Slug".into()],
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["tags"]),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::DeleteProject | Rpc::ArchiveProject | Rpc::RestoreProject => {
+                let mut projects = t.projects_as(token);
+                let (organization, project) = (org.to_owned(), "Not A Slug".to_owned());
+                match self {
+                    Rpc::DeleteProject => projects
+                        .delete_project(DeleteProjectRequest {
+                            organization,
+                            project,
+                        })
+                        .await
+                        .map(|_| ()),
+                    Rpc::ArchiveProject => projects
+                        .archive_project(ArchiveProjectRequest {
+                            organization,
+                            project,
+                        })
+                        .await
+                        .map(|_| ()),
+                    _ => projects
+                        .restore_project(RestoreProjectRequest {
+                            organization,
+                            project,
+                        })
+                        .await
+                        .map(|_| ()),
+                }
+            }
+            Rpc::GetProjectSettings => t
+                .projects_as(token)
+                .get_project_settings(GetProjectSettingsRequest {
+                    organization: org.into(),
+                    project: PROJECT.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateProjectSettings => t
+                .projects_as(token)
+                .update_project_settings(UpdateProjectSettingsRequest {
+                    organization: org.into(),
+                    project: PROJECT.into(),
+                    settings: Some(ProjectSettings {
+                        default_queue: "no-slash".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["default_queue"]),
+                })
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Code::Ok,
@@ -379,7 +497,13 @@ impl Rpc {
             Rpc::DeleteOrganization
             | Rpc::UpdateMember
             | Rpc::RemoveMember
-            | Rpc::UpdateOrganizationSettings => Code::InvalidArgument,
+            | Rpc::UpdateOrganizationSettings
+            | Rpc::CreateProject
+            | Rpc::UpdateProject
+            | Rpc::DeleteProject
+            | Rpc::ArchiveProject
+            | Rpc::RestoreProject
+            | Rpc::UpdateProjectSettings => Code::InvalidArgument,
             _ => Code::Ok,
         }
     }
@@ -390,6 +514,16 @@ async fn role_matrix_from_the_permission_table() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     create(&t, &owner, "matrix").await;
+    t.projects_as(&owner)
+        .create_project(CreateProjectRequest {
+            organization: "matrix".into(),
+            project: Some(Project {
+                name: PROJECT.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     let mut callers = vec![(None, owner)];
     for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
         let name = format!("as-{}", role.as_str());
@@ -917,4 +1051,257 @@ async fn settings_are_invite_only_by_default_and_change_with_an_etag() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["update_mask"]);
+}
+
+#[tokio::test]
+async fn a_project_from_creation_through_archive_to_deletion() {
+    let t = TestStack::start().await;
+    let owner = t.user("pm").await;
+    create(&t, &owner, "lab").await;
+    let mut projects = t.projects_as(&owner);
+    for (name, tags) in [
+        ("vision", vec!["cv", "gpu"]),
+        ("speech", vec!["audio"]),
+        ("vitals", vec!["gpu"]),
+    ] {
+        projects
+            .create_project(CreateProjectRequest {
+                organization: "lab".into(),
+                project: Some(Project {
+                    name: name.into(),
+                    tags: tags.into_iter().map(String::from).collect(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    expect_code(
+        projects
+            .create_project(CreateProjectRequest {
+                organization: "lab".into(),
+                project: Some(Project {
+                    name: "vision".into(),
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::AlreadyExists,
+    );
+    let names = |page: ListProjectsResponse| -> Vec<String> {
+        page.projects.into_iter().map(|p| p.name).collect()
+    };
+    let list = |filter: &str| ListProjectsRequest {
+        organization: "lab".into(),
+        filter: filter.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(
+            projects
+                .list_projects(list("tag:gpu"))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["vision", "vitals"]
+    );
+    assert_eq!(
+        names(
+            projects
+                .list_projects(list("name:vi"))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["vision", "vitals"]
+    );
+
+    let vision = projects
+        .get_project(GetProjectRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap();
+    assert_eq!(vision.tags, ["cv", "gpu"]);
+    let updated = projects
+        .update_project(UpdateProjectRequest {
+            organization: "lab".into(),
+            project: Some(Project {
+                name: "vision".into(),
+                description: "image models".into(),
+                etag: vision.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["description"]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap();
+    assert_eq!(updated.description, "image models");
+    assert_eq!(updated.tags, ["cv", "gpu"], "outside the mask: unchanged");
+    expect_reason(
+        projects
+            .update_project(UpdateProjectRequest {
+                organization: "lab".into(),
+                project: Some(Project {
+                    name: "vision".into(),
+                    readme: "stale".into(),
+                    etag: vision.etag,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["readme"]),
+            })
+            .await,
+        Code::Aborted,
+        "STALE_ETAG",
+    );
+
+    let archived = projects
+        .archive_project(ArchiveProjectRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap();
+    assert!(archived.archived);
+    expect_reason(
+        projects
+            .update_project(UpdateProjectRequest {
+                organization: "lab".into(),
+                project: Some(Project {
+                    name: "vision".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["readme"]),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "PROJECT_ARCHIVED",
+    );
+    assert_eq!(
+        names(projects.list_projects(list("")).await.unwrap().into_inner()),
+        ["speech", "vitals"]
+    );
+    assert_eq!(
+        names(
+            projects
+                .list_projects(list("archived:true"))
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        ["vision"]
+    );
+    projects
+        .restore_project(RestoreProjectRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap();
+
+    let settings = projects
+        .get_project_settings(GetProjectSettingsRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert!(settings.default_queue.is_empty());
+    let changed = projects
+        .update_project_settings(UpdateProjectSettingsRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+            settings: Some(ProjectSettings {
+                default_queue: "gpu-agent/fast".into(),
+                allowed_queues: vec!["gpu-agent/fast".into(), "gpu-agent/slow".into()],
+                etag: settings.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["default_queue", "allowed_queues"]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(changed.default_queue, "gpu-agent/fast");
+    assert_eq!(changed.allowed_queues.len(), 2);
+    expect_reason(
+        projects
+            .update_project_settings(UpdateProjectSettingsRequest {
+                organization: "lab".into(),
+                project: "vision".into(),
+                settings: Some(ProjectSettings {
+                    connections: vec!["data".into()],
+                    etag: settings.etag,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["connections"]),
+            })
+            .await,
+        Code::Aborted,
+        "STALE_ETAG",
+    );
+    let status = expect_code(
+        projects
+            .update_project_settings(UpdateProjectSettingsRequest {
+                organization: "lab".into(),
+                project: "vision".into(),
+                settings: Some(ProjectSettings {
+                    default_queue: "nope".into(),
+                    allowed_agents: vec!["Bad Agent".into()],
+                    allowed_queues: vec!["a/b/c".into()],
+                    connections: vec!["".into()],
+                    ..Default::default()
+                }),
+                update_mask: mask(&[
+                    "default_queue",
+                    "allowed_agents",
+                    "allowed_queues",
+                    "connections",
+                ]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "settings.default_queue",
+            "settings.allowed_agents",
+            "settings.allowed_queues",
+            "settings.connections"
+        ]
+    );
+
+    projects
+        .delete_project(DeleteProjectRequest {
+            organization: "lab".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap();
+    expect_code(
+        projects
+            .get_project(GetProjectRequest {
+                organization: "lab".into(),
+                project: "vision".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
 }

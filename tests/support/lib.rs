@@ -14,6 +14,7 @@ use orgplane_proto::identity::{
 use orgplane_proto::organizations::{
     member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
+    project_service_client::ProjectServiceClient,
 };
 use tonic::{
     Code, Status,
@@ -224,6 +225,14 @@ impl TestStack {
         token: &str,
     ) -> OrganizationServiceClient<InterceptedService<Channel, Bearer>> {
         OrganizationServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A project client calling with `token`.
+    pub fn projects_as(
+        &self,
+        token: &str,
+    ) -> ProjectServiceClient<InterceptedService<Channel, Bearer>> {
+        ProjectServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A member client calling with `token`.

@@ -112,6 +112,31 @@ pub fn after<C: ColumnTrait>(columns: &[C], key: Vec<Value>, descending: bool) -
     any
 }
 
+/// The type of one part of a sort key, to turn a page token back into
+/// typed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPart {
+    /// A text column.
+    Text,
+    /// An integer column (times are microseconds).
+    Int,
+}
+
+/// The typed values of a page token's key, or `INVALID_ARGUMENT`.
+pub fn key_values(key: &[String], parts: &[KeyPart]) -> Result<Vec<Value>, Error> {
+    let bad = || Error::invalid("page_token", "is not a valid page token");
+    if key.len() != parts.len() {
+        return Err(bad());
+    }
+    key.iter()
+        .zip(parts)
+        .map(|(value, part)| match part {
+            KeyPart::Text => Ok(Value::from(value.clone())),
+            KeyPart::Int => value.parse::<i64>().map(Value::from).map_err(|_| bad()),
+        })
+        .collect()
+}
+
 /// A parsed `order_by`: one of the allowed fields, optionally ` desc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderBy<'a> {

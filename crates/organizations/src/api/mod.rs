@@ -4,12 +4,14 @@ mod convert;
 mod internal;
 mod members;
 mod organizations;
+mod projects;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::organizations::{
     member_service_server::MemberServiceServer,
     organization_service_server::OrganizationServiceServer,
     organizations_internal_server::OrganizationsInternalServer,
+    project_service_server::ProjectServiceServer,
 };
 
 use crate::domain::Organizations;
@@ -33,6 +35,9 @@ pub fn grpc_server(organizations: Organizations, tls: &ServiceTls) -> GrpcServer
             organizations::OrganizationApi(organizations.clone()),
         ))
         .add_service(MemberServiceServer::new(members::MemberApi(
+            organizations.clone(),
+        )))
+        .add_service(ProjectServiceServer::new(projects::ProjectApi(
             organizations.clone(),
         )))
         .add_service(OrganizationsInternalServer::new(internal::InternalApi(

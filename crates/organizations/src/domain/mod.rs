@@ -4,6 +4,7 @@
 pub mod access;
 pub mod members;
 pub mod organizations;
+pub mod projects;
 pub mod settings;
 
 use sea_orm::DatabaseConnection;

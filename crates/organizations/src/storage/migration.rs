@@ -9,7 +9,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002Settings)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002Settings),
+            Box::new(M0003Projects),
+        ]
     }
 }
 
@@ -139,6 +143,80 @@ impl MigrationTrait for M0002Settings {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("organization_settings").to_owned())
+            .await
+    }
+}
+
+struct M0003Projects;
+
+impl MigrationName for M0003Projects {
+    fn name(&self) -> &str {
+        "m0003_projects"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003Projects {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("projects")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("name"))
+                    .col(text("description"))
+                    .col(text("tags"))
+                    .col(text("readme"))
+                    .col(string("visibility"))
+                    .col(boolean("archived"))
+                    .col(text("settings"))
+                    .col(big_integer("version"))
+                    .col(big_integer("settings_version"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("projects", "organization_uuid")
+                            .to("organizations", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns, unique) in [
+            (
+                "projects_org_name",
+                &["organization_uuid", "name"][..],
+                true,
+            ),
+            (
+                "projects_org_create",
+                &["organization_uuid", "create_time", "uuid"][..],
+                false,
+            ),
+            (
+                "projects_org_update",
+                &["organization_uuid", "update_time", "uuid"][..],
+                false,
+            ),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table("projects");
+            for column in columns {
+                index.col(*column);
+            }
+            if unique {
+                index.unique();
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("projects").to_owned())
             .await
     }
 }

@@ -3,4 +3,5 @@
 pub mod members;
 pub mod migration;
 pub mod organizations;
+pub mod projects;
 pub mod settings;

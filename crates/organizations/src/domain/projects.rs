@@ -1,0 +1,457 @@
+//! Projects: CRUD, archive and restore, settings (default queue, allowed
+//! agents and queues, connections). An archived project is read-only
+//! (`FAILED_PRECONDITION`, reason `PROJECT_ARCHIVED`) and hidden from lists
+//! unless asked for with `archived:true`.
+
+use orgplane_platform::{
+    Error,
+    authz::Permission,
+    page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
+    principal::Principal,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Organizations,
+    access::Access,
+    organizations::{VISIBILITIES, etag},
+};
+use crate::storage::projects;
+
+/// A project's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    /// Default queue of runs, `agent/queue`.
+    pub default_queue: String,
+    /// Agents runs may use; empty allows all.
+    pub allowed_agents: Vec<String>,
+    /// Queues (`agent/queue`) runs may use; empty allows all.
+    pub allowed_queues: Vec<String>,
+    /// Connections runs may mount.
+    pub connections: Vec<String>,
+}
+
+/// A project's fields as created or changed; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectFields {
+    /// Description.
+    pub description: Option<String>,
+    /// Tags (slugs).
+    pub tags: Option<Vec<String>>,
+    /// Markdown readme.
+    pub readme: Option<String>,
+    /// `private` or `public`.
+    pub visibility: Option<String>,
+}
+
+/// One page of projects.
+#[derive(Debug, Clone)]
+pub struct ProjectPage {
+    /// The projects.
+    pub projects: Vec<projects::Model>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+/// Tags as stored: ` a b `.
+fn stored_tags(tags: &[String]) -> String {
+    if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" {} ", tags.join(" "))
+    }
+}
+
+/// Tags as listed.
+pub fn tags_of(project: &projects::Model) -> Vec<String> {
+    project.tags.split_whitespace().map(str::to_owned).collect()
+}
+
+/// Settings as stored.
+pub fn settings_of(project: &projects::Model) -> Result<ProjectSettings, Error> {
+    if project.settings.is_empty() {
+        return Ok(ProjectSettings::default());
+    }
+    Ok(serde_json::from_str(&project.settings).map_err(anyhow::Error::from)?)
+}
+
+fn check_fields(v: &mut Violations, f: &ProjectFields) {
+    if let Some(d) = &f.description {
+        v.check("project.description", validate::text(d, 2000));
+    }
+    if let Some(tags) = &f.tags {
+        if tags.len() > 20 {
+            v.add("project.tags", "at most 20 tags");
+        }
+        for tag in tags {
+            v.check("project.tags", validate::slug(tag));
+        }
+    }
+    if let Some(readme) = &f.readme {
+        v.check("project.readme", validate::text(readme, 100_000));
+    }
+    if let Some(vis) = &f.visibility
+        && !VISIBILITIES.contains(&vis.as_str())
+    {
+        v.add("project.visibility", "must be private or public");
+    }
+}
+
+fn queue_ref(value: &str) -> Result<(), String> {
+    match value.split_once('/') {
+        Some((a, q)) if validate::slug(a).is_ok() && validate::slug(q).is_ok() => Ok(()),
+        _ => Err(format!("{value:?} is not agent/queue")),
+    }
+}
+
+fn archived(name: &str) -> Error {
+    Error::precondition(
+        "PROJECT_ARCHIVED",
+        format!("project {name:?} is archived: restore it first"),
+    )
+}
+
+fn stale() -> Error {
+    Error::Aborted {
+        reason: "STALE_ETAG",
+        message: "the project changed since it was read; read it again".into(),
+    }
+}
+
+impl Organizations {
+    async fn project(
+        &self,
+        access: &Access,
+        name: &str,
+        field: &str,
+    ) -> Result<projects::Model, Error> {
+        let mut v = Violations::new();
+        v.check(field, validate::slug(name));
+        v.finish()?;
+        projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(projects::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("project", name))
+    }
+
+    /// Creates a project.
+    pub async fn create_project(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        fields: ProjectFields,
+    ) -> Result<projects::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("project.name", validate::slug(name));
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let now = now_micros();
+        projects::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(access.organization.uuid.clone()),
+            name: Set(name.to_owned()),
+            description: Set(fields.description.unwrap_or_default()),
+            tags: Set(stored_tags(&fields.tags.unwrap_or_default())),
+            readme: Set(fields.readme.unwrap_or_default()),
+            visibility: Set(fields.visibility.unwrap_or_else(|| "private".into())),
+            archived: Set(false),
+            settings: Set(String::new()),
+            version: Set(1),
+            settings_version: Set(1),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "project", name))
+    }
+
+    /// A project.
+    pub async fn get_project(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<projects::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsRead)
+            .await?;
+        self.project(&access, name, "project").await
+    }
+
+    /// Projects, filtered by `name:`, `tag:` and `archived:true`.
+    pub async fn list_projects(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<ProjectPage, Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsRead)
+            .await?;
+        let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
+        let terms = parse_filter(filter, &["name", "tag", "archived"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
+        let mut show_archived = false;
+        for (key, value) in &terms {
+            match *key {
+                "name" => {
+                    condition = condition.add(
+                        Expr::col(projects::Column::Name)
+                            .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                    )
+                }
+                "tag" => {
+                    validate::slug(value)
+                        .map_err(|e| Error::invalid("filter", format!("tag {e}")))?;
+                    condition =
+                        condition.add(projects::Column::Tags.contains(format!(" {value} ")));
+                }
+                _ => {
+                    show_archived = match *value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(Error::invalid("filter", "archived is true or false")),
+                    }
+                }
+            }
+        }
+        condition = condition.add(projects::Column::Archived.eq(show_archived));
+        let total_size = projects::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        let (columns, parts): (Vec<projects::Column>, &[KeyPart]) = match order.field {
+            "name" => (vec![projects::Column::Name], &[KeyPart::Text]),
+            "create_time" => (
+                vec![projects::Column::CreateTime, projects::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
+            _ => (
+                vec![projects::Column::UpdateTime, projects::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
+        };
+        let mut query = projects::Entity::find().filter(condition);
+        if let Some(key) = &page.after {
+            query = query.filter(after(&columns, key_values(key, parts)?, order.descending));
+        }
+        for column in &columns {
+            query = if order.descending {
+                query.order_by_desc(*column)
+            } else {
+                query.order_by_asc(*column)
+            };
+        }
+        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let (projects, next_page_token) = page.finish(rows, |p| match order.field {
+            "name" => vec![p.name.clone()],
+            "create_time" => vec![p.create_time.to_string(), p.uuid.clone()],
+            _ => vec![p.update_time.to_string(), p.uuid.clone()],
+        });
+        Ok(ProjectPage {
+            projects,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Changes a project's fields; a stale `etag` is `ABORTED`.
+    pub async fn update_project(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        fields: ProjectFields,
+        etag_seen: &str,
+    ) -> Result<projects::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsManage)
+            .await?;
+        let project = self.project(&access, name, "project.name").await?;
+        let mut v = Violations::new();
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        if project.archived {
+            return Err(archived(name));
+        }
+        if !etag_seen.is_empty() && etag_seen != etag(project.version) {
+            return Err(stale());
+        }
+        let mut update = projects::Entity::update_many()
+            .col_expr(projects::Column::Version, Expr::value(project.version + 1))
+            .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()));
+        if let Some(x) = fields.description {
+            update = update.col_expr(projects::Column::Description, Expr::value(x));
+        }
+        if let Some(x) = fields.tags {
+            update = update.col_expr(projects::Column::Tags, Expr::value(stored_tags(&x)));
+        }
+        if let Some(x) = fields.readme {
+            update = update.col_expr(projects::Column::Readme, Expr::value(x));
+        }
+        if let Some(x) = fields.visibility {
+            update = update.col_expr(projects::Column::Visibility, Expr::value(x));
+        }
+        update
+            .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
+            .filter(projects::Column::Version.eq(project.version))
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(stale)
+    }
+
+    /// Deletes a project.
+    pub async fn delete_project(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsManage)
+            .await?;
+        let project = self.project(&access, name, "project").await?;
+        projects::Entity::delete_by_id(project.uuid)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Archives (`true`) or restores (`false`) a project; idempotent.
+    pub async fn set_project_archived(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        archive: bool,
+    ) -> Result<projects::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsManage)
+            .await?;
+        let project = self.project(&access, name, "project").await?;
+        if project.archived == archive {
+            return Ok(project);
+        }
+        projects::Entity::update_many()
+            .col_expr(projects::Column::Archived, Expr::value(archive))
+            .col_expr(projects::Column::Version, Expr::value(project.version + 1))
+            .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()))
+            .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("project", name))
+    }
+
+    /// A project's settings with their etag.
+    pub async fn get_project_settings(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(ProjectSettings, String), Error> {
+        let project = self.get_project(principal, organization, name).await?;
+        Ok((settings_of(&project)?, etag(project.settings_version)))
+    }
+
+    /// Replaces the settings fields given; a stale `etag` is `ABORTED`.
+    pub async fn update_project_settings(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        changes: ProjectSettingsChanges,
+        etag_seen: &str,
+    ) -> Result<(ProjectSettings, String), Error> {
+        let access = self
+            .require(principal, organization, Permission::ProjectsManage)
+            .await?;
+        let project = self.project(&access, name, "project").await?;
+        let mut v = Violations::new();
+        if let Some(q) = changes.default_queue.as_deref().filter(|q| !q.is_empty()) {
+            v.check("settings.default_queue", queue_ref(q));
+        }
+        for agent in changes.allowed_agents.iter().flatten() {
+            v.check("settings.allowed_agents", validate::slug(agent));
+        }
+        for queue in changes.allowed_queues.iter().flatten() {
+            v.check("settings.allowed_queues", queue_ref(queue));
+        }
+        for connection in changes.connections.iter().flatten() {
+            v.check("settings.connections", validate::slug(connection));
+        }
+        v.finish()?;
+        if project.archived {
+            return Err(archived(name));
+        }
+        if !etag_seen.is_empty() && etag_seen != etag(project.settings_version) {
+            return Err(stale());
+        }
+        let mut next = settings_of(&project)?;
+        if let Some(x) = changes.default_queue {
+            next.default_queue = x;
+        }
+        if let Some(x) = changes.allowed_agents {
+            next.allowed_agents = x;
+        }
+        if let Some(x) = changes.allowed_queues {
+            next.allowed_queues = x;
+        }
+        if let Some(x) = changes.connections {
+            next.connections = x;
+        }
+        let json = serde_json::to_string(&next).map_err(anyhow::Error::from)?;
+        let updated = projects::Entity::update_many()
+            .col_expr(projects::Column::Settings, Expr::value(json))
+            .col_expr(
+                projects::Column::SettingsVersion,
+                Expr::value(project.settings_version + 1),
+            )
+            .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()))
+            .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
+            .filter(projects::Column::SettingsVersion.eq(project.settings_version))
+            .exec(&self.db)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(stale());
+        }
+        Ok((next, etag(project.settings_version + 1)))
+    }
+}
+
+/// Changes to a project's settings; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectSettingsChanges {
+    /// New default queue.
+    pub default_queue: Option<String>,
+    /// New allowed agents.
+    pub allowed_agents: Option<Vec<String>>,
+    /// New allowed queues.
+    pub allowed_queues: Option<Vec<String>>,
+    /// New connections.
+    pub connections: Option<Vec<String>>,
+}
