@@ -31,8 +31,20 @@ async fn create(t: &TestStack, token: &str, name: &str) -> Organization {
 }
 
 #[tokio::test]
-async fn an_organization_from_creation_to_deletion() {
-    let t = TestStack::start().await;
+async fn an_organization_from_creation_to_deletion_on_sqlite() {
+    an_organization_from_creation_to_deletion(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn an_organization_from_creation_to_deletion_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    an_organization_from_creation_to_deletion(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn an_organization_from_creation_to_deletion(t: &TestStack) {
     let ada = t.user("ada").await;
     let org = create(&t, &ada, "acme").await;
     assert_eq!(org.role, "owner", "the creator owns it");
@@ -510,8 +522,20 @@ impl Rpc {
 }
 
 #[tokio::test]
-async fn role_matrix_from_the_permission_table() {
-    let t = TestStack::start().await;
+async fn role_matrix_from_the_permission_table_on_sqlite() {
+    role_matrix_from_the_permission_table(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn role_matrix_from_the_permission_table_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    role_matrix_from_the_permission_table(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn role_matrix_from_the_permission_table(t: &TestStack) {
     let owner = t.user("owner").await;
     create(&t, &owner, "matrix").await;
     t.projects_as(&owner)
@@ -726,8 +750,20 @@ async fn set_role(
 }
 
 #[tokio::test]
-async fn the_member_lifecycle_keeps_its_invariants() {
-    let t = TestStack::start().await;
+async fn the_member_lifecycle_keeps_its_invariants_on_sqlite() {
+    the_member_lifecycle_keeps_its_invariants(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn the_member_lifecycle_keeps_its_invariants_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    the_member_lifecycle_keeps_its_invariants(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     let owner = t.user("founder").await;
     create(&t, &owner, "lifecycle").await;
     let manager = t.user("mgr").await;
@@ -1054,8 +1090,20 @@ async fn settings_are_invite_only_by_default_and_change_with_an_etag() {
 }
 
 #[tokio::test]
-async fn a_project_from_creation_through_archive_to_deletion() {
-    let t = TestStack::start().await;
+async fn a_project_from_creation_through_archive_to_deletion_on_sqlite() {
+    a_project_from_creation_through_archive_to_deletion(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn a_project_from_creation_through_archive_to_deletion_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    a_project_from_creation_through_archive_to_deletion(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn a_project_from_creation_through_archive_to_deletion(t: &TestStack) {
     let owner = t.user("pm").await;
     create(&t, &owner, "lab").await;
     let mut projects = t.projects_as(&owner);

@@ -1,0 +1,122 @@
+//! The organizations service's storage on SQLite and on PostgreSQL: keyset
+//! pagination over 10,000 members stays in order, without duplicates or
+//! gaps, while members join between pages.
+
+use std::collections::HashSet;
+
+use orgplane_e2e::{postgres_url, unique_schema_prefix};
+use orgplane_organizations::{
+    Migrator, Organizations, domain::organizations::Profile, storage::members,
+};
+use orgplane_platform::{
+    db::{DbTarget, connect_and_migrate, drop_schema},
+    principal::{Principal, PrincipalKind},
+};
+use sea_orm::{EntityTrait, Set};
+
+fn owner() -> Principal {
+    Principal {
+        kind: PrincipalKind::User,
+        uuid: uuid::Uuid::now_v7().to_string(),
+        name: "owner".into(),
+        scopes: vec!["*".into()],
+        instance_admin: false,
+        token_uuid: String::new(),
+        organization: None,
+    }
+}
+
+async fn add_members(orgs: &Organizations, org_uuid: &str, names: impl Iterator<Item = String>) {
+    let rows: Vec<members::ActiveModel> = names
+        .map(|name| members::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(org_uuid.to_owned()),
+            user_uuid: Set(uuid::Uuid::now_v7().to_string()),
+            username: Set(name),
+            role: Set("member".into()),
+            version: Set(1),
+            create_time: Set(1),
+            update_time: Set(1),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        members::Entity::insert_many(chunk.to_vec())
+            .exec(orgs.db())
+            .await
+            .unwrap();
+    }
+}
+
+async fn ten_thousand_members_page_without_duplicates_or_gaps(orgs: &Organizations) {
+    let owner = owner();
+    let org = orgs
+        .create_organization(&owner, "big", Profile::default())
+        .await
+        .unwrap()
+        .organization;
+    let originals: Vec<String> = (0..10_000).map(|i| format!("m{i:05}")).collect();
+    add_members(orgs, &org.uuid, originals.iter().cloned()).await;
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut token = String::new();
+    let mut page_number = 0;
+    loop {
+        let page = orgs
+            .list_members(&owner, "big", 700, &token, "", "user")
+            .await
+            .unwrap();
+        seen.extend(page.members.into_iter().map(|m| m.username));
+        // Members join between pages, before and after the cursor.
+        add_members(
+            orgs,
+            &org.uuid,
+            [
+                format!("a-late-{page_number}"),
+                format!("z-late-{page_number}"),
+            ]
+            .into_iter(),
+        )
+        .await;
+        page_number += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no duplicates");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "a stable, strict order"
+    );
+    for name in &originals {
+        assert!(unique.contains(name), "gap: {name} missing");
+    }
+    assert!(seen.contains(&"owner".to_string()));
+    assert!(
+        seen.iter().any(|n| n.starts_with("z-late-")),
+        "rows inserted after the cursor are seen"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_ten_thousand_members_page_without_duplicates_or_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = DbTarget::Sqlite(dir.path().join("organizations.db"));
+    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
+    ten_thousand_members_page_without_duplicates_or_gaps(&orgs).await;
+}
+
+#[tokio::test]
+async fn postgres_ten_thousand_members_page_without_duplicates_or_gaps() {
+    let Some(url) = postgres_url() else { return };
+    let schema = format!("{}organizations", unique_schema_prefix());
+    let target = DbTarget::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
+    ten_thousand_members_page_without_duplicates_or_gaps(&orgs).await;
+    orgs.db().clone().close().await.unwrap();
+    drop_schema(&url, &schema).await.unwrap();
+}
