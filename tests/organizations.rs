@@ -46,10 +46,10 @@ async fn an_organization_from_creation_to_deletion_on_postgresql() {
 
 async fn an_organization_from_creation_to_deletion(t: &TestStack) {
     let ada = t.user("ada").await;
-    let org = create(&t, &ada, "acme").await;
+    let org = create(t, &ada, "acme").await;
     assert_eq!(org.role, "owner", "the creator owns it");
     assert_eq!(org.display_name, "acme Inc.");
-    create(&t, &ada, "beta").await;
+    create(t, &ada, "beta").await;
 
     let listed = t
         .orgs_as(&ada)
@@ -537,7 +537,7 @@ async fn role_matrix_from_the_permission_table_on_postgresql() {
 
 async fn role_matrix_from_the_permission_table(t: &TestStack) {
     let owner = t.user("owner").await;
-    create(&t, &owner, "matrix").await;
+    create(t, &owner, "matrix").await;
     t.projects_as(&owner)
         .create_project(CreateProjectRequest {
             organization: "matrix".into(),
@@ -566,7 +566,7 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
                 Some(role) if allows(*role, rpc.permission()) => rpc.authorized_code(),
                 Some(_) => Code::PermissionDenied,
             };
-            let got = rpc.call(&t, token, "matrix").await;
+            let got = rpc.call(t, token, "matrix").await;
             assert_eq!(got, expected, "{rpc:?} as {role:?}");
         }
     }
@@ -765,7 +765,7 @@ async fn the_member_lifecycle_keeps_its_invariants_on_postgresql() {
 
 async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     let owner = t.user("founder").await;
-    create(&t, &owner, "lifecycle").await;
+    create(t, &owner, "lifecycle").await;
     let manager = t.user("mgr").await;
     t.add_member("lifecycle", "mgr", "manager").await;
     let newbie = t.user("newbie").await;
@@ -782,18 +782,18 @@ async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
         "LAST_OWNER",
     );
     expect_reason(
-        set_role(&t, &owner, "lifecycle", "founder", "admin").await,
+        set_role(t, &owner, "lifecycle", "founder", "admin").await,
         Code::FailedPrecondition,
         "LAST_OWNER",
     );
     // Nobody raises their own role; managers never touch owners.
     expect_reason(
-        set_role(&t, &manager, "lifecycle", "mgr", "owner").await,
+        set_role(t, &manager, "lifecycle", "mgr", "owner").await,
         Code::PermissionDenied,
         "SELF_ELEVATION",
     );
     expect_reason(
-        set_role(&t, &manager, "lifecycle", "newbie", "owner").await,
+        set_role(t, &manager, "lifecycle", "newbie", "owner").await,
         Code::PermissionDenied,
         "OWNER_REQUIRED",
     );
@@ -809,21 +809,21 @@ async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     );
     // Promote, demote, and a manager manages non-owners.
     assert_eq!(
-        set_role(&t, &manager, "lifecycle", "newbie", "admin")
+        set_role(t, &manager, "lifecycle", "newbie", "admin")
             .await
             .unwrap()
             .role,
         "admin"
     );
     assert_eq!(
-        set_role(&t, &owner, "lifecycle", "newbie", "owner")
+        set_role(t, &owner, "lifecycle", "newbie", "owner")
             .await
             .unwrap()
             .role,
         "owner"
     );
     assert_eq!(
-        set_role(&t, &owner, "lifecycle", "newbie", "viewer")
+        set_role(t, &owner, "lifecycle", "newbie", "viewer")
             .await
             .unwrap()
             .role,
@@ -843,7 +843,7 @@ async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     );
     // Lowering one's own role is allowed.
     assert_eq!(
-        set_role(&t, &manager, "lifecycle", "mgr", "admin")
+        set_role(t, &manager, "lifecycle", "mgr", "admin")
             .await
             .unwrap()
             .role,
@@ -866,7 +866,7 @@ async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
         Code::NotFound,
     );
     // With a second owner, the first may leave.
-    set_role(&t, &owner, "lifecycle", "mgr", "owner")
+    set_role(t, &owner, "lifecycle", "mgr", "owner")
         .await
         .unwrap();
     t.members_as(&owner)
@@ -1105,7 +1105,7 @@ async fn a_project_from_creation_through_archive_to_deletion_on_postgresql() {
 
 async fn a_project_from_creation_through_archive_to_deletion(t: &TestStack) {
     let owner = t.user("pm").await;
-    create(&t, &owner, "lab").await;
+    create(t, &owner, "lab").await;
     let mut projects = t.projects_as(&owner);
     for (name, tags) in [
         ("vision", vec!["cv", "gpu"]),
