@@ -64,6 +64,8 @@ async fn a_forged_principal_header_is_dropped() {
         instance_admin: true,
         token_uuid: String::new(),
         organization: None,
+        email: String::new(),
+        email_verified: false,
     };
     let mut users = UserServiceClient::new(t.gateway.clone());
     let mut request = tonic::Request::new(GetCurrentUserRequest {});

@@ -23,6 +23,8 @@ fn owner() -> Principal {
         instance_admin: false,
         token_uuid: String::new(),
         organization: None,
+        email: String::new(),
+        email_verified: false,
     }
 }
 

@@ -12,7 +12,7 @@ use orgplane_proto::identity::{
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use orgplane_proto::organizations::{
-    member_service_client::MemberServiceClient,
+    invitation_service_client::InvitationServiceClient, member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient,
 };
@@ -233,6 +233,14 @@ impl TestStack {
         token: &str,
     ) -> ProjectServiceClient<InterceptedService<Channel, Bearer>> {
         ProjectServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// An invitation client calling with `token`.
+    pub fn invitations_as(
+        &self,
+        token: &str,
+    ) -> InvitationServiceClient<InterceptedService<Channel, Bearer>> {
+        InvitationServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A member client calling with `token`.

@@ -45,6 +45,10 @@ pub struct Principal {
     pub token_uuid: String,
     /// Organization of a service account or agent.
     pub organization: Option<String>,
+    /// A user's email (lowercase); empty for other kinds.
+    pub email: String,
+    /// Whether that email is verified.
+    pub email_verified: bool,
 }
 
 impl Principal {
@@ -67,6 +71,8 @@ impl Principal {
             instance_admin: self.instance_admin,
             token_uuid: self.token_uuid.clone(),
             organization: self.organization.clone().unwrap_or_default(),
+            email: self.email.clone(),
+            email_verified: self.email_verified,
         }
     }
 
@@ -89,6 +95,8 @@ impl Principal {
             instance_admin: p.instance_admin,
             token_uuid: p.token_uuid,
             organization: (!p.organization.is_empty()).then_some(p.organization),
+            email: p.email,
+            email_verified: p.email_verified,
         })
     }
 
@@ -119,6 +127,8 @@ mod tests {
             instance_admin: false,
             token_uuid: "t".into(),
             organization: None,
+            email: "ada@example.com".into(),
+            email_verified: true,
         };
         let back = Principal::from_metadata_value(p.to_metadata_value().as_bytes()).unwrap();
         assert_eq!(back, p);

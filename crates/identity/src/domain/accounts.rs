@@ -320,17 +320,12 @@ impl Identity {
         }
         .insert(&txn)
         .await?;
-        outbox::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            kind: Set("password_reset".into()),
-            recipient: Set(user.email.clone()),
-            payload: Set(
-                serde_json::json!({ "username": user.username, "token": token }).to_string(),
-            ),
-            create_time: Set(now),
-            deliver_time: Set(None),
-        }
-        .insert(&txn)
+        outbox::enqueue(
+            &txn,
+            "password_reset",
+            &user.email,
+            serde_json::json!({ "username": user.username, "token": token }),
+        )
         .await?;
         txn.commit().await?;
         tracing::info!(user = %user.username, "password reset queued for delivery");

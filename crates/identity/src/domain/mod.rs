@@ -4,9 +4,10 @@
 
 pub mod accounts;
 pub mod passwords;
-pub mod secrets;
 pub mod tokens;
 pub mod users;
+
+pub use orgplane_platform::secrets;
 
 use std::time::Duration;
 

@@ -325,6 +325,8 @@ impl Identity {
                 instance_admin: user.instance_admin,
                 token_uuid: token.uuid,
                 organization: None,
+                email: user.email,
+                email_verified: user.email_verified,
             },
             expire_time: token.expire_time,
         }))

@@ -2,7 +2,8 @@
 //! these tables; other services refer to users by UUID and username only.
 
 pub mod migration;
-pub mod outbox;
 pub mod password_resets;
 pub mod tokens;
 pub mod users;
+
+pub use orgplane_platform::outbox;

@@ -2,13 +2,14 @@
 
 mod convert;
 mod internal;
+mod invitations;
 mod members;
 mod organizations;
 mod projects;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::organizations::{
-    member_service_server::MemberServiceServer,
+    invitation_service_server::InvitationServiceServer, member_service_server::MemberServiceServer,
     organization_service_server::OrganizationServiceServer,
     organizations_internal_server::OrganizationsInternalServer,
     project_service_server::ProjectServiceServer,
@@ -38,6 +39,9 @@ pub fn grpc_server(organizations: Organizations, tls: &ServiceTls) -> GrpcServer
             organizations.clone(),
         )))
         .add_service(ProjectServiceServer::new(projects::ProjectApi(
+            organizations.clone(),
+        )))
+        .add_service(InvitationServiceServer::new(invitations::InvitationApi(
             organizations.clone(),
         )))
         .add_service(OrganizationsInternalServer::new(internal::InternalApi(

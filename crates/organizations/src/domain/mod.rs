@@ -2,6 +2,7 @@
 //! what in an organization ([`access`]), organizations, and members.
 
 pub mod access;
+pub mod invitations;
 pub mod members;
 pub mod organizations;
 pub mod projects;

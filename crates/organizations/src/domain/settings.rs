@@ -229,6 +229,11 @@ impl Organizations {
             .ok_or_else(|| anyhow::anyhow!("no settings for {organization_uuid}").into())
     }
 
+    /// The settings of an organization by UUID, whoever asks (for joins).
+    pub(crate) async fn settings_of_org(&self, organization_uuid: &str) -> Result<Settings, Error> {
+        from_row(self.settings_row(organization_uuid).await?)
+    }
+
     /// An organization's settings.
     pub async fn get_settings(
         &self,

@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002Settings),
             Box::new(M0003Projects),
+            Box::new(M0004Invitations),
         ]
     }
 }
@@ -218,5 +219,64 @@ impl MigrationTrait for M0003Projects {
         manager
             .drop_table(Table::drop().table("projects").to_owned())
             .await
+    }
+}
+
+struct M0004Invitations;
+
+impl MigrationName for M0004Invitations {
+    fn name(&self) -> &str {
+        "m0004_invitations"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004Invitations {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("invitations")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("email"))
+                    .col(string("role"))
+                    .col(string("state"))
+                    .col(string("inviter"))
+                    .col(string_uniq("token_hash"))
+                    .col(big_integer("expire_time"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("invitations", "organization_uuid")
+                            .to("organizations", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("invitations_org_uuid")
+                    .table("invitations")
+                    .col("organization_uuid")
+                    .col("uuid")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(orgplane_platform::outbox::create_table())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["delivery_outbox", "invitations"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! The organizations service's tables and migrations.
 
+pub mod invitations;
 pub mod members;
 pub mod migration;
 pub mod organizations;
 pub mod projects;
 pub mod settings;
+
+pub use orgplane_platform::outbox;

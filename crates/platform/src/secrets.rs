@@ -12,6 +12,8 @@ pub const SESSION_PREFIX: &str = "ops_";
 pub const PERSONAL_PREFIX: &str = "opp_";
 /// Prefix of password reset tokens.
 pub const RESET_PREFIX: &str = "opr_";
+/// Prefix of invitation tokens.
+pub const INVITATION_PREFIX: &str = "opi_";
 
 /// A new secret with `prefix`.
 pub fn generate(prefix: &str) -> String {

@@ -1,0 +1,66 @@
+//! `delivery_outbox`: messages for people (password resets, invitations),
+//! written in the same transaction as the change that needs them and handed
+//! to a delivery worker; orgplane itself needs no mail server. Each service
+//! that sends messages has this table in its own schema.
+
+use sea_orm::entity::prelude::*;
+
+/// A message waiting for delivery.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "delivery_outbox")]
+pub struct Model {
+    /// UUIDv7; also the order of delivery.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub uuid: String,
+    /// What it is, e.g. `password_reset`.
+    pub kind: String,
+    /// Email address to deliver to.
+    pub recipient: String,
+    /// JSON payload for the template (e.g. the reset token).
+    pub payload: String,
+    /// Created.
+    pub create_time: i64,
+    /// Delivered at, by the delivery worker.
+    pub deliver_time: Option<i64>,
+}
+
+/// No relations are navigated through sea-orm.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+/// The statement that creates the table, for a service's migration.
+pub fn create_table() -> sea_orm::sea_query::TableCreateStatement {
+    use sea_orm_migration::schema::{big_integer, big_integer_null, string, text};
+    sea_orm::sea_query::Table::create()
+        .table("delivery_outbox")
+        .col(string("uuid").primary_key())
+        .col(string("kind"))
+        .col(string("recipient"))
+        .col(text("payload"))
+        .col(big_integer("create_time"))
+        .col(big_integer_null("deliver_time"))
+        .to_owned()
+}
+
+/// Queues a message for delivery (call inside the change's transaction).
+pub async fn enqueue(
+    db: &impl sea_orm::ConnectionTrait,
+    kind: &str,
+    recipient: &str,
+    payload: serde_json::Value,
+) -> Result<(), DbErr> {
+    use sea_orm::{ActiveModelTrait, Set};
+    ActiveModel {
+        uuid: Set(uuid::Uuid::now_v7().to_string()),
+        kind: Set(kind.to_owned()),
+        recipient: Set(recipient.to_owned()),
+        payload: Set(payload.to_string()),
+        create_time: Set(crate::time::now_micros()),
+        deliver_time: Set(None),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
