@@ -275,13 +275,17 @@ enum Rpc {
     UpdateProjectSettings,
     CreateInvitation,
     ListInvitations,
+    CreateTeam,
+    ListTeams,
 }
 
 /// The project every role-matrix call that needs one works on.
 const PROJECT: &str = "shared-project";
 
 impl Rpc {
-    const ALL: [Rpc; 20] = [
+    const ALL: [Rpc; 22] = [
+        Rpc::CreateTeam,
+        Rpc::ListTeams,
         Rpc::CreateInvitation,
         Rpc::ListInvitations,
         Rpc::CreateProject,
@@ -323,6 +327,8 @@ impl Rpc {
             | Rpc::RestoreProject
             | Rpc::UpdateProjectSettings => Permission::ProjectsManage,
             Rpc::CreateInvitation | Rpc::ListInvitations => Permission::MembersManage,
+            Rpc::CreateTeam => Permission::TeamsManage,
+            Rpc::ListTeams => Permission::TeamsRead,
         }
     }
 
@@ -521,6 +527,25 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::CreateTeam => t
+                .teams_as(token)
+                .create_team(CreateTeamRequest {
+                    organization: org.into(),
+                    team: Some(Team {
+                        name: "Not A Slug".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::ListTeams => t
+                .teams_as(token)
+                .list_teams(ListTeamsRequest {
+                    organization: org.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Code::Ok,
@@ -541,7 +566,8 @@ impl Rpc {
             | Rpc::ArchiveProject
             | Rpc::RestoreProject
             | Rpc::UpdateProjectSettings
-            | Rpc::CreateInvitation => Code::InvalidArgument,
+            | Rpc::CreateInvitation
+            | Rpc::CreateTeam => Code::InvalidArgument,
             _ => Code::Ok,
         }
     }
@@ -1623,5 +1649,172 @@ async fn open_organizations_admit_verified_emails_of_allowed_domains() {
         join(walker).await,
         Code::FailedPrecondition,
         "ALREADY_MEMBER",
+    );
+}
+
+#[tokio::test]
+async fn team_grants_raise_a_role_on_their_entities_only() {
+    let t = TestStack::start().await;
+    let owner = t.user("lead").await;
+    create(&t, &owner, "studio").await;
+    for name in ["alpha", "beta"] {
+        t.projects_as(&owner)
+            .create_project(CreateProjectRequest {
+                organization: "studio".into(),
+                project: Some(Project {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let viewer = t.user("vera").await;
+    t.add_member("studio", "vera", "viewer").await;
+    let describe = |token: String, project: &'static str| {
+        let mut projects = t.projects_as(&token);
+        async move {
+            projects
+                .update_project(UpdateProjectRequest {
+                    organization: "studio".into(),
+                    project: Some(Project {
+                        name: project.into(),
+                        description: "edited".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["description"]),
+                })
+                .await
+        }
+    };
+    expect_code(
+        describe(viewer.clone(), "alpha").await,
+        Code::PermissionDenied,
+    );
+
+    let team = t
+        .teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            organization: "studio".into(),
+            team: Some(Team {
+                name: "alpha-crew".into(),
+                grants: vec![TeamGrant {
+                    kind: EntityKind::Project as i32,
+                    name: "alpha".into(),
+                    role: "admin".into(),
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert_eq!(team.grants.len(), 1);
+    t.teams_as(&owner)
+        .add_team_member(AddTeamMemberRequest {
+            organization: "studio".into(),
+            team: "alpha-crew".into(),
+            member: Some(TeamMember {
+                user: "vera".into(),
+                role: "member".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    describe(viewer.clone(), "alpha")
+        .await
+        .expect("the team's admin grant applies on alpha");
+    expect_code(
+        describe(viewer.clone(), "beta").await,
+        Code::PermissionDenied,
+    );
+    let members = t
+        .teams_as(&viewer)
+        .list_team_members(ListTeamMembersRequest {
+            organization: "studio".into(),
+            team: "alpha-crew".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members[0].user, "vera");
+
+    t.teams_as(&owner)
+        .remove_team_member(RemoveTeamMemberRequest {
+            organization: "studio".into(),
+            team: "alpha-crew".into(),
+            user: "vera".into(),
+        })
+        .await
+        .unwrap();
+    expect_code(describe(viewer, "alpha").await, Code::PermissionDenied);
+
+    // Bad input and duplicates.
+    let status = expect_code(
+        t.teams_as(&owner)
+            .create_team(CreateTeamRequest {
+                organization: "studio".into(),
+                team: Some(Team {
+                    name: "broken".into(),
+                    grants: vec![TeamGrant {
+                        kind: 0,
+                        name: "Bad Name".into(),
+                        role: "owner".into(),
+                    }],
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["team.grants.kind", "team.grants.name", "team.grants.role"]
+    );
+    expect_code(
+        t.teams_as(&owner)
+            .create_team(CreateTeamRequest {
+                organization: "studio".into(),
+                team: Some(Team {
+                    name: "alpha-crew".into(),
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::AlreadyExists,
+    );
+    expect_code(
+        t.teams_as(&owner)
+            .add_team_member(AddTeamMemberRequest {
+                organization: "studio".into(),
+                team: "alpha-crew".into(),
+                member: Some(TeamMember {
+                    user: "nobody".into(),
+                    role: "viewer".into(),
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::NotFound,
+    );
+    t.teams_as(&owner)
+        .delete_team(DeleteTeamRequest {
+            organization: "studio".into(),
+            team: "alpha-crew".into(),
+        })
+        .await
+        .unwrap();
+    expect_code(
+        t.teams_as(&owner)
+            .get_team(GetTeamRequest {
+                organization: "studio".into(),
+                team: "alpha-crew".into(),
+            })
+            .await,
+        Code::NotFound,
     );
 }

@@ -14,7 +14,7 @@ use orgplane_proto::identity::{
 use orgplane_proto::organizations::{
     invitation_service_client::InvitationServiceClient, member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
-    project_service_client::ProjectServiceClient,
+    project_service_client::ProjectServiceClient, team_service_client::TeamServiceClient,
 };
 use tonic::{
     Code, Status,
@@ -241,6 +241,11 @@ impl TestStack {
         token: &str,
     ) -> InvitationServiceClient<InterceptedService<Channel, Bearer>> {
         InvitationServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A team client calling with `token`.
+    pub fn teams_as(&self, token: &str) -> TeamServiceClient<InterceptedService<Channel, Bearer>> {
+        TeamServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A member client calling with `token`.

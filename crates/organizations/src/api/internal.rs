@@ -21,11 +21,18 @@ impl OrganizationsInternal for InternalApi {
         req: Request<pb::CheckPermissionRequest>,
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
         let r = req.into_inner();
-        let principal = Principal::from_proto(required(r.principal, "principal")?)
+        let principal = Principal::from_proto(required(r.principal.clone(), "principal")?)
             .ok_or_else(|| Error::invalid("principal", "needs a kind and a uuid"))?;
+        let kind = match r.entity_kind() {
+            pb::EntityKind::Unspecified => None,
+            pb::EntityKind::Project => Some("project"),
+            pb::EntityKind::ModelRegistry => Some("model_registry"),
+            pb::EntityKind::ComponentHub => Some("component_hub"),
+        };
+        let entity = kind.map(|k| (k, r.entity.as_str()));
         let decision = self
             .0
-            .check_permission(&principal, &r.organization, &r.permission)
+            .check_permission(&principal, &r.organization, &r.permission, entity)
             .await?;
         Ok(Response::new(pb::CheckPermissionResponse {
             allowed: decision.allowed,

@@ -6,13 +6,14 @@ mod invitations;
 mod members;
 mod organizations;
 mod projects;
+mod teams;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::organizations::{
     invitation_service_server::InvitationServiceServer, member_service_server::MemberServiceServer,
     organization_service_server::OrganizationServiceServer,
     organizations_internal_server::OrganizationsInternalServer,
-    project_service_server::ProjectServiceServer,
+    project_service_server::ProjectServiceServer, team_service_server::TeamServiceServer,
 };
 
 use crate::domain::Organizations;
@@ -42,6 +43,9 @@ pub fn grpc_server(organizations: Organizations, tls: &ServiceTls) -> GrpcServer
             organizations.clone(),
         )))
         .add_service(InvitationServiceServer::new(invitations::InvitationApi(
+            organizations.clone(),
+        )))
+        .add_service(TeamServiceServer::new(teams::TeamApi(
             organizations.clone(),
         )))
         .add_service(OrganizationsInternalServer::new(internal::InternalApi(

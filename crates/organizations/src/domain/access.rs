@@ -83,23 +83,30 @@ impl Organizations {
         Ok(access)
     }
 
-    /// Answers "may `principal` do `permission` in `organization`?" for the
-    /// other services.
+    /// Answers "may `principal` do `permission` in `organization` (on this
+    /// entity, through team grants)?" for the other services.
     pub async fn check_permission(
         &self,
         principal: &Principal,
         organization: &str,
         permission: &str,
+        entity: Option<(&str, &str)>,
     ) -> Result<Decision, Error> {
         let permission = Permission::parse(permission)
             .ok_or_else(|| Error::invalid("permission", "is not a known permission"))?;
         match self.access(principal, organization).await {
-            Ok(access) => Ok(Decision {
-                visible: true,
-                allowed: check(principal, access.role, permission).is_ok(),
-                role: Some(access.role),
-                organization_uuid: Some(access.organization.uuid),
-            }),
+            Ok(access) => {
+                let role = match entity {
+                    Some((kind, name)) => self.effective_role(&access, kind, name).await?,
+                    None => access.role,
+                };
+                Ok(Decision {
+                    visible: true,
+                    allowed: check(principal, role, permission).is_ok(),
+                    role: Some(role),
+                    organization_uuid: Some(access.organization.uuid),
+                })
+            }
             Err(Error::NotFound { .. }) => Ok(Decision {
                 visible: false,
                 allowed: false,

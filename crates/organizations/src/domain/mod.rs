@@ -7,6 +7,7 @@ pub mod members;
 pub mod organizations;
 pub mod projects;
 pub mod settings;
+pub mod teams;
 
 use sea_orm::DatabaseConnection;
 

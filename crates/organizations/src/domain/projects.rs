@@ -189,7 +189,13 @@ impl Organizations {
         name: &str,
     ) -> Result<projects::Model, Error> {
         let access = self
-            .require(principal, organization, Permission::ProjectsRead)
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsRead,
+                "project",
+                name,
+            )
             .await?;
         self.project(&access, name, "project").await
     }
@@ -286,7 +292,13 @@ impl Organizations {
         etag_seen: &str,
     ) -> Result<projects::Model, Error> {
         let access = self
-            .require(principal, organization, Permission::ProjectsManage)
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsManage,
+                "project",
+                name,
+            )
             .await?;
         let project = self.project(&access, name, "project.name").await?;
         let mut v = Violations::new();
@@ -331,7 +343,13 @@ impl Organizations {
         name: &str,
     ) -> Result<(), Error> {
         let access = self
-            .require(principal, organization, Permission::ProjectsManage)
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsManage,
+                "project",
+                name,
+            )
             .await?;
         let project = self.project(&access, name, "project").await?;
         projects::Entity::delete_by_id(project.uuid)
@@ -349,7 +367,13 @@ impl Organizations {
         archive: bool,
     ) -> Result<projects::Model, Error> {
         let access = self
-            .require(principal, organization, Permission::ProjectsManage)
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsManage,
+                "project",
+                name,
+            )
             .await?;
         let project = self.project(&access, name, "project").await?;
         if project.archived == archive {
@@ -388,7 +412,13 @@ impl Organizations {
         etag_seen: &str,
     ) -> Result<(ProjectSettings, String), Error> {
         let access = self
-            .require(principal, organization, Permission::ProjectsManage)
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsManage,
+                "project",
+                name,
+            )
             .await?;
         let project = self.project(&access, name, "project").await?;
         let mut v = Violations::new();

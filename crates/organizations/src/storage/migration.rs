@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Settings),
             Box::new(M0003Projects),
             Box::new(M0004Invitations),
+            Box::new(M0005Teams),
         ]
     }
 }
@@ -273,6 +274,107 @@ impl MigrationTrait for M0004Invitations {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in ["delivery_outbox", "invitations"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+struct M0005Teams;
+
+impl MigrationName for M0005Teams {
+    fn name(&self) -> &str {
+        "m0005_teams"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005Teams {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("teams")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("name"))
+                    .col(text("description"))
+                    .col(text("grants"))
+                    .col(big_integer("version"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("teams", "organization_uuid")
+                            .to("organizations", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("team_members")
+                    .col(string("uuid").primary_key())
+                    .col(string("team_uuid"))
+                    .col(string("organization_uuid"))
+                    .col(string("user_uuid"))
+                    .col(string("username"))
+                    .col(string("role"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("team_members", "team_uuid")
+                            .to("teams", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        for (name, table, columns, unique) in [
+            (
+                "teams_org_name",
+                "teams",
+                &["organization_uuid", "name"][..],
+                true,
+            ),
+            (
+                "team_members_team_user",
+                "team_members",
+                &["team_uuid", "user_uuid"][..],
+                true,
+            ),
+            (
+                "team_members_team_username",
+                "team_members",
+                &["team_uuid", "username"][..],
+                true,
+            ),
+            (
+                "team_members_org_user",
+                "team_members",
+                &["organization_uuid", "user_uuid"][..],
+                false,
+            ),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table(table);
+            for column in columns {
+                index.col(*column);
+            }
+            if unique {
+                index.unique();
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["team_members", "teams"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

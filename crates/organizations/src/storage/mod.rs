@@ -6,5 +6,6 @@ pub mod migration;
 pub mod organizations;
 pub mod projects;
 pub mod settings;
+pub mod teams;
 
 pub use orgplane_platform::outbox;

@@ -1,0 +1,471 @@
+//! Teams: groups of members with team roles, granted a role on chosen
+//! projects, model registries and component hubs. On such an entity a user
+//! acts with the strongest of their organization role and the roles their
+//! teams grant on it ([`Organizations::require_on`]).
+
+use orgplane_platform::{
+    Error,
+    authz::{Permission, Role},
+    page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
+    principal::Principal,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Organizations,
+    access::{Access, check},
+    organizations::etag,
+};
+use crate::storage::{members, teams};
+
+/// Kinds of entities a team can be granted.
+pub const ENTITY_KINDS: &[&str] = &["project", "model_registry", "component_hub"];
+/// Team roles.
+pub const TEAM_ROLES: &[Role] = &[Role::Viewer, Role::Member, Role::Admin];
+
+/// A role granted by a team on one entity (or `*`: every entity of the kind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// `project`, `model_registry` or `component_hub`.
+    pub kind: String,
+    /// Slug of the entity, or `*`.
+    pub name: String,
+    /// `viewer`, `member` or `admin`.
+    pub role: String,
+}
+
+/// A team's fields as created or changed; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct TeamFields {
+    /// New name (rename).
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Grants (replaced whole).
+    pub grants: Option<Vec<Grant>>,
+}
+
+/// A page of rows.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+/// The grants of a team row.
+pub fn grants_of(team: &teams::team::Model) -> Vec<Grant> {
+    serde_json::from_str(&team.grants).unwrap_or_default()
+}
+
+fn team_role(field: &str, v: &mut Violations, role: &str) {
+    if !Role::parse(role).is_some_and(|r| TEAM_ROLES.contains(&r)) {
+        v.add(field, "must be viewer, member or admin");
+    }
+}
+
+fn check_fields(v: &mut Violations, f: &TeamFields) {
+    if let Some(name) = &f.name {
+        v.check("team.name", validate::slug(name));
+    }
+    if let Some(d) = &f.description {
+        v.check("team.description", validate::text(d, 2000));
+    }
+    for grant in f.grants.iter().flatten() {
+        if !ENTITY_KINDS.contains(&grant.kind.as_str()) {
+            v.add(
+                "team.grants.kind",
+                "must be project, model_registry or component_hub",
+            );
+        }
+        if grant.name != "*" {
+            v.check("team.grants.name", validate::slug(&grant.name));
+        }
+        team_role("team.grants.role", v, &grant.role);
+    }
+}
+
+fn stale() -> Error {
+    Error::Aborted {
+        reason: "STALE_ETAG",
+        message: "the team changed since it was read; read it again".into(),
+    }
+}
+
+impl Organizations {
+    /// The caller's access, if the strongest of their organization role and
+    /// their teams' grants on `(kind, entity)` holds `permission`.
+    pub async fn require_on(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+        kind: &str,
+        entity: &str,
+    ) -> Result<Access, Error> {
+        let mut access = self.access(principal, organization).await?;
+        access.role = self.effective_role(&access, kind, entity).await?;
+        check(principal, access.role, permission)?;
+        Ok(access)
+    }
+
+    /// The strongest of the caller's organization role and the roles their
+    /// teams grant on `(kind, entity)`.
+    pub async fn effective_role(
+        &self,
+        access: &Access,
+        kind: &str,
+        entity: &str,
+    ) -> Result<Role, Error> {
+        let team_uuids: Vec<String> = teams::member::Entity::find()
+            .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(teams::member::Column::UserUuid.eq(access.member.user_uuid.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.team_uuid)
+            .collect();
+        if team_uuids.is_empty() {
+            return Ok(access.role);
+        }
+        let rows = teams::team::Entity::find()
+            .filter(teams::team::Column::Uuid.is_in(team_uuids))
+            .all(&self.db)
+            .await?;
+        let granted = rows
+            .iter()
+            .flat_map(grants_of)
+            .filter(|g| g.kind == kind && (g.name == entity || g.name == "*"))
+            .filter_map(|g| Role::parse(&g.role))
+            .max();
+        Ok(granted.map_or(access.role, |g| g.max(access.role)))
+    }
+
+    async fn team(
+        &self,
+        access: &Access,
+        name: &str,
+        field: &str,
+    ) -> Result<teams::team::Model, Error> {
+        let mut v = Violations::new();
+        v.check(field, validate::slug(name));
+        v.finish()?;
+        teams::team::Entity::find()
+            .filter(teams::team::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(teams::team::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("team", name))
+    }
+
+    /// Creates a team.
+    pub async fn create_team(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        fields: TeamFields,
+    ) -> Result<teams::team::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let mut v = Violations::new();
+        if fields.name.is_none() {
+            v.add("team.name", "must not be empty");
+        }
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let name = fields.name.unwrap_or_default();
+        let now = now_micros();
+        teams::team::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(access.organization.uuid.clone()),
+            name: Set(name.clone()),
+            description: Set(fields.description.unwrap_or_default()),
+            grants: Set(serde_json::to_string(&fields.grants.unwrap_or_default())
+                .map_err(anyhow::Error::from)?),
+            version: Set(1),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "team", &name))
+    }
+
+    /// A team.
+    pub async fn get_team(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<teams::team::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsRead)
+            .await?;
+        self.team(&access, name, "team").await
+    }
+
+    /// Teams, filtered by `name:`.
+    pub async fn list_teams(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<teams::team::Model>, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsRead)
+            .await?;
+        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
+        let terms = parse_filter(filter, &["name"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(teams::team::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
+        for (_, prefix) in &terms {
+            condition = condition.add(
+                Expr::col(teams::team::Column::Name)
+                    .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
+            );
+        }
+        let total_size = teams::team::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        let (column, part) = match order.field {
+            "name" => (teams::team::Column::Name, KeyPart::Text),
+            _ => (teams::team::Column::Uuid, KeyPart::Text),
+        };
+        let mut query = teams::team::Entity::find().filter(condition);
+        if let Some(key) = &page.after {
+            query = query.filter(after(
+                &[column],
+                key_values(key, &[part])?,
+                order.descending,
+            ));
+        }
+        query = if order.descending {
+            query.order_by_desc(column)
+        } else {
+            query.order_by_asc(column)
+        };
+        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let (items, next_page_token) = page.finish(rows, |t| match order.field {
+            "name" => vec![t.name.clone()],
+            _ => vec![t.uuid.clone()],
+        });
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Renames a team or changes its description or grants.
+    pub async fn update_team(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        fields: TeamFields,
+        etag_seen: &str,
+    ) -> Result<teams::team::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let team = self.team(&access, name, "team.name").await?;
+        let mut v = Violations::new();
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        if !etag_seen.is_empty() && etag_seen != etag(team.version) {
+            return Err(stale());
+        }
+        let mut update = teams::team::Entity::update_many()
+            .col_expr(teams::team::Column::Version, Expr::value(team.version + 1))
+            .col_expr(teams::team::Column::UpdateTime, Expr::value(now_micros()));
+        if let Some(x) = &fields.name {
+            update = update.col_expr(teams::team::Column::Name, Expr::value(x.clone()));
+        }
+        if let Some(x) = fields.description {
+            update = update.col_expr(teams::team::Column::Description, Expr::value(x));
+        }
+        if let Some(x) = fields.grants {
+            let json = serde_json::to_string(&x).map_err(anyhow::Error::from)?;
+            update = update.col_expr(teams::team::Column::Grants, Expr::value(json));
+        }
+        update
+            .filter(teams::team::Column::Uuid.eq(team.uuid.as_str()))
+            .filter(teams::team::Column::Version.eq(team.version))
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(|err| Error::from_db(err, "team", fields.name.unwrap_or_default()))?
+            .into_iter()
+            .next()
+            .ok_or_else(stale)
+    }
+
+    /// Deletes a team; its grants end.
+    pub async fn delete_team(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let team = self.team(&access, name, "team").await?;
+        let txn = self.db.begin().await?;
+        teams::member::Entity::delete_many()
+            .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
+            .exec(&txn)
+            .await?;
+        teams::team::Entity::delete_by_id(team.uuid)
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Adds an organization member to a team.
+    pub async fn add_team_member(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        team: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<teams::member::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let team = self.team(&access, team, "team").await?;
+        let mut v = Violations::new();
+        v.check("member.user", validate::slug(user));
+        team_role("member.role", &mut v, role);
+        v.finish()?;
+        let member = members::Entity::find()
+            .filter(members::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(members::Column::Username.eq(user))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("member", user))?;
+        teams::member::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            team_uuid: Set(team.uuid),
+            organization_uuid: Set(access.organization.uuid.clone()),
+            user_uuid: Set(member.user_uuid),
+            username: Set(member.username),
+            role: Set(role.to_owned()),
+            create_time: Set(now_micros()),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "team member", user))
+    }
+
+    /// A team's members, by username.
+    pub async fn list_team_members(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        team: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<teams::member::Model>, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsRead)
+            .await?;
+        let team = self.team(&access, team, "team").await?;
+        let page = PageRequest::parse(page_size, page_token, "")?;
+        let condition = teams::member::Column::TeamUuid.eq(team.uuid.as_str());
+        let total_size = teams::member::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        let mut query = teams::member::Entity::find().filter(condition);
+        if let Some(key) = &page.after {
+            query = query.filter(after(
+                &[teams::member::Column::Username],
+                key_values(key, &[KeyPart::Text])?,
+                false,
+            ));
+        }
+        let rows = query
+            .order_by_asc(teams::member::Column::Username)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await?;
+        let (items, next_page_token) = page.finish(rows, |m| vec![m.username.clone()]);
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Changes a team member's role.
+    pub async fn update_team_member(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        team: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<teams::member::Model, Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let team = self.team(&access, team, "team").await?;
+        let mut v = Violations::new();
+        v.check("member.user", validate::slug(user));
+        team_role("member.role", &mut v, role);
+        v.finish()?;
+        teams::member::Entity::update_many()
+            .col_expr(teams::member::Column::Role, Expr::value(role))
+            .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
+            .filter(teams::member::Column::Username.eq(user))
+            .exec_with_returning(&self.db)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("team member", user))
+    }
+
+    /// Removes a member from a team.
+    pub async fn remove_team_member(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        team: &str,
+        user: &str,
+    ) -> Result<(), Error> {
+        let access = self
+            .require(principal, organization, Permission::TeamsManage)
+            .await?;
+        let team = self.team(&access, team, "team").await?;
+        let mut v = Violations::new();
+        v.check("user", validate::slug(user));
+        v.finish()?;
+        let removed = teams::member::Entity::delete_many()
+            .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
+            .filter(teams::member::Column::Username.eq(user))
+            .exec(&self.db)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(Error::not_found("team member", user));
+        }
+        Ok(())
+    }
+}
