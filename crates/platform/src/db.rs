@@ -122,6 +122,28 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     Ok(db)
 }
 
+/// An index for [`create_indexes`]: table, name, columns, unique.
+pub type IndexSpec<'a> = (&'a str, &'a str, &'a [&'a str], bool);
+
+/// Creates indexes in a migration.
+pub async fn create_indexes(
+    manager: &sea_orm_migration::SchemaManager<'_>,
+    indexes: &[IndexSpec<'_>],
+) -> Result<(), sea_orm::DbErr> {
+    for (table, name, columns, unique) in indexes {
+        let mut index = sea_orm_migration::prelude::Index::create();
+        index.name(*name).table(table.to_string());
+        for column in *columns {
+            index.col(column.to_string());
+        }
+        if *unique {
+            index.unique();
+        }
+        manager.create_index(index.to_owned()).await?;
+    }
+    Ok(())
+}
+
 /// Drops a PostgreSQL schema (tests clean up their own).
 pub async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
     let db = Database::connect(url).await?;

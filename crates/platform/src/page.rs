@@ -8,7 +8,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use sea_orm::{ColumnTrait, Condition, Value};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect, Value};
 
 use crate::error::Error;
 
@@ -70,6 +70,32 @@ impl PageRequest {
     /// Rows to fetch: one more than the page, to know whether another follows.
     pub fn fetch_limit(&self) -> u64 {
         self.size + 1
+    }
+
+    /// Applies the keyset to `query`: rows after the token's key over
+    /// `columns` (typed by `parts`), ordered by them, one more than the page.
+    pub fn apply<Q, C>(
+        &self,
+        mut query: Q,
+        columns: &[C],
+        parts: &[KeyPart],
+        descending: bool,
+    ) -> Result<Q, Error>
+    where
+        Q: QueryFilter + QueryOrder + QuerySelect,
+        C: ColumnTrait,
+    {
+        if let Some(key) = &self.after {
+            query = query.filter(after(columns, key_values(key, parts)?, descending));
+        }
+        for column in columns {
+            query = if descending {
+                query.order_by_desc(*column)
+            } else {
+                query.order_by_asc(*column)
+            };
+        }
+        Ok(query.limit(self.fetch_limit()))
     }
 
     /// Cuts the fetched rows to the page and makes the next page's token from

@@ -3,14 +3,14 @@
 
 use orgplane_platform::{
     Error,
-    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Value,
+    QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -145,23 +145,22 @@ impl Identity {
             .count(&self.db)
             .await?;
 
-        let columns: Vec<users::Column> = match order.field {
-            "username" => vec![users::Column::Username],
-            _ => vec![users::Column::CreateTime, users::Column::Uuid],
+        let (columns, parts): (Vec<users::Column>, &[KeyPart]) = match order.field {
+            "username" => (vec![users::Column::Username], &[KeyPart::Text]),
+            _ => (
+                vec![users::Column::CreateTime, users::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
         };
-        let mut query = users::Entity::find().filter(condition);
-        if let Some(key) = &page.after {
-            let values = key_values(order.field, key)?;
-            query = query.filter(after(&columns, values, order.descending));
-        }
-        for column in &columns {
-            query = if order.descending {
-                query.order_by_desc(*column)
-            } else {
-                query.order_by_asc(*column)
-            };
-        }
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let rows = page
+            .apply(
+                users::Entity::find().filter(condition),
+                &columns,
+                parts,
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
         let (users, next_page_token) = page.finish(rows, |u| match order.field {
             "username" => vec![u.username.clone()],
             _ => vec![u.create_time.to_string(), u.uuid.clone()],
@@ -171,17 +170,5 @@ impl Identity {
             next_page_token,
             total_size,
         })
-    }
-}
-
-fn key_values(field: &str, key: &[String]) -> Result<Vec<Value>, Error> {
-    let bad = || Error::invalid("page_token", "is not a valid page token");
-    match (field, key) {
-        ("username", [name]) => Ok(vec![name.clone().into()]),
-        (_, [time, uuid]) => Ok(vec![
-            time.parse::<i64>().map_err(|_| bad())?.into(),
-            uuid.clone().into(),
-        ]),
-        _ => Err(bad()),
     }
 }

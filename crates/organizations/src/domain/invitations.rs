@@ -14,7 +14,7 @@ use orgplane_platform::{
     Error,
     authz::{Permission, Role},
     outbox,
-    page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_WRITE},
     secrets,
     time::{add, now_micros},
@@ -22,7 +22,7 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -231,18 +231,15 @@ impl Organizations {
             // UUIDv7 orders by creation time.
             _ => (vec![invitations::Column::Uuid], &[KeyPart::Text]),
         };
-        let mut query = invitations::Entity::find().filter(condition);
-        if let Some(key) = &page.after {
-            query = query.filter(after(&columns, key_values(key, parts)?, order.descending));
-        }
-        for column in &columns {
-            query = if order.descending {
-                query.order_by_desc(*column)
-            } else {
-                query.order_by_asc(*column)
-            };
-        }
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let rows = page
+            .apply(
+                invitations::Entity::find().filter(condition),
+                &columns,
+                parts,
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
         let (invitations, next_page_token) = page.finish(rows, |i| match order.field {
             "email" => vec![i.email.clone(), i.uuid.clone()],
             _ => vec![i.uuid.clone()],

@@ -12,13 +12,13 @@
 use orgplane_platform::{
     Error,
     authz::{Permission, Role, allows},
-    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
     validate::{self, Violations},
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, Value,
+    QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -72,31 +72,22 @@ impl Organizations {
             .filter(condition.clone())
             .count(&self.db)
             .await?;
-        let columns: Vec<members::Column> = match order.field {
-            "user" => vec![members::Column::Username],
-            _ => vec![members::Column::CreateTime, members::Column::Uuid],
+        let (columns, parts): (Vec<members::Column>, &[KeyPart]) = match order.field {
+            "user" => (vec![members::Column::Username], &[KeyPart::Text]),
+            _ => (
+                vec![members::Column::CreateTime, members::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
         };
-        let mut query = members::Entity::find().filter(condition);
-        if let Some(key) = &page.after {
-            let bad = || Error::invalid("page_token", "is not a valid page token");
-            let values: Vec<Value> = match (order.field, key.as_slice()) {
-                ("user", [name]) => vec![name.clone().into()],
-                (_, [time, uuid]) => vec![
-                    time.parse::<i64>().map_err(|_| bad())?.into(),
-                    uuid.clone().into(),
-                ],
-                _ => return Err(bad()),
-            };
-            query = query.filter(after(&columns, values, order.descending));
-        }
-        for column in &columns {
-            query = if order.descending {
-                query.order_by_desc(*column)
-            } else {
-                query.order_by_asc(*column)
-            };
-        }
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let rows = page
+            .apply(
+                members::Entity::find().filter(condition),
+                &columns,
+                parts,
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
         let (members, next_page_token) = page.finish(rows, |m| match order.field {
             "user" => vec![m.username.clone()],
             _ => vec![m.create_time.to_string(), m.uuid.clone()],

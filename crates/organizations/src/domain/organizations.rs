@@ -4,14 +4,14 @@
 use orgplane_platform::{
     Error,
     authz::{Permission, Role},
-    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait, Value,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -237,35 +237,20 @@ impl Organizations {
             )
             .count(&self.db)
             .await?;
-        let columns: Vec<organizations::Column> = match order.field {
-            "name" => vec![organizations::Column::Name],
-            _ => vec![
-                organizations::Column::CreateTime,
-                organizations::Column::Uuid,
-            ],
-        };
-        let mut query = base;
-        if let Some(key) = &page.after {
-            let values: Vec<Value> = match (order.field, key.as_slice()) {
-                ("name", [name]) => vec![name.clone().into()],
-                (_, [time, uuid]) => vec![
-                    time.parse::<i64>()
-                        .map_err(|_| Error::invalid("page_token", "is not a valid page token"))?
-                        .into(),
-                    uuid.clone().into(),
+        let (columns, parts): (Vec<organizations::Column>, &[KeyPart]) = match order.field {
+            "name" => (vec![organizations::Column::Name], &[KeyPart::Text]),
+            _ => (
+                vec![
+                    organizations::Column::CreateTime,
+                    organizations::Column::Uuid,
                 ],
-                _ => return Err(Error::invalid("page_token", "is not a valid page token")),
-            };
-            query = query.filter(after(&columns, values, order.descending));
-        }
-        for column in &columns {
-            query = if order.descending {
-                query.order_by_desc(*column)
-            } else {
-                query.order_by_asc(*column)
-            };
-        }
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+                &[KeyPart::Int, KeyPart::Text],
+            ),
+        };
+        let rows = page
+            .apply(base, &columns, parts, order.descending)?
+            .all(&self.db)
+            .await?;
         let (rows, next_page_token) = page.finish(rows, |(org, _)| match order.field {
             "name" => vec![org.name.clone()],
             _ => vec![org.create_time.to_string(), org.uuid.clone()],

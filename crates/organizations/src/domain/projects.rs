@@ -6,14 +6,13 @@
 use orgplane_platform::{
     Error,
     authz::Permission,
-    page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
@@ -258,18 +257,15 @@ impl Organizations {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let mut query = projects::Entity::find().filter(condition);
-        if let Some(key) = &page.after {
-            query = query.filter(after(&columns, key_values(key, parts)?, order.descending));
-        }
-        for column in &columns {
-            query = if order.descending {
-                query.order_by_desc(*column)
-            } else {
-                query.order_by_asc(*column)
-            };
-        }
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
+        let rows = page
+            .apply(
+                projects::Entity::find().filter(condition),
+                &columns,
+                parts,
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
         let (projects, next_page_token) = page.finish(rows, |p| match order.field {
             "name" => vec![p.name.clone()],
             "create_time" => vec![p.create_time.to_string(), p.uuid.clone()],

@@ -68,33 +68,30 @@ impl MigrationTrait for M0001Initial {
                     .to_owned(),
             )
             .await?;
-        for (name, columns, unique) in [
-            (
-                "members_org_user",
-                &["organization_uuid", "user_uuid"][..],
-                true,
-            ),
-            (
-                "members_org_username",
-                &["organization_uuid", "username"][..],
-                true,
-            ),
-            (
-                "members_user_org",
-                &["user_uuid", "organization_uuid"][..],
-                false,
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table("members");
-            for column in columns {
-                index.col(*column);
-            }
-            if unique {
-                index.unique();
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "members",
+                    "members_org_user",
+                    &["organization_uuid", "user_uuid"][..],
+                    true,
+                ),
+                (
+                    "members",
+                    "members_org_username",
+                    &["organization_uuid", "username"][..],
+                    true,
+                ),
+                (
+                    "members",
+                    "members_user_org",
+                    &["user_uuid", "organization_uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -186,33 +183,30 @@ impl MigrationTrait for M0003Projects {
                     .to_owned(),
             )
             .await?;
-        for (name, columns, unique) in [
-            (
-                "projects_org_name",
-                &["organization_uuid", "name"][..],
-                true,
-            ),
-            (
-                "projects_org_create",
-                &["organization_uuid", "create_time", "uuid"][..],
-                false,
-            ),
-            (
-                "projects_org_update",
-                &["organization_uuid", "update_time", "uuid"][..],
-                false,
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table("projects");
-            for column in columns {
-                index.col(*column);
-            }
-            if unique {
-                index.unique();
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "projects",
+                    "projects_org_name",
+                    &["organization_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "projects",
+                    "projects_org_create",
+                    &["organization_uuid", "create_time", "uuid"][..],
+                    false,
+                ),
+                (
+                    "projects",
+                    "projects_org_update",
+                    &["organization_uuid", "update_time", "uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -334,42 +328,36 @@ impl MigrationTrait for M0005Teams {
                     .to_owned(),
             )
             .await?;
-        for (name, table, columns, unique) in [
-            (
-                "teams_org_name",
-                "teams",
-                &["organization_uuid", "name"][..],
-                true,
-            ),
-            (
-                "team_members_team_user",
-                "team_members",
-                &["team_uuid", "user_uuid"][..],
-                true,
-            ),
-            (
-                "team_members_team_username",
-                "team_members",
-                &["team_uuid", "username"][..],
-                true,
-            ),
-            (
-                "team_members_org_user",
-                "team_members",
-                &["organization_uuid", "user_uuid"][..],
-                false,
-            ),
-        ] {
-            let mut index = Index::create();
-            index.name(name).table(table);
-            for column in columns {
-                index.col(*column);
-            }
-            if unique {
-                index.unique();
-            }
-            manager.create_index(index.to_owned()).await?;
-        }
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "teams",
+                    "teams_org_name",
+                    &["organization_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "team_members",
+                    "team_members_team_user",
+                    &["team_uuid", "user_uuid"][..],
+                    true,
+                ),
+                (
+                    "team_members",
+                    "team_members_team_username",
+                    &["team_uuid", "username"][..],
+                    true,
+                ),
+                (
+                    "team_members",
+                    "team_members_org_user",
+                    &["organization_uuid", "user_uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
