@@ -112,6 +112,24 @@ pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
+/// The error of a write that lost to a concurrent change of `what`.
+pub fn stale(what: &str) -> Error {
+    Error::Aborted {
+        reason: "STALE_ETAG",
+        message: format!("the {what} changed since it was read; read it again"),
+    }
+}
+
+/// `ABORTED` when the caller sent an etag that is not the current
+/// `version`'s. Without one, the write applies to the version just read
+/// (and still loses to a concurrent write through the version check).
+pub fn check_etag(seen: &str, version: i64, what: &str) -> Result<(), Error> {
+    if !seen.is_empty() && seen != etag(version) {
+        return Err(stale(what));
+    }
+    Ok(())
+}
+
 impl Organizations {
     /// Creates an organization; the caller becomes its owner.
     pub async fn create_organization(
@@ -286,9 +304,7 @@ impl Organizations {
         let org = access.organization;
         // Without an etag the update applies to the version just read; with
         // one, it must be the current version's.
-        if !etag_seen.is_empty() && etag_seen != etag(org.version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, org.version, "organization")?;
         let expected = org.version;
         let now = now_micros();
         let mut update = organizations::Entity::update_many()
@@ -311,7 +327,10 @@ impl Organizations {
             .filter(organizations::Column::Version.eq(expected))
             .exec_with_returning(&self.db)
             .await?;
-        let organization = updated.into_iter().next().ok_or_else(stale)?;
+        let organization = updated
+            .into_iter()
+            .next()
+            .ok_or_else(|| stale("organization"))?;
         Ok(OrganizationView {
             organization,
             role: access.role,
@@ -337,9 +356,7 @@ impl Organizations {
             ));
         }
         let org = access.organization;
-        if !etag_seen.is_empty() && etag_seen != etag(org.version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, org.version, "organization")?;
         let now = now_micros();
         let deleted = organizations::Entity::update_many()
             .col_expr(organizations::Column::DeleteTime, Expr::value(now))
@@ -349,15 +366,8 @@ impl Organizations {
             .exec(&self.db)
             .await?;
         if deleted.rows_affected != 1 {
-            return Err(stale());
+            return Err(stale("organization"));
         }
         Ok(())
-    }
-}
-
-fn stale() -> Error {
-    Error::Aborted {
-        reason: "STALE_ETAG",
-        message: "the organization changed since it was read; read it again".into(),
     }
 }

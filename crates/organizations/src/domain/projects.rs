@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Organizations,
     access::Access,
-    organizations::{VISIBILITIES, etag},
+    organizations::{VISIBILITIES, check_etag, etag, stale},
 };
 use crate::storage::projects;
 
@@ -117,13 +117,6 @@ fn archived(name: &str) -> Error {
         "PROJECT_ARCHIVED",
         format!("project {name:?} is archived: restore it first"),
     )
-}
-
-fn stale() -> Error {
-    Error::Aborted {
-        reason: "STALE_ETAG",
-        message: "the project changed since it was read; read it again".into(),
-    }
 }
 
 impl Organizations {
@@ -303,9 +296,7 @@ impl Organizations {
         if project.archived {
             return Err(archived(name));
         }
-        if !etag_seen.is_empty() && etag_seen != etag(project.version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, project.version, "project")?;
         let mut update = projects::Entity::update_many()
             .col_expr(projects::Column::Version, Expr::value(project.version + 1))
             .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()));
@@ -328,7 +319,7 @@ impl Organizations {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(stale)
+            .ok_or_else(|| stale("project"))
     }
 
     /// Deletes a project.
@@ -434,9 +425,7 @@ impl Organizations {
         if project.archived {
             return Err(archived(name));
         }
-        if !etag_seen.is_empty() && etag_seen != etag(project.settings_version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, project.settings_version, "project settings")?;
         let mut next = settings_of(&project)?;
         if let Some(x) = changes.default_queue {
             next.default_queue = x;
@@ -463,7 +452,7 @@ impl Organizations {
             .exec(&self.db)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(stale());
+            return Err(stale("project settings"));
         }
         Ok((next, etag(project.settings_version + 1)))
     }

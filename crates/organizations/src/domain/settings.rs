@@ -14,7 +14,10 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Organizations, organizations::etag};
+use super::{
+    Organizations,
+    organizations::{check_etag, etag, stale},
+};
 use crate::storage::settings;
 
 /// Roles an organization may give to members who join without one.
@@ -261,9 +264,7 @@ impl Organizations {
         check(&mut v, &changes);
         v.finish()?;
         let row = self.settings_row(&access.organization.uuid).await?;
-        if !etag_seen.is_empty() && etag_seen != etag(row.version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, row.version, "settings")?;
         let mut next = from_row(row.clone())?;
         if let Some(x) = changes.support_email {
             next.support_email = x;
@@ -315,17 +316,10 @@ impl Organizations {
             .exec(&self.db)
             .await?;
         if updated.rows_affected != 1 {
-            return Err(stale());
+            return Err(stale("settings"));
         }
         next.etag = etag(row.version + 1);
         Ok(next)
-    }
-}
-
-fn stale() -> Error {
-    Error::Aborted {
-        reason: "STALE_ETAG",
-        message: "the settings changed since they were read; read them again".into(),
     }
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Organizations,
     access::{Access, check},
-    organizations::etag,
+    organizations::{check_etag, stale},
 };
 use crate::storage::{members, teams};
 
@@ -92,13 +92,6 @@ fn check_fields(v: &mut Violations, f: &TeamFields) {
             v.check("team.grants.name", validate::slug(&grant.name));
         }
         team_role("team.grants.role", v, &grant.role);
-    }
-}
-
-fn stale() -> Error {
-    Error::Aborted {
-        reason: "STALE_ETAG",
-        message: "the team changed since it was read; read it again".into(),
     }
 }
 
@@ -288,9 +281,7 @@ impl Organizations {
         let mut v = Violations::new();
         check_fields(&mut v, &fields);
         v.finish()?;
-        if !etag_seen.is_empty() && etag_seen != etag(team.version) {
-            return Err(stale());
-        }
+        check_etag(etag_seen, team.version, "team")?;
         let mut update = teams::team::Entity::update_many()
             .col_expr(teams::team::Column::Version, Expr::value(team.version + 1))
             .col_expr(teams::team::Column::UpdateTime, Expr::value(now_micros()));
@@ -312,7 +303,7 @@ impl Organizations {
             .map_err(|err| Error::from_db(err, "team", fields.name.unwrap_or_default()))?
             .into_iter()
             .next()
-            .ok_or_else(stale)
+            .ok_or_else(|| stale("team"))
     }
 
     /// Deletes a team; its grants end.
