@@ -1,6 +1,7 @@
 //! The organizations service's storage on SQLite and on PostgreSQL: keyset
 //! pagination over 10,000 members stays in order, without duplicates or
-//! gaps, while members join between pages.
+//! gaps, while members join between pages; deleted organizations are purged
+//! with what they own.
 
 use std::collections::HashSet;
 
@@ -99,6 +100,69 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(orgs: &Organizatio
         seen.iter().any(|n| n.starts_with("z-late-")),
         "rows inserted after the cursor are seen"
     );
+}
+
+async fn deleted_organizations_are_purged_with_what_they_own(orgs: &Organizations) {
+    use orgplane_organizations::storage::organizations;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+    let owner = owner();
+    let org = orgs
+        .create_organization(&owner, "doomed", Profile::default())
+        .await
+        .unwrap()
+        .organization;
+    orgs.create_organization(&owner, "kept", Profile::default())
+        .await
+        .unwrap();
+    orgs.delete_organization(&owner, "doomed", "doomed", "")
+        .await
+        .unwrap();
+    let now = orgplane_platform::time::now_micros();
+    assert_eq!(
+        orgs.purge_deleted(now - 60_000_000).await.unwrap(),
+        0,
+        "within its grace period"
+    );
+    assert_eq!(orgs.purge_deleted(now + 1).await.unwrap(), 1);
+    let left = members::Entity::find()
+        .filter(members::Column::OrganizationUuid.eq(org.uuid.as_str()))
+        .count(orgs.db())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "its members went with it");
+    assert_eq!(
+        organizations::Entity::find()
+            .count(orgs.db())
+            .await
+            .unwrap(),
+        1,
+        "others stay"
+    );
+    orgs.create_organization(&owner, "doomed", Profile::default())
+        .await
+        .expect("the name is free again");
+}
+
+#[tokio::test]
+async fn sqlite_deleted_organizations_are_purged_with_what_they_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = DbTarget::Sqlite(dir.path().join("organizations.db"));
+    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
+    deleted_organizations_are_purged_with_what_they_own(&orgs).await;
+}
+
+#[tokio::test]
+async fn postgres_deleted_organizations_are_purged_with_what_they_own() {
+    let Some(url) = postgres_url() else { return };
+    let schema = format!("{}organizations", unique_schema_prefix());
+    let target = DbTarget::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
+    deleted_organizations_are_purged_with_what_they_own(&orgs).await;
+    orgs.db().clone().close().await.unwrap();
+    drop_schema(&url, &schema).await.unwrap();
 }
 
 #[tokio::test]

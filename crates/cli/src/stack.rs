@@ -16,6 +16,9 @@ use orgplane_platform::{
 use orgplane_proto::Backend;
 use tokio::{net::TcpListener, task::JoinSet};
 
+/// How often deleted organizations past their grace period are purged.
+pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -94,6 +97,13 @@ impl Stack {
             &certs.load("organizations")?,
         );
         tasks.spawn(organizations_server.serve(organizations_listener, shutdown.wait()));
+        let purger = organizations
+            .clone()
+            .run_purger(PURGE_INTERVAL, shutdown.wait());
+        tasks.spawn(async move {
+            purger.await;
+            Ok(())
+        });
 
         let mut gateway_config = config.gateway.clone();
         gateway_config.backends = HashMap::from([

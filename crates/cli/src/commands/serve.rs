@@ -164,8 +164,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Backend::Organizations.name(),
             )?;
             let db = connect_and_migrate::<OrganizationsMigrator>(&target).await?;
-            orgplane_organizations::grpc_server(Organizations::new(db), &tls)
-                .request_timeout(deadline)
+            let organizations = Organizations::new(db);
+            tokio::spawn(
+                organizations
+                    .clone()
+                    .run_purger(orgplane::stack::PURGE_INTERVAL, std::future::pending()),
+            );
+            orgplane_organizations::grpc_server(organizations, &tls).request_timeout(deadline)
         }
         ServiceName::Gateway => {
             let mut config = args.gateway.config();

@@ -112,6 +112,10 @@ pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
 
+/// How long a deleted organization is kept (unreachable) before it is
+/// purged with everything it owns here.
+pub const PURGE_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// The error of a write that lost to a concurrent change of `what`.
 pub fn stale(what: &str) -> Error {
     Error::Aborted {
@@ -369,5 +373,41 @@ impl Organizations {
             return Err(stale("organization"));
         }
         Ok(())
+    }
+}
+
+impl Organizations {
+    /// Purges organizations deleted before `deleted_before` (microseconds),
+    /// with their members, settings, projects, invitations and teams (the
+    /// foreign keys cascade). Returns how many were purged.
+    pub async fn purge_deleted(&self, deleted_before: i64) -> Result<u64, Error> {
+        let purged = organizations::Entity::delete_many()
+            .filter(organizations::Column::DeleteTime.lt(deleted_before))
+            .exec(&self.db)
+            .await?;
+        Ok(purged.rows_affected)
+    }
+
+    /// Purges, every `interval`, organizations deleted longer than
+    /// [`PURGE_AFTER`] ago, until `shutdown` completes.
+    pub async fn run_purger(
+        self,
+        interval: std::time::Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {}
+            }
+            let before = now_micros() - PURGE_AFTER.as_micros() as i64;
+            match self.purge_deleted(before).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged deleted organizations"),
+                Err(err) => tracing::warn!(error = %err, "purging deleted organizations failed"),
+            }
+        }
     }
 }
