@@ -120,6 +120,22 @@ fn archived(name: &str) -> Error {
 }
 
 impl Organizations {
+    /// The project `name`, if the caller holds `permission` on it (through
+    /// their organization role or a team grant); `field` names it in errors.
+    async fn project_with(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        permission: Permission,
+        field: &str,
+    ) -> Result<projects::Model, Error> {
+        let access = self
+            .require_on(principal, organization, permission, "project", name)
+            .await?;
+        self.project(&access, name, field).await
+    }
+
     async fn project(
         &self,
         access: &Access,
@@ -180,16 +196,14 @@ impl Organizations {
         organization: &str,
         name: &str,
     ) -> Result<projects::Model, Error> {
-        let access = self
-            .require_on(
-                principal,
-                organization,
-                Permission::ProjectsRead,
-                "project",
-                name,
-            )
-            .await?;
-        self.project(&access, name, "project").await
+        self.project_with(
+            principal,
+            organization,
+            name,
+            Permission::ProjectsRead,
+            "project",
+        )
+        .await
     }
 
     /// Projects, filtered by `name:`, `tag:` and `archived:true`.
@@ -280,16 +294,15 @@ impl Organizations {
         fields: ProjectFields,
         etag_seen: &str,
     ) -> Result<projects::Model, Error> {
-        let access = self
-            .require_on(
+        let project = self
+            .project_with(
                 principal,
                 organization,
-                Permission::ProjectsManage,
-                "project",
                 name,
+                Permission::ProjectsManage,
+                "project.name",
             )
             .await?;
-        let project = self.project(&access, name, "project.name").await?;
         let mut v = Violations::new();
         check_fields(&mut v, &fields);
         v.finish()?;
@@ -329,16 +342,15 @@ impl Organizations {
         organization: &str,
         name: &str,
     ) -> Result<(), Error> {
-        let access = self
-            .require_on(
+        let project = self
+            .project_with(
                 principal,
                 organization,
+                name,
                 Permission::ProjectsManage,
                 "project",
-                name,
             )
             .await?;
-        let project = self.project(&access, name, "project").await?;
         projects::Entity::delete_by_id(project.uuid)
             .exec(&self.db)
             .await?;
@@ -353,16 +365,15 @@ impl Organizations {
         name: &str,
         archive: bool,
     ) -> Result<projects::Model, Error> {
-        let access = self
-            .require_on(
+        let project = self
+            .project_with(
                 principal,
                 organization,
+                name,
                 Permission::ProjectsManage,
                 "project",
-                name,
             )
             .await?;
-        let project = self.project(&access, name, "project").await?;
         if project.archived == archive {
             return Ok(project);
         }
@@ -398,16 +409,15 @@ impl Organizations {
         changes: ProjectSettingsChanges,
         etag_seen: &str,
     ) -> Result<(ProjectSettings, String), Error> {
-        let access = self
-            .require_on(
+        let project = self
+            .project_with(
                 principal,
                 organization,
+                name,
                 Permission::ProjectsManage,
                 "project",
-                name,
             )
             .await?;
-        let project = self.project(&access, name, "project").await?;
         let mut v = Violations::new();
         if let Some(q) = changes.default_queue.as_deref().filter(|q| !q.is_empty()) {
             v.check("settings.default_queue", queue_ref(q));
