@@ -66,6 +66,8 @@ async fn a_forged_principal_header_is_dropped() {
         organization: None,
         email: String::new(),
         email_verified: false,
+        role: None,
+        organization_uuid: None,
     };
     let mut users = UserServiceClient::new(t.gateway.clone());
     let mut request = tonic::Request::new(GetCurrentUserRequest {});

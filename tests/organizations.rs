@@ -277,15 +277,32 @@ enum Rpc {
     ListInvitations,
     CreateTeam,
     ListTeams,
+    GetTeam,
+    UpdateTeam,
+    DeleteTeam,
+    AddTeamMember,
+    ListTeamMembers,
+    UpdateTeamMember,
+    RemoveTeamMember,
 }
+
+/// The team the role-matrix team calls work on.
+const TEAM: &str = "matrix-team";
 
 /// The project every role-matrix call that needs one works on.
 const PROJECT: &str = "shared-project";
 
 impl Rpc {
-    const ALL: [Rpc; 22] = [
+    const ALL: [Rpc; 29] = [
         Rpc::CreateTeam,
         Rpc::ListTeams,
+        Rpc::GetTeam,
+        Rpc::UpdateTeam,
+        Rpc::DeleteTeam,
+        Rpc::AddTeamMember,
+        Rpc::ListTeamMembers,
+        Rpc::UpdateTeamMember,
+        Rpc::RemoveTeamMember,
         Rpc::CreateInvitation,
         Rpc::ListInvitations,
         Rpc::CreateProject,
@@ -327,8 +344,13 @@ impl Rpc {
             | Rpc::RestoreProject
             | Rpc::UpdateProjectSettings => Permission::ProjectsManage,
             Rpc::CreateInvitation | Rpc::ListInvitations => Permission::MembersManage,
-            Rpc::CreateTeam => Permission::TeamsManage,
-            Rpc::ListTeams => Permission::TeamsRead,
+            Rpc::CreateTeam
+            | Rpc::UpdateTeam
+            | Rpc::DeleteTeam
+            | Rpc::AddTeamMember
+            | Rpc::UpdateTeamMember
+            | Rpc::RemoveTeamMember => Permission::TeamsManage,
+            Rpc::ListTeams | Rpc::GetTeam | Rpc::ListTeamMembers => Permission::TeamsRead,
         }
     }
 
@@ -546,11 +568,95 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::GetTeam => t
+                .teams_as(token)
+                .get_team(GetTeamRequest {
+                    organization: org.into(),
+                    team: TEAM.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateTeam => t
+                .teams_as(token)
+                .update_team(UpdateTeamRequest {
+                    organization: org.into(),
+                    team: Some(Team {
+                        name: TEAM.into(),
+                        grants: vec![TeamGrant {
+                            kind: EntityKind::Unspecified as i32,
+                            name: PROJECT.into(),
+                            role: "viewer".into(),
+                        }],
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["grants"]),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::DeleteTeam => t
+                .teams_as(token)
+                .delete_team(DeleteTeamRequest {
+                    organization: org.into(),
+                    team: "no-such-team".into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::AddTeamMember => t
+                .teams_as(token)
+                .add_team_member(AddTeamMemberRequest {
+                    organization: org.into(),
+                    team: TEAM.into(),
+                    member: Some(TeamMember {
+                        user: "owner".into(),
+                        role: "owner".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::ListTeamMembers => t
+                .teams_as(token)
+                .list_team_members(ListTeamMembersRequest {
+                    organization: org.into(),
+                    team: TEAM.into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Rpc::UpdateTeamMember => t
+                .teams_as(token)
+                .update_team_member(UpdateTeamMemberRequest {
+                    organization: org.into(),
+                    team: TEAM.into(),
+                    member: Some(TeamMember {
+                        user: "owner".into(),
+                        role: "owner".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["role"]),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::RemoveTeamMember => t
+                .teams_as(token)
+                .remove_team_member(RemoveTeamMemberRequest {
+                    organization: org.into(),
+                    team: TEAM.into(),
+                    user: "nobody-here".into(),
+                })
+                .await
+                .map(|_| ()),
         };
         match result {
             Ok(()) => Code::Ok,
             Err(status) => status.code(),
         }
+    }
+
+    /// Whether every role of the organization may call it, seeing what is
+    /// in its reach.
+    fn lists_reach(self) -> bool {
+        matches!(self, Rpc::ListProjects)
     }
 
     /// What an authorized call answers.
@@ -567,7 +673,11 @@ impl Rpc {
             | Rpc::RestoreProject
             | Rpc::UpdateProjectSettings
             | Rpc::CreateInvitation
-            | Rpc::CreateTeam => Code::InvalidArgument,
+            | Rpc::CreateTeam
+            | Rpc::UpdateTeam
+            | Rpc::AddTeamMember
+            | Rpc::UpdateTeamMember => Code::InvalidArgument,
+            Rpc::DeleteTeam | Rpc::RemoveTeamMember => Code::NotFound,
             _ => Code::Ok,
         }
     }
@@ -600,6 +710,16 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
         })
         .await
         .unwrap();
+    t.teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            organization: "matrix".into(),
+            team: Some(Team {
+                name: TEAM.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     let mut callers = vec![(None, owner)];
     for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
         let name = format!("as-{}", role.as_str());
@@ -614,7 +734,11 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
     for rpc in Rpc::ALL {
         for (role, token) in &callers {
             let expected = match role {
-                None | Some(Role::Outsider) => Code::NotFound,
+                None => Code::NotFound,
+                // Everyone in the organization lists the projects in reach
+                // (public ones, and those granted to them).
+                Some(_) if rpc.lists_reach() => Code::Ok,
+                Some(Role::Outsider) => Code::NotFound,
                 Some(role) if allows(*role, rpc.permission()) => rpc.authorized_code(),
                 Some(_) => Code::PermissionDenied,
             };

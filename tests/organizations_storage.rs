@@ -26,6 +26,8 @@ fn owner() -> Principal {
         organization: None,
         email: String::new(),
         email_verified: false,
+        role: None,
+        organization_uuid: None,
     }
 }
 

@@ -9,10 +9,12 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
 use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
+    service_account_service_client::ServiceAccountServiceClient,
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use orgplane_proto::organizations::{
-    invitation_service_client::InvitationServiceClient, member_service_client::MemberServiceClient,
+    CreateOrganizationRequest, Organization, invitation_service_client::InvitationServiceClient,
+    member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient, team_service_client::TeamServiceClient,
 };
@@ -246,6 +248,27 @@ impl TestStack {
     /// A team client calling with `token`.
     pub fn teams_as(&self, token: &str) -> TeamServiceClient<InterceptedService<Channel, Bearer>> {
         TeamServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A service account client calling with `token`.
+    pub fn service_accounts_as(
+        &self,
+        token: &str,
+    ) -> ServiceAccountServiceClient<InterceptedService<Channel, Bearer>> {
+        ServiceAccountServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// Creates the organization `name` as `token` (its owner).
+    pub async fn create_organization(&self, token: &str, name: &str) {
+        self.orgs_as(token)
+            .create_organization(CreateOrganizationRequest {
+                organization: Some(Organization {
+                    name: name.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create organization");
     }
 
     /// A member client calling with `token`.

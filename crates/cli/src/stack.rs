@@ -9,7 +9,9 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
+    client::mtls_channel,
     db::{DbTarget, connect_and_migrate},
+    peers::{IdentityPeer, OrganizationsPeer},
     pki::{CertDir, IDENTITIES},
     shutdown::Shutdown,
 };
@@ -18,6 +20,9 @@ use tokio::{net::TcpListener, task::JoinSet};
 
 /// How often deleted organizations past their grace period are purged.
 pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often identity purges the service accounts of deleted organizations
+/// (they stop working at once; this reclaims their rows).
+pub const IDENTITY_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -75,27 +80,45 @@ impl Stack {
                 backend.name(),
             )
         };
+        // Listeners first: each service's peers need the others' addresses.
+        let identity_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let identity_addr = identity_listener.local_addr()?;
+        let organizations_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let organizations_addr = organizations_listener.local_addr()?;
+        let identity_tls = certs.load("identity")?;
+        let organizations_tls = certs.load("organizations")?;
+
         let db = connect_and_migrate::<IdentityMigrator>(&target(Backend::Identity)?).await?;
-        let identity = Identity::new(db, config.identity.clone());
+        let identity = Identity::new(db, config.identity.clone()).with_organizations(
+            OrganizationsPeer::new(mtls_channel(
+                &organizations_addr.to_string(),
+                "organizations",
+                &identity_tls,
+            )?),
+        );
         let db =
             connect_and_migrate::<OrganizationsMigrator>(&target(Backend::Organizations)?).await?;
-        let organizations = Organizations::new(db);
+        let organizations = Organizations::new(db).with_identity(IdentityPeer::new(mtls_channel(
+            &identity_addr.to_string(),
+            "identity",
+            &organizations_tls,
+        )?));
 
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
 
-        let identity_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let identity_addr = identity_listener.local_addr()?;
-        let identity_server =
-            orgplane_identity::grpc_server(identity.clone(), &certs.load("identity")?);
+        let identity_server = orgplane_identity::grpc_server(identity.clone(), &identity_tls);
         tasks.spawn(identity_server.serve(identity_listener, shutdown.wait()));
+        let identity_purger = identity
+            .clone()
+            .run_purger(IDENTITY_PURGE_INTERVAL, shutdown.wait());
+        tasks.spawn(async move {
+            identity_purger.await;
+            Ok(())
+        });
 
-        let organizations_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let organizations_addr = organizations_listener.local_addr()?;
-        let organizations_server = orgplane_organizations::grpc_server(
-            organizations.clone(),
-            &certs.load("organizations")?,
-        );
+        let organizations_server =
+            orgplane_organizations::grpc_server(organizations.clone(), &organizations_tls);
         tasks.spawn(organizations_server.serve(organizations_listener, shutdown.wait()));
         let purger = organizations
             .clone()

@@ -4,6 +4,11 @@
 //! organizations service answers `CheckPermission` from this table, and the
 //! role matrix tests are generated from it.
 
+use crate::{
+    Error,
+    principal::{Principal, SCOPE_READ, SCOPE_WRITE},
+};
+
 /// A role in an organization (API.md: Polyaxon's roles), strongest last
 /// among the member roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,6 +101,10 @@ pub enum Permission {
     ActivityRead,
     /// Billing and plan.
     BillingManage,
+    /// Read the organization's service accounts and their tokens.
+    ServiceAccountsRead,
+    /// Create, change and delete service accounts and their tokens.
+    ServiceAccountsManage,
 }
 
 impl Permission {
@@ -120,6 +129,8 @@ impl Permission {
         (P::RunsWrite, "runs.write"),
         (P::ActivityRead, "activity.read"),
         (P::BillingManage, "billing.manage"),
+        (P::ServiceAccountsRead, "service_accounts.read"),
+        (P::ServiceAccountsManage, "service_accounts.manage"),
     ];
 
     /// The API string.
@@ -201,6 +212,8 @@ pub const TABLE: &[(Permission, &[Role])] = &[
         &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
     ),
     (P::BillingManage, &[R::Owner, R::Billing]),
+    (P::ServiceAccountsRead, &[R::Owner, R::Manager, R::Admin]),
+    (P::ServiceAccountsManage, &[R::Owner, R::Manager]),
 ];
 
 /// Whether `role` holds `permission`.
@@ -209,6 +222,30 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         .iter()
         .find(|(p, _)| *p == permission)
         .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+/// `PERMISSION_DENIED` unless `role` holds `permission` and the caller's
+/// token the scope it needs (`read` for reads, `write` for the rest). Every
+/// service decides through this one function.
+pub fn check(principal: &Principal, role: Role, permission: Permission) -> Result<(), Error> {
+    let scope = if permission.is_read() {
+        SCOPE_READ
+    } else {
+        SCOPE_WRITE
+    };
+    if !principal.has_scope(scope) {
+        return Err(Error::permission_denied(
+            "MISSING_SCOPE",
+            format!("the token lacks the {scope:?} scope"),
+        ));
+    }
+    if !allows(role, permission) {
+        return Err(Error::permission_denied(
+            "ROLE_TOO_WEAK",
+            format!("the {} role may not {}", role.as_str(), permission.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

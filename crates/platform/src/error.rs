@@ -226,6 +226,24 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A failed call to another orgplane service, as this service reports it:
+    /// a dependency that is down or slow is `UNAVAILABLE` (retrying may
+    /// help); anything else is a bug on one side and stays internal.
+    pub fn from_upstream(service: &str, status: tonic::Status) -> Self {
+        use tonic::Code;
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                Error::Unavailable(format!("{service} is unavailable: {}", status.message()))
+            }
+            code => Error::Internal(anyhow::anyhow!(
+                "{service} answered {code:?}: {}",
+                status.message()
+            )),
+        }
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         err.into_status()

@@ -3,6 +3,7 @@
 //! the server builder with its layers, database access, telemetry and
 //! shutdown.
 
+pub mod access;
 pub mod authz;
 pub mod client;
 pub mod db;
@@ -11,6 +12,7 @@ pub mod grpc;
 pub mod layers;
 pub mod outbox;
 pub mod page;
+pub mod peers;
 pub mod pki;
 pub mod principal;
 pub mod secrets;

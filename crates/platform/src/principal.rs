@@ -5,6 +5,8 @@ use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use orgplane_proto::common;
 use prost::Message;
 
+use crate::authz::Role;
+
 /// Metadata key of the encoded principal (binary metadata: base64 on the wire).
 pub const PRINCIPAL_METADATA: &str = "x-orgplane-principal-bin";
 
@@ -49,6 +51,10 @@ pub struct Principal {
     pub email: String,
     /// Whether that email is verified.
     pub email_verified: bool,
+    /// A service account's role in its organization.
+    pub role: Option<Role>,
+    /// UUID of the organization of a service account or agent.
+    pub organization_uuid: Option<String>,
 }
 
 impl Principal {
@@ -73,6 +79,8 @@ impl Principal {
             organization: self.organization.clone().unwrap_or_default(),
             email: self.email.clone(),
             email_verified: self.email_verified,
+            role: self.role.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            organization_uuid: self.organization_uuid.clone().unwrap_or_default(),
         }
     }
 
@@ -97,6 +105,8 @@ impl Principal {
             organization: (!p.organization.is_empty()).then_some(p.organization),
             email: p.email,
             email_verified: p.email_verified,
+            role: Role::parse(&p.role),
+            organization_uuid: (!p.organization_uuid.is_empty()).then_some(p.organization_uuid),
         })
     }
 
@@ -129,6 +139,8 @@ mod tests {
             organization: None,
             email: "ada@example.com".into(),
             email_verified: true,
+            role: None,
+            organization_uuid: None,
         };
         let back = Principal::from_metadata_value(p.to_metadata_value().as_bytes()).unwrap();
         assert_eq!(back, p);

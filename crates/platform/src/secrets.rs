@@ -14,6 +14,8 @@ pub const PERSONAL_PREFIX: &str = "opp_";
 pub const RESET_PREFIX: &str = "opr_";
 /// Prefix of invitation tokens.
 pub const INVITATION_PREFIX: &str = "opi_";
+/// Prefix of service account tokens.
+pub const SERVICE_ACCOUNT_PREFIX: &str = "opa_";
 
 /// A new secret with `prefix`.
 pub fn generate(prefix: &str) -> String {

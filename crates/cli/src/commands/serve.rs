@@ -8,7 +8,9 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
+    client::mtls_channel,
     db::{DbTarget, connect_and_migrate},
+    peers::{IdentityPeer, OrganizationsPeer},
     pki::CertDir,
     shutdown,
 };
@@ -21,10 +23,10 @@ use super::StateArgs;
 /// The services `serve` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServiceName {
-    /// Users, passwords, sessions, tokens.
+    /// Users, passwords, sessions, tokens, service accounts.
     Identity,
-    /// Organizations, members and access control (teams, invitations and
-    /// projects not implemented yet).
+    /// Organizations, members, invitations, teams, projects and access
+    /// control.
     Organizations,
     /// Model registry and component hub (not implemented yet).
     Registry,
@@ -80,14 +82,15 @@ pub struct ServeArgs {
 /// Gateway options.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// gateway: address of identity.
+    /// gateway and organizations: address of identity.
     #[arg(
         long,
         env = "ORGPLANE_IDENTITY_ADDR",
         default_value = "127.0.0.1:50061"
     )]
     pub identity_addr: String,
-    /// gateway: address of organizations; unset answers UNIMPLEMENTED.
+    /// gateway and identity: address of organizations; unset, the gateway
+    /// answers UNIMPLEMENTED for it and identity uses 127.0.0.1:50062.
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
     pub organizations_addr: Option<String>,
     /// gateway: address of registry; unset answers UNIMPLEMENTED.
@@ -153,8 +156,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 allow_signup: args.allow_signup,
                 ..IdentityConfig::default()
             };
-            orgplane_identity::grpc_server(Identity::new(db, config), &tls)
-                .request_timeout(deadline)
+            let organizations = OrganizationsPeer::new(mtls_channel(
+                args.gateway
+                    .organizations_addr
+                    .as_deref()
+                    .unwrap_or(ServiceName::Organizations.default_listen()),
+                "organizations",
+                &tls,
+            )?);
+            let identity = Identity::new(db, config).with_organizations(organizations);
+            tokio::spawn(identity.clone().run_purger(
+                orgplane::stack::IDENTITY_PURGE_INTERVAL,
+                std::future::pending(),
+            ));
+            orgplane_identity::grpc_server(identity, &tls).request_timeout(deadline)
         }
         ServiceName::Organizations => {
             let target = DbTarget::for_service(
@@ -164,7 +179,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Backend::Organizations.name(),
             )?;
             let db = connect_and_migrate::<OrganizationsMigrator>(&target).await?;
-            let organizations = Organizations::new(db);
+            let identity =
+                IdentityPeer::new(mtls_channel(&args.gateway.identity_addr, "identity", &tls)?);
+            let organizations = Organizations::new(db).with_identity(identity);
             tokio::spawn(
                 organizations
                     .clone()

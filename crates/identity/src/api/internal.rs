@@ -24,4 +24,13 @@ impl IdentityInternal for InternalApi {
             None => pb::IntrospectTokenResponse::default(),
         }))
     }
+
+    async fn mark_email_verified(
+        &self,
+        req: Request<pb::MarkEmailVerifiedRequest>,
+    ) -> Result<Response<pb::MarkEmailVerifiedResponse>, Status> {
+        let r = req.into_inner();
+        let verified = self.0.mark_email_verified(&r.user_uuid, &r.email).await?;
+        Ok(Response::new(pb::MarkEmailVerifiedResponse { verified }))
+    }
 }

@@ -4,12 +4,14 @@
 mod auth;
 mod convert;
 mod internal;
+mod service_accounts;
 mod tokens;
 mod users;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::identity::{
     auth_service_server::AuthServiceServer, identity_internal_server::IdentityInternalServer,
+    service_account_service_server::ServiceAccountServiceServer,
     token_service_server::TokenServiceServer, user_service_server::UserServiceServer,
 };
 
@@ -25,6 +27,10 @@ pub fn caller_policy() -> CallerPolicy {
             "/orgplane.identity.v1.IdentityInternal/",
             &["gateway", "organizations", "registry", "agents"],
         )
+        .allow(
+            "/orgplane.identity.v1.IdentityInternal/MarkEmailVerified",
+            &["organizations"],
+        )
 }
 
 /// The identity server: every implemented identity service over mTLS.
@@ -33,6 +39,9 @@ pub fn grpc_server(identity: Identity, tls: &ServiceTls) -> GrpcServer {
         .add_service(AuthServiceServer::new(auth::AuthApi(identity.clone())))
         .add_service(UserServiceServer::new(users::UserApi(identity.clone())))
         .add_service(TokenServiceServer::new(tokens::TokenApi(identity.clone())))
+        .add_service(ServiceAccountServiceServer::new(
+            service_accounts::ServiceAccountApi(identity.clone()),
+        ))
         .add_service(IdentityInternalServer::new(internal::InternalApi(identity)))
         .mtls(tls, caller_policy())
 }

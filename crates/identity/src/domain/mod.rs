@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod passwords;
+pub mod service_accounts;
 pub mod tokens;
 pub mod users;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
+    peers::OrganizationsPeer,
     principal::{Principal, PrincipalKind},
 };
 use sea_orm::DatabaseConnection;
@@ -64,6 +66,7 @@ pub struct Identity {
     pub(crate) db: DatabaseConnection,
     pub(crate) hasher: PasswordHasherPool,
     pub(crate) config: IdentityConfig,
+    pub(crate) organizations: Option<OrganizationsPeer>,
 }
 
 impl Identity {
@@ -73,7 +76,16 @@ impl Identity {
             db,
             hasher: PasswordHasherPool::new(config.hash_concurrency),
             config,
+            organizations: None,
         }
+    }
+
+    /// With the organizations service, which decides who manages service
+    /// accounts and whose deletions identity purges. Without it, the
+    /// service-account methods answer `UNAVAILABLE`.
+    pub fn with_organizations(mut self, organizations: OrganizationsPeer) -> Self {
+        self.organizations = Some(organizations);
+        self
     }
 
     /// The database (for tests and tools).

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
+    authz::Role,
     page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
@@ -20,7 +21,10 @@ use super::{
     accounts::{KIND_PERSONAL, insert_token},
     require_user_scope, secrets,
 };
-use crate::storage::{tokens, users};
+use crate::storage::{
+    service_accounts::{account, token as account_token},
+    tokens, users,
+};
 
 /// Scopes a personal access token may carry.
 pub const GRANTABLE_SCOPES: &[&str] = &[SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN];
@@ -294,6 +298,9 @@ impl Identity {
         if secret.is_empty() || secret.len() > 256 {
             return Ok(None);
         }
+        if secret.starts_with(secrets::SERVICE_ACCOUNT_PREFIX) {
+            return self.introspect_service_account(secret).await;
+        }
         let now = now_micros();
         let Some((token, Some(user))) = tokens::Entity::find()
             .filter(tokens::Column::SecretHash.eq(secrets::hash(secret)))
@@ -327,6 +334,54 @@ impl Identity {
                 organization: None,
                 email: user.email,
                 email_verified: user.email_verified,
+                role: None,
+                organization_uuid: None,
+            },
+            expire_time: token.expire_time,
+        }))
+    }
+}
+
+impl Identity {
+    async fn introspect_service_account(
+        &self,
+        secret: &str,
+    ) -> Result<Option<Introspection>, Error> {
+        let now = now_micros();
+        let Some((token, Some(account))) = account_token::Entity::find()
+            .filter(account_token::Column::SecretHash.eq(secrets::hash(secret)))
+            .find_also_related(account::Entity)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if token.expire_time <= now {
+            return Ok(None);
+        }
+        if token
+            .last_use_time
+            .is_none_or(|t| add(t, LAST_USE_GRANULARITY) < now)
+        {
+            account_token::Entity::update_many()
+                .col_expr(account_token::Column::LastUseTime, Expr::value(now))
+                .filter(account_token::Column::Uuid.eq(token.uuid.as_str()))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(Some(Introspection {
+            principal: Principal {
+                kind: PrincipalKind::ServiceAccount,
+                uuid: account.uuid,
+                name: account.name,
+                scopes: token.scopes.split_whitespace().map(str::to_owned).collect(),
+                instance_admin: false,
+                token_uuid: token.uuid,
+                organization: Some(account.organization),
+                email: String::new(),
+                email_verified: false,
+                role: Role::parse(&account.role),
+                organization_uuid: Some(account.organization_uuid),
             },
             expire_time: token.expire_time,
         }))

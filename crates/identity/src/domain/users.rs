@@ -47,6 +47,28 @@ pub struct UserPage {
 }
 
 impl Identity {
+    /// Marks the user's address verified if it is still `email` (someone
+    /// proved they hold that mailbox); returns whether it is verified now.
+    pub async fn mark_email_verified(&self, user_uuid: &str, email: &str) -> Result<bool, Error> {
+        let email = email.trim().to_lowercase();
+        let mut v = Violations::new();
+        v.check("user_uuid", validate::required(user_uuid, 64));
+        v.check("email", validate::email(&email));
+        v.finish()?;
+        users::Entity::update_many()
+            .col_expr(users::Column::EmailVerified, Expr::value(true))
+            .col_expr(users::Column::UpdateTime, Expr::value(now_micros()))
+            .filter(users::Column::Uuid.eq(user_uuid))
+            .filter(users::Column::Email.eq(email.as_str()))
+            .filter(users::Column::EmailVerified.eq(false))
+            .exec(&self.db)
+            .await?;
+        let user = users::Entity::find_by_id(user_uuid.to_owned())
+            .one(&self.db)
+            .await?;
+        Ok(user.is_some_and(|u| u.email == email && u.email_verified))
+    }
+
     /// The caller.
     pub async fn current_user(&self, principal: &Principal) -> Result<users::Model, Error> {
         require_user_scope(principal, SCOPE_READ)?;

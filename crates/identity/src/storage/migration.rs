@@ -10,7 +10,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002ServiceAccounts)]
     }
 }
 
@@ -136,6 +136,96 @@ impl MigrationTrait for M0001Initial {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in ["delivery_outbox", "password_resets", "tokens", "users"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Service accounts, their tokens, and the cursor of the purge of deleted
+/// organizations.
+struct M0002ServiceAccounts;
+
+impl MigrationName for M0002ServiceAccounts {
+    fn name(&self) -> &str {
+        "m0002_service_accounts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002ServiceAccounts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("service_accounts")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("organization"))
+                    .col(string("name"))
+                    .col(text("description"))
+                    .col(string("role"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("service_account_tokens")
+                    .col(string("uuid").primary_key())
+                    .col(string("service_account_uuid"))
+                    .col(string("name"))
+                    .col(string_uniq("secret_hash"))
+                    .col(string("scopes"))
+                    .col(big_integer("expire_time"))
+                    .col(big_integer_null("last_use_time"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("service_account_tokens", "service_account_uuid")
+                            .to("service_accounts", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("sync_cursors")
+                    .col(string("name").primary_key())
+                    .col(text("value"))
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "service_accounts",
+                    "service_accounts_org_name",
+                    &["organization_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "service_account_tokens",
+                    "service_account_tokens_account_name",
+                    &["service_account_uuid", "name"][..],
+                    true,
+                ),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["sync_cursors", "service_account_tokens", "service_accounts"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

@@ -3,6 +3,7 @@
 
 pub mod migration;
 pub mod password_resets;
+pub mod service_accounts;
 pub mod tokens;
 pub mod users;
 

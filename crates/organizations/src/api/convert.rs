@@ -64,20 +64,20 @@ pub fn settings(s: crate::domain::settings::Settings) -> pb::OrganizationSetting
             invite_only: s.auth.invite_only,
             allowed_email_domains: s.auth.allowed_email_domains,
             password_enabled: s.auth.password_enabled,
-            providers: s
-                .auth
-                .providers
-                .into_iter()
-                .map(|p| pb::AuthProvider {
-                    name: p.name,
-                    issuer: p.issuer,
-                    client_id: p.client_id,
-                    allowed_email_domains: p.allowed_email_domains,
-                    enabled: p.enabled,
-                })
-                .collect(),
+            providers: s.auth.providers.into_iter().map(auth_provider).collect(),
         }),
         activity_retention_days: s.activity_retention_days,
         etag: s.etag,
+    }
+}
+
+/// An identity provider → proto.
+pub fn auth_provider(p: crate::domain::settings::AuthProvider) -> pb::AuthProvider {
+    pb::AuthProvider {
+        name: p.name,
+        issuer: p.issuer,
+        client_id: p.client_id,
+        allowed_email_domains: p.allowed_email_domains,
+        enabled: p.enabled,
     }
 }

@@ -1,12 +1,13 @@
 //! `orgplane.organizations.v1.OrganizationsInternal`.
 
-use orgplane_platform::{Error, grpc::required, principal::Principal};
+use orgplane_platform::{Error, grpc::required, principal::Principal, time::to_timestamp};
 use orgplane_proto::organizations::{
     self as pb, organizations_internal_server::OrganizationsInternal,
 };
 use tonic::{Request, Response, Status};
 
-use crate::domain::Organizations;
+use super::convert;
+use crate::domain::{Organizations, federation::Admission};
 
 pub(super) struct InternalApi(pub Organizations);
 
@@ -43,6 +44,66 @@ impl OrganizationsInternal for InternalApi {
                 .unwrap_or_default(),
             organization_uuid: decision.organization_uuid.unwrap_or_default(),
             ttl_seconds: DECISION_TTL_SECONDS,
+        }))
+    }
+
+    async fn list_deleted_organizations(
+        &self,
+        req: Request<pb::ListDeletedOrganizationsRequest>,
+    ) -> Result<Response<pb::ListDeletedOrganizationsResponse>, Status> {
+        let r = req.into_inner();
+        let (rows, next_page_token) = self
+            .0
+            .list_deleted_organizations(r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListDeletedOrganizationsResponse {
+            deleted_organizations: rows
+                .into_iter()
+                .map(|d| pb::DeletedOrganization {
+                    uuid: d.uuid,
+                    name: d.name,
+                    delete_time: Some(to_timestamp(d.delete_time)),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_external_auth_providers(
+        &self,
+        req: Request<pb::GetExternalAuthProvidersRequest>,
+    ) -> Result<Response<pb::GetExternalAuthProvidersResponse>, Status> {
+        let providers = self
+            .0
+            .external_providers(&req.get_ref().organization)
+            .await?;
+        Ok(Response::new(pb::GetExternalAuthProvidersResponse {
+            providers: providers.into_iter().map(convert::auth_provider).collect(),
+        }))
+    }
+
+    async fn admit_external_user(
+        &self,
+        req: Request<pb::AdmitExternalUserRequest>,
+    ) -> Result<Response<pb::AdmitExternalUserResponse>, Status> {
+        let r = req.into_inner();
+        let principal = Principal::from_proto(required(r.principal, "principal")?)
+            .ok_or_else(|| Error::invalid("principal", "needs a kind and a uuid"))?;
+        let admission = self
+            .0
+            .admit_external_user(&principal, &r.organization)
+            .await?;
+        Ok(Response::new(match admission {
+            Admission::Member { role, joined } => pb::AdmitExternalUserResponse {
+                role: role.as_str().to_owned(),
+                joined,
+                invited: false,
+            },
+            Admission::Invited => pb::AdmitExternalUserResponse {
+                invited: true,
+                ..Default::default()
+            },
+            Admission::Refused => pb::AdmitExternalUserResponse::default(),
         }))
     }
 

@@ -11,7 +11,7 @@ use super::convert;
 use crate::{
     domain::{
         Organizations,
-        invitations::{InvitationState, state_of},
+        invitations::{InvitationState, NewInvitation, slugs_of, state_of},
     },
     storage::invitations,
 };
@@ -29,8 +29,8 @@ fn invitation(row: invitations::Model) -> pb::Invitation {
         uuid: row.uuid,
         email: row.email,
         role: row.role,
-        projects: Vec::new(),
-        teams: Vec::new(),
+        projects: slugs_of(&row.projects),
+        teams: slugs_of(&row.teams),
         state: state as i32,
         inviter: row.inviter,
         expire_time: Some(to_timestamp(row.expire_time)),
@@ -50,7 +50,16 @@ impl InvitationService for InvitationApi {
         let i = required(r.invitation, "invitation")?;
         let (row, token) = self
             .0
-            .create_invitation(&principal, &r.organization, &i.email, &i.role)
+            .create_invitation(
+                &principal,
+                &r.organization,
+                NewInvitation {
+                    email: i.email,
+                    role: i.role,
+                    projects: i.projects,
+                    teams: i.teams,
+                },
+            )
             .await?;
         Ok(Response::new(pb::CreateInvitationResponse {
             invitation: Some(invitation(row)),

@@ -1,26 +1,39 @@
-//! Access: the caller's role in an organization, checked against the
-//! permission table. An organization the caller does not belong to is
-//! `NOT_FOUND` (its existence is not leaked); a member who lacks the
-//! permission gets `PERMISSION_DENIED`.
+//! Access: the caller's standing in an organization, checked against the
+//! permission table (`orgplane_platform::authz`).
+//!
+//! - A user stands in an organization through their membership; a service
+//!   account through the organization it belongs to and its role (both
+//!   carried in its principal by identity).
+//! - An organization the caller does not belong to is `NOT_FOUND` (its
+//!   existence is not leaked); so is every organization-level resource to an
+//!   `outsider`, who reaches only the projects and teams granted to them.
+//! - A member who lacks the permission gets `PERMISSION_DENIED`.
+//! - On an entity (a project, a model, a component) the caller acts with the
+//!   strongest of their organization role, their teams' grants and their own
+//!   grants on it; a public project is readable by everyone in the
+//!   organization, outsiders and billing members included.
 
+pub use orgplane_platform::authz::check;
 use orgplane_platform::{
     Error,
-    authz::{Permission, Role, allows},
-    principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
+    authz::{Permission, Role},
+    principal::{Principal, PrincipalKind},
     validate,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Organizations;
-use crate::storage::{members, organizations};
+use crate::storage::{members, organizations, projects};
 
 /// A caller's standing in one organization.
 #[derive(Debug, Clone)]
 pub struct Access {
     /// The organization.
     pub organization: organizations::Model,
-    /// The caller's membership.
-    pub member: members::Model,
+    /// The caller's membership; `None` for a service account.
+    pub member: Option<members::Model>,
+    /// UUID of the caller (user or service account).
+    pub caller_uuid: String,
     /// The caller's role.
     pub role: Role,
 }
@@ -39,35 +52,72 @@ pub struct Decision {
 }
 
 impl Organizations {
-    /// The caller's access to `organization`, or `NOT_FOUND`.
-    pub async fn access(&self, principal: &Principal, organization: &str) -> Result<Access, Error> {
+    /// The caller's standing in `organization`, outsiders included, or
+    /// `NOT_FOUND`.
+    pub async fn membership(
+        &self,
+        principal: &Principal,
+        organization: &str,
+    ) -> Result<Access, Error> {
         let mut v = validate::Violations::new();
         v.check("organization", validate::slug(organization));
         v.finish()?;
         let not_found = || Error::not_found("organization", organization);
-        if principal.kind != PrincipalKind::User {
-            return Err(not_found());
-        }
-        let Some((org, Some(member))) = organizations::Entity::find()
+        let live = organizations::Entity::find()
             .filter(organizations::Column::Name.eq(organization))
-            .filter(organizations::Column::DeleteTime.is_null())
-            .find_also_related(members::Entity)
-            .filter(members::Column::UserUuid.eq(principal.uuid.as_str()))
-            .one(&self.db)
-            .await?
-        else {
-            return Err(not_found());
-        };
-        let role = Role::parse(&member.role)
-            .ok_or_else(|| anyhow::anyhow!("stored role {:?} is unknown", member.role))?;
-        if role == Role::Outsider {
-            return Err(not_found());
+            .filter(organizations::Column::DeleteTime.is_null());
+        match principal.kind {
+            PrincipalKind::User => {
+                let Some((org, Some(member))) = live
+                    .find_also_related(members::Entity)
+                    .filter(members::Column::UserUuid.eq(principal.uuid.as_str()))
+                    .one(&self.db)
+                    .await?
+                else {
+                    return Err(not_found());
+                };
+                let role = stored_role(&member)?;
+                Ok(Access {
+                    organization: org,
+                    caller_uuid: member.user_uuid.clone(),
+                    member: Some(member),
+                    role,
+                })
+            }
+            PrincipalKind::ServiceAccount => {
+                // The slug names the organization; the UUID makes sure it is
+                // still the one the account was created in.
+                let (Some(uuid), Some(role)) = (&principal.organization_uuid, principal.role)
+                else {
+                    return Err(not_found());
+                };
+                if principal.organization.as_deref() != Some(organization) || role == Role::Owner {
+                    return Err(not_found());
+                }
+                let org = live
+                    .filter(organizations::Column::Uuid.eq(uuid.as_str()))
+                    .one(&self.db)
+                    .await?
+                    .ok_or_else(not_found)?;
+                Ok(Access {
+                    organization: org,
+                    member: None,
+                    caller_uuid: principal.uuid.clone(),
+                    role,
+                })
+            }
+            PrincipalKind::Agent => Err(not_found()),
         }
-        Ok(Access {
-            organization: org,
-            member,
-            role,
-        })
+    }
+
+    /// The caller's standing at the organization level: outsiders are not
+    /// members, so the organization is `NOT_FOUND` to them here.
+    pub async fn access(&self, principal: &Principal, organization: &str) -> Result<Access, Error> {
+        let access = self.membership(principal, organization).await?;
+        if access.role == Role::Outsider {
+            return Err(Error::not_found("organization", organization));
+        }
+        Ok(access)
     }
 
     /// The caller's access, if they hold `permission` (and their token the
@@ -83,8 +133,61 @@ impl Organizations {
         Ok(access)
     }
 
+    /// The caller's access to the entity `(kind, name)`, acting with their
+    /// effective role there, if it holds `permission`. An entity out of an
+    /// outsider's reach is `NOT_FOUND`.
+    pub async fn require_on(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+        kind: &str,
+        name: &str,
+    ) -> Result<Access, Error> {
+        let mut access = self.membership(principal, organization).await?;
+        access.role = self.effective_role(&access, kind, name, permission).await?;
+        if access.role == Role::Outsider {
+            return Err(Error::not_found(entity_label(kind), name));
+        }
+        check(principal, access.role, permission)?;
+        Ok(access)
+    }
+
+    /// The strongest of the caller's organization role, the roles their
+    /// teams and they themselves are granted on `(kind, name)`, and — for
+    /// reading a public project — `viewer`.
+    pub async fn effective_role(
+        &self,
+        access: &Access,
+        kind: &str,
+        name: &str,
+        permission: Permission,
+    ) -> Result<Role, Error> {
+        let granted = self
+            .granted_roles(access, kind)
+            .await?
+            .into_iter()
+            .filter(|(granted, _)| granted == name || granted == "*")
+            .map(|(_, role)| role)
+            .max();
+        let mut role = granted.map_or(access.role, |g| g.max(access.role));
+        if kind == "project" && permission == Permission::ProjectsRead && role < Role::Viewer {
+            let public = projects::Entity::find()
+                .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+                .filter(projects::Column::Name.eq(name))
+                .filter(projects::Column::Visibility.eq("public"))
+                .one(&self.db)
+                .await?
+                .is_some();
+            if public {
+                role = Role::Viewer;
+            }
+        }
+        Ok(role)
+    }
+
     /// Answers "may `principal` do `permission` in `organization` (on this
-    /// entity, through team grants)?" for the other services.
+    /// entity, through grants)?" for the other services.
     pub async fn check_permission(
         &self,
         principal: &Principal,
@@ -94,49 +197,53 @@ impl Organizations {
     ) -> Result<Decision, Error> {
         let permission = Permission::parse(permission)
             .ok_or_else(|| Error::invalid("permission", "is not a known permission"))?;
-        match self.access(principal, organization).await {
-            Ok(access) => {
-                let role = match entity {
-                    Some((kind, name)) => self.effective_role(&access, kind, name).await?,
-                    None => access.role,
-                };
-                Ok(Decision {
-                    visible: true,
-                    allowed: check(principal, role, permission).is_ok(),
-                    role: Some(role),
-                    organization_uuid: Some(access.organization.uuid),
-                })
-            }
-            Err(Error::NotFound { .. }) => Ok(Decision {
+        let standing = match entity {
+            Some((kind, name)) => match self.membership(principal, organization).await {
+                Ok(access) => {
+                    let role = self.effective_role(&access, kind, name, permission).await?;
+                    (role != Role::Outsider).then_some((access, role))
+                }
+                Err(Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            },
+            None => match self.access(principal, organization).await {
+                Ok(access) => {
+                    let role = access.role;
+                    Some((access, role))
+                }
+                Err(Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            },
+        };
+        Ok(match standing {
+            Some((access, role)) => Decision {
+                visible: true,
+                allowed: check(principal, role, permission).is_ok(),
+                role: Some(role),
+                organization_uuid: Some(access.organization.uuid),
+            },
+            None => Decision {
                 visible: false,
                 allowed: false,
                 role: None,
                 organization_uuid: None,
-            }),
-            Err(other) => Err(other),
-        }
+            },
+        })
     }
 }
 
-/// `PERMISSION_DENIED` unless `role` holds `permission` and the token the
-/// scope it needs.
-pub fn check(principal: &Principal, role: Role, permission: Permission) -> Result<(), Error> {
-    let scope = if permission.is_read() {
-        SCOPE_READ
-    } else {
-        SCOPE_WRITE
-    };
-    if !principal.has_scope(scope) {
-        return Err(Error::permission_denied(
-            "MISSING_SCOPE",
-            format!("the token lacks the {scope:?} scope"),
-        ));
+/// A member's stored role.
+pub(crate) fn stored_role(member: &members::Model) -> Result<Role, Error> {
+    Role::parse(&member.role)
+        .ok_or_else(|| anyhow::anyhow!("stored role {:?} is unknown", member.role).into())
+}
+
+/// The resource name of a grantable entity kind, for `NOT_FOUND`.
+fn entity_label(kind: &str) -> &'static str {
+    match kind {
+        "project" => "project",
+        "model_registry" => "model",
+        "component_hub" => "component",
+        _ => "entity",
     }
-    if !allows(role, permission) {
-        return Err(Error::permission_denied(
-            "ROLE_TOO_WEAK",
-            format!("the {} role may not {}", role.as_str(), permission.as_str()),
-        ));
-    }
-    Ok(())
 }

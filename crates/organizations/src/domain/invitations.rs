@@ -21,13 +21,16 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Organizations, access::check};
-use crate::storage::{invitations, members, organizations};
+use super::{
+    Organizations,
+    access::{Access, check},
+};
+use crate::storage::{grants, invitations, members, organizations, projects, teams};
 
 /// How long an invitation token lives.
 pub const INVITATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -53,6 +56,28 @@ pub fn state_of(row: &invitations::Model, now: i64) -> InvitationState {
         _ if row.expire_time <= now => InvitationState::Expired,
         _ => InvitationState::Pending,
     }
+}
+
+/// An invitation as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewInvitation {
+    /// The address invited.
+    pub email: String,
+    /// The role given on acceptance.
+    pub role: String,
+    /// For `outsider`: slugs of the projects granted (with the `member` team
+    /// role: they may create and update runs there).
+    pub projects: Vec<String>,
+    /// For `outsider`: slugs of the teams joined (as team `member`s).
+    pub teams: Vec<String>,
+}
+
+/// The team role an outsider invitation grants on its projects and teams.
+pub const OUTSIDER_GRANT_ROLE: Role = Role::Member;
+
+/// Slugs as stored: space-separated.
+pub fn slugs_of(stored: &str) -> Vec<String> {
+    stored.split_whitespace().map(str::to_owned).collect()
 }
 
 /// One page of invitations.
@@ -105,30 +130,51 @@ async fn insert_member(
 }
 
 impl Organizations {
-    /// Invites `email` with `role`; returns the invitation and its token.
+    /// Invites `new.email` with `new.role` (an outsider to chosen projects
+    /// and teams); returns the invitation and its token.
     pub async fn create_invitation(
         &self,
         principal: &Principal,
         organization: &str,
-        email: &str,
-        role: &str,
+        new: NewInvitation,
     ) -> Result<(invitations::Model, String), Error> {
         let access = self
             .require(principal, organization, Permission::MembersManage)
             .await?;
-        let email = email.trim().to_lowercase();
+        let email = new.email.trim().to_lowercase();
+        let role = new.role.as_str();
         let mut v = Violations::new();
         v.check("invitation.email", validate::email(&email));
         let role_parsed = Role::parse(role);
-        match role_parsed {
-            None => v.add("invitation.role", "is not a role"),
-            Some(Role::Outsider) => v.add(
-                "invitation.role",
-                "outsider invitations (to chosen projects or teams) are not supported yet",
-            ),
-            Some(_) => {}
+        if role_parsed.is_none() {
+            v.add("invitation.role", "is not a role");
+        }
+        let outsider = role_parsed == Some(Role::Outsider);
+        if outsider && new.projects.is_empty() && new.teams.is_empty() {
+            v.add(
+                "invitation.projects",
+                "an outsider invitation names at least one project or team",
+            );
+        }
+        for (field, names) in [
+            ("invitation.projects", &new.projects),
+            ("invitation.teams", &new.teams),
+        ] {
+            if !outsider && !names.is_empty() {
+                v.add(field, "only outsider invitations name projects or teams");
+            }
+            if names.len() > 100 {
+                v.add(field, "at most 100");
+            }
+            for name in names {
+                v.check(field, validate::slug(name));
+            }
         }
         v.finish()?;
+        if outsider {
+            self.require_reachable(&access, &new.projects, &new.teams)
+                .await?;
+        }
         if role_parsed == Some(Role::Owner) {
             check(principal, access.role, Permission::OwnersManage).map_err(|_| {
                 Error::permission_denied("OWNER_REQUIRED", "only owners invite owners")
@@ -158,6 +204,8 @@ impl Organizations {
             expire_time: Set(add(now, INVITATION_TTL)),
             create_time: Set(now),
             update_time: Set(now),
+            projects: Set(new.projects.join(" ")),
+            teams: Set(new.teams.join(" ")),
         }
         .insert(&txn)
         .await?;
@@ -169,12 +217,51 @@ impl Organizations {
                 "organization": access.organization.name,
                 "inviter": principal.name,
                 "role": role,
+                "projects": new.projects,
+                "teams": new.teams,
                 "token": token,
             }),
         )
         .await?;
         txn.commit().await?;
         Ok((row, token))
+    }
+
+    /// `INVALID_ARGUMENT` naming every project or team that does not exist.
+    async fn require_reachable(
+        &self,
+        access: &Access,
+        project_names: &[String],
+        team_names: &[String],
+    ) -> Result<(), Error> {
+        let org = access.organization.uuid.as_str();
+        let found_projects: Vec<String> = projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(org))
+            .filter(projects::Column::Name.is_in(project_names.to_vec()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let found_teams: Vec<String> = teams::team::Entity::find()
+            .filter(teams::team::Column::OrganizationUuid.eq(org))
+            .filter(teams::team::Column::Name.is_in(team_names.to_vec()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let mut v = Violations::new();
+        for name in project_names.iter().filter(|n| !found_projects.contains(n)) {
+            v.add(
+                "invitation.projects",
+                format!("no project is named {name:?}"),
+            );
+        }
+        for name in team_names.iter().filter(|n| !found_teams.contains(n)) {
+            v.add("invitation.teams", format!("no team is named {name:?}"));
+        }
+        v.finish()
     }
 
     /// An organization's invitations, filtered by `state:` and `email:`.
@@ -407,8 +494,66 @@ impl Organizations {
             ));
         }
         let member = insert_member(&txn, &org.uuid, principal, &row.role).await?;
+        self.grant_reach(&txn, &member, &row).await?;
+        // Holding a token that was sent to the address proves the mailbox:
+        // identity marks it verified before the membership commits (if the
+        // commit fails, the address is still proven).
+        if let Some(identity) = &self.identity {
+            identity
+                .mark_email_verified(&principal.uuid, &row.email)
+                .await?;
+        }
         txn.commit().await?;
         Ok((org.name, member))
+    }
+
+    /// Gives an accepted outsider invitation's reach: the `member` team role
+    /// on its projects and membership of its teams (those that still exist).
+    async fn grant_reach(
+        &self,
+        txn: &DatabaseTransaction,
+        member: &members::Model,
+        invitation: &invitations::Model,
+    ) -> Result<(), Error> {
+        let now = now_micros();
+        let role = OUTSIDER_GRANT_ROLE.as_str();
+        let existing_projects = projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(member.organization_uuid.as_str()))
+            .filter(projects::Column::Name.is_in(slugs_of(&invitation.projects)))
+            .all(txn)
+            .await?;
+        for project in existing_projects {
+            grants::member::ActiveModel {
+                uuid: Set(uuid::Uuid::now_v7().to_string()),
+                member_uuid: Set(member.uuid.clone()),
+                organization_uuid: Set(member.organization_uuid.clone()),
+                kind: Set("project".into()),
+                name: Set(project.name),
+                role: Set(role.into()),
+                create_time: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+        let existing_teams = teams::team::Entity::find()
+            .filter(teams::team::Column::OrganizationUuid.eq(member.organization_uuid.as_str()))
+            .filter(teams::team::Column::Name.is_in(slugs_of(&invitation.teams)))
+            .all(txn)
+            .await?;
+        for team in existing_teams {
+            teams::member::ActiveModel {
+                uuid: Set(uuid::Uuid::now_v7().to_string()),
+                team_uuid: Set(team.uuid),
+                organization_uuid: Set(member.organization_uuid.clone()),
+                user_uuid: Set(member.user_uuid.clone()),
+                username: Set(member.username.clone()),
+                role: Set(role.into()),
+                create_time: Set(now),
+            }
+            .insert(txn)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Joins an open organization with its default role.

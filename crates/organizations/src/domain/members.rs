@@ -24,9 +24,9 @@ use sea_orm::{
 
 use super::{
     Organizations,
-    access::{Access, check},
+    access::{Access, check, stored_role},
 };
-use crate::storage::{members, organizations};
+use crate::storage::{members, organizations, teams};
 
 /// One page of members.
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ impl Organizations {
         let txn = self.lock_memberships(&access).await?;
         let target = find_member(&txn, &access, user).await?;
         let current = stored_role(&target)?;
-        if target.user_uuid == access.member.user_uuid && new_role > current {
+        if target.user_uuid == access.caller_uuid && new_role > current {
             return Err(Error::permission_denied(
                 "SELF_ELEVATION",
                 "nobody raises their own role",
@@ -190,9 +190,7 @@ impl Organizations {
         if stored_role(&target)? == Role::Owner {
             require_owner(principal, &access)?;
         }
-        members::Entity::delete_by_id(target.uuid)
-            .exec(&txn)
-            .await?;
+        delete_membership(&txn, &target).await?;
         ensure_an_owner_remains(&txn, &access).await?;
         txn.commit().await?;
         Ok(())
@@ -204,13 +202,17 @@ impl Organizations {
         principal: &Principal,
         organization: &str,
     ) -> Result<(), Error> {
-        let access = self
-            .require(principal, organization, Permission::OrganizationRead)
-            .await?;
+        // Outsiders leave too: `membership`, not the organization-level
+        // `access`.
+        let access = self.membership(principal, organization).await?;
+        let Some(member) = access.member.clone() else {
+            return Err(Error::precondition(
+                "NOT_A_MEMBER",
+                "a service account does not leave its organization: delete it instead",
+            ));
+        };
         let txn = self.lock_memberships(&access).await?;
-        members::Entity::delete_by_id(access.member.uuid.clone())
-            .exec(&txn)
-            .await?;
+        delete_membership(&txn, &member).await?;
         ensure_an_owner_remains(&txn, &access).await?;
         txn.commit().await?;
         Ok(())
@@ -244,9 +246,21 @@ async fn find_member(
         .ok_or_else(|| Error::not_found("member", user))
 }
 
-fn stored_role(member: &members::Model) -> Result<Role, Error> {
-    Role::parse(&member.role)
-        .ok_or_else(|| anyhow::anyhow!("stored role {:?} is unknown", member.role).into())
+/// Deletes a membership with the team memberships it held (its own grants
+/// go with it by foreign key): someone who comes back starts afresh.
+async fn delete_membership(
+    txn: &DatabaseTransaction,
+    member: &members::Model,
+) -> Result<(), Error> {
+    teams::member::Entity::delete_many()
+        .filter(teams::member::Column::OrganizationUuid.eq(member.organization_uuid.as_str()))
+        .filter(teams::member::Column::UserUuid.eq(member.user_uuid.as_str()))
+        .exec(txn)
+        .await?;
+    members::Entity::delete_by_id(member.uuid.clone())
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 fn require_owner(principal: &Principal, access: &Access) -> Result<(), Error> {

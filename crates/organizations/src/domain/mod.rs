@@ -2,6 +2,7 @@
 //! what in an organization ([`access`]), organizations, and members.
 
 pub mod access;
+pub mod federation;
 pub mod invitations;
 pub mod members;
 pub mod organizations;
@@ -9,18 +10,28 @@ pub mod projects;
 pub mod settings;
 pub mod teams;
 
+use orgplane_platform::peers::IdentityPeer;
 use sea_orm::DatabaseConnection;
 
 /// The organizations service's state.
 #[derive(Debug, Clone)]
 pub struct Organizations {
     pub(crate) db: DatabaseConnection,
+    pub(crate) identity: Option<IdentityPeer>,
 }
 
 impl Organizations {
-    /// Over a migrated database.
+    /// Over a migrated database, on its own: accepting an invitation does not
+    /// mark the address verified in identity (storage tests and tools).
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db, identity: None }
+    }
+
+    /// With the identity service, which accepting an invitation tells that
+    /// the invited address is proven.
+    pub fn with_identity(mut self, identity: IdentityPeer) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// The database (for tests and tools).

@@ -16,7 +16,7 @@ use sea_orm::{
 };
 
 use super::{Organizations, access::Access};
-use crate::storage::{members, organizations};
+use crate::storage::{deleted_organizations, members, organizations};
 
 /// Slugs no organization may take: they would read as part of the product.
 pub const RESERVED_NAMES: &[&str] = &[
@@ -362,16 +362,27 @@ impl Organizations {
         let org = access.organization;
         check_etag(etag_seen, org.version, "organization")?;
         let now = now_micros();
+        // The tombstone commits with the deletion: the other services purge
+        // from tombstones, so none of them can miss a deletion.
+        let txn = self.db.begin().await?;
         let deleted = organizations::Entity::update_many()
             .col_expr(organizations::Column::DeleteTime, Expr::value(now))
             .col_expr(organizations::Column::Version, Expr::value(org.version + 1))
             .filter(organizations::Column::Uuid.eq(org.uuid.as_str()))
             .filter(organizations::Column::Version.eq(org.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if deleted.rows_affected != 1 {
             return Err(stale("organization"));
         }
+        deleted_organizations::ActiveModel {
+            uuid: Set(org.uuid.clone()),
+            name: Set(org.name.clone()),
+            delete_time: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 
 use orgplane_platform::{
     Error,
-    authz::Permission,
+    authz::{Permission, Role, allows},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
     time::now_micros,
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Organizations,
-    access::Access,
+    access::{Access, check},
     organizations::{VISIBILITIES, check_etag, etag, stale},
 };
 use crate::storage::projects;
@@ -216,9 +216,27 @@ impl Organizations {
         filter: &str,
         order_by: &str,
     ) -> Result<ProjectPage, Error> {
-        let access = self
-            .require(principal, organization, Permission::ProjectsRead)
-            .await?;
+        let access = self.membership(principal, organization).await?;
+        // Members who read every project see them all; everyone else in the
+        // organization (billing, outsiders) sees the public ones and those
+        // granted to them or their teams.
+        let reach = if allows(access.role, Permission::ProjectsRead) {
+            check(principal, access.role, Permission::ProjectsRead)?;
+            None
+        } else {
+            check(principal, Role::Viewer, Permission::ProjectsRead)?;
+            let granted: Vec<String> = self
+                .granted_roles(&access, "project")
+                .await?
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            (!granted.iter().any(|n| n == "*")).then(|| {
+                Condition::any()
+                    .add(projects::Column::Visibility.eq("public"))
+                    .add(projects::Column::Name.is_in(granted))
+            })
+        };
         let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
         let terms = parse_filter(filter, &["name", "tag", "archived"])?;
         let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
@@ -249,6 +267,9 @@ impl Organizations {
             }
         }
         condition = condition.add(projects::Column::Archived.eq(show_archived));
+        if let Some(reach) = reach {
+            condition = condition.add(reach);
+        }
         let total_size = projects::Entity::find()
             .filter(condition.clone())
             .count(&self.db)

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Organizations,
-    access::{Access, check},
+    access::Access,
     organizations::{check_etag, stale},
 };
-use crate::storage::{members, teams};
+use crate::storage::{grants, members, teams};
 
 /// Kinds of entities a team can be granted.
 pub const ENTITY_KINDS: &[&str] = &["project", "model_registry", "component_hub"];
@@ -96,52 +96,46 @@ fn check_fields(v: &mut Violations, f: &TeamFields) {
 }
 
 impl Organizations {
-    /// The caller's access, if the strongest of their organization role and
-    /// their teams' grants on `(kind, entity)` holds `permission`.
-    pub async fn require_on(
-        &self,
-        principal: &Principal,
-        organization: &str,
-        permission: Permission,
-        kind: &str,
-        entity: &str,
-    ) -> Result<Access, Error> {
-        let mut access = self.access(principal, organization).await?;
-        access.role = self.effective_role(&access, kind, entity).await?;
-        check(principal, access.role, permission)?;
-        Ok(access)
-    }
-
-    /// The strongest of the caller's organization role and the roles their
-    /// teams grant on `(kind, entity)`.
-    pub async fn effective_role(
+    /// Every `(name, role)` granted to the caller on entities of `kind`, by
+    /// their teams and to them alone.
+    pub(crate) async fn granted_roles(
         &self,
         access: &Access,
         kind: &str,
-        entity: &str,
-    ) -> Result<Role, Error> {
+    ) -> Result<Vec<(String, Role)>, Error> {
         let team_uuids: Vec<String> = teams::member::Entity::find()
             .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
-            .filter(teams::member::Column::UserUuid.eq(access.member.user_uuid.as_str()))
+            .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|m| m.team_uuid)
             .collect();
-        if team_uuids.is_empty() {
-            return Ok(access.role);
+        let mut granted = Vec::new();
+        if !team_uuids.is_empty() {
+            let rows = teams::team::Entity::find()
+                .filter(teams::team::Column::Uuid.is_in(team_uuids))
+                .all(&self.db)
+                .await?;
+            granted.extend(
+                rows.iter()
+                    .flat_map(grants_of)
+                    .filter(|g| g.kind == kind)
+                    .filter_map(|g| Some((g.name, Role::parse(&g.role)?))),
+            );
         }
-        let rows = teams::team::Entity::find()
-            .filter(teams::team::Column::Uuid.is_in(team_uuids))
-            .all(&self.db)
-            .await?;
-        let granted = rows
-            .iter()
-            .flat_map(grants_of)
-            .filter(|g| g.kind == kind && (g.name == entity || g.name == "*"))
-            .filter_map(|g| Role::parse(&g.role))
-            .max();
-        Ok(granted.map_or(access.role, |g| g.max(access.role)))
+        if let Some(member) = &access.member {
+            let own = grants::member::Entity::find()
+                .filter(grants::member::Column::MemberUuid.eq(member.uuid.as_str()))
+                .filter(grants::member::Column::Kind.eq(kind))
+                .all(&self.db)
+                .await?;
+            granted.extend(
+                own.into_iter()
+                    .filter_map(|g| Some((g.name, Role::parse(&g.role)?))),
+            );
+        }
+        Ok(granted)
     }
 
     async fn team(

@@ -29,6 +29,10 @@ pub struct Model {
     pub create_time: i64,
     /// Last changed.
     pub update_time: i64,
+    /// For outsiders: space-separated slugs of the projects granted.
+    pub projects: String,
+    /// For outsiders: space-separated slugs of the teams joined.
+    pub teams: String,
 }
 
 /// No relations are navigated through sea-orm.

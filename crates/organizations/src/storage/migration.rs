@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003Projects),
             Box::new(M0004Invitations),
             Box::new(M0005Teams),
+            Box::new(M0006Reach),
         ]
     }
 }
@@ -365,6 +366,101 @@ impl MigrationTrait for M0005Teams {
         for table in ["team_members", "teams"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Outsider invitations (projects and teams they grant), grants of a role on
+/// an entity to one member, and the tombstones of deleted organizations that
+/// the other services purge from.
+struct M0006Reach;
+
+impl MigrationName for M0006Reach {
+    fn name(&self) -> &str {
+        "m0006_reach"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006Reach {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["projects", "teams"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("invitations")
+                        .add_column(text(column).default(""))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table("member_grants")
+                    .col(string("uuid").primary_key())
+                    .col(string("member_uuid"))
+                    .col(string("organization_uuid"))
+                    .col(string("kind"))
+                    .col(string("name"))
+                    .col(string("role"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("member_grants", "member_uuid")
+                            .to("members", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("deleted_organizations")
+                    .col(string("uuid").primary_key())
+                    .col(string("name"))
+                    .col(big_integer("delete_time"))
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "member_grants",
+                    "member_grants_member_entity",
+                    &["member_uuid", "kind", "name"][..],
+                    true,
+                ),
+                (
+                    "deleted_organizations",
+                    "deleted_organizations_time",
+                    &["delete_time", "uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["deleted_organizations", "member_grants"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        for column in ["teams", "projects"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("invitations")
+                        .drop_column(column)
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())

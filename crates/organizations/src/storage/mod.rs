@@ -1,5 +1,7 @@
 //! The organizations service's tables and migrations.
 
+pub mod deleted_organizations;
+pub mod grants;
 pub mod invitations;
 pub mod members;
 pub mod migration;

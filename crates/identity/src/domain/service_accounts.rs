@@ -1,0 +1,502 @@
+//! Service accounts of organizations and their tokens.
+//!
+//! Identity stores them; who may manage them is the organizations service's
+//! answer (`service_accounts.read` / `service_accounts.manage`, cached a few
+//! seconds by [`PermissionChecker`](orgplane_platform::access::PermissionChecker)).
+//! An account's token introspects to a principal that carries the account's
+//! organization (slug and UUID) and role, so the account acts in that
+//! organization only, with that role, within the token's scopes.
+//!
+//! Accounts of a deleted organization stop working at once (the organization
+//! is gone for every access check) and are purged by
+//! [`Identity::purge_deleted_organizations`], which follows the
+//! organizations service's deletion tombstones from a stored cursor: a
+//! deletion that happens while identity is down is purged when it returns.
+
+use std::time::Duration;
+
+use orgplane_platform::{
+    Error,
+    access::{Entity, Standing},
+    authz::{Permission, Role},
+    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    peers::OrganizationsPeer,
+    principal::{Principal, SCOPE_READ, SCOPE_WRITE},
+    time::{add, now_micros},
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait, LikeExpr, OnConflict},
+};
+
+use super::{Identity, secrets};
+use crate::storage::service_accounts::{account, cursor, token};
+
+/// Roles a service account may hold: any member role but `owner` (an
+/// account never manages owners) — and never `outsider`.
+pub const ACCOUNT_ROLES: &[Role] = &[
+    Role::Manager,
+    Role::Admin,
+    Role::Member,
+    Role::Viewer,
+    Role::Billing,
+];
+
+/// Scopes a service account token may carry.
+pub const ACCOUNT_SCOPES: &[&str] = &[SCOPE_READ, SCOPE_WRITE];
+
+/// Name of the cursor in the deletion feed.
+const DELETIONS_CURSOR: &str = "organizations.deleted";
+/// Tombstones younger than this are purged again on the next run: an
+/// account created just before its organization was deleted (its permission
+/// check answered from a cache) is caught by a later pass.
+const DELETIONS_SETTLE: Duration = Duration::from_secs(300);
+
+/// A service account as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewServiceAccount {
+    /// Slug, unique in the organization.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Role (API string).
+    pub role: String,
+}
+
+/// Changes to an account; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceAccountChanges {
+    /// New description.
+    pub description: Option<String>,
+    /// New role.
+    pub role: Option<String>,
+}
+
+/// A token as asked for.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccountToken {
+    /// Slug, unique per account.
+    pub name: String,
+    /// Scopes; empty means `read` and `write`.
+    pub scopes: Vec<String>,
+    /// Expiry in microseconds; `None` for the default lifetime.
+    pub expire_time: Option<i64>,
+}
+
+/// A page of rows.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+fn check_role(v: &mut Violations, field: &str, role: &str) {
+    if !Role::parse(role).is_some_and(|r| ACCOUNT_ROLES.contains(&r)) {
+        v.add(field, "must be manager, admin, member, viewer or billing");
+    }
+}
+
+impl Identity {
+    fn organizations(&self) -> Result<&OrganizationsPeer, Error> {
+        self.organizations.as_ref().ok_or_else(|| {
+            Error::Unavailable("identity runs without the organizations service".into())
+        })
+    }
+
+    async fn require_in(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+    ) -> Result<Standing, Error> {
+        self.organizations()?
+            .permissions
+            .require(principal, organization, permission, Entity::Organization)
+            .await
+    }
+
+    async fn account(&self, standing: &Standing, name: &str) -> Result<account::Model, Error> {
+        let mut v = Violations::new();
+        v.check("service_account", validate::slug(name));
+        v.finish()?;
+        account::Entity::find()
+            .filter(account::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
+            .filter(account::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("service account", name))
+    }
+
+    /// Creates a service account.
+    pub async fn create_service_account(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        new: NewServiceAccount,
+    ) -> Result<account::Model, Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("service_account.name", validate::slug(&new.name));
+        v.check(
+            "service_account.description",
+            validate::text(&new.description, 2000),
+        );
+        check_role(&mut v, "service_account.role", &new.role);
+        v.finish()?;
+        let now = now_micros();
+        account::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(standing.organization_uuid),
+            organization: Set(organization.to_owned()),
+            name: Set(new.name.clone()),
+            description: Set(new.description),
+            role: Set(new.role),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "service account", &new.name))
+    }
+
+    /// One service account.
+    pub async fn get_service_account(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<account::Model, Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsRead)
+            .await?;
+        self.account(&standing, name).await
+    }
+
+    /// An organization's service accounts, filtered by `name:` and `role:`.
+    pub async fn list_service_accounts(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<account::Model>, Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsRead)
+            .await?;
+        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
+        let terms = parse_filter(filter, &["name", "role"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(account::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
+        for (key, value) in &terms {
+            condition = condition.add(match *key {
+                "name" => Expr::col(account::Column::Name)
+                    .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                _ => account::Column::Role.eq(*value),
+            });
+        }
+        let total_size = account::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        // UUIDv7 orders by creation time.
+        let column = if order.field == "name" {
+            account::Column::Name
+        } else {
+            account::Column::Uuid
+        };
+        let rows = page
+            .apply(
+                account::Entity::find().filter(condition),
+                &[column],
+                &[KeyPart::Text],
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
+        let (items, next_page_token) = page.finish(rows, |a| {
+            vec![if order.field == "name" {
+                a.name.clone()
+            } else {
+                a.uuid.clone()
+            }]
+        });
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Changes an account's description or role; a new role applies to its
+    /// tokens as soon as the gateway's token cache expires.
+    pub async fn update_service_account(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        changes: ServiceAccountChanges,
+    ) -> Result<account::Model, Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsManage)
+            .await?;
+        let mut v = Violations::new();
+        if let Some(d) = &changes.description {
+            v.check("service_account.description", validate::text(d, 2000));
+        }
+        if let Some(role) = &changes.role {
+            check_role(&mut v, "service_account.role", role);
+        }
+        v.finish()?;
+        let row = self.account(&standing, name).await?;
+        let mut active = row.into_active_model();
+        if let Some(d) = changes.description {
+            active.description = Set(d);
+        }
+        if let Some(role) = changes.role {
+            active.role = Set(role);
+        }
+        active.update_time = Set(now_micros());
+        Ok(active.update(&self.db).await?)
+    }
+
+    /// Deletes an account and its tokens.
+    pub async fn delete_service_account(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsManage)
+            .await?;
+        let row = self.account(&standing, name).await?;
+        account::Entity::delete_by_id(row.uuid)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a token for an account; returns it and its secret.
+    pub async fn create_service_account_token(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        account_name: &str,
+        new: NewAccountToken,
+    ) -> Result<(token::Model, String), Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsManage)
+            .await?;
+        let now = now_micros();
+        let scopes = if new.scopes.is_empty() {
+            vec![SCOPE_READ.to_owned(), SCOPE_WRITE.to_owned()]
+        } else {
+            new.scopes
+        };
+        let mut v = Violations::new();
+        v.check("token.name", validate::slug(&new.name));
+        for scope in &scopes {
+            if !ACCOUNT_SCOPES.contains(&scope.as_str()) {
+                v.add("token.scopes", format!("{scope:?} is not read or write"));
+            }
+        }
+        let expire_time = new
+            .expire_time
+            .unwrap_or_else(|| add(now, self.config.default_token_ttl));
+        if expire_time <= now || expire_time > add(now, self.config.max_token_ttl) {
+            v.add(
+                "token.expire_time",
+                "must be in the future and at most a year ahead",
+            );
+        }
+        v.finish()?;
+        let account = self.account(&standing, account_name).await?;
+        let secret = secrets::generate(secrets::SERVICE_ACCOUNT_PREFIX);
+        let row = token::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            service_account_uuid: Set(account.uuid),
+            name: Set(new.name.clone()),
+            secret_hash: Set(secrets::hash(&secret)),
+            scopes: Set(scopes.join(" ")),
+            expire_time: Set(expire_time),
+            last_use_time: Set(None),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "token", &new.name))?;
+        Ok((row, secret))
+    }
+
+    /// An account's tokens, filtered by `name:`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_service_account_tokens(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        account_name: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<token::Model>, Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsRead)
+            .await?;
+        let order = OrderBy::parse(order_by, &["create_time", "name"])?;
+        let terms = parse_filter(filter, &["name"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let account = self.account(&standing, account_name).await?;
+        let mut condition =
+            Condition::all().add(token::Column::ServiceAccountUuid.eq(account.uuid.as_str()));
+        for (_, prefix) in &terms {
+            condition = condition.add(
+                Expr::col(token::Column::Name)
+                    .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
+            );
+        }
+        let total_size = token::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        let column = if order.field == "name" {
+            token::Column::Name
+        } else {
+            token::Column::Uuid
+        };
+        let rows = page
+            .apply(
+                token::Entity::find().filter(condition),
+                &[column],
+                &[KeyPart::Text],
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
+        let (items, next_page_token) = page.finish(rows, |t| {
+            vec![if order.field == "name" {
+                t.name.clone()
+            } else {
+                t.uuid.clone()
+            }]
+        });
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Deletes an account's token; the gateway stops accepting it within its
+    /// cache TTL.
+    pub async fn delete_service_account_token(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        account_name: &str,
+        token_name: &str,
+    ) -> Result<(), Error> {
+        let standing = self
+            .require_in(principal, organization, Permission::ServiceAccountsManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("token", validate::slug(token_name));
+        v.finish()?;
+        let account = self.account(&standing, account_name).await?;
+        let deleted = token::Entity::delete_many()
+            .filter(token::Column::ServiceAccountUuid.eq(account.uuid.as_str()))
+            .filter(token::Column::Name.eq(token_name))
+            .exec(&self.db)
+            .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::not_found("token", token_name));
+        }
+        Ok(())
+    }
+
+    /// Purges the service accounts of organizations deleted since the last
+    /// run, following the organizations service's tombstones from the stored
+    /// cursor. Returns how many accounts were purged.
+    pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
+        let peer = self.organizations()?;
+        let mut position = cursor::Entity::find_by_id(DELETIONS_CURSOR)
+            .one(&self.db)
+            .await?
+            .map(|c| c.value)
+            .unwrap_or_default();
+        let settled_before = now_micros() - DELETIONS_SETTLE.as_micros() as i64;
+        let mut purged = 0;
+        loop {
+            let (deleted, next) = peer.deleted_organizations(&position, 500).await?;
+            if deleted.is_empty() {
+                break;
+            }
+            let uuids: Vec<String> = deleted.iter().map(|d| d.uuid.clone()).collect();
+            let txn = self.db.begin().await?;
+            purged += account::Entity::delete_many()
+                .filter(account::Column::OrganizationUuid.is_in(uuids))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+            // Recent tombstones are read again next time (see
+            // DELETIONS_SETTLE); the cursor only passes settled ones.
+            let settled = deleted.iter().all(|d| d.delete_time < settled_before);
+            if settled {
+                cursor::Entity::insert(cursor::ActiveModel {
+                    name: Set(DELETIONS_CURSOR.to_owned()),
+                    value: Set(next.clone()),
+                })
+                .on_conflict(
+                    OnConflict::column(cursor::Column::Name)
+                        .update_column(cursor::Column::Value)
+                        .to_owned(),
+                )
+                .exec(&txn)
+                .await?;
+            }
+            txn.commit().await?;
+            if !settled {
+                break;
+            }
+            position = next;
+        }
+        Ok(purged)
+    }
+
+    /// Runs [`Self::purge_deleted_organizations`] every `interval` until
+    /// `stop` completes; failures (the organizations service down) are
+    /// logged and retried next time.
+    pub async fn run_purger(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = ticker.tick() => {}
+            }
+            match self.purge_deleted_organizations().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    purged = n,
+                    "purged service accounts of deleted organizations"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, "purging deleted organizations failed; retrying later")
+                }
+            }
+        }
+    }
+}

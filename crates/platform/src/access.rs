@@ -1,0 +1,160 @@
+//! Access decisions for the services that do not own memberships: they ask
+//! `OrganizationsInternal.CheckPermission` and cache each answer for at most
+//! the few seconds it allows, so a role change is seen everywhere within
+//! that time while repeated calls cost no round trip.
+
+use std::time::Duration;
+
+use moka::future::Cache;
+use orgplane_proto::organizations::{
+    CheckPermissionRequest, EntityKind, organizations_internal_client::OrganizationsInternalClient,
+};
+use tonic::transport::Channel;
+
+use crate::{
+    Error,
+    authz::{self, Permission, Role},
+    principal::Principal,
+    validate,
+};
+
+/// The longest any answer is kept, whatever the organizations service says.
+pub const MAX_DECISION_TTL: Duration = Duration::from_secs(3);
+
+/// Where a caller stands in an organization, as the organizations service
+/// sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// UUID of the organization (what other services key their rows by).
+    pub organization_uuid: String,
+    /// The effective role: organization role and team grants on the entity.
+    pub role: Role,
+}
+
+/// The entity an action is on, for team grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity<'a> {
+    /// The organization itself.
+    Organization,
+    /// A project, by slug.
+    Project(&'a str),
+    /// The model registry (one per organization; `name` for team grants).
+    ModelRegistry(&'a str),
+    /// The component hub.
+    ComponentHub(&'a str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    principal: String,
+    token: String,
+    role: Option<Role>,
+    organization: String,
+    permission: Permission,
+    entity: (i32, String),
+}
+
+/// Answers "may this principal do this here?" through the organizations
+/// service, with a short cache. Cheap to clone.
+#[derive(Clone)]
+pub struct PermissionChecker {
+    client: OrganizationsInternalClient<Channel>,
+    cache: Cache<Key, Option<Standing>>,
+}
+
+impl std::fmt::Debug for PermissionChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PermissionChecker")
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl PermissionChecker {
+    /// A checker over a channel to the organizations service.
+    pub fn new(organizations: Channel) -> Self {
+        Self {
+            client: OrganizationsInternalClient::new(organizations),
+            cache: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(MAX_DECISION_TTL)
+                .build(),
+        }
+    }
+
+    /// The caller's standing if they hold `permission` in `organization` (on
+    /// `entity`); `NOT_FOUND` when the organization is not theirs to see
+    /// (deleted, foreign or missing: existence is not leaked);
+    /// `PERMISSION_DENIED` when their role or token falls short.
+    pub async fn require(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+        entity: Entity<'_>,
+    ) -> Result<Standing, Error> {
+        let mut v = validate::Violations::new();
+        v.check("organization", validate::slug(organization));
+        v.finish()?;
+        let standing = self
+            .standing(principal, organization, permission, entity)
+            .await?
+            .ok_or_else(|| Error::not_found("organization", organization))?;
+        authz::check(principal, standing.role, permission)?;
+        Ok(standing)
+    }
+
+    async fn standing(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+        entity: Entity<'_>,
+    ) -> Result<Option<Standing>, Error> {
+        let (kind, name) = match entity {
+            Entity::Organization => (EntityKind::Unspecified, ""),
+            Entity::Project(name) => (EntityKind::Project, name),
+            Entity::ModelRegistry(name) => (EntityKind::ModelRegistry, name),
+            Entity::ComponentHub(name) => (EntityKind::ComponentHub, name),
+        };
+        let key = Key {
+            principal: principal.uuid.clone(),
+            token: principal.token_uuid.clone(),
+            role: principal.role,
+            organization: organization.to_owned(),
+            permission,
+            entity: (kind as i32, name.to_owned()),
+        };
+        if let Some(hit) = self.cache.get(&key).await {
+            return Ok(hit);
+        }
+        let answer = self
+            .client
+            .clone()
+            .check_permission(CheckPermissionRequest {
+                principal: Some(principal.to_proto()),
+                organization: organization.to_owned(),
+                permission: permission.as_str().to_owned(),
+                entity_kind: kind as i32,
+                entity: name.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the organizations service", status))?
+            .into_inner();
+        let standing = if answer.visible {
+            let role = Role::parse(&answer.role).ok_or_else(|| {
+                anyhow::anyhow!("CheckPermission answered an unknown role {:?}", answer.role)
+            })?;
+            Some(Standing {
+                organization_uuid: answer.organization_uuid,
+                role,
+            })
+        } else {
+            None
+        };
+        if answer.ttl_seconds > 0 {
+            self.cache.insert(key, standing.clone()).await;
+        }
+        Ok(standing)
+    }
+}

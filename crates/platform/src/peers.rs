@@ -1,0 +1,182 @@
+//! Clients of the internal RPCs one service calls on another, speaking the
+//! domain's types: domain code calls these without knowing gRPC. Each wraps
+//! a lazily connected mTLS channel (see [`crate::client::mtls_channel`]).
+
+use orgplane_proto::{
+    identity::{MarkEmailVerifiedRequest, identity_internal_client::IdentityInternalClient},
+    organizations::{
+        AdmitExternalUserRequest, GetExternalAuthProvidersRequest, ListDeletedOrganizationsRequest,
+        organizations_internal_client::OrganizationsInternalClient,
+    },
+};
+use tonic::transport::Channel;
+
+use crate::{
+    Error, access::PermissionChecker, authz::Role, principal::Principal, time::from_timestamp,
+};
+
+/// The identity service, as the other services use it.
+#[derive(Debug, Clone)]
+pub struct IdentityPeer {
+    client: IdentityInternalClient<Channel>,
+}
+
+impl IdentityPeer {
+    /// Over a channel to identity.
+    pub fn new(identity: Channel) -> Self {
+        Self {
+            client: IdentityInternalClient::new(identity),
+        }
+    }
+
+    /// Marks `email` verified for the user, if it is still their address;
+    /// returns whether their address is now verified.
+    pub async fn mark_email_verified(&self, user_uuid: &str, email: &str) -> Result<bool, Error> {
+        let answer = self
+            .client
+            .clone()
+            .mark_email_verified(MarkEmailVerifiedRequest {
+                user_uuid: user_uuid.to_owned(),
+                email: email.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the identity service", status))?;
+        Ok(answer.into_inner().verified)
+    }
+}
+
+/// A deleted organization, for the services that purge what they hold of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedOrganization {
+    /// Its UUID.
+    pub uuid: String,
+    /// Its slug at deletion.
+    pub name: String,
+    /// When it was deleted (microseconds).
+    pub delete_time: i64,
+}
+
+/// An organization's OIDC identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalProvider {
+    /// Slug of the provider.
+    pub name: String,
+    /// Issuer URL.
+    pub issuer: String,
+    /// The `aud` its ID tokens must carry.
+    pub client_id: String,
+    /// Email domains it may sign in; empty allows any.
+    pub allowed_email_domains: Vec<String>,
+}
+
+/// What `AdmitExternalUser` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The user's role after admission; `None` when not admitted.
+    pub role: Option<Role>,
+    /// The call added the user.
+    pub joined: bool,
+    /// Not admitted, but invited: a pending invitation awaits acceptance.
+    pub invited: bool,
+}
+
+/// The organizations service, as the other services use it.
+#[derive(Debug, Clone)]
+pub struct OrganizationsPeer {
+    client: OrganizationsInternalClient<Channel>,
+    /// Access decisions, cached for a few seconds.
+    pub permissions: PermissionChecker,
+}
+
+impl OrganizationsPeer {
+    /// Over a channel to the organizations service.
+    pub fn new(organizations: Channel) -> Self {
+        Self {
+            client: OrganizationsInternalClient::new(organizations.clone()),
+            permissions: PermissionChecker::new(organizations),
+        }
+    }
+
+    fn upstream(status: tonic::Status) -> Error {
+        Error::from_upstream("the organizations service", status)
+    }
+
+    /// Deleted organizations after `page_token`, oldest first, and the token
+    /// to continue from next time.
+    pub async fn deleted_organizations(
+        &self,
+        page_token: &str,
+        page_size: i32,
+    ) -> Result<(Vec<DeletedOrganization>, String), Error> {
+        let answer = self
+            .client
+            .clone()
+            .list_deleted_organizations(ListDeletedOrganizationsRequest {
+                page_size,
+                page_token: page_token.to_owned(),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        let deleted = answer
+            .deleted_organizations
+            .into_iter()
+            .map(|d| DeletedOrganization {
+                uuid: d.uuid,
+                name: d.name,
+                delete_time: d.delete_time.as_ref().map(from_timestamp).unwrap_or(0),
+            })
+            .collect();
+        Ok((deleted, answer.next_page_token))
+    }
+
+    /// The enabled OIDC providers of `organization` (none when it does not
+    /// exist).
+    pub async fn external_providers(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<ExternalProvider>, Error> {
+        let answer = self
+            .client
+            .clone()
+            .get_external_auth_providers(GetExternalAuthProvidersRequest {
+                organization: organization.to_owned(),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        Ok(answer
+            .providers
+            .into_iter()
+            .map(|p| ExternalProvider {
+                name: p.name,
+                issuer: p.issuer,
+                client_id: p.client_id,
+                allowed_email_domains: p.allowed_email_domains,
+            })
+            .collect())
+    }
+
+    /// Admits a user signed in by one of `organization`'s providers.
+    pub async fn admit_external_user(
+        &self,
+        principal: &Principal,
+        organization: &str,
+    ) -> Result<Admission, Error> {
+        let answer = self
+            .client
+            .clone()
+            .admit_external_user(AdmitExternalUserRequest {
+                principal: Some(principal.to_proto()),
+                organization: organization.to_owned(),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        Ok(Admission {
+            role: Role::parse(&answer.role),
+            joined: answer.joined,
+            invited: answer.invited,
+        })
+    }
+}

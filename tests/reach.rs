@@ -1,0 +1,345 @@
+//! What each person in an organization reaches: outsiders invited to chosen
+//! projects and teams, public projects readable by everyone in the
+//! organization, and the address an accepted invitation proves.
+
+use orgplane_e2e::{TestStack, expect_code, violated_fields};
+use orgplane_proto::{identity::GetCurrentUserRequest, organizations::*};
+use tonic::Code;
+
+async fn project(t: &TestStack, token: &str, name: &str, visibility: Visibility) {
+    t.projects_as(token)
+        .create_project(CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(Project {
+                name: name.into(),
+                visibility: visibility as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create project");
+}
+
+async fn listed(t: &TestStack, token: &str) -> Vec<String> {
+    t.projects_as(token)
+        .list_projects(ListProjectsRequest {
+            organization: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list projects")
+        .into_inner()
+        .projects
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+async fn get_project(t: &TestStack, token: &str, name: &str) -> Code {
+    t.projects_as(token)
+        .get_project(GetProjectRequest {
+            organization: "acme".into(),
+            project: name.into(),
+        })
+        .await
+        .err()
+        .map_or(Code::Ok, |s| s.code())
+}
+
+fn invitation(email: &str, role: &str, projects: &[&str], teams: &[&str]) -> Option<Invitation> {
+    Some(Invitation {
+        email: email.into(),
+        role: role.into(),
+        projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+        teams: teams.iter().map(|p| (*p).to_owned()).collect(),
+        ..Default::default()
+    })
+}
+
+/// An organization with private projects `granted`, `via-team` (granted to
+/// team `ml`), `secret`, and public `open`.
+async fn acme(t: &TestStack) -> String {
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    for (name, visibility) in [
+        ("granted", Visibility::Private),
+        ("via-team", Visibility::Private),
+        ("secret", Visibility::Private),
+        ("open", Visibility::Public),
+    ] {
+        project(t, &owner, name, visibility).await;
+    }
+    t.teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            organization: "acme".into(),
+            team: Some(Team {
+                name: "ml".into(),
+                grants: vec![TeamGrant {
+                    kind: EntityKind::Project as i32,
+                    name: "via-team".into(),
+                    role: "viewer".into(),
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    owner
+}
+
+#[tokio::test]
+async fn an_outsider_reaches_only_what_they_were_invited_to() {
+    let t = TestStack::start().await;
+    let owner = acme(&t).await;
+    let invited = t
+        .invitations_as(&owner)
+        .create_invitation(CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: invitation("guest@example.com", "outsider", &["granted"], &["ml"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let shown = invited.invitation.unwrap();
+    assert_eq!(
+        (shown.projects, shown.teams),
+        (vec!["granted".to_owned()], vec!["ml".to_owned()])
+    );
+
+    let guest = t.user("guest").await;
+    let me = |t: &TestStack| {
+        let mut users = t.users_as(&guest);
+        async move {
+            users
+                .get_current_user(GetCurrentUserRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .user
+                .unwrap()
+        }
+    };
+    assert!(!me(&t).await.email_verified);
+    let accepted = t
+        .invitations_as(&guest)
+        .accept_invitation(AcceptInvitationRequest {
+            token: invited.token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accepted.member.unwrap().role, "outsider");
+    // The invitation went to the address: accepting it proves the mailbox.
+    assert!(me(&t).await.email_verified);
+
+    // Projects: the granted one (as a team `member`: they may change runs,
+    // not the project), the team's, and the public one; never the rest.
+    assert_eq!(get_project(&t, &guest, "granted").await, Code::Ok);
+    assert_eq!(get_project(&t, &guest, "via-team").await, Code::Ok);
+    assert_eq!(get_project(&t, &guest, "open").await, Code::Ok);
+    assert_eq!(get_project(&t, &guest, "secret").await, Code::NotFound);
+    assert_eq!(get_project(&t, &guest, "missing").await, Code::NotFound);
+    let mut names = listed(&t, &guest).await;
+    names.sort();
+    assert_eq!(names, ["granted", "open", "via-team"]);
+    expect_code(
+        t.projects_as(&guest)
+            .delete_project(DeleteProjectRequest {
+                organization: "acme".into(),
+                project: "granted".into(),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // The team they joined.
+    let team_members = t
+        .teams_as(&owner)
+        .list_team_members(ListTeamMembersRequest {
+            organization: "acme".into(),
+            team: "ml".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(team_members.len(), 1);
+    assert_eq!(team_members[0].user, "guest");
+    // The organization itself is not theirs to see.
+    expect_code(
+        t.orgs_as(&guest)
+            .get_organization(GetOrganizationRequest {
+                organization: "acme".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    expect_code(
+        t.members_as(&guest)
+            .list_members(ListMembersRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+
+    // Removed, they lose their grants and their teams.
+    t.members_as(&owner)
+        .remove_member(RemoveMemberRequest {
+            organization: "acme".into(),
+            user: "guest".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(get_project(&t, &guest, "granted").await, Code::NotFound);
+    let team_members = t
+        .teams_as(&owner)
+        .list_team_members(ListTeamMembersRequest {
+            organization: "acme".into(),
+            team: "ml".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert!(team_members.is_empty());
+}
+
+#[tokio::test]
+async fn public_projects_are_readable_by_everyone_in_the_organization() {
+    let t = TestStack::start().await;
+    let owner = acme(&t).await;
+    let billing = t.user("accountant").await;
+    t.add_member("acme", "accountant", "billing").await;
+    let viewer = t.user("reader").await;
+    t.add_member("acme", "reader", "viewer").await;
+    let stranger = t.user("stranger").await;
+
+    assert_eq!(listed(&t, &billing).await, ["open"]);
+    assert_eq!(get_project(&t, &billing, "open").await, Code::Ok);
+    assert_eq!(
+        get_project(&t, &billing, "secret").await,
+        Code::PermissionDenied
+    );
+    // Reading is all it gives.
+    expect_code(
+        t.projects_as(&billing)
+            .update_project(UpdateProjectRequest {
+                project: Some(Project {
+                    name: "open".into(),
+                    description: "mine now".into(),
+                    ..Default::default()
+                }),
+                organization: "acme".into(),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+            })
+            .await,
+        Code::PermissionDenied,
+    );
+    // Viewers and up read every project, private or not.
+    assert_eq!(listed(&t, &viewer).await.len(), 4);
+    assert_eq!(get_project(&t, &viewer, "secret").await, Code::Ok);
+    // Outside the organization, public projects do not exist.
+    assert_eq!(get_project(&t, &stranger, "open").await, Code::NotFound);
+    expect_code(
+        t.projects_as(&stranger)
+            .list_projects(ListProjectsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+    drop(owner);
+}
+
+#[tokio::test]
+async fn outsider_invitations_are_checked() {
+    let t = TestStack::start().await;
+    let owner = acme(&t).await;
+    let mut invitations = t.invitations_as(&owner);
+    for (role, projects, teams, fields) in [
+        ("outsider", &[][..], &[][..], &["invitation.projects"][..]),
+        (
+            "member",
+            &["granted"][..],
+            &[][..],
+            &["invitation.projects"][..],
+        ),
+        ("viewer", &[][..], &["ml"][..], &["invitation.teams"][..]),
+        (
+            "outsider",
+            &["granted", "nowhere"][..],
+            &["no-team"][..],
+            &["invitation.projects", "invitation.teams"][..],
+        ),
+        (
+            "outsider",
+            &["Not A Slug"][..],
+            &[][..],
+            &["invitation.projects"][..],
+        ),
+    ] {
+        let status = expect_code(
+            invitations
+                .create_invitation(CreateInvitationRequest {
+                    organization: "acme".into(),
+                    invitation: invitation("guest@example.com", role, projects, teams),
+                })
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(
+            violated_fields(&status),
+            fields,
+            "{role} {projects:?} {teams:?}"
+        );
+    }
+    // A project deleted before acceptance is simply not granted.
+    let invited = invitations
+        .create_invitation(CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: invitation("guest@example.com", "outsider", &["granted", "secret"], &[]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    t.projects_as(&owner)
+        .delete_project(DeleteProjectRequest {
+            organization: "acme".into(),
+            project: "secret".into(),
+        })
+        .await
+        .unwrap();
+    let guest = t.user("guest").await;
+    t.invitations_as(&guest)
+        .accept_invitation(AcceptInvitationRequest {
+            token: invited.token,
+        })
+        .await
+        .unwrap();
+    let mut names = listed(&t, &guest).await;
+    names.sort();
+    assert_eq!(names, ["granted", "open"]);
+    // An outsider may leave, and then reaches nothing.
+    t.members_as(&guest)
+        .leave_organization(LeaveOrganizationRequest {
+            organization: "acme".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(get_project(&t, &guest, "granted").await, Code::NotFound);
+    expect_code(
+        t.projects_as(&guest)
+            .list_projects(ListProjectsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+}
