@@ -2,6 +2,8 @@
 //! temporary folder, on ephemeral loopback ports, and generated clients that
 //! call it through the gateway as users would.
 
+pub mod oidc;
+
 use std::{future::Future, time::Duration};
 
 use orgplane::{Stack, StackConfig};

@@ -3,10 +3,12 @@
 //!
 //! - [`api`]: the gRPC surface (thin adapters);
 //! - [`domain`]: the rules, plain Rust over the tables;
-//! - [`storage`]: sea-orm entities and migrations.
+//! - [`storage`]: sea-orm entities and migrations;
+//! - [`oidc`]: verification of identity providers' ID tokens.
 
 pub mod api;
 pub mod domain;
+pub mod oidc;
 pub mod storage;
 
 pub use api::{caller_policy, grpc_server};

@@ -1,6 +1,6 @@
 //! `orgplane.identity.v1.AuthService`.
 
-use orgplane_platform::{Error, grpc::require_principal, time::to_timestamp};
+use orgplane_platform::{grpc::require_principal, time::to_timestamp};
 use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
@@ -87,11 +87,17 @@ impl AuthService for AuthApi {
 
     async fn exchange_external_token(
         &self,
-        _req: Request<pb::ExchangeExternalTokenRequest>,
+        req: Request<pb::ExchangeExternalTokenRequest>,
     ) -> Result<Response<pb::ExchangeExternalTokenResponse>, Status> {
-        Err(Error::Unimplemented(
-            "external identity providers arrive with organization auth settings".into(),
-        )
-        .into())
+        let r = req.get_ref();
+        let session = self
+            .0
+            .exchange_external_token(&r.organization, &r.provider, &r.id_token)
+            .await?;
+        Ok(Response::new(pb::ExchangeExternalTokenResponse {
+            access_token: session.token,
+            expire_time: Some(to_timestamp(session.expire_time)),
+            user: Some(convert::user(session.user)),
+        }))
     }
 }

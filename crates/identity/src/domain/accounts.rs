@@ -207,8 +207,13 @@ impl Identity {
             .filter(users::Column::Uuid.eq(user.uuid.as_str()))
             .exec(&self.db)
             .await?;
+        self.open_session(user).await
+    }
+
+    /// Opens a session for a user who proved who they are.
+    pub(crate) async fn open_session(&self, user: users::Model) -> Result<Session, Error> {
         let token = secrets::generate(secrets::SESSION_PREFIX);
-        let expire_time = add(now, self.config.session_ttl);
+        let expire_time = add(now_micros(), self.config.session_ttl);
         insert_token(
             &self.db,
             &user.uuid,

@@ -3,6 +3,7 @@
 //! personal access tokens and token introspection.
 
 pub mod accounts;
+pub mod external;
 pub mod passwords;
 pub mod service_accounts;
 pub mod tokens;
@@ -19,7 +20,7 @@ use orgplane_platform::{
 };
 use sea_orm::DatabaseConnection;
 
-use crate::domain::passwords::PasswordHasherPool;
+use crate::{domain::passwords::PasswordHasherPool, oidc::OidcVerifier};
 
 /// Tunables of the identity service.
 #[derive(Debug, Clone)]
@@ -67,6 +68,7 @@ pub struct Identity {
     pub(crate) hasher: PasswordHasherPool,
     pub(crate) config: IdentityConfig,
     pub(crate) organizations: Option<OrganizationsPeer>,
+    pub(crate) oidc: OidcVerifier,
 }
 
 impl Identity {
@@ -77,6 +79,7 @@ impl Identity {
             hasher: PasswordHasherPool::new(config.hash_concurrency),
             config,
             organizations: None,
+            oidc: OidcVerifier::new(),
         }
     }
 

@@ -103,7 +103,7 @@ fn check_role(v: &mut Violations, field: &str, role: &str) {
 }
 
 impl Identity {
-    fn organizations(&self) -> Result<&OrganizationsPeer, Error> {
+    pub(crate) fn organizations(&self) -> Result<&OrganizationsPeer, Error> {
         self.organizations.as_ref().ok_or_else(|| {
             Error::Unavailable("identity runs without the organizations service".into())
         })

@@ -144,8 +144,8 @@ impl MigrationTrait for M0001Initial {
     }
 }
 
-/// Service accounts, their tokens, and the cursor of the purge of deleted
-/// organizations.
+/// Service accounts, their tokens, the cursor of the purge of deleted
+/// organizations, and the external identities users sign in with.
 struct M0002ServiceAccounts;
 
 impl MigrationName for M0002ServiceAccounts {
@@ -203,9 +203,33 @@ impl MigrationTrait for M0002ServiceAccounts {
                     .to_owned(),
             )
             .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("external_identities")
+                    .col(string("uuid").primary_key())
+                    .col(string("issuer"))
+                    .col(string("subject"))
+                    .col(string("user_uuid"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("external_identities", "user_uuid")
+                            .to("users", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         orgplane_platform::db::create_indexes(
             manager,
             &[
+                (
+                    "external_identities",
+                    "external_identities_issuer_subject",
+                    &["issuer", "subject"][..],
+                    true,
+                ),
                 (
                     "service_accounts",
                     "service_accounts_org_name",
@@ -225,7 +249,12 @@ impl MigrationTrait for M0002ServiceAccounts {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["sync_cursors", "service_account_tokens", "service_accounts"] {
+        for table in [
+            "external_identities",
+            "sync_cursors",
+            "service_account_tokens",
+            "service_accounts",
+        ] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

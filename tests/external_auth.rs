@@ -1,0 +1,395 @@
+//! `ExchangeExternalToken` end to end: an organization's OIDC provider (a
+//! real issuer on loopback, with discovery and a JWKS) signs users in, under
+//! the organization's auth settings.
+
+use orgplane_e2e::{
+    TestStack, expect_code, expect_reason,
+    oidc::{IdToken, OidcIssuer},
+    violated_fields,
+};
+use orgplane_proto::{
+    identity::{
+        ExchangeExternalTokenRequest, ExchangeExternalTokenResponse, GetCurrentUserRequest,
+    },
+    organizations::*,
+};
+use prost_types::FieldMask;
+use tonic::Code;
+
+const CLIENT_ID: &str = "orgplane-test";
+
+/// Configures `org`'s provider `sso` for `issuer`, open or invite-only.
+async fn configure(t: &TestStack, owner: &str, org: &str, issuer: &str, invite_only: bool) {
+    t.orgs_as(owner)
+        .update_organization_settings(UpdateOrganizationSettingsRequest {
+            organization: org.into(),
+            settings: Some(OrganizationSettings {
+                default_role: "member".into(),
+                auth: Some(AuthSettings {
+                    invite_only,
+                    allowed_email_domains: vec!["example.com".into()],
+                    providers: vec![
+                        AuthProvider {
+                            name: "sso".into(),
+                            issuer: issuer.into(),
+                            client_id: CLIENT_ID.into(),
+                            allowed_email_domains: vec!["example.com".into()],
+                            enabled: true,
+                        },
+                        AuthProvider {
+                            name: "retired".into(),
+                            issuer: issuer.into(),
+                            client_id: CLIENT_ID.into(),
+                            allowed_email_domains: Vec::new(),
+                            enabled: false,
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec![
+                    "default_role".into(),
+                    "auth.invite_only".into(),
+                    "auth.allowed_email_domains".into(),
+                    "auth.providers".into(),
+                ],
+            }),
+        })
+        .await
+        .expect("configure the provider");
+}
+
+async fn exchange(
+    t: &TestStack,
+    org: &str,
+    provider: &str,
+    id_token: &str,
+) -> Result<ExchangeExternalTokenResponse, tonic::Status> {
+    t.auth()
+        .exchange_external_token(ExchangeExternalTokenRequest {
+            organization: org.into(),
+            provider: provider.into(),
+            id_token: id_token.into(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn role_of(t: &TestStack, owner: &str, org: &str, user: &str) -> Option<String> {
+    t.members_as(owner)
+        .get_member(GetMemberRequest {
+            organization: org.into(),
+            user: user.into(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().member.unwrap().role)
+}
+
+#[tokio::test]
+async fn an_open_organization_signs_users_in_with_its_provider_on_sqlite() {
+    an_open_organization_signs_users_in_with_its_provider(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn an_open_organization_signs_users_in_with_its_provider_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    an_open_organization_signs_users_in_with_its_provider(&t).await;
+    t.drop_schemas().await;
+}
+
+async fn an_open_organization_signs_users_in_with_its_provider(t: &TestStack) {
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(t, &owner, "acme", &issuer.url, false).await;
+
+    let token = issuer.issue(&IdToken::for_email("Ada.Lovelace@example.com", CLIENT_ID));
+    let first = exchange(t, "acme", "sso", &token).await.unwrap();
+    let user = first.user.unwrap();
+    assert_eq!(user.username, "ada-lovelace");
+    assert_eq!(user.email, "ada.lovelace@example.com");
+    assert!(user.email_verified);
+    assert_eq!(user.display_name, "Ada Lovelace");
+    // The session works, and the open organization took them in with its
+    // default role.
+    let me = t
+        .users_as(&first.access_token)
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(me.uuid, user.uuid);
+    assert_eq!(
+        role_of(t, &owner, "acme", "ada-lovelace").await.as_deref(),
+        Some("member")
+    );
+
+    // The same identity at the issuer is the same user, whatever its
+    // address says now.
+    let mut renamed = IdToken::for_email("Ada.Lovelace@example.com", CLIENT_ID);
+    renamed.email = Some("ada@example.com".into());
+    let again = exchange(t, "acme", "sso", &issuer.issue(&renamed))
+        .await
+        .unwrap();
+    assert_eq!(again.user.unwrap().uuid, user.uuid);
+    assert_ne!(again.access_token, first.access_token);
+    // Keys are cached: one fetch served both sign-ins.
+    assert_eq!(issuer.key_fetches(), 1);
+
+    // A user who signed up with a password and the same address is that
+    // user (the provider verified it); their address becomes verified.
+    t.user("grace").await;
+    let grace = exchange(
+        t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("grace@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap()
+    .user
+    .unwrap();
+    assert_eq!(grace.username, "grace");
+    assert!(grace.email_verified);
+}
+
+#[tokio::test]
+async fn an_invite_only_organization_admits_members_and_the_invited_only() {
+    use sea_orm::EntityTrait;
+    let t = TestStack::start().await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, true).await;
+
+    // Unknown and uninvited: refused, and no account is left behind.
+    expect_reason(
+        exchange(
+            &t,
+            "acme",
+            "sso",
+            &issuer.issue(&IdToken::for_email("walker@example.com", CLIENT_ID)),
+        )
+        .await,
+        Code::PermissionDenied,
+        "NOT_ADMITTED",
+    );
+    let users = orgplane_identity::storage::users::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    assert!(users.iter().all(|u| u.email != "walker@example.com"));
+
+    // Invited: signed in, then accepts the invitation with that session.
+    let invitation = t
+        .invitations_as(&owner)
+        .create_invitation(CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: Some(Invitation {
+                email: "invitee@example.com".into(),
+                role: "viewer".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let session = exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("invitee@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(role_of(&t, &owner, "acme", "invitee").await, None);
+    t.invitations_as(&session.access_token)
+        .accept_invitation(AcceptInvitationRequest { token: invitation })
+        .await
+        .unwrap();
+    assert_eq!(
+        role_of(&t, &owner, "acme", "invitee").await.as_deref(),
+        Some("viewer")
+    );
+
+    // A member signs in whatever the settings.
+    let member = exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(member.user.unwrap().username, "owner");
+}
+
+#[tokio::test]
+async fn bad_tokens_and_bad_input_are_refused() {
+    use sea_orm::EntityTrait;
+    let t = TestStack::start().await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, false).await;
+    let good = IdToken::for_email("ada@example.com", CLIENT_ID);
+
+    let cases: Vec<(&str, String, Code, &str)> = vec![
+        (
+            "another audience",
+            issuer.issue(&IdToken::for_email("ada@example.com", "someone-else")),
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        ),
+        (
+            "expired",
+            issuer.issue(&IdToken {
+                expires_in: -3600,
+                ..good.clone()
+            }),
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        ),
+        (
+            "another issuer",
+            issuer.issue(&IdToken {
+                issuer: Some("https://evil.example.com".into()),
+                ..good.clone()
+            }),
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        ),
+        (
+            "a key the issuer never published",
+            issuer.forge(&good, "key-1"),
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        ),
+        (
+            "an unverified address",
+            issuer.issue(&IdToken {
+                email_verified: Some(false),
+                ..good.clone()
+            }),
+            Code::Unauthenticated,
+            "EMAIL_NOT_VERIFIED",
+        ),
+        (
+            "no address",
+            issuer.issue(&IdToken {
+                email: None,
+                ..good.clone()
+            }),
+            Code::Unauthenticated,
+            "EMAIL_REQUIRED",
+        ),
+        (
+            "a domain the provider does not sign in",
+            issuer.issue(&IdToken::for_email("ada@elsewhere.org", CLIENT_ID)),
+            Code::PermissionDenied,
+            "EMAIL_DOMAIN_NOT_ALLOWED",
+        ),
+        (
+            "not a JWT",
+            "not.a.jwt".into(),
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        ),
+    ];
+    for (what, token, code, reason) in cases {
+        let got = exchange(&t, "acme", "sso", &token).await;
+        let status = got.expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {status:?}");
+        assert_eq!(
+            orgplane_e2e::reason(&status).as_deref(),
+            Some(reason),
+            "{what}"
+        );
+    }
+    // Nobody was created by any of them.
+    let users = orgplane_identity::storage::users::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1, "only the owner");
+
+    let token = issuer.issue(&good);
+    for (org, provider) in [("acme", "retired"), ("acme", "nope"), ("nowhere", "sso")] {
+        expect_code(exchange(&t, org, provider, &token).await, Code::NotFound);
+    }
+    for (org, provider, id_token, field) in [
+        ("Bad Org", "sso", token.as_str(), "organization"),
+        ("acme", "Bad Provider", token.as_str(), "provider"),
+        ("acme", "sso", "", "id_token"),
+    ] {
+        let status = expect_code(
+            exchange(&t, org, provider, id_token).await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_are_fetched_and_a_dead_issuer_is_unavailable() {
+    let t = TestStack::start().await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, false).await;
+    exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("ada@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(issuer.key_fetches(), 1);
+    // The provider rotates its keys; a token with the new key id makes
+    // identity fetch the key set again (at most once per refetch interval).
+    issuer.rotate("key-2");
+    tokio::time::sleep(orgplane_identity::oidc::REFETCH_INTERVAL).await;
+    exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("ada@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(issuer.key_fetches(), 2);
+    // Unknown key ids right after a fetch do not make identity hammer the
+    // issuer.
+    for kid in ["key-7", "key-8", "key-9"] {
+        expect_reason(
+            exchange(
+                &t,
+                "acme",
+                "sso",
+                &issuer.forge(&IdToken::for_email("ada@example.com", CLIENT_ID), kid),
+            )
+            .await,
+            Code::Unauthenticated,
+            "INVALID_ID_TOKEN",
+        );
+    }
+    assert_eq!(issuer.key_fetches(), 2);
+
+    let gone = OidcIssuer::start().await;
+    let url = gone.url.clone();
+    let token = gone.issue(&IdToken::for_email("ada@example.com", CLIENT_ID));
+    gone.stop();
+    drop(gone);
+    t.create_organization(&owner, "beta").await;
+    configure(&t, &owner, "beta", &url, false).await;
+    expect_code(exchange(&t, "beta", "sso", &token).await, Code::Unavailable);
+}
