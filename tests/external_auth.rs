@@ -393,3 +393,86 @@ async fn rotated_keys_are_fetched_and_a_dead_issuer_is_unavailable() {
     configure(&t, &owner, "beta", &url, false).await;
     expect_code(exchange(&t, "beta", "sso", &token).await, Code::Unavailable);
 }
+
+#[tokio::test]
+async fn an_organization_that_disables_passwords_refuses_password_sessions() {
+    let t = TestStack::start().await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, true).await;
+    let pat = t
+        .tokens_as(&owner)
+        .create_token(orgplane_proto::identity::CreateTokenRequest {
+            token: Some(orgplane_proto::identity::Token {
+                name: "automation".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
+    t.orgs_as(&owner)
+        .update_organization_settings(UpdateOrganizationSettingsRequest {
+            organization: "acme".into(),
+            settings: Some(OrganizationSettings {
+                auth: Some(AuthSettings {
+                    password_enabled: false,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["auth.password_enabled".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let get = |token: String| {
+        let mut orgs = t.orgs_as(&token);
+        async move {
+            orgs.get_organization(GetOrganizationRequest {
+                organization: "acme".into(),
+            })
+            .await
+        }
+    };
+    // The password session is refused here, by this service and by the
+    // others that ask it (identity, for service accounts)...
+    expect_reason(
+        get(owner.clone()).await,
+        Code::PermissionDenied,
+        "PASSWORD_SIGN_IN_DISABLED",
+    );
+    expect_reason(
+        t.service_accounts_as(&owner)
+            .list_service_accounts(orgplane_proto::identity::ListServiceAccountsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+        "PASSWORD_SIGN_IN_DISABLED",
+    );
+    // ...while tokens and sessions from the identity provider work.
+    get(pat).await.unwrap();
+    let sso = exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    get(sso.access_token.clone()).await.unwrap();
+    t.service_accounts_as(&sso.access_token)
+        .list_service_accounts(orgplane_proto::identity::ListServiceAccountsRequest {
+            organization: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Elsewhere the password session is as good as ever.
+    t.create_organization(&owner, "other").await;
+}

@@ -68,6 +68,7 @@ async fn a_forged_principal_header_is_dropped() {
         email_verified: false,
         role: None,
         organization_uuid: None,
+        auth_method: String::new(),
     };
     let mut users = UserServiceClient::new(t.gateway.clone());
     let mut request = tonic::Request::new(GetCurrentUserRequest {});

@@ -28,6 +28,7 @@ fn owner() -> Principal {
         email_verified: false,
         role: None,
         organization_uuid: None,
+        auth_method: String::new(),
     }
 }
 

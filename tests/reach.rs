@@ -343,3 +343,28 @@ async fn outsider_invitations_are_checked() {
         Code::NotFound,
     );
 }
+
+#[tokio::test]
+async fn an_instance_admin_does_not_reach_other_peoples_organizations() {
+    let t = TestStack::start().await;
+    acme(&t).await;
+    let admin = t.admin().await;
+    expect_code(
+        t.orgs_as(&admin)
+            .get_organization(GetOrganizationRequest {
+                organization: "acme".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert_eq!(get_project(&t, &admin, "open").await, Code::NotFound);
+    expect_code(
+        t.service_accounts_as(&admin)
+            .list_service_accounts(orgplane_proto::identity::ListServiceAccountsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+}

@@ -10,7 +10,7 @@ use orgplane_proto::{
     identity::*,
     organizations::{
         CreateProjectRequest, DeleteOrganizationRequest, GetOrganizationRequest,
-        LeaveOrganizationRequest, ListProjectsRequest, Project,
+        LeaveOrganizationRequest, ListProjectsRequest, Member, Project, UpdateMemberRequest,
     },
 };
 use prost_types::FieldMask;
@@ -585,4 +585,45 @@ async fn deleting_the_organization_ends_its_service_accounts_and_purges_them(t: 
     assert_eq!(identity.purge_deleted_organizations().await.unwrap(), 1);
     assert_eq!(identity.purge_deleted_organizations().await.unwrap(), 0);
     t.token_dies(&key, "the purged account's token").await;
+}
+
+#[tokio::test]
+async fn identity_sees_a_role_change_within_five_seconds() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let manager = t.user("deputy").await;
+    t.add_member("acme", "deputy", "manager").await;
+    create_account(&t, &manager, "acme", "first", "viewer").await;
+    t.members_as(&owner)
+        .update_member(UpdateMemberRequest {
+            organization: "acme".into(),
+            member: Some(Member {
+                user: "deputy".into(),
+                role: "viewer".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["role".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let took = eventually(
+        Duration::from_secs(5),
+        "the demotion reaches identity",
+        || async {
+            matches!(
+                t.service_accounts_as(&manager)
+                    .create_service_account(CreateServiceAccountRequest {
+                        organization: "acme".into(),
+                        service_account: account("second", "viewer"),
+                    })
+                    .await,
+                Err(s) if s.code() == Code::PermissionDenied
+            )
+        },
+    )
+    .await;
+    assert!(took <= Duration::from_secs(5), "{took:?}");
 }

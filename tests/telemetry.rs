@@ -63,7 +63,12 @@ async fn spans_are_exported_and_one_call_is_one_trace() {
         .get_current_user(GetCurrentUserRequest {})
         .await
         .unwrap();
-    // Shutting the provider down flushes every finished span.
+    // Stopping the servers ends every span (a server's span can end just
+    // after its client has the answer); shutting the provider down then
+    // flushes them all.
+    let orgplane_e2e::TestStack { stack, .. } = t;
+    stack.stop().await.unwrap();
+
     tokio::task::spawn_blocking(move || drop(guard))
         .await
         .unwrap();
@@ -77,7 +82,19 @@ async fn spans_are_exported_and_one_call_is_one_trace() {
                 attribute(s, "service").as_deref() == Some(service)
                     && attribute(s, "rpc.method").as_deref() == Some(method)
             })
-            .unwrap_or_else(|| panic!("no {service} span for {method} among {} spans", spans.len()))
+            .unwrap_or_else(|| {
+                let seen: Vec<_> = spans
+                    .iter()
+                    .map(|s| {
+                        (
+                            attribute(s, "service"),
+                            attribute(s, "rpc.method"),
+                            s.name.clone(),
+                        )
+                    })
+                    .collect();
+                panic!("no {service} span for {method} among {seen:?}")
+            })
             .clone()
     };
     let gateway = of("gateway");

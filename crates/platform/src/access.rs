@@ -54,12 +54,22 @@ struct Key {
     entity: (i32, String),
 }
 
+/// A decision as cached.
+#[derive(Debug, Clone)]
+enum Answer {
+    Allowed(Standing),
+    /// Visible, but denied for this reason (with the role, when it is the
+    /// role or the token that falls short).
+    Denied(String, Option<Role>),
+    NotVisible,
+}
+
 /// Answers "may this principal do this here?" through the organizations
 /// service, with a short cache. Cheap to clone.
 #[derive(Clone)]
 pub struct PermissionChecker {
     client: OrganizationsInternalClient<Channel>,
-    cache: Cache<Key, Option<Standing>>,
+    cache: Cache<Key, Answer>,
 }
 
 impl std::fmt::Debug for PermissionChecker {
@@ -96,12 +106,17 @@ impl PermissionChecker {
         let mut v = validate::Violations::new();
         v.check("organization", validate::slug(organization));
         v.finish()?;
-        let standing = self
+        match self
             .standing(principal, organization, permission, entity)
             .await?
-            .ok_or_else(|| Error::not_found("organization", organization))?;
-        authz::check(principal, standing.role, permission)?;
-        Ok(standing)
+        {
+            Answer::Allowed(standing) => Ok(standing),
+            // The same words as the organizations service would use.
+            Answer::Denied(reason, role) => Err(role
+                .and_then(|role| authz::check(principal, role, permission).err())
+                .unwrap_or_else(|| authz::denial(&reason))),
+            Answer::NotVisible => Err(Error::not_found("organization", organization)),
+        }
     }
 
     async fn standing(
@@ -110,7 +125,7 @@ impl PermissionChecker {
         organization: &str,
         permission: Permission,
         entity: Entity<'_>,
-    ) -> Result<Option<Standing>, Error> {
+    ) -> Result<Answer, Error> {
         let (kind, name) = match entity {
             Entity::Organization => (EntityKind::Unspecified, ""),
             Entity::Project(name) => (EntityKind::Project, name),
@@ -141,20 +156,22 @@ impl PermissionChecker {
             .await
             .map_err(|status| Error::from_upstream("the organizations service", status))?
             .into_inner();
-        let standing = if answer.visible {
+        let decided = if !answer.visible {
+            Answer::NotVisible
+        } else if !answer.allowed {
+            Answer::Denied(answer.denial_reason.clone(), Role::parse(&answer.role))
+        } else {
             let role = Role::parse(&answer.role).ok_or_else(|| {
                 anyhow::anyhow!("CheckPermission answered an unknown role {:?}", answer.role)
             })?;
-            Some(Standing {
-                organization_uuid: answer.organization_uuid,
+            Answer::Allowed(Standing {
+                organization_uuid: answer.organization_uuid.clone(),
                 role,
             })
-        } else {
-            None
         };
         if answer.ttl_seconds > 0 {
-            self.cache.insert(key, standing.clone()).await;
+            self.cache.insert(key, decided.clone()).await;
         }
-        Ok(standing)
+        Ok(decided)
     }
 }

@@ -224,6 +224,28 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         .is_some_and(|(_, roles)| roles.contains(&role))
 }
 
+/// The `ErrorInfo` reasons of access denials, as `CheckPermission` passes
+/// them on.
+pub const DENIAL_REASONS: &[&str] = &[ROLE_TOO_WEAK, MISSING_SCOPE, PASSWORD_SIGN_IN_DISABLED];
+/// The caller's role does not hold the permission.
+pub const ROLE_TOO_WEAK: &str = "ROLE_TOO_WEAK";
+/// The caller's token lacks the scope the permission needs.
+pub const MISSING_SCOPE: &str = "MISSING_SCOPE";
+/// A password session in an organization that disabled password sign-in.
+pub const PASSWORD_SIGN_IN_DISABLED: &str = "PASSWORD_SIGN_IN_DISABLED";
+
+/// The denial for `reason` (one of [`DENIAL_REASONS`]).
+pub fn denial(reason: &str) -> Error {
+    match DENIAL_REASONS.iter().find(|r| **r == reason) {
+        Some(&PASSWORD_SIGN_IN_DISABLED) => Error::permission_denied(
+            PASSWORD_SIGN_IN_DISABLED,
+            "this organization requires signing in with its identity provider",
+        ),
+        Some(known) => Error::permission_denied(known, "the caller may not do this here"),
+        None => Error::permission_denied("PERMISSION_DENIED", "the caller may not do this here"),
+    }
+}
+
 /// `PERMISSION_DENIED` unless `role` holds `permission` and the caller's
 /// token the scope it needs (`read` for reads, `write` for the rest). Every
 /// service decides through this one function.
@@ -235,13 +257,13 @@ pub fn check(principal: &Principal, role: Role, permission: Permission) -> Resul
     };
     if !principal.has_scope(scope) {
         return Err(Error::permission_denied(
-            "MISSING_SCOPE",
+            MISSING_SCOPE,
             format!("the token lacks the {scope:?} scope"),
         ));
     }
     if !allows(role, permission) {
         return Err(Error::permission_denied(
-            "ROLE_TOO_WEAK",
+            ROLE_TOO_WEAK,
             format!("the {} role may not {}", role.as_str(), permission.as_str()),
         ));
     }

@@ -19,6 +19,11 @@ pub const SCOPE_WRITE: &str = "write";
 /// Scope of instance administration.
 pub const SCOPE_ADMIN: &str = "admin";
 
+/// `auth_method` of a session opened with a password.
+pub const AUTH_PASSWORD: &str = "password";
+/// `auth_method` of a session opened with an identity provider's ID token.
+pub const AUTH_OIDC: &str = "oidc";
+
 /// Kinds of callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrincipalKind {
@@ -55,6 +60,9 @@ pub struct Principal {
     pub role: Option<Role>,
     /// UUID of the organization of a service account or agent.
     pub organization_uuid: Option<String>,
+    /// How a user's session was opened ([`AUTH_PASSWORD`], [`AUTH_OIDC`]);
+    /// empty for other credentials.
+    pub auth_method: String,
 }
 
 impl Principal {
@@ -81,6 +89,7 @@ impl Principal {
             email_verified: self.email_verified,
             role: self.role.map(|r| r.as_str().to_owned()).unwrap_or_default(),
             organization_uuid: self.organization_uuid.clone().unwrap_or_default(),
+            auth_method: self.auth_method.clone(),
         }
     }
 
@@ -107,6 +116,7 @@ impl Principal {
             email_verified: p.email_verified,
             role: Role::parse(&p.role),
             organization_uuid: (!p.organization_uuid.is_empty()).then_some(p.organization_uuid),
+            auth_method: p.auth_method,
         })
     }
 
@@ -141,6 +151,7 @@ mod tests {
             email_verified: true,
             role: None,
             organization_uuid: None,
+            auth_method: AUTH_PASSWORD.into(),
         };
         let back = Principal::from_metadata_value(p.to_metadata_value().as_bytes()).unwrap();
         assert_eq!(back, p);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    principal::{Principal, SCOPE_ALL, SCOPE_WRITE},
+    principal::{AUTH_PASSWORD, Principal, SCOPE_ALL, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
 };
@@ -207,21 +207,28 @@ impl Identity {
             .filter(users::Column::Uuid.eq(user.uuid.as_str()))
             .exec(&self.db)
             .await?;
-        self.open_session(user).await
+        self.open_session(user, AUTH_PASSWORD).await
     }
 
-    /// Opens a session for a user who proved who they are.
-    pub(crate) async fn open_session(&self, user: users::Model) -> Result<Session, Error> {
+    /// Opens a session for a user who proved who they are, by `auth_method`.
+    pub(crate) async fn open_session(
+        &self,
+        user: users::Model,
+        auth_method: &str,
+    ) -> Result<Session, Error> {
         let token = secrets::generate(secrets::SESSION_PREFIX);
         let expire_time = add(now_micros(), self.config.session_ttl);
         insert_token(
             &self.db,
-            &user.uuid,
-            KIND_SESSION,
-            None,
-            &token,
-            SCOPE_ALL,
-            expire_time,
+            TokenRow {
+                user_uuid: &user.uuid,
+                kind: KIND_SESSION,
+                name: None,
+                secret: &token,
+                scopes: SCOPE_ALL,
+                expire_time,
+                auth_method,
+            },
         )
         .await?;
         Ok(Session {
@@ -395,29 +402,41 @@ fn locked() -> Error {
     )
 }
 
+/// A user's token to store.
+pub(crate) struct TokenRow<'a> {
+    pub user_uuid: &'a str,
+    /// [`KIND_SESSION`] or [`KIND_PERSONAL`].
+    pub kind: &'a str,
+    /// A personal token's name.
+    pub name: Option<String>,
+    /// The secret (only its hash is stored).
+    pub secret: &'a str,
+    /// Space-separated scopes.
+    pub scopes: &'a str,
+    pub expire_time: i64,
+    /// How a session was opened; empty for personal tokens.
+    pub auth_method: &'a str,
+}
+
 /// Stores a new token (its hash) for a user.
 pub(crate) async fn insert_token(
     db: &impl ConnectionTrait,
-    user_uuid: &str,
-    kind: &str,
-    name: Option<String>,
-    secret: &str,
-    scopes: &str,
-    expire_time: i64,
+    row: TokenRow<'_>,
 ) -> Result<tokens::Model, sea_orm::DbErr> {
     let now = now_micros();
     tokens::ActiveModel {
         uuid: Set(uuid::Uuid::now_v7().to_string()),
-        user_uuid: Set(user_uuid.to_owned()),
-        kind: Set(kind.to_owned()),
-        name: Set(name),
-        secret_hash: Set(secrets::hash(secret)),
-        scopes: Set(scopes.to_owned()),
-        expire_time: Set(expire_time),
+        user_uuid: Set(row.user_uuid.to_owned()),
+        kind: Set(row.kind.to_owned()),
+        name: Set(row.name),
+        secret_hash: Set(secrets::hash(row.secret)),
+        scopes: Set(row.scopes.to_owned()),
+        expire_time: Set(row.expire_time),
         revoke_time: Set(None),
         last_use_time: Set(None),
         create_time: Set(now),
         update_time: Set(now),
+        auth_method: Set(row.auth_method.to_owned()),
     }
     .insert(db)
     .await

@@ -17,7 +17,7 @@
 
 use orgplane_platform::{
     Error,
-    principal::{Principal, PrincipalKind, SCOPE_ALL},
+    principal::{AUTH_OIDC, Principal, PrincipalKind, SCOPE_ALL},
     time::now_micros,
     validate::{self, Violations},
 };
@@ -91,6 +91,7 @@ impl Identity {
             email_verified: user.email_verified,
             role: None,
             organization_uuid: None,
+            auth_method: AUTH_OIDC.to_owned(),
         };
         let admission = match peer.admit_external_user(&principal, organization).await {
             Ok(admission) => admission,
@@ -106,7 +107,7 @@ impl Identity {
                 "the organization admits you by invitation only; ask for one",
             ));
         }
-        self.open_session(user).await
+        self.open_session(user, AUTH_OIDC).await
     }
 
     /// The user an external identity maps to, and whether it was created now.

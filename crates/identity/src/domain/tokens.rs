@@ -18,7 +18,7 @@ use sea_orm::{
 
 use super::{
     Identity,
-    accounts::{KIND_PERSONAL, insert_token},
+    accounts::{KIND_PERSONAL, TokenRow, insert_token},
     require_user_scope, secrets,
 };
 use crate::storage::{
@@ -112,12 +112,15 @@ impl Identity {
         let secret = secrets::generate(secrets::PERSONAL_PREFIX);
         let token = insert_token(
             &self.db,
-            &principal.uuid,
-            KIND_PERSONAL,
-            Some(new.name.clone()),
-            &secret,
-            &scopes.join(" "),
-            expire_time,
+            TokenRow {
+                user_uuid: &principal.uuid,
+                kind: KIND_PERSONAL,
+                name: Some(new.name.clone()),
+                secret: &secret,
+                scopes: &scopes.join(" "),
+                expire_time,
+                auth_method: "",
+            },
         )
         .await
         .map_err(|err| Error::from_db(err, "token", &new.name))?;
@@ -336,6 +339,7 @@ impl Identity {
                 email_verified: user.email_verified,
                 role: None,
                 organization_uuid: None,
+                auth_method: token.auth_method.clone(),
             },
             expire_time: token.expire_time,
         }))
@@ -382,6 +386,7 @@ impl Identity {
                 email_verified: false,
                 role: Role::parse(&account.role),
                 organization_uuid: Some(account.organization_uuid),
+                auth_method: String::new(),
             },
             expire_time: token.expire_time,
         }))

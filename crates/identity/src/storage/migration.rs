@@ -145,7 +145,8 @@ impl MigrationTrait for M0001Initial {
 }
 
 /// Service accounts, their tokens, the cursor of the purge of deleted
-/// organizations, and the external identities users sign in with.
+/// organizations, the external identities users sign in with, and how each
+/// session was opened.
 struct M0002ServiceAccounts;
 
 impl MigrationName for M0002ServiceAccounts {
@@ -200,6 +201,14 @@ impl MigrationTrait for M0002ServiceAccounts {
                     .table("sync_cursors")
                     .col(string("name").primary_key())
                     .col(text("value"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("tokens")
+                    .add_column(string("auth_method").default(""))
                     .to_owned(),
             )
             .await?;
@@ -259,6 +268,14 @@ impl MigrationTrait for M0002ServiceAccounts {
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("tokens")
+                    .drop_column("auth_method")
+                    .to_owned(),
+            )
+            .await?;
         Ok(())
     }
 }

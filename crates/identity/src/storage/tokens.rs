@@ -31,6 +31,9 @@ pub struct Model {
     pub create_time: i64,
     /// Last changed.
     pub update_time: i64,
+    /// How a session was opened (`password`, `oidc`); empty for personal
+    /// access tokens.
+    pub auth_method: String,
 }
 
 /// No relations are navigated through sea-orm.

@@ -44,6 +44,7 @@ impl OrganizationsInternal for InternalApi {
                 .unwrap_or_default(),
             organization_uuid: decision.organization_uuid.unwrap_or_default(),
             ttl_seconds: DECISION_TTL_SECONDS,
+            denial_reason: decision.denial_reason.unwrap_or_default().to_owned(),
         }))
     }
 

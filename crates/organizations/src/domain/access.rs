@@ -7,7 +7,10 @@
 //! - An organization the caller does not belong to is `NOT_FOUND` (its
 //!   existence is not leaked); so is every organization-level resource to an
 //!   `outsider`, who reaches only the projects and teams granted to them.
-//! - A member who lacks the permission gets `PERMISSION_DENIED`.
+//! - A member who lacks the permission gets `PERMISSION_DENIED`; so does a
+//!   session opened with a password in an organization that disabled
+//!   password sign-in (its members sign in with its identity provider;
+//!   personal access tokens and service accounts are unaffected).
 //! - On an entity (a project, a model, a component) the caller acts with the
 //!   strongest of their organization role, their teams' grants and their own
 //!   grants on it; a public project is readable by everyone in the
@@ -16,8 +19,8 @@
 pub use orgplane_platform::authz::check;
 use orgplane_platform::{
     Error,
-    authz::{Permission, Role},
-    principal::{Principal, PrincipalKind},
+    authz::{PASSWORD_SIGN_IN_DISABLED, Permission, Role, denial},
+    principal::{AUTH_PASSWORD, Principal, PrincipalKind},
     validate,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -49,6 +52,8 @@ pub struct Decision {
     pub role: Option<Role>,
     /// The organization's UUID, when visible.
     pub organization_uuid: Option<String>,
+    /// Why not, when visible but not allowed.
+    pub denial_reason: Option<&'static str>,
 }
 
 impl Organizations {
@@ -77,6 +82,11 @@ impl Organizations {
                     return Err(not_found());
                 };
                 let role = stored_role(&member)?;
+                if principal.auth_method == AUTH_PASSWORD
+                    && !self.settings_of_org(&org.uuid).await?.auth.password_enabled
+                {
+                    return Err(denial(PASSWORD_SIGN_IN_DISABLED));
+                }
                 Ok(Access {
                     organization: org,
                     caller_uuid: member.user_uuid.clone(),
@@ -201,32 +211,50 @@ impl Organizations {
             Some((kind, name)) => match self.membership(principal, organization).await {
                 Ok(access) => {
                     let role = self.effective_role(&access, kind, name, permission).await?;
-                    (role != Role::Outsider).then_some((access, role))
+                    (role != Role::Outsider).then_some(Ok((access, role)))
                 }
                 Err(Error::NotFound { .. }) => None,
+                Err(denied @ Error::PermissionDenied { .. }) => Some(Err(denied)),
                 Err(other) => return Err(other),
             },
             None => match self.access(principal, organization).await {
                 Ok(access) => {
                     let role = access.role;
-                    Some((access, role))
+                    Some(Ok((access, role)))
                 }
                 Err(Error::NotFound { .. }) => None,
+                Err(denied @ Error::PermissionDenied { .. }) => Some(Err(denied)),
                 Err(other) => return Err(other),
             },
         };
+        let reason_of = |err: Error| match err {
+            Error::PermissionDenied { reason, .. } => reason,
+            _ => "PERMISSION_DENIED",
+        };
         Ok(match standing {
-            Some((access, role)) => Decision {
+            Some(Ok((access, role))) => {
+                let verdict = check(principal, role, permission);
+                Decision {
+                    visible: true,
+                    allowed: verdict.is_ok(),
+                    role: Some(role),
+                    organization_uuid: Some(access.organization.uuid),
+                    denial_reason: verdict.err().map(reason_of),
+                }
+            }
+            Some(Err(denied)) => Decision {
                 visible: true,
-                allowed: check(principal, role, permission).is_ok(),
-                role: Some(role),
-                organization_uuid: Some(access.organization.uuid),
+                allowed: false,
+                role: None,
+                organization_uuid: None,
+                denial_reason: Some(reason_of(denied)),
             },
             None => Decision {
                 visible: false,
                 allowed: false,
                 role: None,
                 organization_uuid: None,
+                denial_reason: None,
             },
         })
     }
