@@ -275,6 +275,8 @@ enum Rpc {
     UpdateProjectSettings,
     CreateInvitation,
     ListInvitations,
+    ResendInvitation,
+    RevokeInvitation,
     CreateTeam,
     ListTeams,
     GetTeam,
@@ -286,6 +288,10 @@ enum Rpc {
     RemoveTeamMember,
 }
 
+/// An invitation that does not exist (calls that pass authorization on it
+/// answer `NOT_FOUND`).
+const NO_SUCH_INVITATION: &str = "01900000-0000-7000-8000-000000000000";
+
 /// The team the role-matrix team calls work on.
 const TEAM: &str = "matrix-team";
 
@@ -293,7 +299,9 @@ const TEAM: &str = "matrix-team";
 const PROJECT: &str = "shared-project";
 
 impl Rpc {
-    const ALL: [Rpc; 29] = [
+    const ALL: [Rpc; 31] = [
+        Rpc::ResendInvitation,
+        Rpc::RevokeInvitation,
         Rpc::CreateTeam,
         Rpc::ListTeams,
         Rpc::GetTeam,
@@ -343,7 +351,10 @@ impl Rpc {
             | Rpc::ArchiveProject
             | Rpc::RestoreProject
             | Rpc::UpdateProjectSettings => Permission::ProjectsManage,
-            Rpc::CreateInvitation | Rpc::ListInvitations => Permission::MembersManage,
+            Rpc::CreateInvitation
+            | Rpc::ListInvitations
+            | Rpc::ResendInvitation
+            | Rpc::RevokeInvitation => Permission::MembersManage,
             Rpc::CreateTeam
             | Rpc::UpdateTeam
             | Rpc::DeleteTeam
@@ -568,6 +579,22 @@ impl Rpc {
                 })
                 .await
                 .map(|_| ()),
+            Rpc::ResendInvitation => t
+                .invitations_as(token)
+                .resend_invitation(ResendInvitationRequest {
+                    organization: org.into(),
+                    invitation: NO_SUCH_INVITATION.into(),
+                })
+                .await
+                .map(|_| ()),
+            Rpc::RevokeInvitation => t
+                .invitations_as(token)
+                .revoke_invitation(RevokeInvitationRequest {
+                    organization: org.into(),
+                    invitation: NO_SUCH_INVITATION.into(),
+                })
+                .await
+                .map(|_| ()),
             Rpc::GetTeam => t
                 .teams_as(token)
                 .get_team(GetTeamRequest {
@@ -677,7 +704,10 @@ impl Rpc {
             | Rpc::UpdateTeam
             | Rpc::AddTeamMember
             | Rpc::UpdateTeamMember => Code::InvalidArgument,
-            Rpc::DeleteTeam | Rpc::RemoveTeamMember => Code::NotFound,
+            Rpc::DeleteTeam
+            | Rpc::RemoveTeamMember
+            | Rpc::ResendInvitation
+            | Rpc::RevokeInvitation => Code::NotFound,
             _ => Code::Ok,
         }
     }

@@ -8,7 +8,10 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect, Value};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Value,
+};
 
 use crate::error::Error;
 
@@ -16,6 +19,45 @@ use crate::error::Error;
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Largest page size accepted.
 pub const MAX_PAGE_SIZE: u64 = 1000;
+
+/// One page of a list, as every `List*` RPC answers.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Token of the next page; empty on the last.
+    pub next_page_token: String,
+    /// Matches in all.
+    pub total_size: u64,
+}
+
+/// One page of `query`'s rows and the count of all of them, keyed by one
+/// unique text column (a name, or a UUIDv7 for creation order) whose value
+/// in a row is `key`.
+pub async fn text_keyed_page<E>(
+    db: &impl ConnectionTrait,
+    page: &PageRequest,
+    query: Select<E>,
+    column: E::Column,
+    descending: bool,
+    key: impl Fn(&E::Model) -> String,
+) -> Result<Page<E::Model>, Error>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total_size = query.clone().count(db).await?;
+    let rows = page
+        .apply(query, &[column], &[KeyPart::Text], descending)?
+        .all(db)
+        .await?;
+    let (items, next_page_token) = page.finish(rows, |row| vec![key(row)]);
+    Ok(Page {
+        items,
+        next_page_token,
+        total_size,
+    })
+}
 
 /// A validated list request: how many rows, and after which key.
 #[derive(Debug, Clone, PartialEq, Eq)]

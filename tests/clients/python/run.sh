@@ -22,4 +22,4 @@ export ORGPLANE_ADMIN_PASSWORD=python-suite-admin
 pid=$!
 for _ in $(seq 100); do grep -q "orgplane dev ready" "$work/dev.log" && break; sleep 0.2; done
 grep -q "orgplane dev ready" "$work/dev.log" || { cat "$work/dev.log"; exit 1; }
-ORGPLANE_GATEWAY="127.0.0.1:$port" PYTHONPATH="$work/stubs" "$venv/bin/python" "$here/test_identity.py"
+ORGPLANE_GATEWAY="127.0.0.1:$port" PYTHONPATH="$work/stubs" "$venv/bin/python" -m unittest discover -s "$here" -p 'test_*.py' -v

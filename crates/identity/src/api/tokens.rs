@@ -57,7 +57,7 @@ impl TokenService for TokenApi {
             )
             .await?;
         Ok(Response::new(pb::ListTokensResponse {
-            tokens: page.tokens.into_iter().map(convert::token).collect(),
+            tokens: page.items.into_iter().map(convert::token).collect(),
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))

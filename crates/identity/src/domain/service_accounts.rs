@@ -19,15 +19,15 @@ use orgplane_platform::{
     Error,
     access::{Entity, Standing},
     authz::{Permission, Role},
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
     peers::OrganizationsPeer,
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr, OnConflict},
 };
 
@@ -83,17 +83,6 @@ pub struct NewAccountToken {
     pub scopes: Vec<String>,
     /// Expiry in microseconds; `None` for the default lifetime.
     pub expire_time: Option<i64>,
-}
-
-/// A page of rows.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    /// The rows.
-    pub items: Vec<T>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 fn check_role(v: &mut Violations, field: &str, role: &str) {
@@ -205,37 +194,26 @@ impl Identity {
                 _ => account::Column::Role.eq(*value),
             });
         }
-        let total_size = account::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         // UUIDv7 orders by creation time.
-        let column = if order.field == "name" {
-            account::Column::Name
-        } else {
-            account::Column::Uuid
+        let (column, by_name) = match order.field {
+            "name" => (account::Column::Name, true),
+            _ => (account::Column::Uuid, false),
         };
-        let rows = page
-            .apply(
-                account::Entity::find().filter(condition),
-                &[column],
-                &[KeyPart::Text],
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |a| {
-            vec![if order.field == "name" {
-                a.name.clone()
-            } else {
-                a.uuid.clone()
-            }]
-        });
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        text_keyed_page(
+            &self.db,
+            &page,
+            account::Entity::find().filter(condition),
+            column,
+            order.descending,
+            |a| {
+                if by_name {
+                    a.name.clone()
+                } else {
+                    a.uuid.clone()
+                }
+            },
+        )
+        .await
     }
 
     /// Changes an account's description or role; a new role applies to its
@@ -367,36 +345,25 @@ impl Identity {
                     .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
             );
         }
-        let total_size = token::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
-        let column = if order.field == "name" {
-            token::Column::Name
-        } else {
-            token::Column::Uuid
+        let (column, by_name) = match order.field {
+            "name" => (token::Column::Name, true),
+            _ => (token::Column::Uuid, false),
         };
-        let rows = page
-            .apply(
-                token::Entity::find().filter(condition),
-                &[column],
-                &[KeyPart::Text],
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |t| {
-            vec![if order.field == "name" {
-                t.name.clone()
-            } else {
-                t.uuid.clone()
-            }]
-        });
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        text_keyed_page(
+            &self.db,
+            &page,
+            token::Entity::find().filter(condition),
+            column,
+            order.descending,
+            |t| {
+                if by_name {
+                    t.name.clone()
+                } else {
+                    t.uuid.clone()
+                }
+            },
+        )
+        .await
     }
 
     /// Deletes an account's token; the gateway stops accepting it within its

@@ -5,14 +5,13 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     authz::Role,
-    page::{OrderBy, PageRequest, after, like_prefix, parse_filter},
+    page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
     principal::{Principal, PrincipalKind, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, Value,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -59,17 +58,6 @@ pub enum TokenAddress {
     Uuid(String),
     /// By current name.
     Name(String),
-}
-
-/// One page of tokens.
-#[derive(Debug, Clone)]
-pub struct TokenPage {
-    /// The tokens.
-    pub tokens: Vec<tokens::Model>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 /// What a bearer token authenticates.
@@ -152,7 +140,7 @@ impl Identity {
         page_token: &str,
         filter: &str,
         order_by: &str,
-    ) -> Result<TokenPage, Error> {
+    ) -> Result<Page<tokens::Model>, Error> {
         require_user_scope(principal, SCOPE_READ)?;
         let order = OrderBy::parse(order_by, &["create_time", "name"])?;
         let terms = parse_filter(filter, &["name"])?;
@@ -166,45 +154,26 @@ impl Identity {
                     .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
             );
         }
-        let total_size = tokens::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         // UUIDv7 orders by creation time, so `create_time` sorts by uuid.
-        let column = if order.field == "name" {
-            tokens::Column::Name
-        } else {
-            tokens::Column::Uuid
+        let (column, by_name) = match order.field {
+            "name" => (tokens::Column::Name, true),
+            _ => (tokens::Column::Uuid, false),
         };
-        let mut query = tokens::Entity::find().filter(condition);
-        if let Some(key) = &page.after {
-            let [value] = key.as_slice() else {
-                return Err(Error::invalid("page_token", "is not a valid page token"));
-            };
-            query = query.filter(after(
-                &[column],
-                vec![Value::from(value.clone())],
-                order.descending,
-            ));
-        }
-        query = if order.descending {
-            query.order_by_desc(column)
-        } else {
-            query.order_by_asc(column)
-        };
-        let rows = query.limit(page.fetch_limit()).all(&self.db).await?;
-        let (tokens, next_page_token) = page.finish(rows, |t| {
-            vec![if order.field == "name" {
-                t.name.clone().unwrap_or_default()
-            } else {
-                t.uuid.clone()
-            }]
-        });
-        Ok(TokenPage {
-            tokens,
-            next_page_token,
-            total_size,
-        })
+        text_keyed_page(
+            &self.db,
+            &page,
+            tokens::Entity::find().filter(condition),
+            column,
+            order.descending,
+            |t| {
+                if by_name {
+                    t.name.clone().unwrap_or_default()
+                } else {
+                    t.uuid.clone()
+                }
+            },
+        )
+        .await
     }
 
     /// One of the caller's personal access tokens, by name.

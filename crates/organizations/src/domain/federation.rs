@@ -8,12 +8,11 @@ use orgplane_platform::{
     authz::Role,
     principal::{Principal, PrincipalKind},
     time::now_micros,
-    validate::{self, Violations},
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Organizations, settings::AuthProvider};
-use crate::storage::{deleted_organizations, invitations, organizations};
+use crate::storage::{deleted_organizations, invitations};
 
 /// Most deletions per `ListDeletedOrganizations` page.
 const MAX_DELETIONS_PAGE: u64 = 1000;
@@ -92,15 +91,7 @@ impl Organizations {
     /// The enabled OIDC providers of a live organization (none for an
     /// unknown or deleted one).
     pub async fn external_providers(&self, organization: &str) -> Result<Vec<AuthProvider>, Error> {
-        let mut v = Violations::new();
-        v.check("organization", validate::slug(organization));
-        v.finish()?;
-        let Some(org) = organizations::Entity::find()
-            .filter(organizations::Column::Name.eq(organization))
-            .filter(organizations::Column::DeleteTime.is_null())
-            .one(&self.db)
-            .await?
-        else {
+        let Some(org) = self.live_organization(organization).await? else {
             return Ok(Vec::new());
         };
         let settings = self.settings_of_org(&org.uuid).await?;
@@ -143,12 +134,7 @@ impl Organizations {
             Err(Error::NotFound { .. }) => {}
             Err(other) => return Err(other),
         }
-        let Some(org) = organizations::Entity::find()
-            .filter(organizations::Column::Name.eq(organization))
-            .filter(organizations::Column::DeleteTime.is_null())
-            .one(&self.db)
-            .await?
-        else {
+        let Some(org) = self.live_organization(organization).await? else {
             return Ok(Admission::Refused);
         };
         let pending = invitations::Entity::find()

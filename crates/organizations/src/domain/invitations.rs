@@ -563,14 +563,9 @@ impl Organizations {
         organization: &str,
     ) -> Result<members::Model, Error> {
         require_user_writer(principal)?;
-        let mut v = Violations::new();
-        v.check("organization", validate::slug(organization));
-        v.finish()?;
         let not_found = || Error::not_found("organization", organization);
-        let org = organizations::Entity::find()
-            .filter(organizations::Column::Name.eq(organization))
-            .filter(organizations::Column::DeleteTime.is_null())
-            .one(&self.db)
+        let org = self
+            .live_organization(organization)
             .await?
             .ok_or_else(not_found)?;
         let settings = self.settings_of_org(&org.uuid).await?;

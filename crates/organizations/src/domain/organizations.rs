@@ -388,6 +388,22 @@ impl Organizations {
 }
 
 impl Organizations {
+    /// The live (not deleted) organization named `name`, after checking the
+    /// name is a slug.
+    pub(crate) async fn live_organization(
+        &self,
+        name: &str,
+    ) -> Result<Option<organizations::Model>, Error> {
+        let mut v = Violations::new();
+        v.check("organization", validate::slug(name));
+        v.finish()?;
+        Ok(organizations::Entity::find()
+            .filter(organizations::Column::Name.eq(name))
+            .filter(organizations::Column::DeleteTime.is_null())
+            .one(&self.db)
+            .await?)
+    }
+
     /// Purges organizations deleted before `deleted_before` (microseconds),
     /// with their members, settings, projects, invitations and teams (the
     /// foreign keys cascade). Returns how many were purged.
