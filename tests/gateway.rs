@@ -8,11 +8,11 @@ use orgplane_e2e::{TestStack, channel, expect_code, expect_reason};
 use orgplane_identity::domain::accounts::NewUser;
 use orgplane_proto::{
     PUBLIC_SERVICES,
+    agents::{ListAgentsRequest, agent_service_client::AgentServiceClient},
     identity::{
         GetCurrentUserRequest, IntrospectTokenRequest, LoginRequest,
         identity_internal_client::IdentityInternalClient, user_service_client::UserServiceClient,
     },
-    registry::{ListModelsRequest, model_registry_service_client::ModelRegistryServiceClient},
 };
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,15 +41,13 @@ async fn internal_services_are_never_routed_and_missing_backends_are_unimplement
         Code::Unimplemented,
     );
 
-    let mut models = ModelRegistryServiceClient::with_interceptor(
-        t.gateway.clone(),
-        orgplane_e2e::Bearer::new(&token),
-    );
+    let mut agents =
+        AgentServiceClient::with_interceptor(t.gateway.clone(), orgplane_e2e::Bearer::new(&token));
     let status = expect_code(
-        models.list_models(ListModelsRequest::default()).await,
+        agents.list_agents(ListAgentsRequest::default()).await,
         Code::Unimplemented,
     );
-    assert!(status.message().contains("registry"), "{status:?}");
+    assert!(status.message().contains("agents"), "{status:?}");
 }
 
 #[tokio::test]

@@ -20,6 +20,10 @@ use orgplane_proto::organizations::{
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient, team_service_client::TeamServiceClient,
 };
+use orgplane_proto::registry::{
+    component_hub_service_client::ComponentHubServiceClient,
+    model_registry_service_client::ModelRegistryServiceClient,
+};
 use tonic::{
     Code, Status,
     metadata::MetadataValue,
@@ -94,7 +98,7 @@ impl TestStack {
         let (url, prefix) = (stack.database_url.clone(), stack.schema_prefix.clone());
         stack.stop().await.unwrap();
         if let Some(url) = url {
-            for service in ["identity", "organizations"] {
+            for service in ["identity", "organizations", "registry"] {
                 orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
                     .await
                     .unwrap();
@@ -271,6 +275,22 @@ impl TestStack {
             })
             .await
             .expect("create organization");
+    }
+
+    /// A model registry client calling with `token`.
+    pub fn models_as(
+        &self,
+        token: &str,
+    ) -> ModelRegistryServiceClient<InterceptedService<Channel, Bearer>> {
+        ModelRegistryServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A component hub client calling with `token`.
+    pub fn components_as(
+        &self,
+        token: &str,
+    ) -> ComponentHubServiceClient<InterceptedService<Channel, Bearer>> {
+        ComponentHubServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A member client calling with `token`.

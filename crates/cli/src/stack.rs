@@ -16,13 +16,14 @@ use orgplane_platform::{
     shutdown::Shutdown,
 };
 use orgplane_proto::Backend;
+use orgplane_registry::{Migrator as RegistryMigrator, Registry};
 use tokio::{net::TcpListener, task::JoinSet};
 
 /// How often deleted organizations past their grace period are purged.
 pub const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
-/// How often identity purges the service accounts of deleted organizations
-/// (they stop working at once; this reclaims their rows).
-pub const IDENTITY_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+/// How often the other services purge what they hold of deleted
+/// organizations (unreachable at once; this reclaims their rows).
+pub const PEER_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -56,10 +57,14 @@ pub struct Stack {
     pub certs: CertDir,
     /// Where organizations listens (mTLS only).
     pub organizations_addr: SocketAddr,
+    /// Where the registry listens (mTLS only).
+    pub registry_addr: SocketAddr,
     /// Identity's domain, for bootstrap and tests.
     pub identity: Identity,
     /// The organizations domain, for tests.
     pub organizations: Organizations,
+    /// The registry domain, for tests.
+    pub registry: Registry,
     shutdown: Shutdown,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -85,8 +90,11 @@ impl Stack {
         let identity_addr = identity_listener.local_addr()?;
         let organizations_listener = TcpListener::bind("127.0.0.1:0").await?;
         let organizations_addr = organizations_listener.local_addr()?;
+        let registry_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let registry_addr = registry_listener.local_addr()?;
         let identity_tls = certs.load("identity")?;
         let organizations_tls = certs.load("organizations")?;
+        let registry_tls = certs.load("registry")?;
 
         let db = connect_and_migrate::<IdentityMigrator>(&target(Backend::Identity)?).await?;
         let identity = Identity::new(db, config.identity.clone()).with_organizations(
@@ -104,6 +112,16 @@ impl Stack {
             &organizations_tls,
         )?));
 
+        let db = connect_and_migrate::<RegistryMigrator>(&target(Backend::Registry)?).await?;
+        let registry = Registry::new(
+            db,
+            OrganizationsPeer::new(mtls_channel(
+                &organizations_addr.to_string(),
+                "organizations",
+                &registry_tls,
+            )?),
+        );
+
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
 
@@ -111,7 +129,7 @@ impl Stack {
         tasks.spawn(identity_server.serve(identity_listener, shutdown.wait()));
         let identity_purger = identity
             .clone()
-            .run_purger(IDENTITY_PURGE_INTERVAL, shutdown.wait());
+            .run_purger(PEER_PURGE_INTERVAL, shutdown.wait());
         tasks.spawn(async move {
             identity_purger.await;
             Ok(())
@@ -128,10 +146,21 @@ impl Stack {
             Ok(())
         });
 
+        let registry_server = orgplane_registry::grpc_server(registry.clone(), &registry_tls);
+        tasks.spawn(registry_server.serve(registry_listener, shutdown.wait()));
+        let registry_purger = registry
+            .clone()
+            .run_purger(PEER_PURGE_INTERVAL, shutdown.wait());
+        tasks.spawn(async move {
+            registry_purger.await;
+            Ok(())
+        });
+
         let mut gateway_config = config.gateway.clone();
         gateway_config.backends = HashMap::from([
             (Backend::Identity, identity_addr.to_string()),
             (Backend::Organizations, organizations_addr.to_string()),
+            (Backend::Registry, registry_addr.to_string()),
         ]);
         let gateway_listener = TcpListener::bind(config.gateway_listen)
             .await
@@ -147,9 +176,11 @@ impl Stack {
             schema_prefix: config.schema_prefix.clone(),
             identity_addr,
             organizations_addr,
+            registry_addr,
             certs,
             identity,
             organizations,
+            registry,
             shutdown,
             tasks,
         })

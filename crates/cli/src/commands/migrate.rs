@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use orgplane::admin::{ADMIN_USERNAME, Bootstrap, bootstrap_admin};
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
-use orgplane_platform::db::{DbTarget, connect_and_migrate};
+use orgplane_platform::db::connect_and_migrate;
 use orgplane_proto::Backend;
 
 use super::StateArgs;
@@ -18,25 +18,18 @@ pub struct MigrateArgs {
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     connect_identity(&args.state).await?;
     println!("identity: migrated");
-    let target = DbTarget::for_service(
-        args.state.database_url.as_deref(),
-        &args.state.data_dir,
-        &args.state.schema_prefix,
-        Backend::Organizations.name(),
-    )?;
+    let target = args.state.target(Backend::Organizations)?;
     connect_and_migrate::<orgplane_organizations::Migrator>(&target).await?;
     println!("organizations: migrated");
-    println!("registry, agents: not implemented yet, nothing to migrate");
+    let target = args.state.target(Backend::Registry)?;
+    connect_and_migrate::<orgplane_registry::Migrator>(&target).await?;
+    println!("registry: migrated");
+    println!("agents: not implemented yet, nothing to migrate");
     Ok(())
 }
 
 async fn connect_identity(state: &StateArgs) -> anyhow::Result<Identity> {
-    let target = DbTarget::for_service(
-        state.database_url.as_deref(),
-        &state.data_dir,
-        &state.schema_prefix,
-        Backend::Identity.name(),
-    )?;
+    let target = state.target(Backend::Identity)?;
     let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
     Ok(Identity::new(db, IdentityConfig::default()))
 }

@@ -8,6 +8,7 @@ mod serve;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use orgplane_platform::db::DbTarget;
 
 /// orgplane: organizations, members, teams, projects, registries and agents
 /// of an ML platform, as gRPC services behind one gateway.
@@ -77,6 +78,16 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
+    /// Where `backend` keeps its tables.
+    pub fn target(&self, backend: orgplane_proto::Backend) -> anyhow::Result<DbTarget> {
+        DbTarget::for_service(
+            self.database_url.as_deref(),
+            &self.data_dir,
+            &self.schema_prefix,
+            backend.name(),
+        )
+    }
+
     /// The certificate folder.
     pub fn certs_dir(&self) -> PathBuf {
         self.data_dir.join("certs")

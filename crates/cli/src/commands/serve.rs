@@ -9,12 +9,13 @@ use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
     client::mtls_channel,
-    db::{DbTarget, connect_and_migrate},
+    db::connect_and_migrate,
     peers::{IdentityPeer, OrganizationsPeer},
     pki::CertDir,
     shutdown,
 };
 use orgplane_proto::Backend;
+use orgplane_registry::{Migrator as RegistryMigrator, Registry};
 use tokio::net::TcpListener;
 use tonic::transport::{Identity as TlsIdentity, ServerTlsConfig};
 
@@ -28,7 +29,7 @@ pub enum ServiceName {
     /// Organizations, members, invitations, teams, projects and access
     /// control.
     Organizations,
-    /// Model registry and component hub (not implemented yet).
+    /// Model registry and component hub.
     Registry,
     /// Agents, queues, connections, runs (not implemented yet).
     Agents,
@@ -89,8 +90,9 @@ pub struct GatewayArgs {
         default_value = "127.0.0.1:50061"
     )]
     pub identity_addr: String,
-    /// gateway and identity: address of organizations; unset, the gateway
-    /// answers UNIMPLEMENTED for it and identity uses 127.0.0.1:50062.
+    /// gateway, identity and registry: address of organizations; unset, the
+    /// gateway answers UNIMPLEMENTED for it and the others use
+    /// 127.0.0.1:50062.
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
     pub organizations_addr: Option<String>,
     /// gateway: address of registry; unset answers UNIMPLEMENTED.
@@ -145,12 +147,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let deadline = Duration::from_secs(args.gateway.default_deadline_secs);
     let server = match args.service {
         ServiceName::Identity => {
-            let target = DbTarget::for_service(
-                args.state.database_url.as_deref(),
-                &args.state.data_dir,
-                &args.state.schema_prefix,
-                Backend::Identity.name(),
-            )?;
+            let target = args.state.target(Backend::Identity)?;
             let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
             let config = IdentityConfig {
                 allow_signup: args.allow_signup,
@@ -165,19 +162,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 &tls,
             )?);
             let identity = Identity::new(db, config).with_organizations(organizations);
-            tokio::spawn(identity.clone().run_purger(
-                orgplane::stack::IDENTITY_PURGE_INTERVAL,
-                std::future::pending(),
-            ));
+            tokio::spawn(
+                identity
+                    .clone()
+                    .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
+            );
             orgplane_identity::grpc_server(identity, &tls).request_timeout(deadline)
         }
         ServiceName::Organizations => {
-            let target = DbTarget::for_service(
-                args.state.database_url.as_deref(),
-                &args.state.data_dir,
-                &args.state.schema_prefix,
-                Backend::Organizations.name(),
-            )?;
+            let target = args.state.target(Backend::Organizations)?;
             let db = connect_and_migrate::<OrganizationsMigrator>(&target).await?;
             let identity =
                 IdentityPeer::new(mtls_channel(&args.gateway.identity_addr, "identity", &tls)?);
@@ -188,6 +181,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .run_purger(orgplane::stack::PURGE_INTERVAL, std::future::pending()),
             );
             orgplane_organizations::grpc_server(organizations, &tls).request_timeout(deadline)
+        }
+        ServiceName::Registry => {
+            let target = args.state.target(Backend::Registry)?;
+            let db = connect_and_migrate::<RegistryMigrator>(&target).await?;
+            let organizations = OrganizationsPeer::new(mtls_channel(
+                args.gateway
+                    .organizations_addr
+                    .as_deref()
+                    .unwrap_or(ServiceName::Organizations.default_listen()),
+                "organizations",
+                &tls,
+            )?);
+            let registry = Registry::new(db, organizations);
+            tokio::spawn(
+                registry
+                    .clone()
+                    .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
+            );
+            orgplane_registry::grpc_server(registry, &tls).request_timeout(deadline)
         }
         ServiceName::Gateway => {
             let mut config = args.gateway.config();

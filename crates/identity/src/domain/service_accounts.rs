@@ -19,6 +19,7 @@ use orgplane_platform::{
     Error,
     access::{Entity, Standing},
     authz::{Permission, Role},
+    deletions,
     page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
     peers::OrganizationsPeer,
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
@@ -27,12 +28,11 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
-    TransactionTrait,
-    sea_query::{Expr, ExprTrait, LikeExpr, OnConflict},
+    sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
 use super::{Identity, secrets};
-use crate::storage::service_accounts::{account, cursor, token};
+use crate::storage::service_accounts::{account, token};
 
 /// Roles a service account may hold: any member role but `owner` (an
 /// account never manages owners) — and never `outsider`.
@@ -46,13 +46,6 @@ pub const ACCOUNT_ROLES: &[Role] = &[
 
 /// Scopes a service account token may carry.
 pub const ACCOUNT_SCOPES: &[&str] = &[SCOPE_READ, SCOPE_WRITE];
-
-/// Name of the cursor in the deletion feed.
-const DELETIONS_CURSOR: &str = "organizations.deleted";
-/// Tombstones younger than this are purged again on the next run: an
-/// account created just before its organization was deleted (its permission
-/// check answered from a cache) is caught by a later pass.
-const DELETIONS_SETTLE: Duration = Duration::from_secs(300);
 
 /// A service account as asked for.
 #[derive(Debug, Clone, Default)]
@@ -394,76 +387,27 @@ impl Identity {
     }
 
     /// Purges the service accounts of organizations deleted since the last
-    /// run, following the organizations service's tombstones from the stored
-    /// cursor. Returns how many accounts were purged.
+    /// run (see [`orgplane_platform::deletions`]). Returns how many.
     pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
-        let peer = self.organizations()?;
-        let mut position = cursor::Entity::find_by_id(DELETIONS_CURSOR)
-            .one(&self.db)
-            .await?
-            .map(|c| c.value)
-            .unwrap_or_default();
-        let settled_before = now_micros() - DELETIONS_SETTLE.as_micros() as i64;
-        let mut purged = 0;
-        loop {
-            let (deleted, next) = peer.deleted_organizations(&position, 500).await?;
-            if deleted.is_empty() {
-                break;
-            }
-            let uuids: Vec<String> = deleted.iter().map(|d| d.uuid.clone()).collect();
-            let txn = self.db.begin().await?;
-            purged += account::Entity::delete_many()
+        deletions::purge_deleted(&self.db, self.organizations()?, |uuids| async move {
+            let deleted = account::Entity::delete_many()
                 .filter(account::Column::OrganizationUuid.is_in(uuids))
-                .exec(&txn)
-                .await?
-                .rows_affected;
-            // Recent tombstones are read again next time (see
-            // DELETIONS_SETTLE); the cursor only passes settled ones.
-            let settled = deleted.iter().all(|d| d.delete_time < settled_before);
-            if settled {
-                cursor::Entity::insert(cursor::ActiveModel {
-                    name: Set(DELETIONS_CURSOR.to_owned()),
-                    value: Set(next.clone()),
-                })
-                .on_conflict(
-                    OnConflict::column(cursor::Column::Name)
-                        .update_column(cursor::Column::Value)
-                        .to_owned(),
-                )
-                .exec(&txn)
+                .exec(&self.db)
                 .await?;
-            }
-            txn.commit().await?;
-            if !settled {
-                break;
-            }
-            position = next;
-        }
-        Ok(purged)
+            Ok(deleted.rows_affected)
+        })
+        .await
     }
 
     /// Runs [`Self::purge_deleted_organizations`] every `interval` until
-    /// `stop` completes; failures (the organizations service down) are
-    /// logged and retried next time.
+    /// `stop` completes.
     pub async fn run_purger(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = ticker.tick() => {}
-            }
-            match self.purge_deleted_organizations().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    purged = n,
-                    "purged service accounts of deleted organizations"
-                ),
-                Err(err) => {
-                    tracing::warn!(error = %err, "purging deleted organizations failed; retrying later")
-                }
-            }
-        }
+        deletions::run_every(
+            interval,
+            stop,
+            "purged service accounts of deleted organizations",
+            || self.purge_deleted_organizations(),
+        )
+        .await
     }
 }

@@ -196,13 +196,7 @@ impl MigrationTrait for M0002ServiceAccounts {
             )
             .await?;
         manager
-            .create_table(
-                Table::create()
-                    .table("sync_cursors")
-                    .col(string("name").primary_key())
-                    .col(text("value"))
-                    .to_owned(),
-            )
+            .create_table(orgplane_platform::deletions::create_table())
             .await?;
         manager
             .alter_table(

@@ -82,26 +82,3 @@ pub mod token {
         }
     }
 }
-
-/// `sync_cursors`: where identity stands in another service's feed (the
-/// deleted organizations it has purged), kept across restarts.
-pub mod cursor {
-    use sea_orm::entity::prelude::*;
-
-    /// A cursor row.
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "sync_cursors")]
-    pub struct Model {
-        /// What the cursor follows.
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub name: String,
-        /// The page token to continue from.
-        pub value: String,
-    }
-
-    /// No relations are navigated through sea-orm.
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -107,32 +107,11 @@ fn check_profile(v: &mut Violations, profile: &Profile) {
     }
 }
 
-/// The etag of a row version.
-pub fn etag(version: i64) -> String {
-    format!("v{version}")
-}
+pub use orgplane_platform::etag::{check_etag, etag, stale};
 
 /// How long a deleted organization is kept (unreachable) before it is
 /// purged with everything it owns here.
 pub const PURGE_AFTER: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
-/// The error of a write that lost to a concurrent change of `what`.
-pub fn stale(what: &str) -> Error {
-    Error::Aborted {
-        reason: "STALE_ETAG",
-        message: format!("the {what} changed since it was read; read it again"),
-    }
-}
-
-/// `ABORTED` when the caller sent an etag that is not the current
-/// `version`'s. Without one, the write applies to the version just read
-/// (and still loses to a concurrent write through the version check).
-pub fn check_etag(seen: &str, version: i64, what: &str) -> Result<(), Error> {
-    if !seen.is_empty() && seen != etag(version) {
-        return Err(stale(what));
-    }
-    Ok(())
-}
 
 impl Organizations {
     /// Creates an organization; the caller becomes its owner.
@@ -422,19 +401,12 @@ impl Organizations {
         interval: std::time::Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut tick = tokio::time::interval(interval);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tick.tick() => {}
-            }
-            let before = now_micros() - PURGE_AFTER.as_micros() as i64;
-            match self.purge_deleted(before).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "purged deleted organizations"),
-                Err(err) => tracing::warn!(error = %err, "purging deleted organizations failed"),
-            }
-        }
+        orgplane_platform::deletions::run_every(
+            interval,
+            shutdown,
+            "purged deleted organizations",
+            || self.purge_deleted(now_micros() - PURGE_AFTER.as_micros() as i64),
+        )
+        .await
     }
 }

@@ -1,0 +1,294 @@
+//! Models and components: created, read, listed, changed with an etag, and
+//! deleted — with their versions only when asked to (`force`).
+
+use orgplane_platform::{
+    Error,
+    authz::Permission,
+    etag::{check_etag, stale},
+    page::{KeyPart, OrderBy, Page, PageRequest, like_prefix, parse_filter},
+    principal::Principal,
+    tags,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+
+use super::{Kind, Registry};
+use crate::storage::{entries, versions};
+
+/// Visibilities as stored.
+pub const VISIBILITIES: &[&str] = &["private", "public"];
+
+/// An entry's fields as created or changed; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFields {
+    /// What it is.
+    pub description: Option<String>,
+    /// Tags (slugs).
+    pub tags: Option<Vec<String>>,
+    /// Markdown.
+    pub readme: Option<String>,
+    /// `private` or `public`.
+    pub visibility: Option<String>,
+}
+
+fn check_fields(v: &mut Violations, kind: Kind, f: &EntryFields) {
+    let field = |name: &str| format!("{}.{name}", kind.field());
+    if let Some(d) = &f.description {
+        v.check(&field("description"), validate::text(d, 2000));
+    }
+    if let Some(t) = &f.tags {
+        tags::check(v, &field("tags"), t);
+    }
+    if let Some(readme) = &f.readme {
+        v.check(&field("readme"), validate::text(readme, 100_000));
+    }
+    if let Some(vis) = &f.visibility
+        && !VISIBILITIES.contains(&vis.as_str())
+    {
+        v.add(&field("visibility"), "must be private or public");
+    }
+}
+
+impl Registry {
+    /// Creates a model or component.
+    pub async fn create_entry(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        kind: Kind,
+        name: &str,
+        fields: EntryFields,
+    ) -> Result<entries::Model, Error> {
+        let standing = self
+            .organizations
+            .permissions
+            .require(
+                principal,
+                organization,
+                Permission::RegistryManage,
+                kind.entity(name),
+            )
+            .await?;
+        let mut v = Violations::new();
+        v.check(&format!("{}.name", kind.field()), validate::slug(name));
+        check_fields(&mut v, kind, &fields);
+        v.finish()?;
+        let now = now_micros();
+        entries::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(standing.organization_uuid),
+            kind: Set(kind.as_str().to_owned()),
+            name: Set(name.to_owned()),
+            description: Set(fields.description.unwrap_or_default()),
+            tags: Set(tags::store(&fields.tags.unwrap_or_default())),
+            readme: Set(fields.readme.unwrap_or_default()),
+            visibility: Set(fields.visibility.unwrap_or_else(|| "private".into())),
+            version: Set(1),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, kind.as_str(), name))
+    }
+
+    /// One model or component.
+    pub async fn get_entry(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        kind: Kind,
+        name: &str,
+    ) -> Result<entries::Model, Error> {
+        let (_, entry) = self
+            .entry_with(
+                principal,
+                organization,
+                kind,
+                name,
+                Permission::RegistryRead,
+            )
+            .await?;
+        Ok(entry)
+    }
+
+    /// How many versions an entry has.
+    pub async fn version_count(&self, entry: &entries::Model) -> Result<u64, Error> {
+        Ok(versions::Entity::find()
+            .filter(versions::Column::EntryUuid.eq(entry.uuid.as_str()))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// An organization's models or components, filtered by `name:` and
+    /// `tag:`. Those who read the whole registry see every entry; everyone
+    /// else in the organization sees the public ones.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_entries(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        kind: Kind,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<entries::Model>, Error> {
+        let (standing, everything) = match self
+            .require(principal, organization, Permission::RegistryRead)
+            .await
+        {
+            Ok(standing) => (standing, true),
+            Err(Error::PermissionDenied { .. }) => (
+                self.require(principal, organization, Permission::OrganizationRead)
+                    .await?,
+                false,
+            ),
+            Err(other) => return Err(other),
+        };
+        let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
+        let terms = parse_filter(filter, &["name", "tag"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(entries::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
+            .add(entries::Column::Kind.eq(kind.as_str()));
+        if !everything {
+            condition = condition.add(entries::Column::Visibility.eq("public"));
+        }
+        for (key, value) in &terms {
+            condition = condition.add(match *key {
+                "name" => Expr::col(entries::Column::Name)
+                    .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                _ => {
+                    validate::slug(value)
+                        .map_err(|e| Error::invalid("filter", format!("tag {e}")))?;
+                    entries::Column::Tags.contains(tags::pattern(value))
+                }
+            });
+        }
+        let total_size = entries::Entity::find()
+            .filter(condition.clone())
+            .count(&self.db)
+            .await?;
+        let (columns, parts): (Vec<entries::Column>, &[KeyPart]) = match order.field {
+            "name" => (vec![entries::Column::Name], &[KeyPart::Text]),
+            "create_time" => (
+                vec![entries::Column::CreateTime, entries::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
+            _ => (
+                vec![entries::Column::UpdateTime, entries::Column::Uuid],
+                &[KeyPart::Int, KeyPart::Text],
+            ),
+        };
+        let rows = page
+            .apply(
+                entries::Entity::find().filter(condition),
+                &columns,
+                parts,
+                order.descending,
+            )?
+            .all(&self.db)
+            .await?;
+        let (items, next_page_token) = page.finish(rows, |e| match order.field {
+            "name" => vec![e.name.clone()],
+            "create_time" => vec![e.create_time.to_string(), e.uuid.clone()],
+            _ => vec![e.update_time.to_string(), e.uuid.clone()],
+        });
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// Changes an entry's fields; a stale `etag_seen` is `ABORTED`.
+    pub async fn update_entry(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        kind: Kind,
+        name: &str,
+        fields: EntryFields,
+        etag_seen: &str,
+    ) -> Result<entries::Model, Error> {
+        let (_, entry) = self
+            .entry_with(
+                principal,
+                organization,
+                kind,
+                name,
+                Permission::RegistryManage,
+            )
+            .await?;
+        let mut v = Violations::new();
+        check_fields(&mut v, kind, &fields);
+        v.finish()?;
+        check_etag(etag_seen, entry.version, kind.as_str())?;
+        let now = now_micros();
+        let mut update = entries::Entity::update_many()
+            .col_expr(entries::Column::Version, Expr::value(entry.version + 1))
+            .col_expr(entries::Column::UpdateTime, Expr::value(now));
+        if let Some(d) = fields.description {
+            update = update.col_expr(entries::Column::Description, Expr::value(d));
+        }
+        if let Some(t) = fields.tags {
+            update = update.col_expr(entries::Column::Tags, Expr::value(tags::store(&t)));
+        }
+        if let Some(r) = fields.readme {
+            update = update.col_expr(entries::Column::Readme, Expr::value(r));
+        }
+        if let Some(vis) = fields.visibility {
+            update = update.col_expr(entries::Column::Visibility, Expr::value(vis));
+        }
+        let changed = update
+            .filter(entries::Column::Uuid.eq(entry.uuid.as_str()))
+            .filter(entries::Column::Version.eq(entry.version))
+            .exec(&self.db)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Err(stale(kind.as_str()));
+        }
+        entries::Entity::find_by_id(entry.uuid)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found(kind.as_str(), name))
+    }
+
+    /// Deletes an entry; one with versions only with `force` (they go too).
+    pub async fn delete_entry(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        kind: Kind,
+        name: &str,
+        force: bool,
+    ) -> Result<(), Error> {
+        let (_, entry) = self
+            .entry_with(
+                principal,
+                organization,
+                kind,
+                name,
+                Permission::RegistryManage,
+            )
+            .await?;
+        if !force && self.version_count(&entry).await? > 0 {
+            return Err(Error::precondition(
+                "HAS_VERSIONS",
+                format!(
+                    "the {} has versions: delete them first, or delete with force",
+                    kind.as_str()
+                ),
+            ));
+        }
+        entries::Entity::delete_by_id(entry.uuid)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! The registry's rules per organization: how many versions of one model
+//! or component may be in production at once.
+
+use orgplane_platform::{
+    Error,
+    authz::Permission,
+    etag::{check_etag, etag, stale},
+    principal::Principal,
+    time::now_micros,
+    validate::Violations,
+};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use super::{Kind, Registry};
+use crate::storage::settings;
+
+/// Production versions allowed per model or component unless changed.
+pub const DEFAULT_MAX_PRODUCTION: i32 = 1;
+/// Highest limit accepted (0 means none).
+const MAX_LIMIT: i32 = 1000;
+
+/// An organization's registry rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Production versions per model; 0 = no limit.
+    pub max_production_model_versions: i32,
+    /// Production versions per component; 0 = no limit.
+    pub max_production_component_versions: i32,
+    /// Opaque version.
+    pub etag: String,
+    version: i64,
+}
+
+impl RegistrySettings {
+    /// The production limit for entries of `kind`.
+    pub fn limit(&self, kind: Kind) -> i32 {
+        match kind {
+            Kind::Model => self.max_production_model_versions,
+            Kind::Component => self.max_production_component_versions,
+        }
+    }
+}
+
+/// Changes to the rules; `None` leaves one alone.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChanges {
+    /// New limit per model.
+    pub max_production_model_versions: Option<i32>,
+    /// New limit per component.
+    pub max_production_component_versions: Option<i32>,
+}
+
+fn from_row(row: Option<settings::Model>) -> RegistrySettings {
+    match row {
+        Some(r) => RegistrySettings {
+            max_production_model_versions: r.max_production_model_versions,
+            max_production_component_versions: r.max_production_component_versions,
+            etag: etag(r.version),
+            version: r.version,
+        },
+        None => RegistrySettings {
+            max_production_model_versions: DEFAULT_MAX_PRODUCTION,
+            max_production_component_versions: DEFAULT_MAX_PRODUCTION,
+            etag: etag(0),
+            version: 0,
+        },
+    }
+}
+
+impl Registry {
+    /// The rules of an organization (defaults when never changed).
+    pub(crate) async fn settings_of(
+        &self,
+        db: &impl ConnectionTrait,
+        organization_uuid: &str,
+    ) -> Result<RegistrySettings, Error> {
+        Ok(from_row(
+            settings::Entity::find_by_id(organization_uuid.to_owned())
+                .one(db)
+                .await?,
+        ))
+    }
+
+    /// The rules, for those who read the registry.
+    pub async fn get_settings(
+        &self,
+        principal: &Principal,
+        organization: &str,
+    ) -> Result<RegistrySettings, Error> {
+        let standing = self
+            .require(principal, organization, Permission::RegistryRead)
+            .await?;
+        self.settings_of(&self.db, &standing.organization_uuid)
+            .await
+    }
+
+    /// Changes the rules; a stale `etag_seen` is `ABORTED`. Versions already
+    /// in production stay; the new limit applies to the next transitions.
+    pub async fn update_settings(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        changes: SettingsChanges,
+        etag_seen: &str,
+    ) -> Result<RegistrySettings, Error> {
+        let standing = self
+            .require(principal, organization, Permission::RegistryManage)
+            .await?;
+        let mut v = Violations::new();
+        for (field, value) in [
+            (
+                "settings.max_production_model_versions",
+                changes.max_production_model_versions,
+            ),
+            (
+                "settings.max_production_component_versions",
+                changes.max_production_component_versions,
+            ),
+        ] {
+            if value.is_some_and(|n| !(0..=MAX_LIMIT).contains(&n)) {
+                v.add(field, format!("must be 0 (no limit) to {MAX_LIMIT}"));
+            }
+        }
+        v.finish()?;
+        let current = self
+            .settings_of(&self.db, &standing.organization_uuid)
+            .await?;
+        check_etag(etag_seen, current.version, "registry settings")?;
+        let row = settings::ActiveModel {
+            organization_uuid: Set(standing.organization_uuid.clone()),
+            max_production_model_versions: Set(changes
+                .max_production_model_versions
+                .unwrap_or(current.max_production_model_versions)),
+            max_production_component_versions: Set(changes
+                .max_production_component_versions
+                .unwrap_or(current.max_production_component_versions)),
+            version: Set(current.version + 1),
+            update_time: Set(now_micros()),
+        };
+        if current.version == 0 {
+            row.insert(&self.db)
+                .await
+                .map_err(|_| stale("registry settings"))?;
+        } else {
+            let changed = settings::Entity::update_many()
+                .set(row)
+                .filter(settings::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
+                .filter(settings::Column::Version.eq(current.version))
+                .exec(&self.db)
+                .await?;
+            if changed.rows_affected != 1 {
+                return Err(stale("registry settings"));
+            }
+        }
+        self.settings_of(&self.db, &standing.organization_uuid)
+            .await
+    }
+}
