@@ -1,0 +1,546 @@
+//! Admission: runs wait in queues; an agent leases runs from its queues and
+//! reports them until a terminal status.
+//!
+//! - **Order.** [`Agents::acquire`] serves the agent's queues by descending
+//!   priority; within a queue, `fifo` takes the oldest run, `fair` takes the
+//!   oldest run of the project with the fewest runs leased or running in
+//!   that queue (so that one project cannot starve the others).
+//! - **Limits.** Never more leased-or-running runs in a queue than its
+//!   `concurrency` (0: no limit).
+//! - **Exclusivity.** Acquiring a queue takes its row lock first (a no-op
+//!   write): acquirers of one queue go one at a time, and a run is leased
+//!   with a guarded update (`WHERE status = 'queued'`), so no run is ever
+//!   handed to two agents.
+//! - **Leases.** A lease ends at its expiry unless renewed; an expired
+//!   lease puts its run back in the queue (the next acquirer of the queue
+//!   does it, in its transaction), or fails it after
+//!   [`MAX_ATTEMPTS`] leases. Every change commits before it is answered:
+//!   a run accepted is never lost when an agent or the service dies.
+
+use std::time::Duration;
+
+use orgplane_platform::{Error, time::now_micros};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::Agents;
+use crate::storage::{queues, runs};
+
+/// Waiting for an agent.
+pub const QUEUED: &str = "queued";
+/// Handed to an agent, not yet running.
+pub const LEASED: &str = "leased";
+/// Running on an agent.
+pub const RUNNING: &str = "running";
+/// Cancellation asked; the agent has not confirmed.
+pub const STOPPING: &str = "stopping";
+/// Finished well.
+pub const SUCCEEDED: &str = "succeeded";
+/// Finished badly (or leased too often).
+pub const FAILED: &str = "failed";
+/// Stopped by a cancellation.
+pub const STOPPED: &str = "stopped";
+/// Statuses that hold a slot of the queue's concurrency.
+pub const ACTIVE: &[&str] = &[LEASED, RUNNING, STOPPING];
+/// Statuses a run ends in.
+pub const TERMINAL: &[&str] = &[SUCCEEDED, FAILED, STOPPED];
+
+/// Leases a run gets before an expiry fails it instead of requeuing it.
+pub const MAX_ATTEMPTS: i32 = 3;
+/// Longest lease an agent may ask for.
+pub const MAX_LEASE: Duration = Duration::from_secs(3600);
+
+/// How a queue stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting.
+    pub queued: u64,
+    /// Leased, not yet running.
+    pub leased: u64,
+    /// Running (or stopping).
+    pub running: u64,
+    /// Succeeded, failed or stopped.
+    pub done: u64,
+    /// How long the oldest waiting run has waited.
+    pub oldest_wait: Option<Duration>,
+}
+
+/// A run to submit, routed already.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The organization.
+    pub organization_uuid: String,
+    /// Project slug.
+    pub project: String,
+    /// The queue.
+    pub queue_uuid: String,
+    /// Display name.
+    pub name: String,
+    /// Specification, JSON.
+    pub spec: serde_json::Value,
+    /// Who submits.
+    pub submitter: String,
+}
+
+fn lease_expiry(now: i64, lease: Duration) -> Result<i64, Error> {
+    if lease.is_zero() || lease > MAX_LEASE {
+        return Err(Error::invalid(
+            "lease_duration",
+            "must be more than 0 and at most an hour",
+        ));
+    }
+    Ok(now + lease.as_micros() as i64)
+}
+
+/// Takes `queue`'s row lock for the rest of `txn`.
+async fn lock_queue(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<(), Error> {
+    queues::Entity::update_many()
+        .col_expr(queues::Column::Version, Expr::col(queues::Column::Version))
+        .filter(queues::Column::Uuid.eq(queue_uuid))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Requeues the runs of `queue` whose lease expired before `now` (failing
+/// those leased [`MAX_ATTEMPTS`] times); call with the queue locked.
+async fn expire_leases(txn: &DatabaseTransaction, queue_uuid: &str, now: i64) -> Result<(), Error> {
+    let expired = || {
+        runs::Entity::update_many()
+            .filter(runs::Column::QueueUuid.eq(queue_uuid))
+            .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
+            .filter(runs::Column::LeaseExpireTime.lt(now))
+    };
+    expired()
+        .col_expr(runs::Column::Status, Expr::value(FAILED))
+        .col_expr(
+            runs::Column::Message,
+            Expr::value(format!("its lease expired {MAX_ATTEMPTS} times")),
+        )
+        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
+        .col_expr(
+            runs::Column::LeaseAgentUuid,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            runs::Column::LeaseExpireTime,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(runs::Column::UpdateTime, Expr::value(now))
+        .filter(runs::Column::Attempts.gte(MAX_ATTEMPTS))
+        .exec(txn)
+        .await?;
+    expired()
+        .col_expr(runs::Column::Status, Expr::value(QUEUED))
+        .col_expr(runs::Column::Message, Expr::value("its lease expired"))
+        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
+        .col_expr(
+            runs::Column::LeaseAgentUuid,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            runs::Column::LeaseExpireTime,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(runs::Column::UpdateTime, Expr::value(now))
+        .exec(txn)
+        .await?;
+    // A stopping run whose agent is gone is stopped.
+    runs::Entity::update_many()
+        .col_expr(runs::Column::Status, Expr::value(STOPPED))
+        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
+        .col_expr(
+            runs::Column::LeaseAgentUuid,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            runs::Column::LeaseExpireTime,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(runs::Column::UpdateTime, Expr::value(now))
+        .filter(runs::Column::QueueUuid.eq(queue_uuid))
+        .filter(runs::Column::Status.eq(STOPPING))
+        .filter(runs::Column::LeaseExpireTime.lt(now))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// The next runs of a locked `queue`, at most `n`, in its strategy's order.
+async fn pick(
+    txn: &DatabaseTransaction,
+    queue: &queues::Model,
+    n: u64,
+) -> Result<Vec<runs::Model>, Error> {
+    let queued = || {
+        runs::Entity::find()
+            .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
+            .filter(runs::Column::Status.eq(QUEUED))
+    };
+    if queue.strategy != "fair" {
+        return Ok(queued()
+            .order_by_asc(runs::Column::Uuid)
+            .limit(n)
+            .all(txn)
+            .await?);
+    }
+    // Fair: round-robin over projects, fewest active runs first.
+    let mut active: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let rows: Vec<(String, i64)> = runs::Entity::find()
+        .select_only()
+        .column(runs::Column::Project)
+        .column_as(runs::Column::Uuid.count(), "n")
+        .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
+        .filter(runs::Column::Status.is_in(ACTIVE.to_vec()))
+        .group_by(runs::Column::Project)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    for (project, count) in rows {
+        active.insert(project, count as u64);
+    }
+    let projects: Vec<String> = queued()
+        .select_only()
+        .column(runs::Column::Project)
+        .distinct()
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut waiting: std::collections::HashMap<String, std::collections::VecDeque<runs::Model>> =
+        std::collections::HashMap::new();
+    for project in projects {
+        let oldest = queued()
+            .filter(runs::Column::Project.eq(project.as_str()))
+            .order_by_asc(runs::Column::Uuid)
+            .limit(n)
+            .all(txn)
+            .await?;
+        waiting.insert(project, oldest.into());
+    }
+    let mut picked = Vec::new();
+    while (picked.len() as u64) < n {
+        let next = waiting
+            .iter()
+            .filter_map(|(project, runs)| {
+                let oldest = runs.front()?;
+                Some((
+                    active.get(project).copied().unwrap_or(0),
+                    oldest.uuid.clone(),
+                    project.clone(),
+                ))
+            })
+            .min();
+        let Some((_, _, project)) = next else { break };
+        let run = waiting
+            .get_mut(&project)
+            .and_then(|runs| runs.pop_front())
+            .expect("the chosen project has a run");
+        *active.entry(project).or_insert(0) += 1;
+        picked.push(run);
+    }
+    Ok(picked)
+}
+
+impl Agents {
+    /// Stores a routed run, `queued`.
+    pub async fn enqueue(&self, new: NewRun) -> Result<runs::Model, Error> {
+        let now = now_micros();
+        Ok(runs::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(new.organization_uuid),
+            project: Set(new.project),
+            queue_uuid: Set(new.queue_uuid),
+            status: Set(QUEUED.to_owned()),
+            name: Set(new.name),
+            spec: Set(new.spec.to_string()),
+            attempts: Set(0),
+            submitter: Set(new.submitter),
+            lease_id: Set(None),
+            lease_agent_uuid: Set(None),
+            lease_expire_time: Set(None),
+            message: Set(String::new()),
+            create_time: Set(now),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await?)
+    }
+
+    /// Leases up to `max_runs` runs of the agent's queues for `lease`.
+    pub async fn acquire(
+        &self,
+        agent_uuid: &str,
+        max_runs: u64,
+        lease: Duration,
+    ) -> Result<Vec<runs::Model>, Error> {
+        let now = now_micros();
+        let expire = lease_expiry(now, lease)?;
+        if max_runs == 0 || max_runs > 1000 {
+            return Err(Error::invalid("max_runs", "must be 1 to 1000"));
+        }
+        let agent_queues = queues::Entity::find()
+            .filter(queues::Column::AgentUuid.eq(agent_uuid))
+            .order_by_desc(queues::Column::Priority)
+            .order_by_asc(queues::Column::Uuid)
+            .all(&self.db)
+            .await?;
+        let mut leased = Vec::new();
+        for queue in agent_queues {
+            let wanted = max_runs - leased.len() as u64;
+            if wanted == 0 {
+                break;
+            }
+            leased.extend(
+                self.acquire_from(&queue, agent_uuid, wanted, now, expire)
+                    .await?,
+            );
+        }
+        Ok(leased)
+    }
+
+    /// Leases up to `wanted` runs of one queue, in one transaction.
+    async fn acquire_from(
+        &self,
+        queue: &queues::Model,
+        agent_uuid: &str,
+        wanted: u64,
+        now: i64,
+        expire: i64,
+    ) -> Result<Vec<runs::Model>, Error> {
+        let txn = self.db.begin().await?;
+        lock_queue(&txn, &queue.uuid).await?;
+        expire_leases(&txn, &queue.uuid, now).await?;
+        let room = if queue.concurrency > 0 {
+            let active = runs::Entity::find()
+                .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
+                .filter(runs::Column::Status.is_in(ACTIVE.to_vec()))
+                .count(&txn)
+                .await?;
+            (queue.concurrency as u64).saturating_sub(active)
+        } else {
+            wanted
+        };
+        let picked = pick(&txn, queue, Ord::min(wanted, room)).await?;
+        let mut leased = Vec::with_capacity(picked.len());
+        for run in picked {
+            let lease_id = uuid::Uuid::now_v7().to_string();
+            let done = runs::Entity::update_many()
+                .col_expr(runs::Column::Status, Expr::value(LEASED))
+                .col_expr(runs::Column::LeaseId, Expr::value(lease_id.clone()))
+                .col_expr(runs::Column::LeaseAgentUuid, Expr::value(agent_uuid))
+                .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
+                .col_expr(
+                    runs::Column::Attempts,
+                    Expr::col(runs::Column::Attempts).add(1),
+                )
+                .col_expr(runs::Column::UpdateTime, Expr::value(now))
+                .filter(runs::Column::Uuid.eq(run.uuid.as_str()))
+                .filter(runs::Column::Status.eq(QUEUED))
+                .exec(&txn)
+                .await?;
+            if done.rows_affected == 1 {
+                leased.push(runs::Model {
+                    status: LEASED.to_owned(),
+                    lease_id: Some(lease_id),
+                    lease_agent_uuid: Some(agent_uuid.to_owned()),
+                    lease_expire_time: Some(expire),
+                    attempts: run.attempts + 1,
+                    update_time: now,
+                    ..run
+                });
+            }
+        }
+        txn.commit().await?;
+        Ok(leased)
+    }
+
+    /// The run `run_uuid` if `lease_id` is its current lease.
+    async fn leased_run(
+        &self,
+        db: &impl ConnectionTrait,
+        run_uuid: &str,
+        lease_id: &str,
+    ) -> Result<runs::Model, Error> {
+        let run = runs::Entity::find_by_id(run_uuid.to_owned())
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::not_found("run", run_uuid))?;
+        let expired = run.lease_expire_time.is_some_and(|t| t <= now_micros());
+        if run.lease_id.as_deref() != Some(lease_id) || expired {
+            return Err(Error::precondition(
+                "LEASE_LOST",
+                "the lease is not this run's current lease (it expired, or the run was re-leased)",
+            ));
+        }
+        Ok(run)
+    }
+
+    /// Extends a lease by `lease` from now.
+    pub async fn renew(
+        &self,
+        run_uuid: &str,
+        lease_id: &str,
+        lease: Duration,
+    ) -> Result<runs::Model, Error> {
+        let now = now_micros();
+        let expire = lease_expiry(now, lease)?;
+        let run = self.leased_run(&self.db, run_uuid, lease_id).await?;
+        let done = runs::Entity::update_many()
+            .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
+            .filter(runs::Column::Uuid.eq(run_uuid))
+            .filter(runs::Column::LeaseId.eq(lease_id))
+            .filter(runs::Column::LeaseExpireTime.gt(now))
+            .exec(&self.db)
+            .await?;
+        if done.rows_affected != 1 {
+            return Err(Error::precondition(
+                "LEASE_LOST",
+                "the lease ended meanwhile",
+            ));
+        }
+        Ok(runs::Model {
+            lease_expire_time: Some(expire),
+            ..run
+        })
+    }
+
+    /// Records the status an agent reports: `running`, or a terminal status
+    /// that ends the lease and frees the slot.
+    pub async fn report(
+        &self,
+        run_uuid: &str,
+        lease_id: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<runs::Model, Error> {
+        if status != RUNNING && !TERMINAL.contains(&status) {
+            return Err(Error::invalid(
+                "status",
+                "must be running, succeeded, failed or stopped",
+            ));
+        }
+        let now = now_micros();
+        let run = self.leased_run(&self.db, run_uuid, lease_id).await?;
+        if status == RUNNING && run.status != LEASED {
+            return Err(Error::precondition(
+                "NOT_LEASED",
+                format!("a {} run does not start", run.status),
+            ));
+        }
+        let terminal = TERMINAL.contains(&status);
+        let mut update = runs::Entity::update_many()
+            .col_expr(runs::Column::Status, Expr::value(status))
+            .col_expr(runs::Column::Message, Expr::value(message))
+            .col_expr(runs::Column::UpdateTime, Expr::value(now));
+        if terminal {
+            update = update
+                .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
+                .col_expr(
+                    runs::Column::LeaseAgentUuid,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    runs::Column::LeaseExpireTime,
+                    Expr::value(Option::<i64>::None),
+                );
+        }
+        let done = update
+            .filter(runs::Column::Uuid.eq(run_uuid))
+            .filter(runs::Column::LeaseId.eq(lease_id))
+            .filter(runs::Column::LeaseExpireTime.gt(now))
+            .exec(&self.db)
+            .await?;
+        if done.rows_affected != 1 {
+            return Err(Error::precondition(
+                "LEASE_LOST",
+                "the lease ended meanwhile",
+            ));
+        }
+        runs::Entity::find_by_id(run_uuid.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("run", run_uuid))
+    }
+
+    /// Cancels a run: a queued one stops at once; a leased or running one
+    /// becomes `stopping` until its agent reports it stopped (or its lease
+    /// expires).
+    pub async fn cancel(&self, run_uuid: &str) -> Result<runs::Model, Error> {
+        let now = now_micros();
+        let stop_now = runs::Entity::update_many()
+            .col_expr(runs::Column::Status, Expr::value(STOPPED))
+            .col_expr(runs::Column::Message, Expr::value("cancelled"))
+            .col_expr(runs::Column::UpdateTime, Expr::value(now))
+            .filter(runs::Column::Uuid.eq(run_uuid))
+            .filter(runs::Column::Status.eq(QUEUED))
+            .exec(&self.db)
+            .await?;
+        if stop_now.rows_affected == 0 {
+            runs::Entity::update_many()
+                .col_expr(runs::Column::Status, Expr::value(STOPPING))
+                .col_expr(runs::Column::Message, Expr::value("cancelled"))
+                .col_expr(runs::Column::UpdateTime, Expr::value(now))
+                .filter(runs::Column::Uuid.eq(run_uuid))
+                .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
+                .exec(&self.db)
+                .await?;
+        }
+        runs::Entity::find_by_id(run_uuid.to_owned())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("run", run_uuid))
+    }
+
+    /// What an agent must act on: runs leased to it not yet running, and
+    /// runs whose cancellation it must carry out.
+    pub async fn agent_state(
+        &self,
+        agent_uuid: &str,
+    ) -> Result<(Vec<runs::Model>, Vec<runs::Model>), Error> {
+        let mine = |status: &str| {
+            runs::Entity::find()
+                .filter(runs::Column::LeaseAgentUuid.eq(agent_uuid))
+                .filter(runs::Column::Status.eq(status))
+                .order_by_asc(runs::Column::Uuid)
+                .limit(1000)
+                .all(&self.db)
+        };
+        Ok((mine(LEASED).await?, mine(STOPPING).await?))
+    }
+
+    /// Counts of a queue's runs by status, and its oldest wait.
+    pub async fn queue_stats(&self, queue_uuid: &str) -> Result<QueueStats, Error> {
+        let counts: Vec<(String, i64)> = runs::Entity::find()
+            .select_only()
+            .column(runs::Column::Status)
+            .column_as(runs::Column::Uuid.count(), "n")
+            .filter(runs::Column::QueueUuid.eq(queue_uuid))
+            .group_by(runs::Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut stats = QueueStats::default();
+        for (status, n) in counts {
+            let n = n as u64;
+            match status.as_str() {
+                QUEUED => stats.queued += n,
+                LEASED => stats.leased += n,
+                RUNNING | STOPPING => stats.running += n,
+                _ => stats.done += n,
+            }
+        }
+        let oldest = runs::Entity::find()
+            .filter(runs::Column::QueueUuid.eq(queue_uuid))
+            .filter(runs::Column::Status.eq(QUEUED))
+            .order_by_asc(runs::Column::Uuid)
+            .one(&self.db)
+            .await?;
+        stats.oldest_wait = oldest.map(|r| {
+            Duration::from_micros(Ord::max(now_micros().saturating_sub(r.create_time), 0) as u64)
+        });
+        Ok(stats)
+    }
+}

@@ -1,0 +1,129 @@
+//! The agents service's migrations, applied in order at start-up. Tables
+//! and columns are named as strings so that migrations stay as written.
+
+use sea_orm_migration::{prelude::*, schema::*};
+
+/// The agents service's migrator.
+#[derive(Debug)]
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Admission)]
+    }
+}
+
+struct M0001Admission;
+
+impl MigrationName for M0001Admission {
+    fn name(&self) -> &str {
+        "m0001_admission"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001Admission {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("agents")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("name"))
+                    .col(big_integer("create_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("queues")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("agent_uuid"))
+                    .col(string("name"))
+                    .col(integer("priority"))
+                    .col(integer("concurrency"))
+                    .col(string("strategy"))
+                    .col(big_integer("version"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("queues", "agent_uuid")
+                            .to("agents", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("runs")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("project"))
+                    .col(string("queue_uuid"))
+                    .col(string("status"))
+                    .col(string("name"))
+                    .col(text("spec"))
+                    .col(integer("attempts"))
+                    .col(string("submitter"))
+                    .col(string_null("lease_id"))
+                    .col(string_null("lease_agent_uuid"))
+                    .col(big_integer_null("lease_expire_time"))
+                    .col(text("message"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "agents",
+                    "agents_org_name",
+                    &["organization_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "queues",
+                    "queues_agent_name",
+                    &["agent_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "runs",
+                    "runs_queue_status",
+                    &["queue_uuid", "status", "uuid"][..],
+                    false,
+                ),
+                (
+                    "runs",
+                    "runs_queue_status_project",
+                    &["queue_uuid", "status", "project", "uuid"][..],
+                    false,
+                ),
+                (
+                    "runs",
+                    "runs_lease_agent",
+                    &["lease_agent_uuid", "status"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["runs", "queues", "agents"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

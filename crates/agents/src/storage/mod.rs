@@ -1,0 +1,6 @@
+//! The agents service's tables.
+
+pub mod agents;
+pub mod migration;
+pub mod queues;
+pub mod runs;
