@@ -41,8 +41,22 @@ async fn internal_services_are_never_routed_and_missing_backends_are_unimplement
         Code::Unimplemented,
     );
 
-    let mut agents =
-        AgentServiceClient::with_interceptor(t.gateway.clone(), orgplane_e2e::Bearer::new(&token));
+    // A gateway deployed without the agents backend says so.
+    let mut config = orgplane_gateway::GatewayConfig::default();
+    config.backends.insert(
+        orgplane_proto::Backend::Identity,
+        t.stack.identity_addr.to_string(),
+    );
+    let gateway =
+        orgplane_gateway::grpc_server(&config, &t.stack.certs.load("gateway").unwrap(), None)
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway.serve(listener, std::future::pending()));
+    let mut agents = AgentServiceClient::with_interceptor(
+        channel(&format!("http://{addr}")).await,
+        orgplane_e2e::Bearer::new(&token),
+    );
     let status = expect_code(
         agents.list_agents(ListAgentsRequest::default()).await,
         Code::Unimplemented,

@@ -9,6 +9,7 @@ use std::{future::Future, time::Duration};
 use orgplane::{Stack, StackConfig};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
+use orgplane_proto::agents::connection_service_client::ConnectionServiceClient;
 use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
     service_account_service_client::ServiceAccountServiceClient,
@@ -98,7 +99,7 @@ impl TestStack {
         let (url, prefix) = (stack.database_url.clone(), stack.schema_prefix.clone());
         stack.stop().await.unwrap();
         if let Some(url) = url {
-            for service in ["identity", "organizations", "registry"] {
+            for service in ["identity", "organizations", "registry", "agents"] {
                 orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
                     .await
                     .unwrap();
@@ -291,6 +292,14 @@ impl TestStack {
         token: &str,
     ) -> ComponentHubServiceClient<InterceptedService<Channel, Bearer>> {
         ComponentHubServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A connection client calling with `token`.
+    pub fn connections_as(
+        &self,
+        token: &str,
+    ) -> ConnectionServiceClient<InterceptedService<Channel, Bearer>> {
+        ConnectionServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A member client calling with `token`.

@@ -5,6 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context;
+use orgplane_agents::{Agents, Migrator as AgentsMigrator};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
@@ -65,6 +66,8 @@ pub struct Stack {
     pub organizations: Organizations,
     /// The registry domain, for tests.
     pub registry: Registry,
+    /// The agents domain, for tests.
+    pub agents: Agents,
     shutdown: Shutdown,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -92,9 +95,12 @@ impl Stack {
         let organizations_addr = organizations_listener.local_addr()?;
         let registry_listener = TcpListener::bind("127.0.0.1:0").await?;
         let registry_addr = registry_listener.local_addr()?;
+        let agents_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let agents_addr = agents_listener.local_addr()?;
         let identity_tls = certs.load("identity")?;
         let organizations_tls = certs.load("organizations")?;
         let registry_tls = certs.load("registry")?;
+        let agents_tls = certs.load("agents")?;
 
         let db = connect_and_migrate::<IdentityMigrator>(&target(Backend::Identity)?).await?;
         let identity = Identity::new(db, config.identity.clone()).with_organizations(
@@ -121,6 +127,13 @@ impl Stack {
                 &registry_tls,
             )?),
         );
+
+        let db = connect_and_migrate::<AgentsMigrator>(&target(Backend::Agents)?).await?;
+        let agents = Agents::new(db).with_organizations(OrganizationsPeer::new(mtls_channel(
+            &organizations_addr.to_string(),
+            "organizations",
+            &agents_tls,
+        )?));
 
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
@@ -156,11 +169,22 @@ impl Stack {
             Ok(())
         });
 
+        let agents_server = orgplane_agents::grpc_server(agents.clone(), &agents_tls);
+        tasks.spawn(agents_server.serve(agents_listener, shutdown.wait()));
+        let agents_purger = agents
+            .clone()
+            .run_purger(PEER_PURGE_INTERVAL, shutdown.wait());
+        tasks.spawn(async move {
+            agents_purger.await;
+            Ok(())
+        });
+
         let mut gateway_config = config.gateway.clone();
         gateway_config.backends = HashMap::from([
             (Backend::Identity, identity_addr.to_string()),
             (Backend::Organizations, organizations_addr.to_string()),
             (Backend::Registry, registry_addr.to_string()),
+            (Backend::Agents, agents_addr.to_string()),
         ]);
         let gateway_listener = TcpListener::bind(config.gateway_listen)
             .await
@@ -181,6 +205,7 @@ impl Stack {
             identity,
             organizations,
             registry,
+            agents,
             shutdown,
             tasks,
         })

@@ -1,21 +1,92 @@
 //! The agents service's rules.
 //!
-//! - [`admission`]: runs from submission to a terminal status, under leases.
+//! - [`admission`]: runs from submission to a terminal status, under leases;
+//! - [`connections`]: how runs reach storage, code and registries.
 
 pub mod admission;
+pub mod connections;
 
-use sea_orm::DatabaseConnection;
+use orgplane_platform::{
+    Error,
+    access::{Entity, Standing},
+    authz::Permission,
+    deletions,
+    peers::OrganizationsPeer,
+    principal::Principal,
+};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+
+use crate::storage::connections as connection_rows;
 
 /// The agents service's state.
 #[derive(Debug, Clone)]
 pub struct Agents {
     pub(crate) db: DatabaseConnection,
+    pub(crate) organizations: Option<OrganizationsPeer>,
 }
 
 impl Agents {
-    /// Over a migrated database.
+    /// Over a migrated database, on its own (the admission engine's tests):
+    /// methods that authorize a caller answer `UNAVAILABLE`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            organizations: None,
+        }
+    }
+
+    /// With the organizations service, which decides who may do what.
+    pub fn with_organizations(mut self, organizations: OrganizationsPeer) -> Self {
+        self.organizations = Some(organizations);
+        self
+    }
+
+    fn peer(&self) -> Result<&OrganizationsPeer, Error> {
+        self.organizations.as_ref().ok_or_else(|| {
+            Error::Unavailable("the agents service runs without the organizations service".into())
+        })
+    }
+
+    /// The caller's standing if they hold `permission` in `organization`.
+    pub(crate) async fn require(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+    ) -> Result<Standing, Error> {
+        self.peer()?
+            .permissions
+            .require(principal, organization, permission, Entity::Organization)
+            .await
+    }
+
+    /// Purges what this service holds of organizations deleted since the
+    /// last run.
+    pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
+        deletions::purge_deleted(&self.db, self.peer()?, |uuids| async move {
+            let deleted = connection_rows::Entity::delete_many()
+                .filter(connection_rows::Column::OrganizationUuid.is_in(uuids))
+                .exec(&self.db)
+                .await?;
+            Ok(deleted.rows_affected)
+        })
+        .await
+    }
+
+    /// Runs [`Self::purge_deleted_organizations`] every `interval` until
+    /// `stop` completes.
+    pub async fn run_purger(
+        self,
+        interval: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        deletions::run_every(
+            interval,
+            stop,
+            "purged the agents data of deleted organizations",
+            || self.purge_deleted_organizations(),
+        )
+        .await
     }
 
     /// The database (for tests and tools).

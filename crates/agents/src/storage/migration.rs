@@ -9,7 +9,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Admission)]
+        vec![Box::new(M0001Admission), Box::new(M0002Connections)]
     }
 }
 
@@ -120,6 +120,71 @@ impl MigrationTrait for M0001Admission {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in ["runs", "queues", "agents"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Connections, and the follower of deleted organizations.
+struct M0002Connections;
+
+impl MigrationName for M0002Connections {
+    fn name(&self) -> &str {
+        "m0002_connections"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002Connections {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("connections")
+                    .col(string("uuid").primary_key())
+                    .col(string("organization_uuid"))
+                    .col(string("name"))
+                    .col(text("description"))
+                    .col(text("tags"))
+                    .col(string("kind"))
+                    .col(text("schema"))
+                    .col(string("secret"))
+                    .col(string("config_map"))
+                    .col(big_integer("version"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("update_time"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(orgplane_platform::deletions::create_table())
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "connections",
+                    "connections_org_name",
+                    &["organization_uuid", "name"][..],
+                    true,
+                ),
+                (
+                    "connections",
+                    "connections_org_created",
+                    &["organization_uuid", "create_time", "uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["sync_cursors", "connections"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

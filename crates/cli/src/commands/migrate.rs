@@ -24,7 +24,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let target = args.state.target(Backend::Registry)?;
     connect_and_migrate::<orgplane_registry::Migrator>(&target).await?;
     println!("registry: migrated");
-    println!("agents: not implemented yet, nothing to migrate");
+    connect_and_migrate::<orgplane_agents::Migrator>(&args.state.target(Backend::Agents)?).await?;
+    println!("agents: migrated");
     Ok(())
 }
 

@@ -2,8 +2,9 @@
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
+use orgplane_agents::{Agents, Migrator as AgentsMigrator};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
@@ -31,7 +32,7 @@ pub enum ServiceName {
     Organizations,
     /// Model registry and component hub.
     Registry,
-    /// Agents, queues, connections, runs (not implemented yet).
+    /// Agents, queues, connections, runs (connections so far).
     Agents,
     /// The public front door.
     Gateway,
@@ -90,8 +91,8 @@ pub struct GatewayArgs {
         default_value = "127.0.0.1:50061"
     )]
     pub identity_addr: String,
-    /// gateway, identity and registry: address of organizations; unset, the
-    /// gateway answers UNIMPLEMENTED for it and the others use
+    /// gateway, identity, registry and agents: address of organizations;
+    /// unset, the gateway answers UNIMPLEMENTED for it and the others use
     /// 127.0.0.1:50062.
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
     pub organizations_addr: Option<String>,
@@ -201,6 +202,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
             orgplane_registry::grpc_server(registry, &tls).request_timeout(deadline)
         }
+        ServiceName::Agents => {
+            let target = args.state.target(Backend::Agents)?;
+            let db = connect_and_migrate::<AgentsMigrator>(&target).await?;
+            let organizations = OrganizationsPeer::new(mtls_channel(
+                args.gateway
+                    .organizations_addr
+                    .as_deref()
+                    .unwrap_or(ServiceName::Organizations.default_listen()),
+                "organizations",
+                &tls,
+            )?);
+            let agents = Agents::new(db).with_organizations(organizations);
+            tokio::spawn(
+                agents
+                    .clone()
+                    .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
+            );
+            orgplane_agents::grpc_server(agents, &tls).request_timeout(deadline)
+        }
         ServiceName::Gateway => {
             let mut config = args.gateway.config();
             config
@@ -227,10 +247,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             };
             orgplane_gateway::grpc_server(&config, &tls, public_tls)?
         }
-        other => bail!(
-            "the {} service is not implemented yet; the gateway answers UNIMPLEMENTED for it",
-            other.name()
-        ),
     };
     let listener = TcpListener::bind(listen)
         .await

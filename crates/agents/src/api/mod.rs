@@ -1,0 +1,24 @@
+//! The gRPC surface of the agents service: thin adapters.
+
+mod connections;
+
+use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
+use orgplane_proto::agents::connection_service_server::ConnectionServiceServer;
+
+use crate::domain::Agents;
+
+/// Who may call the agents service: the gateway.
+pub fn caller_policy() -> CallerPolicy {
+    CallerPolicy::new()
+        .allow_infrastructure()
+        .allow("/orgplane.agents.v1.", &["gateway"])
+}
+
+/// The agents server over mTLS.
+pub fn grpc_server(agents: Agents, tls: &ServiceTls) -> GrpcServer {
+    GrpcServer::new("agents")
+        .add_service(ConnectionServiceServer::new(connections::ConnectionApi(
+            agents,
+        )))
+        .mtls(tls, caller_policy())
+}
