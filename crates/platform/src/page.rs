@@ -31,9 +31,37 @@ pub struct Page<T> {
     pub total_size: u64,
 }
 
-/// One page of `query`'s rows and the count of all of them, keyed by one
-/// unique text column (a name, or a UUIDv7 for creation order) whose value
-/// in a row is `key`.
+/// One page of `query`'s rows and the count of all of them, in the order of
+/// `columns` (the sort key, typed by `parts`, unique as a whole), whose
+/// values in a row are `key`.
+pub async fn keyed_page<E>(
+    db: &impl ConnectionTrait,
+    page: &PageRequest,
+    query: Select<E>,
+    columns: &[E::Column],
+    parts: &[KeyPart],
+    descending: bool,
+    key: impl Fn(&E::Model) -> Vec<String>,
+) -> Result<Page<E::Model>, Error>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total_size = query.clone().count(db).await?;
+    let rows = page
+        .apply(query, columns, parts, descending)?
+        .all(db)
+        .await?;
+    let (items, next_page_token) = page.finish(rows, key);
+    Ok(Page {
+        items,
+        next_page_token,
+        total_size,
+    })
+}
+
+/// [`keyed_page`] over one unique text column (a name, or a UUIDv7 for
+/// creation order) whose value in a row is `key`.
 pub async fn text_keyed_page<E>(
     db: &impl ConnectionTrait,
     page: &PageRequest,
@@ -46,17 +74,16 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    let total_size = query.clone().count(db).await?;
-    let rows = page
-        .apply(query, &[column], &[KeyPart::Text], descending)?
-        .all(db)
-        .await?;
-    let (items, next_page_token) = page.finish(rows, |row| vec![key(row)]);
-    Ok(Page {
-        items,
-        next_page_token,
-        total_size,
-    })
+    keyed_page(
+        db,
+        page,
+        query,
+        &[column],
+        &[KeyPart::Text],
+        descending,
+        |row| vec![key(row)],
+    )
+    .await
 }
 
 /// A validated list request: how many rows, and after which key.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use orgplane_platform::{Error, time::now_micros};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, UpdateMany,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -95,6 +95,20 @@ fn lease_expiry(now: i64, lease: Duration) -> Result<i64, Error> {
     Ok(now + lease.as_micros() as i64)
 }
 
+/// `update` that also ends the run's lease.
+fn without_lease(update: UpdateMany<runs::Entity>) -> UpdateMany<runs::Entity> {
+    update
+        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
+        .col_expr(
+            runs::Column::LeaseAgentUuid,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            runs::Column::LeaseExpireTime,
+            Expr::value(Option::<i64>::None),
+        )
+}
+
 /// Takes `queue`'s row lock for the rest of `txn`.
 async fn lock_queue(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<(), Error> {
     queues::Entity::update_many()
@@ -114,52 +128,25 @@ async fn expire_leases(txn: &DatabaseTransaction, queue_uuid: &str, now: i64) ->
             .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
             .filter(runs::Column::LeaseExpireTime.lt(now))
     };
-    expired()
+    without_lease(expired())
         .col_expr(runs::Column::Status, Expr::value(FAILED))
         .col_expr(
             runs::Column::Message,
             Expr::value(format!("its lease expired {MAX_ATTEMPTS} times")),
         )
-        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
-        .col_expr(
-            runs::Column::LeaseAgentUuid,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            runs::Column::LeaseExpireTime,
-            Expr::value(Option::<i64>::None),
-        )
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .filter(runs::Column::Attempts.gte(MAX_ATTEMPTS))
         .exec(txn)
         .await?;
-    expired()
+    without_lease(expired())
         .col_expr(runs::Column::Status, Expr::value(QUEUED))
         .col_expr(runs::Column::Message, Expr::value("its lease expired"))
-        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
-        .col_expr(
-            runs::Column::LeaseAgentUuid,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            runs::Column::LeaseExpireTime,
-            Expr::value(Option::<i64>::None),
-        )
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .exec(txn)
         .await?;
     // A stopping run whose agent is gone is stopped.
-    runs::Entity::update_many()
+    without_lease(runs::Entity::update_many())
         .col_expr(runs::Column::Status, Expr::value(STOPPED))
-        .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
-        .col_expr(
-            runs::Column::LeaseAgentUuid,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            runs::Column::LeaseExpireTime,
-            Expr::value(Option::<i64>::None),
-        )
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .filter(runs::Column::QueueUuid.eq(queue_uuid))
         .filter(runs::Column::Status.eq(STOPPING))
@@ -436,16 +423,7 @@ impl Agents {
             .col_expr(runs::Column::Message, Expr::value(message))
             .col_expr(runs::Column::UpdateTime, Expr::value(now));
         if terminal {
-            update = update
-                .col_expr(runs::Column::LeaseId, Expr::value(Option::<String>::None))
-                .col_expr(
-                    runs::Column::LeaseAgentUuid,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(
-                    runs::Column::LeaseExpireTime,
-                    Expr::value(Option::<i64>::None),
-                );
+            update = without_lease(update);
         }
         let done = update
             .filter(runs::Column::Uuid.eq(run_uuid))

@@ -9,14 +9,14 @@ use orgplane_platform::{
     Error,
     authz::Permission,
     etag::{check_etag, stale},
-    page::{KeyPart, OrderBy, Page, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     principal::Principal,
     tags,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde_json::Value;
@@ -279,10 +279,6 @@ impl Agents {
                 _ => connections::Column::Tags.contains(tags::pattern(value)),
             });
         }
-        let total_size = connections::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (columns, parts): (Vec<connections::Column>, &[KeyPart]) = match order.field {
             "name" => (vec![connections::Column::Name], &[KeyPart::Text]),
             _ => (
@@ -290,24 +286,19 @@ impl Agents {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let rows = page
-            .apply(
-                connections::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |c| match order.field {
-            "name" => vec![c.name.clone()],
-            _ => vec![c.create_time.to_string(), c.uuid.clone()],
-        });
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            connections::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |c| match order.field {
+                "name" => vec![c.name.clone()],
+                _ => vec![c.create_time.to_string(), c.uuid.clone()],
+            },
+        )
+        .await
     }
 
     /// Changes a connection; its kind stays. A stale `etag_seen` is

@@ -5,7 +5,7 @@ use orgplane_platform::{
     Error,
     authz::Permission,
     etag::{check_etag, stale},
-    page::{KeyPart, OrderBy, Page, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     principal::Principal,
     tags,
     time::now_micros,
@@ -170,10 +170,6 @@ impl Registry {
                 }
             });
         }
-        let total_size = entries::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (columns, parts): (Vec<entries::Column>, &[KeyPart]) = match order.field {
             "name" => (vec![entries::Column::Name], &[KeyPart::Text]),
             "create_time" => (
@@ -185,25 +181,20 @@ impl Registry {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let rows = page
-            .apply(
-                entries::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |e| match order.field {
-            "name" => vec![e.name.clone()],
-            "create_time" => vec![e.create_time.to_string(), e.uuid.clone()],
-            _ => vec![e.update_time.to_string(), e.uuid.clone()],
-        });
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            entries::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |e| match order.field {
+                "name" => vec![e.name.clone()],
+                "create_time" => vec![e.create_time.to_string(), e.uuid.clone()],
+                _ => vec![e.update_time.to_string(), e.uuid.clone()],
+            },
+        )
+        .await
     }
 
     /// Changes an entry's fields; a stale `etag_seen` is `ABORTED`.

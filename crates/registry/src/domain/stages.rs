@@ -9,13 +9,13 @@
 use orgplane_platform::{
     Error,
     authz::Permission,
-    page::{KeyPart, Page, PageRequest},
+    page::{Page, PageRequest, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     TransactionTrait, sea_query::Expr,
 };
 
@@ -185,19 +185,15 @@ impl Registry {
             .await?;
         let row = self.version(&self.db, &entry, name).await?;
         let page = PageRequest::parse(page_size, page_token, "stages")?;
-        let query =
-            stages::Entity::find().filter(stages::Column::VersionUuid.eq(row.uuid.as_str()));
-        let total_size = query.clone().count(&self.db).await?;
-        let rows = page
-            .apply(query, &[stages::Column::Uuid], &[KeyPart::Text], true)?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |s| vec![s.uuid.clone()]);
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        text_keyed_page(
+            &self.db,
+            &page,
+            stages::Entity::find().filter(stages::Column::VersionUuid.eq(row.uuid.as_str())),
+            stages::Column::Uuid,
+            true,
+            |s| s.uuid.clone(),
+        )
+        .await
     }
 }
 

@@ -6,7 +6,7 @@ use orgplane_platform::{
     Error,
     authz::Permission,
     etag::{check_etag, stale},
-    page::{KeyPart, OrderBy, Page, PageRequest, parse_filter},
+    page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
     principal::Principal,
     tags,
     time::now_micros,
@@ -262,37 +262,26 @@ impl Registry {
                 _ => versions::Column::Project.eq(*value),
             });
         }
-        let total_size = versions::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         // UUIDv7 orders by creation time.
-        let column = if order.field == "name" {
-            versions::Column::Name
-        } else {
-            versions::Column::Uuid
+        let (column, by_name) = match order.field {
+            "name" => (versions::Column::Name, true),
+            _ => (versions::Column::Uuid, false),
         };
-        let rows = page
-            .apply(
-                versions::Entity::find().filter(condition),
-                &[column],
-                &[KeyPart::Text],
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (items, next_page_token) = page.finish(rows, |r| {
-            vec![if order.field == "name" {
-                r.name.clone()
-            } else {
-                r.uuid.clone()
-            }]
-        });
-        Ok(Page {
-            items,
-            next_page_token,
-            total_size,
-        })
+        text_keyed_page(
+            &self.db,
+            &page,
+            versions::Entity::find().filter(condition),
+            column,
+            order.descending,
+            |r| {
+                if by_name {
+                    r.name.clone()
+                } else {
+                    r.uuid.clone()
+                }
+            },
+        )
+        .await
     }
 
     /// Changes a version's fields; with `target` it moves to that entry of
