@@ -54,6 +54,16 @@ async fn agent(a: &Agents, org: &str, name: &str) -> String {
         organization_uuid: Set(org.into()),
         name: Set(name.into()),
         create_time: Set(0),
+        description: Set(String::new()),
+        tags: Set(String::new()),
+        namespace: Set(String::new()),
+        cluster: Set(String::new()),
+        agent_version: Set(String::new()),
+        heartbeat_timeout_seconds: Set(60),
+        settings: Set("{}".into()),
+        heartbeat_time: Set(None),
+        version: Set(1),
+        update_time: Set(0),
     }
     .insert(a.db())
     .await

@@ -9,7 +9,9 @@ use std::{future::Future, time::Duration};
 use orgplane::{Stack, StackConfig};
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
-use orgplane_proto::agents::connection_service_client::ConnectionServiceClient;
+use orgplane_proto::agents::{
+    agent_service_client::AgentServiceClient, connection_service_client::ConnectionServiceClient,
+};
 use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
     service_account_service_client::ServiceAccountServiceClient,
@@ -292,6 +294,14 @@ impl TestStack {
         token: &str,
     ) -> ComponentHubServiceClient<InterceptedService<Channel, Bearer>> {
         ComponentHubServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// An agent client calling with `token`.
+    pub fn agents_as(
+        &self,
+        token: &str,
+    ) -> AgentServiceClient<InterceptedService<Channel, Bearer>> {
+        AgentServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A connection client calling with `token`.

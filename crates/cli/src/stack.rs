@@ -129,11 +129,17 @@ impl Stack {
         );
 
         let db = connect_and_migrate::<AgentsMigrator>(&target(Backend::Agents)?).await?;
-        let agents = Agents::new(db).with_organizations(OrganizationsPeer::new(mtls_channel(
-            &organizations_addr.to_string(),
-            "organizations",
-            &agents_tls,
-        )?));
+        let agents = Agents::new(db)
+            .with_organizations(OrganizationsPeer::new(mtls_channel(
+                &organizations_addr.to_string(),
+                "organizations",
+                &agents_tls,
+            )?))
+            .with_identity(IdentityPeer::new(mtls_channel(
+                &identity_addr.to_string(),
+                "identity",
+                &agents_tls,
+            )?));
 
         let shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();

@@ -3,7 +3,10 @@
 //! a lazily connected mTLS channel (see [`crate::client::mtls_channel`]).
 
 use orgplane_proto::{
-    identity::{MarkEmailVerifiedRequest, identity_internal_client::IdentityInternalClient},
+    identity::{
+        IssueAgentTokenRequest, MarkEmailVerifiedRequest, RevokeAgentTokensRequest,
+        identity_internal_client::IdentityInternalClient,
+    },
     organizations::{
         AdmitExternalUserRequest, GetExternalAuthProvidersRequest, ListDeletedOrganizationsRequest,
         organizations_internal_client::OrganizationsInternalClient,
@@ -42,6 +45,40 @@ impl IdentityPeer {
             .await
             .map_err(|status| Error::from_upstream("the identity service", status))?;
         Ok(answer.into_inner().verified)
+    }
+
+    /// A new token for the agent (its earlier ones die), to show once.
+    pub async fn issue_agent_token(
+        &self,
+        agent_uuid: &str,
+        agent_name: &str,
+        organization: &str,
+        organization_uuid: &str,
+    ) -> Result<String, Error> {
+        let answer = self
+            .client
+            .clone()
+            .issue_agent_token(IssueAgentTokenRequest {
+                agent_uuid: agent_uuid.to_owned(),
+                agent_name: agent_name.to_owned(),
+                organization: organization.to_owned(),
+                organization_uuid: organization_uuid.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the identity service", status))?;
+        Ok(answer.into_inner().token)
+    }
+
+    /// Revokes every token of an agent.
+    pub async fn revoke_agent_tokens(&self, agent_uuid: &str) -> Result<(), Error> {
+        self.client
+            .clone()
+            .revoke_agent_tokens(RevokeAgentTokensRequest {
+                agent_uuid: agent_uuid.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the identity service", status))?;
+        Ok(())
     }
 }
 

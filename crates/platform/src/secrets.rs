@@ -16,6 +16,8 @@ pub const RESET_PREFIX: &str = "opr_";
 pub const INVITATION_PREFIX: &str = "opi_";
 /// Prefix of service account tokens.
 pub const SERVICE_ACCOUNT_PREFIX: &str = "opa_";
+/// Prefix of agent tokens.
+pub const AGENT_PREFIX: &str = "opg_";
 
 /// A new secret with `prefix`.
 pub fn generate(prefix: &str) -> String {

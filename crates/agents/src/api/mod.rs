@@ -1,9 +1,12 @@
 //! The gRPC surface of the agents service: thin adapters.
 
+mod agents;
 mod connections;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
-use orgplane_proto::agents::connection_service_server::ConnectionServiceServer;
+use orgplane_proto::agents::{
+    agent_service_server::AgentServiceServer, connection_service_server::ConnectionServiceServer,
+};
 
 use crate::domain::Agents;
 
@@ -17,6 +20,7 @@ pub fn caller_policy() -> CallerPolicy {
 /// The agents server over mTLS.
 pub fn grpc_server(agents: Agents, tls: &ServiceTls) -> GrpcServer {
     GrpcServer::new("agents")
+        .add_service(AgentServiceServer::new(agents::AgentApi(agents.clone())))
         .add_service(ConnectionServiceServer::new(connections::ConnectionApi(
             agents,
         )))

@@ -1,9 +1,11 @@
 //! The agents service's rules.
 //!
 //! - [`admission`]: runs from submission to a terminal status, under leases;
+//! - [`agents`]: agents, their tokens (issued by identity) and health;
 //! - [`connections`]: how runs reach storage, code and registries.
 
 pub mod admission;
+pub mod agents;
 pub mod connections;
 
 use orgplane_platform::{
@@ -11,18 +13,19 @@ use orgplane_platform::{
     access::{Entity, Standing},
     authz::Permission,
     deletions,
-    peers::OrganizationsPeer,
+    peers::{IdentityPeer, OrganizationsPeer},
     principal::Principal,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::storage::connections as connection_rows;
+use crate::storage::{agents as agent_rows, connections as connection_rows, runs as run_rows};
 
 /// The agents service's state.
 #[derive(Debug, Clone)]
 pub struct Agents {
     pub(crate) db: DatabaseConnection,
     pub(crate) organizations: Option<OrganizationsPeer>,
+    pub(crate) identity: Option<IdentityPeer>,
 }
 
 impl Agents {
@@ -32,7 +35,14 @@ impl Agents {
         Self {
             db,
             organizations: None,
+            identity: None,
         }
+    }
+
+    /// With the identity service, which issues agents' tokens.
+    pub fn with_identity(mut self, identity: IdentityPeer) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// With the organizations service, which decides who may do what.
@@ -65,10 +75,18 @@ impl Agents {
     pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
         deletions::purge_deleted(&self.db, self.peer()?, |uuids| async move {
             let deleted = connection_rows::Entity::delete_many()
-                .filter(connection_rows::Column::OrganizationUuid.is_in(uuids))
+                .filter(connection_rows::Column::OrganizationUuid.is_in(uuids.clone()))
                 .exec(&self.db)
                 .await?;
-            Ok(deleted.rows_affected)
+            let agents = agent_rows::Entity::delete_many()
+                .filter(agent_rows::Column::OrganizationUuid.is_in(uuids.clone()))
+                .exec(&self.db)
+                .await?;
+            let runs = run_rows::Entity::delete_many()
+                .filter(run_rows::Column::OrganizationUuid.is_in(uuids))
+                .exec(&self.db)
+                .await?;
+            Ok(deleted.rows_affected + agents.rows_affected + runs.rows_affected)
         })
         .await
     }

@@ -9,7 +9,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Admission), Box::new(M0002Connections)]
+        vec![
+            Box::new(M0001Admission),
+            Box::new(M0002Connections),
+            Box::new(M0003AgentProfiles),
+        ]
     }
 }
 
@@ -187,6 +191,70 @@ impl MigrationTrait for M0002Connections {
         for table in ["sync_cursors", "connections"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What an agent is (description, tags, where it runs, its settings) and
+/// how it last reported; the etag.
+struct M0003AgentProfiles;
+
+impl MigrationName for M0003AgentProfiles {
+    fn name(&self) -> &str {
+        "m0003_agent_profiles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003AgentProfiles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            text("description").default("").to_owned(),
+            text("tags").default("").to_owned(),
+            string("namespace").default("").to_owned(),
+            string("cluster").default("").to_owned(),
+            string("agent_version").default("").to_owned(),
+            integer("heartbeat_timeout_seconds").default(60).to_owned(),
+            text("settings").default("{}").to_owned(),
+            big_integer_null("heartbeat_time"),
+            big_integer("version").default(1).to_owned(),
+            big_integer("update_time").default(0).to_owned(),
+        ];
+        for column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("agents")
+                        .add_column(column.clone())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in [
+            "description",
+            "tags",
+            "namespace",
+            "cluster",
+            "agent_version",
+            "heartbeat_timeout_seconds",
+            "settings",
+            "heartbeat_time",
+            "version",
+            "update_time",
+        ] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("agents")
+                        .drop_column(column)
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())

@@ -84,7 +84,7 @@ pub struct ServeArgs {
 /// Gateway options.
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// gateway and organizations: address of identity.
+    /// gateway, organizations and agents: address of identity.
     #[arg(
         long,
         env = "ORGPLANE_IDENTITY_ADDR",
@@ -213,7 +213,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "organizations",
                 &tls,
             )?);
-            let agents = Agents::new(db).with_organizations(organizations);
+            let identity =
+                IdentityPeer::new(mtls_channel(&args.gateway.identity_addr, "identity", &tls)?);
+            let agents = Agents::new(db)
+                .with_organizations(organizations)
+                .with_identity(identity);
             tokio::spawn(
                 agents
                     .clone()

@@ -4,7 +4,7 @@ use orgplane_platform::time::to_timestamp;
 use orgplane_proto::identity::{self as pb, identity_internal_server::IdentityInternal};
 use tonic::{Request, Response, Status};
 
-use crate::domain::Identity;
+use crate::domain::{Identity, agent_tokens::AgentIdentity};
 
 pub(super) struct InternalApi(pub Identity);
 
@@ -32,5 +32,35 @@ impl IdentityInternal for InternalApi {
         let r = req.into_inner();
         let verified = self.0.mark_email_verified(&r.user_uuid, &r.email).await?;
         Ok(Response::new(pb::MarkEmailVerifiedResponse { verified }))
+    }
+
+    async fn issue_agent_token(
+        &self,
+        req: Request<pb::IssueAgentTokenRequest>,
+    ) -> Result<Response<pb::IssueAgentTokenResponse>, Status> {
+        let r = req.into_inner();
+        let token = self
+            .0
+            .issue_agent_token(AgentIdentity {
+                agent_uuid: r.agent_uuid,
+                agent_name: r.agent_name,
+                organization: r.organization,
+                organization_uuid: r.organization_uuid,
+            })
+            .await?;
+        Ok(Response::new(pb::IssueAgentTokenResponse { token }))
+    }
+
+    async fn revoke_agent_tokens(
+        &self,
+        req: Request<pb::RevokeAgentTokensRequest>,
+    ) -> Result<Response<pb::RevokeAgentTokensResponse>, Status> {
+        let revoked = self
+            .0
+            .revoke_agent_tokens(&req.get_ref().agent_uuid)
+            .await?;
+        Ok(Response::new(pb::RevokeAgentTokensResponse {
+            revoked: revoked as i32,
+        }))
     }
 }

@@ -31,6 +31,14 @@ pub fn caller_policy() -> CallerPolicy {
             "/orgplane.identity.v1.IdentityInternal/MarkEmailVerified",
             &["organizations"],
         )
+        .allow(
+            "/orgplane.identity.v1.IdentityInternal/IssueAgentToken",
+            &["agents"],
+        )
+        .allow(
+            "/orgplane.identity.v1.IdentityInternal/RevokeAgentTokens",
+            &["agents"],
+        )
 }
 
 /// The identity server: every implemented identity service over mTLS.

@@ -3,6 +3,7 @@
 //! personal access tokens and token introspection.
 
 pub mod accounts;
+pub mod agent_tokens;
 pub mod external;
 pub mod passwords;
 pub mod service_accounts;

@@ -273,6 +273,9 @@ impl Identity {
         if secret.starts_with(secrets::SERVICE_ACCOUNT_PREFIX) {
             return self.introspect_service_account(secret).await;
         }
+        if secret.starts_with(secrets::AGENT_PREFIX) {
+            return self.introspect_agent(secret).await;
+        }
         let now = now_micros();
         let Some((token, Some(user))) = tokens::Entity::find()
             .filter(tokens::Column::SecretHash.eq(secrets::hash(secret)))

@@ -10,7 +10,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002ServiceAccounts)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002ServiceAccounts),
+            Box::new(M0003AgentTokens),
+        ]
     }
 }
 
@@ -269,6 +273,53 @@ impl MigrationTrait for M0002ServiceAccounts {
                     .drop_column("auth_method")
                     .to_owned(),
             )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The tokens of agents.
+struct M0003AgentTokens;
+
+impl MigrationName for M0003AgentTokens {
+    fn name(&self) -> &str {
+        "m0003_agent_tokens"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0003AgentTokens {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("agent_tokens")
+                    .col(string("uuid").primary_key())
+                    .col(string("agent_uuid"))
+                    .col(string("agent_name"))
+                    .col(string("organization"))
+                    .col(string("organization_uuid"))
+                    .col(string_uniq("secret_hash"))
+                    .col(big_integer("create_time"))
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "agent_tokens",
+                "agent_tokens_agent",
+                &["agent_uuid"][..],
+                false,
+            )],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("agent_tokens").to_owned())
             .await?;
         Ok(())
     }

@@ -1,0 +1,206 @@
+//! `orgplane.agents.v1.AgentService`.
+
+use orgplane_platform::{
+    Error,
+    etag::etag,
+    grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
+    tags,
+    time::{now_micros, to_timestamp},
+};
+use orgplane_proto::agents::{self as pb, agent_service_server::AgentService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    domain::{
+        Agents,
+        agents::{AgentFields, health},
+    },
+    storage::agents,
+};
+
+pub(super) struct AgentApi(pub Agents);
+
+/// Fields an update may name.
+const FIELDS: &[&str] = &[
+    "description",
+    "tags",
+    "namespace",
+    "cluster",
+    "heartbeat_timeout_seconds",
+    "settings",
+];
+
+fn agent(a: agents::Model) -> pb::Agent {
+    let settings: serde_json::Value =
+        serde_json::from_str(&a.settings).unwrap_or_else(|_| serde_json::json!({}));
+    pb::Agent {
+        health: health(&a, now_micros()).to_owned(),
+        settings: Some(json_to_struct(&settings)),
+        heartbeat_time: a.heartbeat_time.map(to_timestamp),
+        uuid: a.uuid,
+        name: a.name,
+        description: a.description,
+        tags: tags::parse(&a.tags),
+        namespace: a.namespace,
+        cluster: a.cluster,
+        version: a.agent_version,
+        heartbeat_timeout_seconds: a.heartbeat_timeout_seconds,
+        status: None,
+        create_time: Some(to_timestamp(a.create_time)),
+        update_time: Some(to_timestamp(a.update_time)),
+        etag: etag(a.version),
+    }
+}
+
+fn fields(a: &pb::Agent, paths: Option<&[String]>) -> AgentFields {
+    let has = |p: &str| paths.is_none_or(|paths| paths.iter().any(|x| x == p));
+    AgentFields {
+        description: has("description").then(|| a.description.clone()),
+        tags: has("tags").then(|| a.tags.clone()),
+        namespace: has("namespace").then(|| a.namespace.clone()),
+        cluster: has("cluster").then(|| a.cluster.clone()),
+        heartbeat_timeout_seconds: has("heartbeat_timeout_seconds")
+            .then_some(a.heartbeat_timeout_seconds),
+        settings: has("settings").then(|| {
+            a.settings
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or_else(|| serde_json::json!({}))
+        }),
+    }
+}
+
+fn not_yet(what: &str) -> Status {
+    Error::Unimplemented(format!(
+        "{what} is not served yet (agents service, next step)"
+    ))
+    .into()
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    async fn create_agent(
+        &self,
+        req: Request<pb::CreateAgentRequest>,
+    ) -> Result<Response<pb::CreateAgentResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let a = required(r.agent, "agent")?;
+        let (row, token) = self
+            .0
+            .create_agent(&principal, &r.organization, &a.name, fields(&a, None))
+            .await?;
+        Ok(Response::new(pb::CreateAgentResponse {
+            agent: Some(agent(row)),
+            token,
+        }))
+    }
+
+    async fn get_agent(
+        &self,
+        req: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::GetAgentResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let row = self
+            .0
+            .get_agent(&principal, &r.organization, &r.agent)
+            .await?;
+        Ok(Response::new(pb::GetAgentResponse {
+            agent: Some(agent(row)),
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        req: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let page = self
+            .0
+            .list_agents(
+                &principal,
+                &r.organization,
+                r.page_size,
+                &r.page_token,
+                &r.filter,
+                &r.order_by,
+            )
+            .await?;
+        Ok(Response::new(pb::ListAgentsResponse {
+            agents: page.items.into_iter().map(agent).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size as i64,
+        }))
+    }
+
+    async fn update_agent(
+        &self,
+        req: Request<pb::UpdateAgentRequest>,
+    ) -> Result<Response<pb::UpdateAgentResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let a = required(r.agent, "agent")?;
+        let paths = update_paths(r.update_mask, FIELDS)?;
+        let row = self
+            .0
+            .update_agent(
+                &principal,
+                &r.organization,
+                &a.name,
+                fields(&a, Some(&paths)),
+                &a.etag,
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateAgentResponse {
+            agent: Some(agent(row)),
+        }))
+    }
+
+    async fn delete_agent(
+        &self,
+        req: Request<pb::DeleteAgentRequest>,
+    ) -> Result<Response<pb::DeleteAgentResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        self.0
+            .delete_agent(&principal, &r.organization, &r.agent)
+            .await?;
+        Ok(Response::new(pb::DeleteAgentResponse {}))
+    }
+
+    async fn rotate_agent_token(
+        &self,
+        req: Request<pb::RotateAgentTokenRequest>,
+    ) -> Result<Response<pb::RotateAgentTokenResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let token = self
+            .0
+            .rotate_agent_token(&principal, &r.organization, &r.agent)
+            .await?;
+        Ok(Response::new(pb::RotateAgentTokenResponse { token }))
+    }
+
+    async fn report_agent_status(
+        &self,
+        _req: Request<pb::ReportAgentStatusRequest>,
+    ) -> Result<Response<pb::ReportAgentStatusResponse>, Status> {
+        Err(not_yet("ReportAgentStatus"))
+    }
+
+    async fn list_agent_statuses(
+        &self,
+        _req: Request<pb::ListAgentStatusesRequest>,
+    ) -> Result<Response<pb::ListAgentStatusesResponse>, Status> {
+        Err(not_yet("ListAgentStatuses"))
+    }
+
+    async fn get_agent_state(
+        &self,
+        _req: Request<pb::GetAgentStateRequest>,
+    ) -> Result<Response<pb::GetAgentStateResponse>, Status> {
+        Err(not_yet("GetAgentState"))
+    }
+}

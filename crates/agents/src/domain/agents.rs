@@ -1,0 +1,367 @@
+//! Agents of an organization: what they are, where they run, their token
+//! (issued by identity, shown once, replaced on rotation) and their health.
+
+use std::time::Duration;
+
+use orgplane_platform::{
+    Error,
+    authz::Permission,
+    etag::{check_etag, stale},
+    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
+    peers::IdentityPeer,
+    principal::Principal,
+    tags,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+
+use super::{Agents, admission};
+use crate::storage::{agents, queues, runs};
+
+/// Heartbeat timeout when none is given.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: i32 = 60;
+
+/// An agent's fields as created or changed; `None` leaves one alone.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFields {
+    /// What it is for.
+    pub description: Option<String>,
+    /// Tags.
+    pub tags: Option<Vec<String>>,
+    /// Kubernetes namespace.
+    pub namespace: Option<String>,
+    /// Cluster name.
+    pub cluster: Option<String>,
+    /// Seconds without a heartbeat before `unhealthy` (0: the default).
+    pub heartbeat_timeout_seconds: Option<i32>,
+    /// Free-form settings, a JSON object.
+    pub settings: Option<serde_json::Value>,
+}
+
+/// The health an agent shows: `unknown` before its first report, else
+/// `healthy` or `unhealthy` by the age of its last heartbeat.
+pub fn health(agent: &agents::Model, now: i64) -> &'static str {
+    match agent.heartbeat_time {
+        None => "unknown",
+        Some(t) => {
+            let timeout = Duration::from_secs(Ord::max(agent.heartbeat_timeout_seconds, 1) as u64);
+            if now - t > timeout.as_micros() as i64 {
+                "unhealthy"
+            } else {
+                "healthy"
+            }
+        }
+    }
+}
+
+fn check_fields(v: &mut Violations, f: &AgentFields) {
+    if let Some(d) = &f.description {
+        v.check("agent.description", validate::text(d, 2000));
+    }
+    if let Some(t) = &f.tags {
+        tags::check(v, "agent.tags", t);
+    }
+    for (field, value) in [
+        ("agent.namespace", &f.namespace),
+        ("agent.cluster", &f.cluster),
+    ] {
+        if let Some(value) = value.as_deref().filter(|s| !s.is_empty()) {
+            v.check(field, validate::slug(value));
+        }
+    }
+    if let Some(t) = f.heartbeat_timeout_seconds
+        && !(0..=86_400).contains(&t)
+    {
+        v.add("agent.heartbeat_timeout_seconds", "must be 0 (60) to 86400");
+    }
+    if let Some(s) = &f.settings {
+        if !s.is_object() {
+            v.add("agent.settings", "must be an object");
+        } else if s.to_string().len() > 64 * 1024 {
+            v.add("agent.settings", "must be at most 64 KiB as JSON");
+        }
+    }
+}
+
+impl Agents {
+    fn identity(&self) -> Result<&IdentityPeer, Error> {
+        self.identity.as_ref().ok_or_else(|| {
+            Error::Unavailable("the agents service runs without the identity service".into())
+        })
+    }
+
+    pub(crate) async fn agent(
+        &self,
+        organization_uuid: &str,
+        name: &str,
+    ) -> Result<agents::Model, Error> {
+        let mut v = Violations::new();
+        v.check("agent", validate::slug(name));
+        v.finish()?;
+        agents::Entity::find()
+            .filter(agents::Column::OrganizationUuid.eq(organization_uuid))
+            .filter(agents::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("agent", name))
+    }
+
+    /// Creates an agent; returns it and its token (shown once).
+    pub async fn create_agent(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        fields: AgentFields,
+    ) -> Result<(agents::Model, String), Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("agent.name", validate::slug(name));
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let now = now_micros();
+        let row = agents::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(standing.organization_uuid.clone()),
+            name: Set(name.to_owned()),
+            create_time: Set(now),
+            description: Set(fields.description.unwrap_or_default()),
+            tags: Set(tags::store(&fields.tags.unwrap_or_default())),
+            namespace: Set(fields.namespace.unwrap_or_default()),
+            cluster: Set(fields.cluster.unwrap_or_default()),
+            agent_version: Set(String::new()),
+            heartbeat_timeout_seconds: Set(match fields.heartbeat_timeout_seconds {
+                None | Some(0) => DEFAULT_HEARTBEAT_TIMEOUT,
+                Some(t) => t,
+            }),
+            settings: Set(fields
+                .settings
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string()),
+            heartbeat_time: Set(None),
+            version: Set(1),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "agent", name))?;
+        match self
+            .identity()?
+            .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
+            .await
+        {
+            Ok(token) => Ok((row, token)),
+            Err(err) => {
+                // No agent without a credential: undo, and let the caller retry.
+                agents::Entity::delete_by_id(row.uuid)
+                    .exec(&self.db)
+                    .await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// One agent.
+    pub async fn get_agent(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<agents::Model, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        self.agent(&standing.organization_uuid, name).await
+    }
+
+    /// An organization's agents, filtered by `name:` and `tag:`.
+    pub async fn list_agents(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<agents::Model>, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
+        let terms = parse_filter(filter, &["name", "tag"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all()
+            .add(agents::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
+        for (key, value) in &terms {
+            condition = condition.add(match *key {
+                "name" => Expr::col(agents::Column::Name)
+                    .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                _ => agents::Column::Tags.contains(tags::pattern(value)),
+            });
+        }
+        let (columns, parts): (Vec<agents::Column>, &[KeyPart]) = match order.field {
+            "name" => (vec![agents::Column::Name], &[KeyPart::Text]),
+            _ => (vec![agents::Column::Uuid], &[KeyPart::Text]),
+        };
+        keyed_page(
+            &self.db,
+            &page,
+            agents::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |a| match order.field {
+                "name" => vec![a.name.clone()],
+                _ => vec![a.uuid.clone()],
+            },
+        )
+        .await
+    }
+
+    /// Changes an agent; a stale `etag_seen` is `ABORTED`.
+    pub async fn update_agent(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        fields: AgentFields,
+        etag_seen: &str,
+    ) -> Result<agents::Model, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let mut v = Violations::new();
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let row = self.agent(&standing.organization_uuid, name).await?;
+        check_etag(etag_seen, row.version, "agent")?;
+        let mut update = agents::Entity::update_many()
+            .col_expr(agents::Column::Version, Expr::value(row.version + 1))
+            .col_expr(agents::Column::UpdateTime, Expr::value(now_micros()));
+        if let Some(d) = fields.description {
+            update = update.col_expr(agents::Column::Description, Expr::value(d));
+        }
+        if let Some(t) = fields.tags {
+            update = update.col_expr(agents::Column::Tags, Expr::value(tags::store(&t)));
+        }
+        if let Some(n) = fields.namespace {
+            update = update.col_expr(agents::Column::Namespace, Expr::value(n));
+        }
+        if let Some(c) = fields.cluster {
+            update = update.col_expr(agents::Column::Cluster, Expr::value(c));
+        }
+        if let Some(t) = fields.heartbeat_timeout_seconds {
+            let t = if t == 0 { DEFAULT_HEARTBEAT_TIMEOUT } else { t };
+            update = update.col_expr(agents::Column::HeartbeatTimeoutSeconds, Expr::value(t));
+        }
+        if let Some(s) = fields.settings {
+            update = update.col_expr(agents::Column::Settings, Expr::value(s.to_string()));
+        }
+        let changed = update
+            .filter(agents::Column::Uuid.eq(row.uuid.as_str()))
+            .filter(agents::Column::Version.eq(row.version))
+            .exec(&self.db)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Err(stale("agent"));
+        }
+        self.agent(&standing.organization_uuid, name).await
+    }
+
+    /// Deletes an agent and its queues, once none of its runs waits or runs;
+    /// its tokens die with it.
+    pub async fn delete_agent(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let row = self.agent(&standing.organization_uuid, name).await?;
+        let queue_uuids: Vec<String> = queues::Entity::find()
+            .filter(queues::Column::AgentUuid.eq(row.uuid.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|q| q.uuid)
+            .collect();
+        let busy = runs::Entity::find()
+            .filter(runs::Column::QueueUuid.is_in(queue_uuids))
+            .filter(
+                runs::Column::Status.is_in(
+                    [admission::QUEUED]
+                        .into_iter()
+                        .chain(admission::ACTIVE.iter().copied()),
+                ),
+            )
+            .count(&self.db)
+            .await?;
+        if busy > 0 {
+            return Err(Error::precondition(
+                "AGENT_BUSY",
+                format!(
+                    "{busy} run(s) wait or run on this agent's queues: cancel or finish them first"
+                ),
+            ));
+        }
+        self.identity()?.revoke_agent_tokens(&row.uuid).await?;
+        agents::Entity::delete_by_id(row.uuid)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// A new token for an agent, shown once; the old one stops working (at
+    /// the gateway, within its token cache's lifetime).
+    pub async fn rotate_agent_token(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<String, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let row = self.agent(&standing.organization_uuid, name).await?;
+        self.identity()?
+            .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_the_heartbeat() {
+        let mut agent = agents::Model {
+            uuid: "a".into(),
+            organization_uuid: "o".into(),
+            name: "a".into(),
+            create_time: 0,
+            description: String::new(),
+            tags: String::new(),
+            namespace: String::new(),
+            cluster: String::new(),
+            agent_version: String::new(),
+            heartbeat_timeout_seconds: 60,
+            settings: "{}".into(),
+            heartbeat_time: None,
+            version: 1,
+            update_time: 0,
+        };
+        assert_eq!(health(&agent, 0), "unknown");
+        agent.heartbeat_time = Some(0);
+        assert_eq!(health(&agent, 59_000_000), "healthy");
+        assert_eq!(health(&agent, 61_000_000), "unhealthy");
+    }
+}

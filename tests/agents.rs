@@ -1,0 +1,378 @@
+//! Agents end to end through the gateway: CRUD with etags, the token shown
+//! once and replaced on rotation (identity keeps it), deletion refused
+//! while runs wait; role matrix, tenant isolation, bad input.
+
+use orgplane_agents::{domain::admission::NewRun, storage::queues};
+use orgplane_e2e::{TestStack, expect_code, expect_reason, violated_fields};
+use orgplane_platform::authz::{Permission, Role, allows};
+use orgplane_proto::{
+    agents::*,
+    common::PrincipalKind,
+    identity::{IntrospectTokenRequest, identity_internal_client::IdentityInternalClient},
+};
+use prost_types::FieldMask;
+use sea_orm::{ActiveModelTrait, Set};
+use tonic::Code;
+
+fn agent(name: &str) -> Option<Agent> {
+    Some(Agent {
+        name: name.into(),
+        description: "runs the GPU jobs".into(),
+        tags: vec!["gpu".into()],
+        namespace: "ml-jobs".into(),
+        cluster: "east".into(),
+        ..Default::default()
+    })
+}
+
+async fn create(t: &TestStack, token: &str, org: &str, name: &str) -> CreateAgentResponse {
+    t.agents_as(token)
+        .create_agent(CreateAgentRequest {
+            organization: org.into(),
+            agent: agent(name),
+        })
+        .await
+        .expect("create agent")
+        .into_inner()
+}
+
+/// What identity says of a bearer token (asked as the gateway does).
+async fn introspect(t: &TestStack, token: &str) -> Option<orgplane_proto::common::Principal> {
+    let channel = orgplane_platform::client::mtls_channel(
+        &t.stack.identity_addr.to_string(),
+        "identity",
+        &t.stack.certs.load("gateway").unwrap(),
+    )
+    .unwrap();
+    let answer = IdentityInternalClient::new(channel)
+        .introspect_token(IntrospectTokenRequest {
+            token: token.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    answer.active.then(|| answer.principal.unwrap())
+}
+
+#[tokio::test]
+async fn an_agent_from_creation_to_deletion_with_its_token() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let created = create(&t, &owner, "acme", "gpu-box").await;
+    let first_token = created.token.clone();
+    assert!(first_token.starts_with("opg_"), "{first_token}");
+    let a = created.agent.unwrap();
+    assert_eq!(
+        (a.health.as_str(), a.heartbeat_timeout_seconds),
+        ("unknown", 60)
+    );
+    let principal = introspect(&t, &first_token).await.expect("the token works");
+    assert_eq!(principal.kind(), PrincipalKind::Agent);
+    assert_eq!(
+        (principal.name.as_str(), principal.organization.as_str()),
+        ("gpu-box", "acme")
+    );
+
+    let mut agents = t.agents_as(&owner);
+    create(&t, &owner, "acme", "cpu-box").await;
+    let listed = agents
+        .list_agents(ListAgentsRequest {
+            organization: "acme".into(),
+            filter: "name:gpu".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 1);
+    let updated = agents
+        .update_agent(UpdateAgentRequest {
+            organization: "acme".into(),
+            agent: Some(Agent {
+                name: "gpu-box".into(),
+                heartbeat_timeout_seconds: 120,
+                etag: a.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["heartbeat_timeout_seconds".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agent
+        .unwrap();
+    assert_eq!(updated.heartbeat_timeout_seconds, 120);
+    assert_eq!(updated.namespace, "ml-jobs", "untouched");
+    expect_reason(
+        agents
+            .update_agent(UpdateAgentRequest {
+                organization: "acme".into(),
+                agent: Some(Agent {
+                    name: "gpu-box".into(),
+                    description: "lost update".into(),
+                    etag: a.etag,
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["description".into()],
+                }),
+            })
+            .await,
+        Code::Aborted,
+        "STALE_ETAG",
+    );
+
+    // Rotation: the old token dies at once in identity, the new one works.
+    let second_token = agents
+        .rotate_agent_token(RotateAgentTokenRequest {
+            organization: "acme".into(),
+            agent: "gpu-box".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    assert!(introspect(&t, &first_token).await.is_none());
+    assert!(introspect(&t, &second_token).await.is_some());
+
+    // Not while runs wait on its queues.
+    let db = t.stack.agents.db().clone();
+    let queue_uuid = uuid::Uuid::now_v7().to_string();
+    queues::ActiveModel {
+        uuid: Set(queue_uuid.clone()),
+        organization_uuid: Set(principal.organization_uuid.clone()),
+        agent_uuid: Set(principal.uuid.clone()),
+        name: Set("default".into()),
+        priority: Set(0),
+        concurrency: Set(0),
+        strategy: Set("fifo".into()),
+        version: Set(1),
+        create_time: Set(0),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let run = t
+        .stack
+        .agents
+        .enqueue(NewRun {
+            organization_uuid: principal.organization_uuid.clone(),
+            project: "vision".into(),
+            queue_uuid,
+            name: "train".into(),
+            spec: serde_json::json!({}),
+            submitter: "owner".into(),
+        })
+        .await
+        .unwrap();
+    let delete = || DeleteAgentRequest {
+        organization: "acme".into(),
+        agent: "gpu-box".into(),
+    };
+    expect_reason(
+        agents.delete_agent(delete()).await,
+        Code::FailedPrecondition,
+        "AGENT_BUSY",
+    );
+    t.stack.agents.cancel(&run.uuid).await.unwrap();
+    agents.delete_agent(delete()).await.unwrap();
+    assert!(
+        introspect(&t, &second_token).await.is_none(),
+        "its token died with it"
+    );
+    expect_code(
+        agents
+            .get_agent(GetAgentRequest {
+                organization: "acme".into(),
+                agent: "gpu-box".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let mut agents = t.agents_as(&owner);
+    for (a, field) in [
+        (agent("Not A Slug"), "agent.name"),
+        (
+            Some(Agent {
+                name: "ok".into(),
+                heartbeat_timeout_seconds: -5,
+                ..Default::default()
+            }),
+            "agent.heartbeat_timeout_seconds",
+        ),
+        (
+            Some(Agent {
+                name: "ok".into(),
+                namespace: "Bad NS".into(),
+                ..Default::default()
+            }),
+            "agent.namespace",
+        ),
+        (None, "agent"),
+    ] {
+        let status = expect_code(
+            agents
+                .create_agent(CreateAgentRequest {
+                    organization: "acme".into(),
+                    agent: a,
+                })
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
+    create(&t, &owner, "acme", "ok").await;
+    expect_code(
+        agents
+            .create_agent(CreateAgentRequest {
+                organization: "acme".into(),
+                agent: agent("ok"),
+            })
+            .await,
+        Code::AlreadyExists,
+    );
+    let status = expect_code(
+        agents
+            .list_agents(ListAgentsRequest {
+                organization: "acme".into(),
+                filter: "colour:red".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["filter"]);
+    let status = expect_code(
+        agents
+            .rotate_agent_token(RotateAgentTokenRequest {
+                organization: "acme".into(),
+                agent: String::new(),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["agent"]);
+}
+
+const RPCS: &[(&str, Permission, Code)] = &[
+    (
+        "CreateAgent",
+        Permission::AgentsManage,
+        Code::InvalidArgument,
+    ),
+    ("GetAgent", Permission::AgentsRead, Code::Ok),
+    ("ListAgents", Permission::AgentsRead, Code::Ok),
+    (
+        "UpdateAgent",
+        Permission::AgentsManage,
+        Code::InvalidArgument,
+    ),
+    ("DeleteAgent", Permission::AgentsManage, Code::NotFound),
+    ("RotateAgentToken", Permission::AgentsManage, Code::NotFound),
+];
+
+async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
+    let mut a = t.agents_as(token);
+    let o = org.to_owned();
+    let result = match rpc {
+        "CreateAgent" => a
+            .create_agent(CreateAgentRequest {
+                organization: o,
+                agent: agent("Not A Slug"),
+            })
+            .await
+            .map(|_| ()),
+        "GetAgent" => a
+            .get_agent(GetAgentRequest {
+                organization: o,
+                agent: "a".into(),
+            })
+            .await
+            .map(|_| ()),
+        "ListAgents" => a
+            .list_agents(ListAgentsRequest {
+                organization: o,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "UpdateAgent" => a
+            .update_agent(UpdateAgentRequest {
+                organization: o,
+                agent: Some(Agent {
+                    name: "a".into(),
+                    heartbeat_timeout_seconds: -1,
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["heartbeat_timeout_seconds".into()],
+                }),
+            })
+            .await
+            .map(|_| ()),
+        "DeleteAgent" => a
+            .delete_agent(DeleteAgentRequest {
+                organization: o,
+                agent: "never-made".into(),
+            })
+            .await
+            .map(|_| ()),
+        "RotateAgentToken" => a
+            .rotate_agent_token(RotateAgentTokenRequest {
+                organization: o,
+                agent: "never-made".into(),
+            })
+            .await
+            .map(|_| ()),
+        other => panic!("no call for {other}"),
+    };
+    result.err().map_or(Code::Ok, |s| s.code())
+}
+
+#[tokio::test]
+async fn role_matrix_and_tenant_isolation() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    create(&t, &owner, "acme", "a").await;
+    let mut callers = vec![(Some(Role::Owner), owner)];
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+        let name = format!("as-{}", role.as_str());
+        let token = t.user(&name).await;
+        t.add_member("acme", &name, role.as_str()).await;
+        callers.push((Some(role), token));
+    }
+    let foreigner = t.user("foreigner").await;
+    t.create_organization(&foreigner, "elsewhere").await;
+    create(&t, &foreigner, "elsewhere", "a").await;
+    callers.push((None, foreigner.clone()));
+    for (rpc, permission, authorized) in RPCS {
+        for (role, token) in &callers {
+            let expected = match role {
+                None | Some(Role::Outsider) => Code::NotFound,
+                Some(role) if allows(*role, *permission) => *authorized,
+                Some(_) => Code::PermissionDenied,
+            };
+            assert_eq!(
+                call(&t, token, "acme", rpc).await,
+                expected,
+                "{rpc} as {role:?}"
+            );
+        }
+        assert_eq!(
+            call(&t, &foreigner, "no-such-org", rpc).await,
+            Code::NotFound,
+            "{rpc}"
+        );
+    }
+}
