@@ -2,7 +2,7 @@
 //! once and replaced on rotation (identity keeps it), deletion refused
 //! while runs wait; role matrix, tenant isolation, bad input.
 
-use orgplane_agents::{domain::admission::NewRun, storage::queues};
+use orgplane_agents::domain::admission::NewRun;
 use orgplane_e2e::{TestStack, expect_code, expect_reason, violated_fields};
 use orgplane_platform::authz::{Permission, Role, allows};
 use orgplane_proto::{
@@ -11,7 +11,6 @@ use orgplane_proto::{
     identity::{IntrospectTokenRequest, identity_internal_client::IdentityInternalClient},
 };
 use prost_types::FieldMask;
-use sea_orm::{ActiveModelTrait, Set};
 use tonic::Code;
 
 fn agent(name: &str) -> Option<Agent> {
@@ -139,22 +138,22 @@ async fn an_agent_from_creation_to_deletion_with_its_token() {
     assert!(introspect(&t, &second_token).await.is_some());
 
     // Not while runs wait on its queues.
-    let db = t.stack.agents.db().clone();
-    let queue_uuid = uuid::Uuid::now_v7().to_string();
-    queues::ActiveModel {
-        uuid: Set(queue_uuid.clone()),
-        organization_uuid: Set(principal.organization_uuid.clone()),
-        agent_uuid: Set(principal.uuid.clone()),
-        name: Set("default".into()),
-        priority: Set(0),
-        concurrency: Set(0),
-        strategy: Set("fifo".into()),
-        version: Set(1),
-        create_time: Set(0),
-    }
-    .insert(&db)
-    .await
-    .unwrap();
+    let queue_uuid = t
+        .queues_as(&owner)
+        .create_queue(CreateQueueRequest {
+            organization: "acme".into(),
+            agent: "gpu-box".into(),
+            queue: Some(Queue {
+                name: "default".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .queue
+        .unwrap()
+        .uuid;
     let run = t
         .stack
         .agents

@@ -90,6 +90,10 @@ async fn queue(
         strategy: Set(strategy.into()),
         version: Set(1),
         create_time: Set(0),
+        description: Set(String::new()),
+        resource: Set(String::new()),
+        quota: Set(0.0),
+        update_time: Set(0),
     }
     .insert(a.db())
     .await

@@ -11,6 +11,7 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
 use orgplane_proto::agents::{
     agent_service_client::AgentServiceClient, connection_service_client::ConnectionServiceClient,
+    queue_service_client::QueueServiceClient,
 };
 use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
@@ -302,6 +303,14 @@ impl TestStack {
         token: &str,
     ) -> AgentServiceClient<InterceptedService<Channel, Bearer>> {
         AgentServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
+    }
+
+    /// A queue client calling with `token`.
+    pub fn queues_as(
+        &self,
+        token: &str,
+    ) -> QueueServiceClient<InterceptedService<Channel, Bearer>> {
+        QueueServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A connection client calling with `token`.

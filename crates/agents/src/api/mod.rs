@@ -2,10 +2,12 @@
 
 mod agents;
 mod connections;
+mod queues;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::agents::{
     agent_service_server::AgentServiceServer, connection_service_server::ConnectionServiceServer,
+    queue_service_server::QueueServiceServer,
 };
 
 use crate::domain::Agents;
@@ -21,6 +23,7 @@ pub fn caller_policy() -> CallerPolicy {
 pub fn grpc_server(agents: Agents, tls: &ServiceTls) -> GrpcServer {
     GrpcServer::new("agents")
         .add_service(AgentServiceServer::new(agents::AgentApi(agents.clone())))
+        .add_service(QueueServiceServer::new(queues::QueueApi(agents.clone())))
         .add_service(ConnectionServiceServer::new(connections::ConnectionApi(
             agents,
         )))

@@ -2,11 +2,13 @@
 //!
 //! - [`admission`]: runs from submission to a terminal status, under leases;
 //! - [`agents`]: agents, their tokens (issued by identity) and health;
-//! - [`connections`]: how runs reach storage, code and registries.
+//! - [`connections`]: how runs reach storage, code and registries;
+//! - [`queues`]: queues of agents.
 
 pub mod admission;
 pub mod agents;
 pub mod connections;
+pub mod queues;
 
 use orgplane_platform::{
     Error,

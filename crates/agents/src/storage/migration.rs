@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Admission),
             Box::new(M0002Connections),
             Box::new(M0003AgentProfiles),
+            Box::new(M0004QueueProfiles),
         ]
     }
 }
@@ -252,6 +253,52 @@ impl MigrationTrait for M0003AgentProfiles {
                 .alter_table(
                     Table::alter()
                         .table("agents")
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a queue is for, the resource its quota counts, and when it changed.
+struct M0004QueueProfiles;
+
+impl MigrationName for M0004QueueProfiles {
+    fn name(&self) -> &str {
+        "m0004_queue_profiles"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004QueueProfiles {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let columns = [
+            text("description").default("").to_owned(),
+            string("resource").default("").to_owned(),
+            double("quota").default(0.0).to_owned(),
+            big_integer("update_time").default(0).to_owned(),
+        ];
+        for column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("queues")
+                        .add_column(column.clone())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["description", "resource", "quota", "update_time"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("queues")
                         .drop_column(column)
                         .to_owned(),
                 )

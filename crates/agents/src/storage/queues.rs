@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A queue row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "queues")]
 pub struct Model {
     /// UUIDv7.
@@ -25,6 +25,14 @@ pub struct Model {
     pub version: i64,
     /// Created.
     pub create_time: i64,
+    /// What it is for.
+    pub description: String,
+    /// Resource the quota counts (`cpu`, `gpu`, `memory`), or empty.
+    pub resource: String,
+    /// Most of `resource` its running runs may use at once; 0 is none.
+    pub quota: f64,
+    /// Last changed.
+    pub update_time: i64,
 }
 
 /// No relations are navigated through sea-orm.

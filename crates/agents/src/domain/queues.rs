@@ -1,0 +1,308 @@
+//! Queues of an agent: where runs wait, with a priority, a concurrency
+//! limit, a resource quota and a scheduling strategy (see
+//! [`super::admission`]).
+
+use orgplane_platform::{
+    Error,
+    authz::Permission,
+    etag::{check_etag, stale},
+    page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
+    principal::Principal,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    sea_query::{Expr, ExprTrait, LikeExpr},
+};
+
+use super::{
+    Agents,
+    admission::{self, QueueStats},
+};
+use crate::storage::{agents, queues, runs};
+
+/// The scheduling strategies.
+pub const STRATEGIES: &[&str] = &["fifo", "fair"];
+/// Resources a quota may count.
+pub const RESOURCES: &[&str] = &["cpu", "gpu", "memory"];
+
+/// A queue's fields as created or changed; `None` leaves one alone.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFields {
+    /// What it is for.
+    pub description: Option<String>,
+    /// Higher first.
+    pub priority: Option<i32>,
+    /// Most runs leased or running at once; 0 = no limit.
+    pub concurrency: Option<i32>,
+    /// Resource the quota counts, or empty.
+    pub resource: Option<String>,
+    /// Quota of that resource; 0 = none.
+    pub quota: Option<f64>,
+    /// `fifo` or `fair`.
+    pub strategy: Option<String>,
+}
+
+fn check_fields(v: &mut Violations, f: &QueueFields) {
+    if let Some(d) = &f.description {
+        v.check("queue.description", validate::text(d, 2000));
+    }
+    if f.priority.is_some_and(|p| !(-1000..=1000).contains(&p)) {
+        v.add("queue.priority", "must be -1000 to 1000");
+    }
+    if f.concurrency.is_some_and(|c| !(0..=100_000).contains(&c)) {
+        v.add("queue.concurrency", "must be 0 (no limit) to 100000");
+    }
+    if let Some(r) = f.resource.as_deref().filter(|r| !r.is_empty())
+        && !RESOURCES.contains(&r)
+    {
+        v.add("queue.resource", "must be cpu, gpu or memory (or empty)");
+    }
+    if f.quota.is_some_and(|q| !q.is_finite() || q < 0.0) {
+        v.add("queue.quota", "must be 0 or more");
+    }
+    if let Some(s) = &f.strategy
+        && !STRATEGIES.contains(&s.as_str())
+    {
+        v.add("queue.strategy", "must be fifo or fair");
+    }
+}
+
+impl Agents {
+    async fn agent_and_queue(
+        &self,
+        organization_uuid: &str,
+        agent: &str,
+        name: &str,
+    ) -> Result<(agents::Model, queues::Model), Error> {
+        let agent = self.agent(organization_uuid, agent).await?;
+        let mut v = Violations::new();
+        v.check("queue", validate::slug(name));
+        v.finish()?;
+        let queue = queues::Entity::find()
+            .filter(queues::Column::AgentUuid.eq(agent.uuid.as_str()))
+            .filter(queues::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("queue", name))?;
+        Ok((agent, queue))
+    }
+
+    /// Creates a queue of an agent.
+    pub async fn create_queue(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        name: &str,
+        fields: QueueFields,
+    ) -> Result<queues::Model, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let mut v = Violations::new();
+        v.check("queue.name", validate::slug(name));
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let agent = self.agent(&standing.organization_uuid, agent).await?;
+        let now = now_micros();
+        queues::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            organization_uuid: Set(standing.organization_uuid),
+            agent_uuid: Set(agent.uuid),
+            name: Set(name.to_owned()),
+            priority: Set(fields.priority.unwrap_or(0)),
+            concurrency: Set(fields.concurrency.unwrap_or(0)),
+            strategy: Set(fields
+                .strategy
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "fifo".into())),
+            version: Set(1),
+            create_time: Set(now),
+            description: Set(fields.description.unwrap_or_default()),
+            resource: Set(fields.resource.unwrap_or_default()),
+            quota: Set(fields.quota.unwrap_or(0.0)),
+            update_time: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(|err| Error::from_db(err, "queue", name))
+    }
+
+    /// One queue and its agent's name.
+    pub async fn get_queue(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        name: &str,
+    ) -> Result<queues::Model, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        Ok(self
+            .agent_and_queue(&standing.organization_uuid, agent, name)
+            .await?
+            .1)
+    }
+
+    /// An agent's queues, filtered by `name:`, ordered by `name` or
+    /// `create_time`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_queues(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<queues::Model>, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        let agent = self.agent(&standing.organization_uuid, agent).await?;
+        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
+        let terms = parse_filter(filter, &["name"])?;
+        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let mut condition = Condition::all().add(queues::Column::AgentUuid.eq(agent.uuid.as_str()));
+        for (_, prefix) in &terms {
+            condition = condition
+                .add(Expr::col(queues::Column::Name).like(
+                    LikeExpr::new(orgplane_platform::page::like_prefix(prefix)).escape('\\'),
+                ));
+        }
+        let (column, by_name) = match order.field {
+            "name" => (queues::Column::Name, true),
+            _ => (queues::Column::Uuid, false),
+        };
+        text_keyed_page(
+            &self.db,
+            &page,
+            queues::Entity::find().filter(condition),
+            column,
+            order.descending,
+            |q| {
+                if by_name {
+                    q.name.clone()
+                } else {
+                    q.uuid.clone()
+                }
+            },
+        )
+        .await
+    }
+
+    /// Changes a queue; a stale `etag_seen` is `ABORTED`. A lower
+    /// concurrency applies to the next acquisitions (leased runs stay).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_queue(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        name: &str,
+        fields: QueueFields,
+        etag_seen: &str,
+    ) -> Result<queues::Model, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let mut v = Violations::new();
+        check_fields(&mut v, &fields);
+        v.finish()?;
+        let (_, queue) = self
+            .agent_and_queue(&standing.organization_uuid, agent, name)
+            .await?;
+        check_etag(etag_seen, queue.version, "queue")?;
+        let mut update = queues::Entity::update_many()
+            .col_expr(queues::Column::Version, Expr::value(queue.version + 1))
+            .col_expr(queues::Column::UpdateTime, Expr::value(now_micros()));
+        if let Some(d) = fields.description {
+            update = update.col_expr(queues::Column::Description, Expr::value(d));
+        }
+        if let Some(p) = fields.priority {
+            update = update.col_expr(queues::Column::Priority, Expr::value(p));
+        }
+        if let Some(c) = fields.concurrency {
+            update = update.col_expr(queues::Column::Concurrency, Expr::value(c));
+        }
+        if let Some(r) = fields.resource {
+            update = update.col_expr(queues::Column::Resource, Expr::value(r));
+        }
+        if let Some(q) = fields.quota {
+            update = update.col_expr(queues::Column::Quota, Expr::value(q));
+        }
+        if let Some(s) = fields.strategy.filter(|s| !s.is_empty()) {
+            update = update.col_expr(queues::Column::Strategy, Expr::value(s));
+        }
+        let changed = update
+            .filter(queues::Column::Uuid.eq(queue.uuid.as_str()))
+            .filter(queues::Column::Version.eq(queue.version))
+            .exec(&self.db)
+            .await?;
+        if changed.rows_affected != 1 {
+            return Err(stale("queue"));
+        }
+        Ok(self
+            .agent_and_queue(&standing.organization_uuid, agent, name)
+            .await?
+            .1)
+    }
+
+    /// Deletes a queue once none of its runs waits or runs.
+    pub async fn delete_queue(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsManage)
+            .await?;
+        let (_, queue) = self
+            .agent_and_queue(&standing.organization_uuid, agent, name)
+            .await?;
+        let busy = runs::Entity::find()
+            .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
+            .filter(
+                runs::Column::Status.is_in(
+                    [admission::QUEUED]
+                        .into_iter()
+                        .chain(admission::ACTIVE.iter().copied()),
+                ),
+            )
+            .count(&self.db)
+            .await?;
+        if busy > 0 {
+            return Err(Error::precondition(
+                "QUEUE_BUSY",
+                format!("{busy} run(s) wait or run in this queue: cancel or finish them first"),
+            ));
+        }
+        queues::Entity::delete_by_id(queue.uuid)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// How a queue stands.
+    pub async fn get_queue_stats(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        agent: &str,
+        name: &str,
+    ) -> Result<QueueStats, Error> {
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        let (_, queue) = self
+            .agent_and_queue(&standing.organization_uuid, agent, name)
+            .await?;
+        self.queue_stats(&queue.uuid).await
+    }
+}
