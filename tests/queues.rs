@@ -2,8 +2,8 @@
 //! stats, deletion refused while runs wait; role matrix, tenant isolation.
 
 use orgplane_agents::domain::admission::NewRun;
-use orgplane_e2e::{TestStack, expect_code, expect_reason, violated_fields};
-use orgplane_platform::authz::{Permission, Role, allows};
+use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_platform::authz::Permission;
 use orgplane_proto::agents::*;
 use prost_types::FieldMask;
 use tonic::Code;
@@ -362,23 +362,13 @@ async fn role_matrix_and_tenant_isolation() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     setup(&t, &owner, "acme").await;
-    let mut callers = vec![(Some(Role::Owner), owner)];
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
-        let name = format!("as-{}", role.as_str());
-        let token = t.user(&name).await;
-        t.add_member("acme", &name, role.as_str()).await;
-        callers.push((Some(role), token));
-    }
+    let mut callers = t.role_callers("acme", owner).await;
     let foreigner = t.user("foreigner").await;
     setup(&t, &foreigner, "elsewhere").await;
     callers.push((None, foreigner.clone()));
     for (rpc, permission, authorized) in RPCS {
         for (role, token) in &callers {
-            let expected = match role {
-                None | Some(Role::Outsider) => Code::NotFound,
-                Some(role) if allows(*role, *permission) => *authorized,
-                Some(_) => Code::PermissionDenied,
-            };
+            let expected = expected_code(*role, *permission, *authorized);
             assert_eq!(
                 call(&t, token, "acme", rpc).await,
                 expected,

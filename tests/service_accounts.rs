@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use orgplane_e2e::{TestStack, eventually, expect_code, expect_reason, violated_fields};
-use orgplane_platform::authz::{Permission, Role, allows};
+use orgplane_e2e::{
+    TestStack, eventually, expect_code, expect_reason, expected_code, violated_fields,
+};
+use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     identity::*,
     organizations::{
@@ -391,13 +393,7 @@ async fn role_matrix_and_tenant_isolation_of_service_accounts() {
     t.create_organization(&owner, "acme").await;
     create_account(&t, &owner, "acme", "nightly", "member").await;
     account_token(&t, &owner, "acme", "nightly").await;
-    let mut callers = vec![(Some(Role::Owner), owner)];
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
-        let name = format!("as-{}", role.as_str());
-        let token = t.user(&name).await;
-        t.add_member("acme", &name, role.as_str()).await;
-        callers.push((Some(role), token));
-    }
+    let mut callers = t.role_callers("acme", owner).await;
     let foreigner = t.user("foreigner").await;
     t.create_organization(&foreigner, "elsewhere").await;
     callers.push((None, foreigner));
@@ -509,11 +505,7 @@ async fn role_matrix_and_tenant_isolation_of_service_accounts() {
                 "DeleteServiceAccountToken" | "DeleteServiceAccount" => Code::NotFound,
                 _ => Code::Ok,
             };
-            let expected = match role {
-                None | Some(Role::Outsider) => Code::NotFound,
-                Some(role) if allows(*role, permission) => authorized,
-                Some(_) => Code::PermissionDenied,
-            };
+            let expected = expected_code(*role, permission, authorized);
             let got = result.err().map_or(Code::Ok, |s| s.code());
             assert_eq!(got, expected, "{rpc} as {role:?}");
         }

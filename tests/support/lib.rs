@@ -305,6 +305,24 @@ impl TestStack {
         AgentServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
+    /// The callers of a role matrix on `org`: its owner (`owner_token`) and
+    /// a new member of every other role.
+    pub async fn role_callers(
+        &self,
+        org: &str,
+        owner_token: String,
+    ) -> Vec<(Option<orgplane_platform::authz::Role>, String)> {
+        use orgplane_platform::authz::Role;
+        let mut callers = vec![(Some(Role::Owner), owner_token)];
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+            let name = format!("as-{}", role.as_str());
+            let token = self.user(&name).await;
+            self.add_member(org, &name, role.as_str()).await;
+            callers.push((Some(role), token));
+        }
+        callers
+    }
+
     /// A queue client calling with `token`.
     pub fn queues_as(
         &self,
@@ -425,5 +443,22 @@ where
             panic!("{what}: not within {within:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a call needing `permission` answers a caller with `role` (`None`:
+/// not in the organization) when it passes authorization and then answers
+/// `authorized`: the permission table decides; outsiders and strangers do
+/// not see the organization.
+pub fn expected_code(
+    role: Option<orgplane_platform::authz::Role>,
+    permission: orgplane_platform::authz::Permission,
+    authorized: Code,
+) -> Code {
+    use orgplane_platform::authz::{Role, allows};
+    match role {
+        None | Some(Role::Outsider) => Code::NotFound,
+        Some(role) if allows(role, permission) => authorized,
+        Some(_) => Code::PermissionDenied,
     }
 }
