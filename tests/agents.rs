@@ -365,3 +365,147 @@ async fn role_matrix_and_tenant_isolation() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_agent_reports_its_status_and_learns_what_to_do() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let created = create(&t, &owner, "acme", "box").await;
+    let (agent_uuid, token) = (created.agent.unwrap().uuid, created.token);
+    let other = create(&t, &owner, "acme", "other-box").await.token;
+    let queue_uuid = t
+        .queues_as(&owner)
+        .create_queue(CreateQueueRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+            queue: Some(Queue {
+                name: "q".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .queue
+        .unwrap()
+        .uuid;
+    let report = |name: &str, state: &str| ReportAgentStatusRequest {
+        organization: "acme".into(),
+        agent: name.into(),
+        condition: Some(orgplane_proto::common::Condition {
+            r#type: state.into(),
+            reason: "Started".into(),
+            ..Default::default()
+        }),
+        version: "1.2.0".into(),
+        hostname: "node-1".into(),
+    };
+    // The agent reports with its own token (through the gateway).
+    let next = t
+        .agents_as(&token)
+        .report_agent_status(report("box", "running"))
+        .await
+        .unwrap()
+        .into_inner()
+        .next_report_time
+        .unwrap();
+    assert!(next.seconds > 0);
+    let shown = t
+        .agents_as(&owner)
+        .get_agent(GetAgentRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agent
+        .unwrap();
+    assert_eq!(
+        (shown.health.as_str(), shown.version.as_str()),
+        ("healthy", "1.2.0")
+    );
+    assert_eq!(shown.status.unwrap().r#type, "running");
+    let statuses = t
+        .agents_as(&owner)
+        .list_agent_statuses(ListAgentStatusesRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(statuses.total_size, 1);
+
+    // Only the agent reports for itself.
+    expect_reason(
+        t.agents_as(&owner)
+            .report_agent_status(report("box", "running"))
+            .await,
+        Code::PermissionDenied,
+        "AGENT_TOKEN_REQUIRED",
+    );
+    expect_code(
+        t.agents_as(&other)
+            .report_agent_status(report("box", "running"))
+            .await,
+        Code::NotFound,
+    );
+    let status = expect_code(
+        t.agents_as(&token)
+            .report_agent_status(report("box", "Not A State"))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["condition.type"]);
+
+    // What to start and what to stop.
+    for name in ["first", "second"] {
+        t.stack
+            .agents
+            .enqueue(NewRun {
+                organization_uuid: String::new(),
+                project: "vision".into(),
+                queue_uuid: queue_uuid.clone(),
+                name: name.into(),
+                spec: serde_json::json!({"kind": "job"}),
+                submitter: "owner".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let leased = t
+        .stack
+        .agents
+        .acquire(&agent_uuid, 2, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    t.stack.agents.cancel(&leased[1].uuid).await.unwrap();
+    let state = t
+        .agents_as(&token)
+        .get_agent_state(GetAgentStateRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state.health, "healthy");
+    let names = |runs: &[Run]| runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&state.runs_to_start), ["first"]);
+    assert_eq!(names(&state.runs_to_stop), ["second"]);
+    assert_eq!(state.runs_to_start[0].queue, "box/q");
+    assert!(state.runs_to_start[0].lease.is_some());
+    // Another organization's name means nothing to an agent token.
+    expect_code(
+        t.agents_as(&token)
+            .get_agent_state(GetAgentStateRequest {
+                organization: "other".into(),
+                agent: "box".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}

@@ -1,7 +1,6 @@
 //! `orgplane.agents.v1.AgentService`.
 
 use orgplane_platform::{
-    Error,
     etag::etag,
     grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
     tags,
@@ -13,9 +12,9 @@ use tonic::{Request, Response, Status};
 use crate::{
     domain::{
         Agents,
-        agents::{AgentFields, health},
+        agents::{AgentFields, AgentReport, health},
     },
-    storage::agents,
+    storage::{agent_statuses, agents},
 };
 
 pub(super) struct AgentApi(pub Agents);
@@ -70,13 +69,6 @@ fn fields(a: &pb::Agent, paths: Option<&[String]>) -> AgentFields {
     }
 }
 
-fn not_yet(what: &str) -> Status {
-    Error::Unimplemented(format!(
-        "{what} is not served yet (agents service, next step)"
-    ))
-    .into()
-}
-
 #[tonic::async_trait]
 impl AgentService for AgentApi {
     async fn create_agent(
@@ -106,9 +98,10 @@ impl AgentService for AgentApi {
             .0
             .get_agent(&principal, &r.organization, &r.agent)
             .await?;
-        Ok(Response::new(pb::GetAgentResponse {
-            agent: Some(agent(row)),
-        }))
+        let last = self.0.last_status(&row).await?;
+        let mut shown = agent(row);
+        shown.status = last.map(status);
+        Ok(Response::new(pb::GetAgentResponse { agent: Some(shown) }))
     }
 
     async fn list_agents(
@@ -185,22 +178,80 @@ impl AgentService for AgentApi {
 
     async fn report_agent_status(
         &self,
-        _req: Request<pb::ReportAgentStatusRequest>,
+        req: Request<pb::ReportAgentStatusRequest>,
     ) -> Result<Response<pb::ReportAgentStatusResponse>, Status> {
-        Err(not_yet("ReportAgentStatus"))
+        let principal = require_principal(&req)?;
+        let r = req.into_inner();
+        let condition = required(r.condition, "condition")?;
+        let next = self
+            .0
+            .report_agent_status(
+                &principal,
+                &r.organization,
+                &r.agent,
+                AgentReport {
+                    state: condition.r#type,
+                    reason: condition.reason,
+                    message: condition.message,
+                    version: r.version,
+                    hostname: r.hostname,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ReportAgentStatusResponse {
+            next_report_time: Some(to_timestamp(next)),
+        }))
     }
 
     async fn list_agent_statuses(
         &self,
-        _req: Request<pb::ListAgentStatusesRequest>,
+        req: Request<pb::ListAgentStatusesRequest>,
     ) -> Result<Response<pb::ListAgentStatusesResponse>, Status> {
-        Err(not_yet("ListAgentStatuses"))
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let page = self
+            .0
+            .list_agent_statuses(
+                &principal,
+                &r.organization,
+                &r.agent,
+                r.page_size,
+                &r.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListAgentStatusesResponse {
+            statuses: page.items.into_iter().map(status).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size as i64,
+        }))
     }
 
     async fn get_agent_state(
         &self,
-        _req: Request<pb::GetAgentStateRequest>,
+        req: Request<pb::GetAgentStateRequest>,
     ) -> Result<Response<pb::GetAgentStateResponse>, Status> {
-        Err(not_yet("GetAgentState"))
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let (to_start, to_stop, health) = self
+            .0
+            .get_agent_state(&principal, &r.organization, &r.agent)
+            .await?;
+        let queue_names = self.0.queue_names(&to_start, &to_stop).await?;
+        let as_run = |run| super::runs::run(run, &r.agent, &queue_names);
+        Ok(Response::new(pb::GetAgentStateResponse {
+            runs_to_start: to_start.into_iter().map(as_run).collect(),
+            runs_to_stop: to_stop.into_iter().map(as_run).collect(),
+            health: health.to_owned(),
+        }))
+    }
+}
+
+fn status(s: agent_statuses::Model) -> orgplane_proto::common::Condition {
+    orgplane_proto::common::Condition {
+        r#type: s.state,
+        reason: s.reason,
+        message: s.message,
+        actor: s.hostname,
+        create_time: Some(to_timestamp(s.create_time)),
     }
 }

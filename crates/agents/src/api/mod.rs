@@ -3,6 +3,7 @@
 mod agents;
 mod connections;
 mod queues;
+mod runs;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::agents::{

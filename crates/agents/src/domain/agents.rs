@@ -20,7 +20,7 @@ use sea_orm::{
 };
 
 use super::{Agents, admission};
-use crate::storage::{agents, queues, runs};
+use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.
 pub const DEFAULT_HEARTBEAT_TIMEOUT: i32 = 60;
@@ -334,6 +334,152 @@ impl Agents {
         self.identity()?
             .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
             .await
+    }
+}
+
+/// A status an agent reports.
+#[derive(Debug, Clone, Default)]
+pub struct AgentReport {
+    /// The state, e.g. `running`.
+    pub state: String,
+    /// Why, UpperCamelCase.
+    pub reason: String,
+    /// Why, for people.
+    pub message: String,
+    /// The agent's software version.
+    pub version: String,
+    /// Its host.
+    pub hostname: String,
+}
+
+impl Agents {
+    /// The agent `name` if the caller is that agent (agent tokens act only
+    /// for their own agent), or a person who may read agents.
+    async fn agent_for(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        agent_only: bool,
+    ) -> Result<agents::Model, Error> {
+        if principal.kind == orgplane_platform::principal::PrincipalKind::Agent {
+            let mut v = Violations::new();
+            v.check("organization", validate::slug(organization));
+            v.finish()?;
+            let org_uuid = principal
+                .organization_uuid
+                .as_deref()
+                .filter(|_| principal.organization.as_deref() == Some(organization))
+                .ok_or_else(|| Error::not_found("organization", organization))?;
+            let row = self.agent(org_uuid, name).await?;
+            if row.uuid != principal.uuid {
+                return Err(Error::not_found("agent", name));
+            }
+            return Ok(row);
+        }
+        let standing = self
+            .require(principal, organization, Permission::AgentsRead)
+            .await?;
+        let row = self.agent(&standing.organization_uuid, name).await?;
+        if agent_only {
+            return Err(Error::permission_denied(
+                "AGENT_TOKEN_REQUIRED",
+                "only the agent itself reports its status, with its token",
+            ));
+        }
+        Ok(row)
+    }
+
+    /// Records the status an agent reports (its heartbeat); returns when it
+    /// should report next at the latest.
+    pub async fn report_agent_status(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        report: AgentReport,
+    ) -> Result<i64, Error> {
+        let agent = self.agent_for(principal, organization, name, true).await?;
+        let mut v = Violations::new();
+        v.check("condition.type", validate::slug(&report.state));
+        if !report.reason.is_empty() {
+            v.check("condition.reason", validate::text(&report.reason, 64));
+        }
+        v.check("condition.message", validate::text(&report.message, 2000));
+        v.check("version", validate::text(&report.version, 100));
+        v.check("hostname", validate::text(&report.hostname, 253));
+        v.finish()?;
+        let now = now_micros();
+        agent_statuses::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            agent_uuid: Set(agent.uuid.clone()),
+            state: Set(report.state),
+            reason: Set(report.reason),
+            message: Set(report.message),
+            hostname: Set(report.hostname),
+            agent_version: Set(report.version.clone()),
+            create_time: Set(now),
+        }
+        .insert(&self.db)
+        .await?;
+        agents::Entity::update_many()
+            .col_expr(agents::Column::HeartbeatTime, Expr::value(now))
+            .col_expr(agents::Column::AgentVersion, Expr::value(report.version))
+            .filter(agents::Column::Uuid.eq(agent.uuid.as_str()))
+            .exec(&self.db)
+            .await?;
+        // Report at half the timeout: one lost report does not make the
+        // agent unhealthy.
+        Ok(now + (agent.heartbeat_timeout_seconds as i64) * 500_000)
+    }
+
+    /// An agent's reported statuses, newest first.
+    pub async fn list_agent_statuses(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<agent_statuses::Model>, Error> {
+        let agent = self.agent_for(principal, organization, name, false).await?;
+        let page = PageRequest::parse(page_size, page_token, "statuses")?;
+        orgplane_platform::page::text_keyed_page(
+            &self.db,
+            &page,
+            agent_statuses::Entity::find()
+                .filter(agent_statuses::Column::AgentUuid.eq(agent.uuid.as_str())),
+            agent_statuses::Column::Uuid,
+            true,
+            |s| s.uuid.clone(),
+        )
+        .await
+    }
+
+    /// The agent's latest status, if it reported one.
+    pub async fn last_status(
+        &self,
+        agent: &agents::Model,
+    ) -> Result<Option<agent_statuses::Model>, Error> {
+        use sea_orm::QueryOrder;
+        Ok(agent_statuses::Entity::find()
+            .filter(agent_statuses::Column::AgentUuid.eq(agent.uuid.as_str()))
+            .order_by_desc(agent_statuses::Column::Uuid)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// What the agent must act on: runs leased to it not yet running, runs
+    /// whose cancellation it must carry out; and its health.
+    pub async fn get_agent_state(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<(Vec<runs::Model>, Vec<runs::Model>, &'static str), Error> {
+        let agent = self.agent_for(principal, organization, name, false).await?;
+        let (to_start, to_stop) = self.agent_state(&agent.uuid).await?;
+        Ok((to_start, to_stop, health(&agent, now_micros())))
     }
 }
 

@@ -305,4 +305,24 @@ impl Agents {
             .await?;
         self.queue_stats(&queue.uuid).await
     }
+
+    /// Names of the queues of `runs`, by queue UUID.
+    pub async fn queue_names(
+        &self,
+        to_start: &[runs::Model],
+        to_stop: &[runs::Model],
+    ) -> Result<std::collections::HashMap<String, String>, Error> {
+        let uuids: Vec<String> = to_start
+            .iter()
+            .chain(to_stop)
+            .map(|r| r.queue_uuid.clone())
+            .collect();
+        Ok(queues::Entity::find()
+            .filter(queues::Column::Uuid.is_in(uuids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|q| (q.uuid, q.name))
+            .collect())
+    }
 }

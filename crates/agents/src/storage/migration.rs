@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002Connections),
             Box::new(M0003AgentProfiles),
             Box::new(M0004QueueProfiles),
+            Box::new(M0005AgentStatuses),
         ]
     }
 }
@@ -304,6 +305,61 @@ impl MigrationTrait for M0004QueueProfiles {
                 )
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// The statuses agents report (their heartbeats), and the last one on the
+/// agent.
+struct M0005AgentStatuses;
+
+impl MigrationName for M0005AgentStatuses {
+    fn name(&self) -> &str {
+        "m0005_agent_statuses"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005AgentStatuses {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("agent_statuses")
+                    .col(string("uuid").primary_key())
+                    .col(string("agent_uuid"))
+                    .col(string("type"))
+                    .col(string("reason"))
+                    .col(text("message"))
+                    .col(string("hostname"))
+                    .col(string("agent_version"))
+                    .col(big_integer("create_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("agent_statuses", "agent_uuid")
+                            .to("agents", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "agent_statuses",
+                "agent_statuses_agent",
+                &["agent_uuid", "uuid"][..],
+                false,
+            )],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("agent_statuses").to_owned())
+            .await?;
         Ok(())
     }
 }

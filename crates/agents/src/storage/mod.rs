@@ -1,5 +1,6 @@
 //! The agents service's tables.
 
+pub mod agent_statuses;
 pub mod agents;
 pub mod connections;
 pub mod migration;
