@@ -3,6 +3,11 @@
 //! `ABORTED` (`STALE_ETAG`); so is one that loses a race to another write of
 //! the same version.
 
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, UpdateMany,
+    sea_query::{Expr, SimpleExpr},
+};
+
 use crate::Error;
 
 /// The etag of a row version.
@@ -23,6 +28,28 @@ pub fn stale(what: &str) -> Error {
 /// (and still loses to a concurrent write through the version check).
 pub fn check_etag(seen: &str, version: i64, what: &str) -> Result<(), Error> {
     if !seen.is_empty() && seen != etag(version) {
+        return Err(stale(what));
+    }
+    Ok(())
+}
+
+/// Applies `update` to the row whose `key` column holds `key_value` only if
+/// its `version` column still holds `seen`, bumping it: the write that lost a
+/// race with another is `ABORTED` (`STALE_ETAG`) for `what`.
+pub async fn update_at_version<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    update: UpdateMany<E>,
+    (key, key_value): (E::Column, &str),
+    (version, seen): (E::Column, i64),
+    what: &str,
+) -> Result<(), Error> {
+    let changed = update
+        .col_expr(version, SimpleExpr::from(Expr::value(seen + 1)))
+        .filter(key.eq(key_value))
+        .filter(version.eq(seen))
+        .exec(db)
+        .await?;
+    if changed.rows_affected != 1 {
         return Err(stale(what));
     }
     Ok(())

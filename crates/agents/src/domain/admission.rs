@@ -489,6 +489,16 @@ impl Agents {
         Ok((mine(LEASED).await?, mine(STOPPING).await?))
     }
 
+    /// How many runs of `queue_uuids` wait, are leased or run: a queue (or
+    /// agent) with any is not deleted.
+    pub(crate) async fn unfinished_runs(&self, queue_uuids: Vec<String>) -> Result<u64, Error> {
+        Ok(runs::Entity::find()
+            .filter(runs::Column::QueueUuid.is_in(queue_uuids))
+            .filter(runs::Column::Status.is_in([QUEUED].into_iter().chain(ACTIVE.iter().copied())))
+            .count(&self.db)
+            .await?)
+    }
+
     /// Counts of a queue's runs by status, and its oldest wait.
     pub async fn queue_stats(&self, queue_uuid: &str) -> Result<QueueStats, Error> {
         let counts: Vec<(String, i64)> = runs::Entity::find()

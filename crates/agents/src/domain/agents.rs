@@ -6,7 +6,7 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     authz::Permission,
-    etag::{check_etag, stale},
+    etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     peers::IdentityPeer,
     principal::Principal,
@@ -15,11 +15,11 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, admission};
+use super::Agents;
 use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.
@@ -242,7 +242,6 @@ impl Agents {
         let row = self.agent(&standing.organization_uuid, name).await?;
         check_etag(etag_seen, row.version, "agent")?;
         let mut update = agents::Entity::update_many()
-            .col_expr(agents::Column::Version, Expr::value(row.version + 1))
             .col_expr(agents::Column::UpdateTime, Expr::value(now_micros()));
         if let Some(d) = fields.description {
             update = update.col_expr(agents::Column::Description, Expr::value(d));
@@ -263,14 +262,14 @@ impl Agents {
         if let Some(s) = fields.settings {
             update = update.col_expr(agents::Column::Settings, Expr::value(s.to_string()));
         }
-        let changed = update
-            .filter(agents::Column::Uuid.eq(row.uuid.as_str()))
-            .filter(agents::Column::Version.eq(row.version))
-            .exec(&self.db)
-            .await?;
-        if changed.rows_affected != 1 {
-            return Err(stale("agent"));
-        }
+        update_at_version(
+            &self.db,
+            update,
+            (agents::Column::Uuid, row.uuid.as_str()),
+            (agents::Column::Version, row.version),
+            "agent",
+        )
+        .await?;
         self.agent(&standing.organization_uuid, name).await
     }
 
@@ -293,17 +292,7 @@ impl Agents {
             .into_iter()
             .map(|q| q.uuid)
             .collect();
-        let busy = runs::Entity::find()
-            .filter(runs::Column::QueueUuid.is_in(queue_uuids))
-            .filter(
-                runs::Column::Status.is_in(
-                    [admission::QUEUED]
-                        .into_iter()
-                        .chain(admission::ACTIVE.iter().copied()),
-                ),
-            )
-            .count(&self.db)
-            .await?;
+        let busy = self.unfinished_runs(queue_uuids).await?;
         if busy > 0 {
             return Err(Error::precondition(
                 "AGENT_BUSY",

@@ -8,7 +8,7 @@
 use orgplane_platform::{
     Error,
     authz::Permission,
-    etag::{check_etag, stale},
+    etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     principal::Principal,
     tags,
@@ -326,7 +326,6 @@ impl Agents {
         v.finish()?;
         check_etag(etag_seen, row.version, "connection")?;
         let mut update = connections::Entity::update_many()
-            .col_expr(connections::Column::Version, Expr::value(row.version + 1))
             .col_expr(connections::Column::UpdateTime, Expr::value(now_micros()));
         if let Some(d) = fields.description {
             update = update.col_expr(connections::Column::Description, Expr::value(d));
@@ -343,14 +342,14 @@ impl Agents {
         if let Some(c) = fields.config_map {
             update = update.col_expr(connections::Column::ConfigMap, Expr::value(c));
         }
-        let changed = update
-            .filter(connections::Column::Uuid.eq(row.uuid.as_str()))
-            .filter(connections::Column::Version.eq(row.version))
-            .exec(&self.db)
-            .await?;
-        if changed.rows_affected != 1 {
-            return Err(stale("connection"));
-        }
+        update_at_version(
+            &self.db,
+            update,
+            (connections::Column::Uuid, row.uuid.as_str()),
+            (connections::Column::Version, row.version),
+            "connection",
+        )
+        .await?;
         self.connection(&standing.organization_uuid, name).await
     }
 

@@ -5,21 +5,18 @@
 use orgplane_platform::{
     Error,
     authz::Permission,
-    etag::{check_etag, stale},
+    etag::{check_etag, update_at_version},
     page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{
-    Agents,
-    admission::{self, QueueStats},
-};
+use super::{Agents, admission::QueueStats};
 use crate::storage::{agents, queues, runs};
 
 /// The scheduling strategies.
@@ -218,7 +215,6 @@ impl Agents {
             .await?;
         check_etag(etag_seen, queue.version, "queue")?;
         let mut update = queues::Entity::update_many()
-            .col_expr(queues::Column::Version, Expr::value(queue.version + 1))
             .col_expr(queues::Column::UpdateTime, Expr::value(now_micros()));
         if let Some(d) = fields.description {
             update = update.col_expr(queues::Column::Description, Expr::value(d));
@@ -238,14 +234,14 @@ impl Agents {
         if let Some(s) = fields.strategy.filter(|s| !s.is_empty()) {
             update = update.col_expr(queues::Column::Strategy, Expr::value(s));
         }
-        let changed = update
-            .filter(queues::Column::Uuid.eq(queue.uuid.as_str()))
-            .filter(queues::Column::Version.eq(queue.version))
-            .exec(&self.db)
-            .await?;
-        if changed.rows_affected != 1 {
-            return Err(stale("queue"));
-        }
+        update_at_version(
+            &self.db,
+            update,
+            (queues::Column::Uuid, queue.uuid.as_str()),
+            (queues::Column::Version, queue.version),
+            "queue",
+        )
+        .await?;
         Ok(self
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?
@@ -266,17 +262,7 @@ impl Agents {
         let (_, queue) = self
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?;
-        let busy = runs::Entity::find()
-            .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
-            .filter(
-                runs::Column::Status.is_in(
-                    [admission::QUEUED]
-                        .into_iter()
-                        .chain(admission::ACTIVE.iter().copied()),
-                ),
-            )
-            .count(&self.db)
-            .await?;
+        let busy = self.unfinished_runs(vec![queue.uuid.clone()]).await?;
         if busy > 0 {
             return Err(Error::precondition(
                 "QUEUE_BUSY",

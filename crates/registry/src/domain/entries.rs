@@ -4,7 +4,7 @@
 use orgplane_platform::{
     Error,
     authz::Permission,
-    etag::{check_etag, stale},
+    etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     principal::Principal,
     tags,
@@ -221,9 +221,8 @@ impl Registry {
         v.finish()?;
         check_etag(etag_seen, entry.version, kind.as_str())?;
         let now = now_micros();
-        let mut update = entries::Entity::update_many()
-            .col_expr(entries::Column::Version, Expr::value(entry.version + 1))
-            .col_expr(entries::Column::UpdateTime, Expr::value(now));
+        let mut update =
+            entries::Entity::update_many().col_expr(entries::Column::UpdateTime, Expr::value(now));
         if let Some(d) = fields.description {
             update = update.col_expr(entries::Column::Description, Expr::value(d));
         }
@@ -236,14 +235,14 @@ impl Registry {
         if let Some(vis) = fields.visibility {
             update = update.col_expr(entries::Column::Visibility, Expr::value(vis));
         }
-        let changed = update
-            .filter(entries::Column::Uuid.eq(entry.uuid.as_str()))
-            .filter(entries::Column::Version.eq(entry.version))
-            .exec(&self.db)
-            .await?;
-        if changed.rows_affected != 1 {
-            return Err(stale(kind.as_str()));
-        }
+        update_at_version(
+            &self.db,
+            update,
+            (entries::Column::Uuid, entry.uuid.as_str()),
+            (entries::Column::Version, entry.version),
+            kind.as_str(),
+        )
+        .await?;
         entries::Entity::find_by_id(entry.uuid)
             .one(&self.db)
             .await?

@@ -129,30 +129,29 @@ impl Registry {
             transition.reason
         };
         let now = now_micros();
-        let changed = versions::Entity::update_many()
-            .col_expr(
-                versions::Column::Stage,
-                Expr::value(transition.stage.clone()),
-            )
-            .col_expr(versions::Column::StageReason, Expr::value(reason.clone()))
-            .col_expr(
-                versions::Column::StageMessage,
-                Expr::value(transition.message.clone()),
-            )
-            .col_expr(
-                versions::Column::StageActor,
-                Expr::value(principal.name.clone()),
-            )
-            .col_expr(versions::Column::StageTime, Expr::value(now))
-            .col_expr(versions::Column::Version, Expr::value(row.version + 1))
-            .col_expr(versions::Column::UpdateTime, Expr::value(now))
-            .filter(versions::Column::Uuid.eq(row.uuid.as_str()))
-            .filter(versions::Column::Version.eq(row.version))
-            .exec(&txn)
-            .await?;
-        if changed.rows_affected != 1 {
-            return Err(orgplane_platform::etag::stale("version"));
-        }
+        orgplane_platform::etag::update_at_version(
+            &txn,
+            versions::Entity::update_many()
+                .col_expr(
+                    versions::Column::Stage,
+                    Expr::value(transition.stage.clone()),
+                )
+                .col_expr(versions::Column::StageReason, Expr::value(reason.clone()))
+                .col_expr(
+                    versions::Column::StageMessage,
+                    Expr::value(transition.message.clone()),
+                )
+                .col_expr(
+                    versions::Column::StageActor,
+                    Expr::value(principal.name.clone()),
+                )
+                .col_expr(versions::Column::StageTime, Expr::value(now))
+                .col_expr(versions::Column::UpdateTime, Expr::value(now)),
+            (versions::Column::Uuid, row.uuid.as_str()),
+            (versions::Column::Version, row.version),
+            "version",
+        )
+        .await?;
         let updated = versions::Entity::find_by_id(row.uuid)
             .one(&txn)
             .await?
