@@ -2,8 +2,8 @@
 //! matrix generated from the permission table, tenant isolation, and
 //! `CheckPermission` for the other services.
 
-use orgplane_e2e::{TestStack, expect_code, expect_reason, violated_fields};
-use orgplane_platform::authz::{Permission, Role, allows};
+use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_platform::authz::Permission;
 use orgplane_proto::organizations::*;
 use prost_types::FieldMask;
 use tonic::Code;
@@ -750,27 +750,17 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
         })
         .await
         .unwrap();
-    let mut callers = vec![(None, owner)];
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
-        let name = format!("as-{}", role.as_str());
-        let token = t.user(&name).await;
-        t.add_member("matrix", &name, role.as_str()).await;
-        callers.push((Some(role), token));
-    }
-    callers[0].0 = Some(Role::Owner);
+    let mut callers = t.role_callers("matrix", owner).await;
     let stranger = t.user("stranger").await;
     callers.push((None, stranger));
 
     for rpc in Rpc::ALL {
         for (role, token) in &callers {
             let expected = match role {
-                None => Code::NotFound,
                 // Everyone in the organization lists the projects in reach
                 // (public ones, and those granted to them).
                 Some(_) if rpc.lists_reach() => Code::Ok,
-                Some(Role::Outsider) => Code::NotFound,
-                Some(role) if allows(*role, rpc.permission()) => rpc.authorized_code(),
-                Some(_) => Code::PermissionDenied,
+                _ => expected_code(*role, rpc.permission(), rpc.authorized_code()),
             };
             let got = rpc.call(t, token, "matrix").await;
             assert_eq!(got, expected, "{rpc:?} as {role:?}");
