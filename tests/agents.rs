@@ -164,6 +164,7 @@ async fn an_agent_from_creation_to_deletion_with_its_token() {
             name: "train".into(),
             spec: serde_json::json!({}),
             submitter: "owner".into(),
+            demand: 1.0,
         })
         .await
         .unwrap();
@@ -472,6 +473,7 @@ async fn an_agent_reports_its_status_and_learns_what_to_do() {
                 name: name.into(),
                 spec: serde_json::json!({"kind": "job"}),
                 submitter: "owner".into(),
+                demand: 1.0,
             })
             .await
             .unwrap();

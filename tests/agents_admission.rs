@@ -7,7 +7,7 @@ use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use orgplane_agents::{
     Agents, Migrator,
-    domain::admission::{self, NewRun},
+    domain::admission::{self, Holder, NewRun},
     storage::{agents, queues, runs},
 };
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
@@ -109,10 +109,19 @@ async fn submit(a: &Agents, queue_uuid: &str, project: &str, name: &str) -> Stri
         name: name.into(),
         spec: serde_json::json!({"kind": "job"}),
         submitter: "ada".into(),
+        demand: 1.0,
     })
     .await
     .unwrap()
     .uuid
+}
+
+/// The agent `agent_uuid` of the fixtures' organization, as a lease holder.
+fn held(agent_uuid: &str) -> Holder<'_> {
+    Holder {
+        organization_uuid: "org",
+        agent_uuid,
+    }
 }
 
 fn names(runs: &[runs::Model]) -> Vec<&str> {
@@ -144,14 +153,21 @@ async fn priority_first_within_each_queues_concurrency() {
         assert_eq!(names(&a.acquire(&ag, 1, LEASE).await.unwrap()), ["lo2"]);
         assert!(a.acquire(&ag, 5, LEASE).await.unwrap().is_empty());
         let done = &first[0];
-        a.report(&done.uuid, done.lease_id.as_deref().unwrap(), "running", "")
-            .await
-            .unwrap();
+        a.report(
+            held(&ag),
+            &done.uuid,
+            done.lease_id.as_deref().unwrap(),
+            "running",
+            "",
+        )
+        .await
+        .unwrap();
         assert!(
             a.acquire(&ag, 5, LEASE).await.unwrap().is_empty(),
             "running holds its slot"
         );
         a.report(
+            held(&ag),
             &done.uuid,
             done.lease_id.as_deref().unwrap(),
             "succeeded",
@@ -197,6 +213,50 @@ async fn the_fair_strategy_takes_turns_across_projects() {
 }
 
 #[tokio::test]
+async fn a_quota_holds_back_the_run_that_does_not_fit_and_those_behind_it() {
+    on_both(|target| async move {
+        let a = open(&target()).await;
+        let ag = agent(&a, "org", "gpu-box").await;
+        let q = queue(&a, &ag, "gpus", 1, 0, "fifo").await;
+        queues::Entity::update_many()
+            .col_expr(
+                queues::Column::Resource,
+                sea_orm::sea_query::Expr::value("gpu"),
+            )
+            .col_expr(queues::Column::Quota, sea_orm::sea_query::Expr::value(4.0))
+            .filter(queues::Column::Uuid.eq(q.as_str()))
+            .exec(a.db())
+            .await
+            .unwrap();
+        for (name, gpus) in [("g2", 2.0), ("g3", 3.0), ("g1", 1.0)] {
+            a.enqueue(NewRun {
+                organization_uuid: "org".into(),
+                project: "p".into(),
+                queue_uuid: q.clone(),
+                name: name.into(),
+                spec: serde_json::json!({"resources": {"gpu": gpus}}),
+                submitter: "ada".into(),
+                demand: gpus,
+            })
+            .await
+            .unwrap();
+        }
+        let first = a.acquire(&ag, 10, LEASE).await.unwrap();
+        assert_eq!(names(&first), ["g2"], "3 more would exceed 4");
+        let lease = first[0].lease_id.clone().unwrap();
+        a.report(held(&ag), &first[0].uuid, &lease, "succeeded", "")
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&a.acquire(&ag, 10, LEASE).await.unwrap()),
+            ["g3", "g1"]
+        );
+        a.db().clone().close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_expired_lease_puts_its_run_back_then_fails_it() {
     on_both(|target| async move {
         let a = open(&target()).await;
@@ -214,7 +274,9 @@ async fn an_expired_lease_puts_its_run_back_then_fails_it() {
             tokio::time::sleep(Duration::from_millis(60)).await;
         }
         // A report on a lease that expired is refused.
-        let late = a.report(&run, &last_lease, "succeeded", "").await;
+        let late = a
+            .report(held(&ag), &run, &last_lease, "succeeded", "")
+            .await;
         assert!(
             matches!(
                 late,
@@ -257,7 +319,7 @@ async fn cancellation_reaches_the_agent() {
         assert!(to_start.is_empty());
         assert_eq!(names(&to_stop), ["waiting"]);
         let stopped = a
-            .report(&waiting, &lease, "stopped", "cancelled")
+            .report(held(&ag), &waiting, &lease, "stopped", "cancelled")
             .await
             .unwrap();
         assert_eq!(stopped.status, admission::STOPPED);
@@ -318,7 +380,9 @@ async fn eight_acquirers_over_2000_runs_hand_out_each_run_once() {
                     }
                     for run in leased {
                         let lease = run.lease_id.clone().unwrap();
-                        a.report(&run.uuid, &lease, "succeeded", "").await.unwrap();
+                        a.report(held(&ag), &run.uuid, &lease, "succeeded", "")
+                            .await
+                            .unwrap();
                         mine.push(run.uuid);
                     }
                 }

@@ -140,6 +140,7 @@ async fn a_queue_from_creation_to_deletion(t: &TestStack) {
             name: "train".into(),
             spec: serde_json::json!({}),
             submitter: "owner".into(),
+            demand: 1.0,
         })
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_identity::IdentityConfig;
 use orgplane_proto::agents::{
     agent_service_client::AgentServiceClient, connection_service_client::ConnectionServiceClient,
-    queue_service_client::QueueServiceClient,
+    queue_service_client::QueueServiceClient, run_service_client::RunServiceClient,
 };
 use orgplane_proto::identity::{
     GetCurrentUserRequest, LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient,
@@ -92,8 +92,15 @@ impl TestStack {
     /// database is not configured (see [`postgres_url`]). Drop the schemas
     /// with [`TestStack::drop_schemas`].
     pub async fn start_on_postgres() -> Option<Self> {
+        Self::start_on_postgres_with(|_, _| {}).await
+    }
+
+    /// [`TestStack::start_on_postgres`] with settings adjusted by `adjust`.
+    pub async fn start_on_postgres_with(
+        adjust: impl FnOnce(&mut IdentityConfig, &mut GatewayConfig),
+    ) -> Option<Self> {
         let url = postgres_url()?;
-        Some(Self::start_on(Some(url), unique_schema_prefix(), |_, _| {}).await)
+        Some(Self::start_on(Some(url), unique_schema_prefix(), adjust).await)
     }
 
     /// Drops the PostgreSQL schemas of a stack from [`TestStack::start_on_postgres`].
@@ -321,6 +328,11 @@ impl TestStack {
             callers.push((Some(role), token));
         }
         callers
+    }
+
+    /// A run client calling with `token` (a person's or an agent's).
+    pub fn runs_as(&self, token: &str) -> RunServiceClient<InterceptedService<Channel, Bearer>> {
+        RunServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A queue client calling with `token`.

@@ -2,20 +2,26 @@
 //! domain's types: domain code calls these without knowing gRPC. Each wraps
 //! a lazily connected mTLS channel (see [`crate::client::mtls_channel`]).
 
+use moka::future::Cache;
 use orgplane_proto::{
     identity::{
         IssueAgentTokenRequest, MarkEmailVerifiedRequest, RevokeAgentTokensRequest,
         identity_internal_client::IdentityInternalClient,
     },
     organizations::{
-        AdmitExternalUserRequest, GetExternalAuthProvidersRequest, ListDeletedOrganizationsRequest,
+        AdmitExternalUserRequest, GetExternalAuthProvidersRequest, GetRunRoutingRequest,
+        ListDeletedOrganizationsRequest,
         organizations_internal_client::OrganizationsInternalClient,
     },
 };
 use tonic::transport::Channel;
 
 use crate::{
-    Error, access::PermissionChecker, authz::Role, principal::Principal, time::from_timestamp,
+    Error,
+    access::{MAX_DECISION_TTL, PermissionChecker},
+    authz::Role,
+    principal::Principal,
+    time::from_timestamp,
 };
 
 /// The identity service, as the other services use it.
@@ -117,12 +123,41 @@ pub struct Admission {
     pub invited: bool,
 }
 
+/// Where a project's runs go and what they may use (`GetRunRouting`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunRouting {
+    /// UUID of the project.
+    pub project_uuid: String,
+    /// An archived project takes no new runs.
+    pub archived: bool,
+    /// The project's default queue, `agent/queue`, or empty.
+    pub project_default_queue: String,
+    /// The organization's default queue, or empty.
+    pub organization_default_queue: String,
+    /// Agents runs may use; empty allows all.
+    pub allowed_agents: Vec<String>,
+    /// Queues (`agent/queue`) runs may use; empty allows every queue of the
+    /// allowed agents.
+    pub allowed_queues: Vec<String>,
+}
+
 /// The organizations service, as the other services use it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OrganizationsPeer {
     client: OrganizationsInternalClient<Channel>,
     /// Access decisions, cached for a few seconds.
     pub permissions: PermissionChecker,
+    /// Run routing by (organization UUID, project), cached as long as access
+    /// decisions: a settings change reaches submissions within that time.
+    routing: Cache<(String, String), RunRouting>,
+}
+
+impl std::fmt::Debug for OrganizationsPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrganizationsPeer")
+            .field("permissions", &self.permissions)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OrganizationsPeer {
@@ -131,7 +166,46 @@ impl OrganizationsPeer {
         Self {
             client: OrganizationsInternalClient::new(organizations.clone()),
             permissions: PermissionChecker::new(organizations),
+            routing: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(MAX_DECISION_TTL)
+                .build(),
         }
+    }
+
+    /// Where the runs of `project` go; `NOT_FOUND` when it does not exist.
+    pub async fn run_routing(
+        &self,
+        organization_uuid: &str,
+        project: &str,
+    ) -> Result<RunRouting, Error> {
+        let key = (organization_uuid.to_owned(), project.to_owned());
+        if let Some(hit) = self.routing.get(&key).await {
+            return Ok(hit);
+        }
+        let answer = self
+            .client
+            .clone()
+            .get_run_routing(GetRunRoutingRequest {
+                organization_uuid: organization_uuid.to_owned(),
+                project: project.to_owned(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::NotFound => Error::not_found("project", project),
+                _ => Self::upstream(status),
+            })?
+            .into_inner();
+        let routing = RunRouting {
+            project_uuid: answer.project_uuid,
+            archived: answer.archived,
+            project_default_queue: answer.project_default_queue,
+            organization_default_queue: answer.organization_default_queue,
+            allowed_agents: answer.allowed_agents,
+            allowed_queues: answer.allowed_queues,
+        };
+        self.routing.insert(key, routing.clone()).await;
+        Ok(routing)
     }
 
     fn upstream(status: tonic::Status) -> Error {

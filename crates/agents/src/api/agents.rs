@@ -236,8 +236,9 @@ impl AgentService for AgentApi {
             .0
             .get_agent_state(&principal, &r.organization, &r.agent)
             .await?;
-        let queue_names = self.0.queue_names(&to_start, &to_stop).await?;
-        let as_run = |run| super::runs::run(run, &r.agent, &queue_names);
+        let both: Vec<_> = to_start.iter().chain(&to_stop).cloned().collect();
+        let labels = self.0.queue_labels(&both).await?;
+        let as_run = |run| super::runs::run(run, &labels);
         Ok(Response::new(pb::GetAgentStateResponse {
             runs_to_start: to_start.into_iter().map(as_run).collect(),
             runs_to_stop: to_stop.into_iter().map(as_run).collect(),

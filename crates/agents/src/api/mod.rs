@@ -8,7 +8,7 @@ mod runs;
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::agents::{
     agent_service_server::AgentServiceServer, connection_service_server::ConnectionServiceServer,
-    queue_service_server::QueueServiceServer,
+    queue_service_server::QueueServiceServer, run_service_server::RunServiceServer,
 };
 
 use crate::domain::Agents;
@@ -26,7 +26,8 @@ pub fn grpc_server(agents: Agents, tls: &ServiceTls) -> GrpcServer {
         .add_service(AgentServiceServer::new(agents::AgentApi(agents.clone())))
         .add_service(QueueServiceServer::new(queues::QueueApi(agents.clone())))
         .add_service(ConnectionServiceServer::new(connections::ConnectionApi(
-            agents,
+            agents.clone(),
         )))
+        .add_service(RunServiceServer::new(runs::RunApi(agents)))
         .mtls(tls, caller_policy())
 }

@@ -6,7 +6,10 @@
 //!   oldest run of the project with the fewest runs leased or running in
 //!   that queue (so that one project cannot starve the others).
 //! - **Limits.** Never more leased-or-running runs in a queue than its
-//!   `concurrency` (0: no limit).
+//!   `concurrency` (0: no limit), and never more of its `resource` held by
+//!   them than its `quota` (0: no quota): the next run in order that does
+//!   not fit waits, and the runs behind it wait with it, so that a large run
+//!   is not starved by smaller ones.
 //! - **Exclusivity.** Acquiring a queue takes its row lock first (a no-op
 //!   write): acquirers of one queue go one at a time, and a run is leased
 //!   with a guarded update (`WHERE status = 'queued'`), so no run is ever
@@ -83,6 +86,17 @@ pub struct NewRun {
     pub spec: serde_json::Value,
     /// Who submits.
     pub submitter: String,
+    /// How much of the queue's resource it holds while active.
+    pub demand: f64,
+}
+
+/// The agent that holds (or claims to hold) a run's lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    /// Its organization: runs of others do not exist for it.
+    pub organization_uuid: &'a str,
+    /// The agent.
+    pub agent_uuid: &'a str,
 }
 
 fn lease_expiry(now: i64, lease: Duration) -> Result<i64, Error> {
@@ -154,6 +168,19 @@ async fn expire_leases(txn: &DatabaseTransaction, queue_uuid: &str, now: i64) ->
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// How much of `queue`'s resource its active runs hold.
+async fn held_quota(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<f64, Error> {
+    let held: Option<Option<f64>> = runs::Entity::find()
+        .select_only()
+        .column_as(runs::Column::Demand.sum(), "held")
+        .filter(runs::Column::QueueUuid.eq(queue_uuid))
+        .filter(runs::Column::Status.is_in(ACTIVE.to_vec()))
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(held.flatten().unwrap_or(0.0))
 }
 
 /// The next runs of a locked `queue`, at most `n`, in its strategy's order.
@@ -249,6 +276,7 @@ impl Agents {
             lease_agent_uuid: Set(None),
             lease_expire_time: Set(None),
             message: Set(String::new()),
+            demand: Set(new.demand),
             create_time: Set(now),
             update_time: Set(now),
         }
@@ -310,7 +338,19 @@ impl Agents {
         } else {
             wanted
         };
-        let picked = pick(&txn, queue, Ord::min(wanted, room)).await?;
+        let mut picked = pick(&txn, queue, Ord::min(wanted, room)).await?;
+        if queue.quota > 0.0 {
+            let held = held_quota(&txn, &queue.uuid).await?;
+            let fits = picked
+                .iter()
+                .scan(held, |total, run| {
+                    *total += run.demand;
+                    Some(*total <= queue.quota + f64::EPSILON)
+                })
+                .take_while(|fits| *fits)
+                .count();
+            picked.truncate(fits);
+        }
         let mut leased = Vec::with_capacity(picked.len());
         for run in picked {
             let lease_id = uuid::Uuid::now_v7().to_string();
@@ -344,19 +384,25 @@ impl Agents {
         Ok(leased)
     }
 
-    /// The run `run_uuid` if `lease_id` is its current lease.
+    /// The run `run_uuid` if `lease_id` is its current lease, held by
+    /// `holder`.
     async fn leased_run(
         &self,
         db: &impl ConnectionTrait,
+        holder: Holder<'_>,
         run_uuid: &str,
         lease_id: &str,
     ) -> Result<runs::Model, Error> {
         let run = runs::Entity::find_by_id(run_uuid.to_owned())
             .one(db)
             .await?
+            .filter(|run| run.organization_uuid == holder.organization_uuid)
             .ok_or_else(|| Error::not_found("run", run_uuid))?;
         let expired = run.lease_expire_time.is_some_and(|t| t <= now_micros());
-        if run.lease_id.as_deref() != Some(lease_id) || expired {
+        if run.lease_id.as_deref() != Some(lease_id)
+            || run.lease_agent_uuid.as_deref() != Some(holder.agent_uuid)
+            || expired
+        {
             return Err(Error::precondition(
                 "LEASE_LOST",
                 "the lease is not this run's current lease (it expired, or the run was re-leased)",
@@ -368,13 +414,16 @@ impl Agents {
     /// Extends a lease by `lease` from now.
     pub async fn renew(
         &self,
+        holder: Holder<'_>,
         run_uuid: &str,
         lease_id: &str,
         lease: Duration,
     ) -> Result<runs::Model, Error> {
         let now = now_micros();
         let expire = lease_expiry(now, lease)?;
-        let run = self.leased_run(&self.db, run_uuid, lease_id).await?;
+        let run = self
+            .leased_run(&self.db, holder, run_uuid, lease_id)
+            .await?;
         let done = runs::Entity::update_many()
             .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
             .filter(runs::Column::Uuid.eq(run_uuid))
@@ -398,6 +447,7 @@ impl Agents {
     /// that ends the lease and frees the slot.
     pub async fn report(
         &self,
+        holder: Holder<'_>,
         run_uuid: &str,
         lease_id: &str,
         status: &str,
@@ -410,7 +460,9 @@ impl Agents {
             ));
         }
         let now = now_micros();
-        let run = self.leased_run(&self.db, run_uuid, lease_id).await?;
+        let run = self
+            .leased_run(&self.db, holder, run_uuid, lease_id)
+            .await?;
         if status == RUNNING && run.status != LEASED {
             return Err(Error::precondition(
                 "NOT_LEASED",

@@ -3,12 +3,15 @@
 //! - [`admission`]: runs from submission to a terminal status, under leases;
 //! - [`agents`]: agents, their tokens (issued by identity) and health;
 //! - [`connections`]: how runs reach storage, code and registries;
-//! - [`queues`]: queues of agents.
+//! - [`queues`]: queues of agents;
+//! - [`runs`]: runs as people submit them and agents lease them: routing
+//!   and authorization over [`admission`].
 
 pub mod admission;
 pub mod agents;
 pub mod connections;
 pub mod queues;
+pub mod runs;
 
 use orgplane_platform::{
     Error,

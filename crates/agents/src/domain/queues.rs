@@ -17,7 +17,7 @@ use sea_orm::{
 };
 
 use super::{Agents, admission::QueueStats};
-use crate::storage::{agents, queues, runs};
+use crate::storage::{agents, queues};
 
 /// The scheduling strategies.
 pub const STRATEGIES: &[&str] = &["fifo", "fair"];
@@ -67,7 +67,7 @@ fn check_fields(v: &mut Violations, f: &QueueFields) {
 }
 
 impl Agents {
-    async fn agent_and_queue(
+    pub(crate) async fn agent_and_queue(
         &self,
         organization_uuid: &str,
         agent: &str,
@@ -290,25 +290,5 @@ impl Agents {
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?;
         self.queue_stats(&queue.uuid).await
-    }
-
-    /// Names of the queues of `runs`, by queue UUID.
-    pub async fn queue_names(
-        &self,
-        to_start: &[runs::Model],
-        to_stop: &[runs::Model],
-    ) -> Result<std::collections::HashMap<String, String>, Error> {
-        let uuids: Vec<String> = to_start
-            .iter()
-            .chain(to_stop)
-            .map(|r| r.queue_uuid.clone())
-            .collect();
-        Ok(queues::Entity::find()
-            .filter(queues::Column::Uuid.is_in(uuids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|q| (q.uuid, q.name))
-            .collect())
     }
 }

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003AgentProfiles),
             Box::new(M0004QueueProfiles),
             Box::new(M0005AgentStatuses),
+            Box::new(M0006RunService),
         ]
     }
 }
@@ -359,6 +360,66 @@ impl MigrationTrait for M0005AgentStatuses {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("agent_statuses").to_owned())
+            .await?;
+        Ok(())
+    }
+}
+
+/// What the run service needs: each run's demand of its queue's resource
+/// (for the quota), and indexes for listing runs newest first.
+struct M0006RunService;
+
+impl MigrationName for M0006RunService {
+    fn name(&self) -> &str {
+        "m0006_run_service"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0006RunService {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("runs")
+                    .add_column(double("demand").default(0.0).to_owned())
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "runs",
+                    "runs_organization",
+                    &["organization_uuid", "uuid"][..],
+                    false,
+                ),
+                (
+                    "runs",
+                    "runs_organization_project",
+                    &["organization_uuid", "project", "uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for index in ["runs_organization", "runs_organization_project"] {
+            manager
+                .drop_index(Index::drop().name(index).table("runs").to_owned())
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("runs")
+                    .drop_column("demand")
+                    .to_owned(),
+            )
             .await?;
         Ok(())
     }

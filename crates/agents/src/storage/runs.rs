@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 /// A run row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "runs")]
 pub struct Model {
     /// UUIDv7; also the order of submission.
@@ -32,6 +32,10 @@ pub struct Model {
     pub lease_agent_uuid: Option<String>,
     /// When the lease ends unless renewed (microseconds).
     pub lease_expire_time: Option<i64>,
+    /// How much of its queue's resource it holds while active (see
+    /// `domain::runs::demand`).
+    #[sea_orm(column_type = "Double")]
+    pub demand: f64,
     /// The last status message.
     pub message: String,
     /// Submitted.

@@ -108,6 +108,22 @@ impl OrganizationsInternal for InternalApi {
         }))
     }
 
+    async fn get_run_routing(
+        &self,
+        req: Request<pb::GetRunRoutingRequest>,
+    ) -> Result<Response<pb::GetRunRoutingResponse>, Status> {
+        let r = req.into_inner();
+        let routing = self.0.run_routing(&r.organization_uuid, &r.project).await?;
+        Ok(Response::new(pb::GetRunRoutingResponse {
+            project_uuid: routing.project_uuid,
+            archived: routing.archived,
+            project_default_queue: routing.project_default_queue,
+            organization_default_queue: routing.organization_default_queue,
+            allowed_agents: routing.allowed_agents,
+            allowed_queues: routing.allowed_queues,
+        }))
+    }
+
     async fn record_activities(
         &self,
         _req: Request<pb::RecordActivitiesRequest>,

@@ -1,18 +1,20 @@
 //! What the organizations service answers the other services beyond
-//! `CheckPermission`: the deletions they purge from, and the sign-in of users
-//! through an organization's identity provider.
+//! `CheckPermission`: the deletions they purge from, the sign-in of users
+//! through an organization's identity provider, and where a project's runs
+//! may go.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use orgplane_platform::{
     Error,
     authz::Role,
+    peers::RunRouting,
     principal::{Principal, PrincipalKind},
     time::now_micros,
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::{Organizations, settings::AuthProvider};
-use crate::storage::{deleted_organizations, invitations};
+use super::{Organizations, projects::settings_of, settings::AuthProvider};
+use crate::storage::{deleted_organizations, invitations, projects};
 
 /// Most deletions per `ListDeletedOrganizations` page.
 const MAX_DELETIONS_PAGE: u64 = 1000;
@@ -51,6 +53,31 @@ fn decode_cursor(token: &str) -> Result<Option<(i64, String)>, Error> {
 }
 
 impl Organizations {
+    /// Where the runs of `project` in the organization `organization_uuid`
+    /// go (the caller has authorized the submitter already).
+    pub async fn run_routing(
+        &self,
+        organization_uuid: &str,
+        project: &str,
+    ) -> Result<RunRouting, Error> {
+        let row = projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(organization_uuid))
+            .filter(projects::Column::Name.eq(project))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("project", project))?;
+        let settings = settings_of(&row)?;
+        let organization = self.settings_of_org(organization_uuid).await?;
+        Ok(RunRouting {
+            project_uuid: row.uuid,
+            archived: row.archived,
+            project_default_queue: settings.default_queue,
+            organization_default_queue: organization.default_queue,
+            allowed_agents: settings.allowed_agents,
+            allowed_queues: settings.allowed_queues,
+        })
+    }
+
     /// Deletions after `page_token`, oldest first, and where to continue
     /// (the same token when nothing is new).
     pub async fn list_deleted_organizations(
