@@ -1,0 +1,366 @@
+//! The control plane in the multi-process layout (`orgplane serve` per
+//! service, as in production): the agents service is killed (`SIGKILL`)
+//! while runs are leased, restarted, and nothing is lost — leases survive,
+//! renewals and reports go on, expired leases come back, every run is
+//! handed out and finished exactly once. On SQLite, and on PostgreSQL where
+//! the tests' database is configured.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use orgplane_e2e::{Bearer, channel, postgres_url, unique_schema_prefix};
+use orgplane_proto::{
+    agents::{
+        AcquireRunsRequest, Agent, CreateAgentRequest, CreateQueueRequest, GetRunRequest, Queue,
+        RenewLeaseRequest, ReportRunStatusRequest, Run, SubmitRunRequest,
+        agent_service_client::AgentServiceClient, queue_service_client::QueueServiceClient,
+        run_service_client::RunServiceClient,
+    },
+    identity::{LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient},
+    organizations::{
+        CreateOrganizationRequest, CreateProjectRequest, Organization, Project,
+        organization_service_client::OrganizationServiceClient,
+        project_service_client::ProjectServiceClient,
+    },
+};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
+
+fn free_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// One `orgplane serve` process per service, killed on drop.
+struct Processes {
+    data_dir: PathBuf,
+    database: Vec<String>,
+    identity: String,
+    organizations: String,
+    agents: String,
+    gateway: String,
+    children: Vec<(&'static str, Child)>,
+}
+
+impl Processes {
+    fn start(data_dir: &Path, database: Vec<String>) -> Self {
+        let status = Command::new(BIN)
+            .args(["certs", "init", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "orgplane certs init");
+        let mut p = Self {
+            data_dir: data_dir.to_owned(),
+            database,
+            identity: free_port(),
+            organizations: free_port(),
+            agents: free_port(),
+            gateway: free_port(),
+            children: Vec::new(),
+        };
+        for service in ["identity", "organizations", "agents", "gateway"] {
+            p.spawn(service);
+        }
+        p
+    }
+
+    fn spawn(&mut self, service: &'static str) {
+        let listen = match service {
+            "identity" => &self.identity,
+            "organizations" => &self.organizations,
+            "agents" => &self.agents,
+            _ => &self.gateway,
+        };
+        let child = Command::new(BIN)
+            .args(["serve", service, "--data-dir"])
+            .arg(&self.data_dir)
+            .args(&self.database)
+            .args(["--listen", listen])
+            .args(["--identity-addr", &self.identity])
+            .args(["--organizations-addr", &self.organizations])
+            .args(["--agents-addr", &self.agents])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push((service, child));
+    }
+
+    /// `SIGKILL`: no shutdown, no flush, no goodbye.
+    fn kill(&mut self, service: &str) {
+        let at = self
+            .children
+            .iter()
+            .position(|(name, _)| *name == service)
+            .unwrap();
+        let (_, mut child) = self.children.remove(at);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    async fn gateway(&self) -> Channel {
+        channel(&format!("http://{}", self.gateway)).await
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Retries `call` while the processes come up (UNAVAILABLE, or UNIMPLEMENTED
+/// from a gateway whose backend is not listening yet).
+async fn when_up<T, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(status) if start.elapsed() < Duration::from_secs(60) => {
+                assert!(
+                    matches!(
+                        status.code(),
+                        Code::Unavailable | Code::Unknown | Code::Internal
+                    ),
+                    "{what}: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{what}: not up within 60 s: {status:?}"),
+        }
+    }
+}
+
+type Runs = RunServiceClient<InterceptedService<Channel, Bearer>>;
+
+async fn acquire(runs: &mut Runs, n: i32, lease: Duration) -> Vec<Run> {
+    runs.acquire_runs(AcquireRunsRequest {
+        organization: "acme".into(),
+        agent: "box".into(),
+        max_runs: n,
+        lease_duration: Some(prost_types::Duration::try_from(lease).unwrap()),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .runs
+}
+
+async fn finish(runs: &mut Runs, run: &Run) {
+    runs.report_run_status(ReportRunStatusRequest {
+        organization: "acme".into(),
+        run: run.uuid.clone(),
+        status: "succeeded".into(),
+        lease: run.lease.as_ref().unwrap().id.clone(),
+        message: String::new(),
+    })
+    .await
+    .unwrap();
+}
+
+async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Processes::start(dir.path(), database);
+    let gateway = p.gateway().await;
+    when_up("sign up", || {
+        let mut auth = AuthServiceClient::new(gateway.clone());
+        async move {
+            auth.sign_up(SignUpRequest {
+                username: "owner".into(),
+                email: "owner@example.com".into(),
+                password: "a long enough password".into(),
+                display_name: String::new(),
+            })
+            .await
+        }
+    })
+    .await;
+    let token = AuthServiceClient::new(gateway.clone())
+        .login(LoginRequest {
+            username: "owner".into(),
+            password: "a long enough password".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let bearer = || Bearer::new(&token);
+    when_up("create organization", || {
+        let mut orgs = OrganizationServiceClient::with_interceptor(gateway.clone(), bearer());
+        async move {
+            orgs.create_organization(CreateOrganizationRequest {
+                organization: Some(Organization {
+                    name: "acme".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+        }
+    })
+    .await;
+    ProjectServiceClient::with_interceptor(gateway.clone(), bearer())
+        .create_project(CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let agent_token = when_up("create agent", || {
+        let mut agents = AgentServiceClient::with_interceptor(gateway.clone(), bearer());
+        async move {
+            agents
+                .create_agent(CreateAgentRequest {
+                    organization: "acme".into(),
+                    agent: Some(Agent {
+                        name: "box".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+        }
+    })
+    .await
+    .into_inner()
+    .token;
+    QueueServiceClient::with_interceptor(gateway.clone(), bearer())
+        .create_queue(CreateQueueRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+            queue: Some(Queue {
+                name: "q".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut people = RunServiceClient::with_interceptor(gateway.clone(), bearer());
+    let mut submitted = HashSet::new();
+    for i in 0..20 {
+        let run = people
+            .submit_run(SubmitRunRequest {
+                organization: "acme".into(),
+                project: "vision".into(),
+                queue: "box/q".into(),
+                name: format!("r{i}"),
+                spec: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .run
+            .unwrap();
+        submitted.insert(run.uuid);
+    }
+    let mut agent = RunServiceClient::with_interceptor(gateway.clone(), Bearer::new(&agent_token));
+    let held = acquire(&mut agent, 3, Duration::from_secs(120)).await;
+    let dropped = acquire(&mut agent, 2, Duration::from_secs(2)).await;
+    assert_eq!((held.len(), dropped.len()), (3, 2));
+
+    p.kill("agents");
+    let down = agent
+        .acquire_runs(AcquireRunsRequest {
+            organization: "acme".into(),
+            agent: "box".into(),
+            max_runs: 1,
+            lease_duration: None,
+        })
+        .await;
+    assert_eq!(
+        down.unwrap_err().code(),
+        Code::Unavailable,
+        "the service is down"
+    );
+    p.spawn("agents");
+
+    // The leases held survive the restart: renewals and reports go on.
+    for run in &held {
+        let renewed = when_up("renew after restart", || {
+            let mut agent = agent.clone();
+            let request = RenewLeaseRequest {
+                organization: "acme".into(),
+                run: run.uuid.clone(),
+                lease: run.lease.as_ref().unwrap().id.clone(),
+                lease_duration: None,
+            };
+            async move { agent.renew_lease(request).await }
+        })
+        .await
+        .into_inner()
+        .run
+        .unwrap();
+        assert_eq!(renewed.status, "leased");
+        finish(&mut agent, run).await;
+    }
+    // The leases let go come back once expired; the rest waited.
+    let seen_dropped = people
+        .get_run(GetRunRequest {
+            organization: "acme".into(),
+            run: dropped[0].uuid.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .run
+        .unwrap();
+    assert_eq!(seen_dropped.status, "leased");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut handed_out: Vec<String> = held.iter().map(|r| r.uuid.clone()).collect();
+    loop {
+        let leased = acquire(&mut agent, 10, Duration::from_secs(120)).await;
+        if leased.is_empty() {
+            break;
+        }
+        for run in &leased {
+            if dropped.iter().any(|d| d.uuid == run.uuid) {
+                assert_eq!(run.attempts, 2, "re-delivered after the restart");
+            }
+            finish(&mut agent, run).await;
+            handed_out.push(run.uuid.clone());
+        }
+    }
+    let unique: HashSet<String> = handed_out.iter().cloned().collect();
+    assert_eq!(unique.len(), handed_out.len(), "no run finished twice");
+    assert_eq!(unique, submitted, "every run finished, none lost");
+}
+
+#[tokio::test]
+async fn killing_the_agents_service_with_runs_leased_loses_nothing_on_sqlite() {
+    killing_the_agents_service_loses_nothing(Vec::new()).await;
+}
+
+#[tokio::test]
+async fn killing_the_agents_service_with_runs_leased_loses_nothing_on_postgresql() {
+    let Some(url) = postgres_url() else { return };
+    let prefix = unique_schema_prefix();
+    killing_the_agents_service_loses_nothing(vec![
+        "--database-url".into(),
+        url.clone(),
+        "--schema-prefix".into(),
+        prefix.clone(),
+    ])
+    .await;
+    for service in ["identity", "organizations", "agents"] {
+        orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+            .await
+            .unwrap();
+    }
+}
