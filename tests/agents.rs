@@ -3,7 +3,7 @@
 //! while runs wait; role matrix, tenant isolation, bad input.
 
 use orgplane_agents::domain::admission::NewRun;
-use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_e2e::{TestStack, check_role_matrix, expect_code, expect_reason, violated_fields};
 use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     agents::*,
@@ -350,21 +350,11 @@ async fn role_matrix_and_tenant_isolation() {
     t.create_organization(&foreigner, "elsewhere").await;
     create(&t, &foreigner, "elsewhere", "a").await;
     callers.push((None, foreigner.clone()));
-    for (rpc, permission, authorized) in RPCS {
-        for (role, token) in &callers {
-            let expected = expected_code(*role, *permission, *authorized);
-            assert_eq!(
-                call(&t, token, "acme", rpc).await,
-                expected,
-                "{rpc} as {role:?}"
-            );
-        }
-        assert_eq!(
-            call(&t, &foreigner, "no-such-org", rpc).await,
-            Code::NotFound,
-            "{rpc}"
-        );
-    }
+    check_role_matrix(RPCS, &callers, "acme", &foreigner, |token, org, rpc| {
+        let t = &t;
+        async move { call(t, &token, &org, rpc).await }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! fields, credentials only by secret name, role matrix, tenant isolation,
 //! bad input; storage on SQLite and PostgreSQL.
 
-use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_e2e::{TestStack, check_role_matrix, expect_code, expect_reason, violated_fields};
 use orgplane_platform::authz::Permission;
 use orgplane_proto::agents::*;
 use prost_types::{FieldMask, Struct, Value, value::Kind};
@@ -348,19 +348,9 @@ async fn role_matrix_and_tenant_isolation() {
         .await
         .unwrap();
     callers.push((None, foreigner.clone()));
-    for (rpc, permission, authorized) in RPCS {
-        for (role, token) in &callers {
-            let expected = expected_code(*role, *permission, *authorized);
-            assert_eq!(
-                call(&t, token, "acme", rpc).await,
-                expected,
-                "{rpc} as {role:?}"
-            );
-        }
-        assert_eq!(
-            call(&t, &foreigner, "no-such-org", rpc).await,
-            Code::NotFound,
-            "{rpc}: a missing and a foreign organization look the same"
-        );
-    }
+    check_role_matrix(RPCS, &callers, "acme", &foreigner, |token, org, rpc| {
+        let t = &t;
+        async move { call(t, &token, &org, rpc).await }
+    })
+    .await;
 }

@@ -2,7 +2,7 @@
 //! stats, deletion refused while runs wait; role matrix, tenant isolation.
 
 use orgplane_agents::domain::admission::NewRun;
-use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_e2e::{TestStack, check_role_matrix, expect_code, expect_reason, violated_fields};
 use orgplane_platform::authz::Permission;
 use orgplane_proto::agents::*;
 use prost_types::FieldMask;
@@ -367,19 +367,9 @@ async fn role_matrix_and_tenant_isolation() {
     let foreigner = t.user("foreigner").await;
     setup(&t, &foreigner, "elsewhere").await;
     callers.push((None, foreigner.clone()));
-    for (rpc, permission, authorized) in RPCS {
-        for (role, token) in &callers {
-            let expected = expected_code(*role, *permission, *authorized);
-            assert_eq!(
-                call(&t, token, "acme", rpc).await,
-                expected,
-                "{rpc} as {role:?}"
-            );
-        }
-        assert_eq!(
-            call(&t, &foreigner, "no-such-org", rpc).await,
-            Code::NotFound,
-            "{rpc}"
-        );
-    }
+    check_role_matrix(RPCS, &callers, "acme", &foreigner, |token, org, rpc| {
+        let t = &t;
+        async move { call(t, &token, &org, rpc).await }
+    })
+    .await;
 }

@@ -474,3 +474,35 @@ pub fn expected_code(
         Some(_) => Code::PermissionDenied,
     }
 }
+
+/// Checks a role matrix: each of `rpcs` (name, the permission it needs,
+/// what an authorized caller gets), called in `org` by each of `callers`
+/// (see [`TestStack::role_callers`]), answers what [`expected_code`] says;
+/// and called by `stranger` in an organization that does not exist, it
+/// answers `NOT_FOUND` — the same as a foreign one. `call(token, org, rpc)`
+/// makes the call and returns its code.
+pub async fn check_role_matrix<F, Fut>(
+    rpcs: &[(&'static str, orgplane_platform::authz::Permission, Code)],
+    callers: &[(Option<orgplane_platform::authz::Role>, String)],
+    org: &str,
+    stranger: &str,
+    call: F,
+) where
+    F: Fn(String, String, &'static str) -> Fut,
+    Fut: Future<Output = Code>,
+{
+    for (rpc, permission, authorized) in rpcs {
+        for (role, token) in callers {
+            assert_eq!(
+                call(token.clone(), org.to_owned(), rpc).await,
+                expected_code(*role, *permission, *authorized),
+                "{rpc} as {role:?}"
+            );
+        }
+        assert_eq!(
+            call(stranger.to_owned(), "no-such-org".to_owned(), rpc).await,
+            Code::NotFound,
+            "{rpc}: a missing and a foreign organization look the same"
+        );
+    }
+}
