@@ -265,7 +265,7 @@ async fn an_expired_lease_puts_its_run_back_then_fails_it() {
         let run = submit(&a, &q, "p", "r").await;
         let short = Duration::from_millis(30);
         let mut last_lease = String::new();
-        for attempt in 1..=admission::MAX_ATTEMPTS {
+        for attempt in 1..=admission::DEFAULT_MAX_ATTEMPTS {
             let leased = a.acquire(&ag, 1, short).await.unwrap();
             assert_eq!(leased.len(), 1, "attempt {attempt}");
             assert_eq!(leased[0].uuid, run);
@@ -294,6 +294,36 @@ async fn an_expired_lease_puts_its_run_back_then_fails_it() {
             .unwrap()
             .unwrap();
         assert_eq!(row.status, admission::FAILED, "leased too often");
+        a.db().clone().close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_attempts_are_configured_per_service() {
+    on_both(|target| async move {
+        let a = open(&target()).await.with_max_attempts(1);
+        let ag = agent(&a, "org", "flaky").await;
+        let q = queue(&a, &ag, "q", 1, 1, "fifo").await;
+        let run = submit(&a, &q, "p", "r").await;
+        assert_eq!(
+            a.acquire(&ag, 1, Duration::from_millis(30))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(a.acquire(&ag, 1, LEASE).await.unwrap().is_empty());
+        let row = runs::Entity::find_by_id(run)
+            .one(a.db())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.message.as_str()),
+            (admission::FAILED, "its lease expired 1 times")
+        );
         a.db().clone().close().await.unwrap();
     })
     .await;

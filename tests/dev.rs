@@ -20,6 +20,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
         identity: IdentityConfig::default(),
         gateway: GatewayConfig::default(),
+        max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
     }
 }
 

@@ -134,6 +134,7 @@ impl TestStack {
             gateway_listen: "127.0.0.1:0".parse().unwrap(),
             identity,
             gateway,
+            max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
         })
         .await
         .expect("starting the stack");

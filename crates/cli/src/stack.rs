@@ -41,6 +41,8 @@ pub struct StackConfig {
     pub identity: IdentityConfig,
     /// The gateway's settings (backends are filled in by the stack).
     pub gateway: GatewayConfig,
+    /// Agents: leases a run gets before an expired lease fails it.
+    pub max_run_attempts: u32,
 }
 
 /// A running stack.
@@ -130,6 +132,7 @@ impl Stack {
 
         let db = connect_and_migrate::<AgentsMigrator>(&target(Backend::Agents)?).await?;
         let agents = Agents::new(db)
+            .with_max_attempts(config.max_run_attempts)
             .with_organizations(OrganizationsPeer::new(mtls_channel(
                 &organizations_addr.to_string(),
                 "organizations",

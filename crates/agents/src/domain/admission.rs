@@ -17,7 +17,8 @@
 //! - **Leases.** A lease ends at its expiry unless renewed; an expired
 //!   lease puts its run back in the queue (the next acquirer of the queue
 //!   does it, in its transaction), or fails it after
-//!   [`MAX_ATTEMPTS`] leases. Every change commits before it is answered:
+//!   its `max_attempts` leases ([`DEFAULT_MAX_ATTEMPTS`] unless the service
+//!   is configured otherwise). Every change commits before it is answered:
 //!   a run accepted is never lost when an agent or the service dies.
 
 use std::time::Duration;
@@ -51,8 +52,9 @@ pub const ACTIVE: &[&str] = &[LEASED, RUNNING, STOPPING];
 /// Statuses a run ends in.
 pub const TERMINAL: &[&str] = &[SUCCEEDED, FAILED, STOPPED];
 
-/// Leases a run gets before an expiry fails it instead of requeuing it.
-pub const MAX_ATTEMPTS: i32 = 3;
+/// Leases a run gets before an expiry fails it instead of requeuing it,
+/// unless configured otherwise ([`Agents::with_max_attempts`]).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// Longest lease an agent may ask for.
 pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 
@@ -134,8 +136,13 @@ async fn lock_queue(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<(), E
 }
 
 /// Requeues the runs of `queue` whose lease expired before `now` (failing
-/// those leased [`MAX_ATTEMPTS`] times); call with the queue locked.
-async fn expire_leases(txn: &DatabaseTransaction, queue_uuid: &str, now: i64) -> Result<(), Error> {
+/// those leased `max_attempts` times); call with the queue locked.
+async fn expire_leases(
+    txn: &DatabaseTransaction,
+    queue_uuid: &str,
+    now: i64,
+    max_attempts: i32,
+) -> Result<(), Error> {
     let expired = || {
         runs::Entity::update_many()
             .filter(runs::Column::QueueUuid.eq(queue_uuid))
@@ -146,10 +153,10 @@ async fn expire_leases(txn: &DatabaseTransaction, queue_uuid: &str, now: i64) ->
         .col_expr(runs::Column::Status, Expr::value(FAILED))
         .col_expr(
             runs::Column::Message,
-            Expr::value(format!("its lease expired {MAX_ATTEMPTS} times")),
+            Expr::value(format!("its lease expired {max_attempts} times")),
         )
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
-        .filter(runs::Column::Attempts.gte(MAX_ATTEMPTS))
+        .filter(runs::Column::Attempts.gte(max_attempts))
         .exec(txn)
         .await?;
     without_lease(expired())
@@ -327,7 +334,7 @@ impl Agents {
     ) -> Result<Vec<runs::Model>, Error> {
         let txn = self.db.begin().await?;
         lock_queue(&txn, &queue.uuid).await?;
-        expire_leases(&txn, &queue.uuid, now).await?;
+        expire_leases(&txn, &queue.uuid, now, self.max_attempts).await?;
         let room = if queue.concurrency > 0 {
             let active = runs::Entity::find()
                 .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))

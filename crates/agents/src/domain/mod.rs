@@ -31,6 +31,8 @@ pub struct Agents {
     pub(crate) db: DatabaseConnection,
     pub(crate) organizations: Option<OrganizationsPeer>,
     pub(crate) identity: Option<IdentityPeer>,
+    /// Leases a run gets before an expiry fails it.
+    pub(crate) max_attempts: i32,
 }
 
 impl Agents {
@@ -41,7 +43,15 @@ impl Agents {
             db,
             organizations: None,
             identity: None,
+            max_attempts: admission::DEFAULT_MAX_ATTEMPTS,
         }
+    }
+
+    /// With `attempts` leases per run before an expired lease fails it
+    /// instead of putting it back in its queue (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.clamp(1, i32::MAX as u32) as i32;
+        self
     }
 
     /// With the identity service, which issues agents' tokens.

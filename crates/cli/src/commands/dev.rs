@@ -7,7 +7,10 @@ use orgplane::{Stack, StackConfig, admin::bootstrap_admin};
 use orgplane_identity::IdentityConfig;
 use orgplane_platform::shutdown;
 
-use super::{migrate::report_bootstrap, serve::GatewayArgs};
+use super::{
+    migrate::report_bootstrap,
+    serve::{AgentsArgs, GatewayArgs},
+};
 
 /// Arguments of `dev`.
 #[derive(Debug, Args)]
@@ -29,6 +32,8 @@ pub struct DevArgs {
     pub admin_password: Option<String>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub agents: AgentsArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -40,6 +45,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         gateway_listen: args.listen,
         identity: IdentityConfig::default(),
         gateway: args.gateway.config(),
+        max_run_attempts: args.agents.max_run_attempts,
     })
     .await?;
     report_bootstrap(bootstrap_admin(&stack.identity, args.admin_password).await?);

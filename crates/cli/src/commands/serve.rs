@@ -75,10 +75,22 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub agents: AgentsArgs,
     /// identity: whether anyone may sign up (else only invitations and the
     /// bootstrap admin create users).
     #[arg(long, env = "ORGPLANE_ALLOW_SIGNUP", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
+}
+
+/// Agents service options.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// agents: how many times a run is leased before an expired lease fails
+    /// it instead of putting it back in its queue.
+    #[arg(long, env = "ORGPLANE_MAX_RUN_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_run_attempts: u32,
 }
 
 /// Gateway options.
@@ -216,6 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let identity =
                 IdentityPeer::new(mtls_channel(&args.gateway.identity_addr, "identity", &tls)?);
             let agents = Agents::new(db)
+                .with_max_attempts(args.agents.max_run_attempts)
                 .with_organizations(organizations)
                 .with_identity(identity);
             tokio::spawn(
