@@ -19,8 +19,8 @@ use orgplane_proto::identity::{
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use orgplane_proto::organizations::{
-    CreateOrganizationRequest, Organization, invitation_service_client::InvitationServiceClient,
-    member_service_client::MemberServiceClient,
+    CreateOrganizationRequest, Organization, activity_service_client::ActivityServiceClient,
+    invitation_service_client::InvitationServiceClient, member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient, team_service_client::TeamServiceClient,
 };
@@ -329,6 +329,14 @@ impl TestStack {
             callers.push((Some(role), token));
         }
         callers
+    }
+
+    /// An activity feed client calling with `token`.
+    pub fn activities_as(
+        &self,
+        token: &str,
+    ) -> ActivityServiceClient<InterceptedService<Channel, Bearer>> {
+        ActivityServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
     /// A run client calling with `token` (a person's or an agent's).

@@ -167,6 +167,11 @@ impl Stack {
             purger.await;
             Ok(())
         });
+        let shipper = organizations.activity_shipper().run(shutdown.wait());
+        tasks.spawn(async move {
+            shipper.await;
+            Ok(())
+        });
 
         let registry_server = orgplane_registry::grpc_server(registry.clone(), &registry_tls);
         tasks.spawn(registry_server.serve(registry_listener, shutdown.wait()));
@@ -185,6 +190,11 @@ impl Stack {
             .run_purger(PEER_PURGE_INTERVAL, shutdown.wait());
         tasks.spawn(async move {
             agents_purger.await;
+            Ok(())
+        });
+        let agents_shipper = agents.activity_shipper()?.run(shutdown.wait());
+        tasks.spawn(async move {
+            agents_shipper.await;
             Ok(())
         });
 

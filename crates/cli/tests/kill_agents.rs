@@ -2,7 +2,8 @@
 //! service, as in production): the agents service is killed (`SIGKILL`)
 //! while runs are leased, restarted, and nothing is lost — leases survive,
 //! renewals and reports go on, expired leases come back, every run is
-//! handed out and finished exactly once. On SQLite, and on PostgreSQL where
+//! handed out and finished exactly once, and the activity of a change made
+//! just before the kill reaches the feed after the restart. On SQLite, and on PostgreSQL where
 //! the tests' database is configured.
 
 use std::{
@@ -17,14 +18,16 @@ use std::{
 use orgplane_e2e::{Bearer, channel, postgres_url, unique_schema_prefix};
 use orgplane_proto::{
     agents::{
-        AcquireRunsRequest, Agent, CreateAgentRequest, CreateQueueRequest, GetRunRequest, Queue,
-        RenewLeaseRequest, ReportRunStatusRequest, Run, SubmitRunRequest,
-        agent_service_client::AgentServiceClient, queue_service_client::QueueServiceClient,
-        run_service_client::RunServiceClient,
+        AcquireRunsRequest, Agent, Connection, CreateAgentRequest, CreateConnectionRequest,
+        CreateQueueRequest, GetRunRequest, Queue, RenewLeaseRequest, ReportRunStatusRequest, Run,
+        SubmitRunRequest, agent_service_client::AgentServiceClient,
+        connection_service_client::ConnectionServiceClient,
+        queue_service_client::QueueServiceClient, run_service_client::RunServiceClient,
     },
     identity::{LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient},
     organizations::{
-        CreateOrganizationRequest, CreateProjectRequest, Organization, Project,
+        CreateOrganizationRequest, CreateProjectRequest, ListActivitiesRequest, Organization,
+        Project, activity_service_client::ActivityServiceClient,
         organization_service_client::OrganizationServiceClient,
         project_service_client::ProjectServiceClient,
     },
@@ -275,6 +278,22 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     let dropped = acquire(&mut agent, 2, Duration::from_secs(2)).await;
     assert_eq!((held.len(), dropped.len()), (3, 2));
 
+    // A change, and the process dies at once: its activity waits in the
+    // outbox, committed with the change, and is shipped after the restart.
+    ConnectionServiceClient::with_interceptor(gateway.clone(), bearer())
+        .create_connection(CreateConnectionRequest {
+            organization: "acme".into(),
+            connection: Some(Connection {
+                name: "last-words".into(),
+                kind: "git".into(),
+                schema: Some(orgplane_platform::grpc::json_to_struct(
+                    &serde_json::json!({"url": "https://example.com/r.git"}),
+                )),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     p.kill("agents");
     let down = agent
         .acquire_runs(AcquireRunsRequest {
@@ -340,6 +359,41 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     let unique: HashSet<String> = handed_out.iter().cloned().collect();
     assert_eq!(unique.len(), handed_out.len(), "no run finished twice");
     assert_eq!(unique, submitted, "every run finished, none lost");
+
+    // The feed holds every change once: the connection made just before
+    // the kill, 20 submissions, 20 successes.
+    let feed = ActivityServiceClient::with_interceptor(gateway.clone(), bearer());
+    let count = |filter: &'static str| {
+        let mut feed = feed.clone();
+        async move {
+            feed.list_activities(ListActivitiesRequest {
+                organization: "acme".into(),
+                filter: filter.into(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .total_size
+        }
+    };
+    let start = Instant::now();
+    while count("action:succeeded").await < 20 || count("subject_kind:connection").await < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "activities not shipped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        count("subject_kind:connection").await,
+        1,
+        "last-words, once"
+    );
+    assert_eq!(count("action:submitted").await, 20);
+    assert_eq!(count("action:succeeded").await, 20);
 }
 
 #[tokio::test]

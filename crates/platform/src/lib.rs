@@ -4,6 +4,7 @@
 //! shutdown.
 
 pub mod access;
+pub mod activity;
 pub mod authz;
 pub mod client;
 pub mod db;

@@ -10,7 +10,7 @@ use orgplane_proto::{
     },
     organizations::{
         AdmitExternalUserRequest, GetExternalAuthProvidersRequest, GetRunRoutingRequest,
-        ListDeletedOrganizationsRequest,
+        ListDeletedOrganizationsRequest, RecordActivitiesRequest,
         organizations_internal_client::OrganizationsInternalClient,
     },
 };
@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 use crate::{
     Error,
     access::{MAX_DECISION_TTL, PermissionChecker},
+    activity::{ActivitySink, Delivery},
     authz::Role,
     principal::Principal,
     time::from_timestamp,
@@ -289,5 +290,21 @@ impl OrganizationsPeer {
             joined: answer.joined,
             invited: answer.invited,
         })
+    }
+}
+
+/// The activity store, for the shippers of the other services.
+impl ActivitySink for OrganizationsPeer {
+    async fn deliver(&self, batch: Vec<Delivery>) -> Result<u64, Error> {
+        let answer = self
+            .client
+            .clone()
+            .record_activities(RecordActivitiesRequest {
+                activities: batch.iter().map(Delivery::to_proto).collect(),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        Ok(answer.recorded as u64)
     }
 }

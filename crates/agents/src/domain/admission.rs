@@ -268,29 +268,40 @@ async fn pick(
 impl Agents {
     /// Stores a routed run, `queued`.
     pub async fn enqueue(&self, new: NewRun) -> Result<runs::Model, Error> {
-        let now = now_micros();
-        Ok(runs::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            organization_uuid: Set(new.organization_uuid),
-            project: Set(new.project),
-            queue_uuid: Set(new.queue_uuid),
-            status: Set(QUEUED.to_owned()),
-            name: Set(new.name),
-            spec: Set(new.spec.to_string()),
-            attempts: Set(0),
-            submitter: Set(new.submitter),
-            lease_id: Set(None),
-            lease_agent_uuid: Set(None),
-            lease_expire_time: Set(None),
-            message: Set(String::new()),
-            demand: Set(new.demand),
-            create_time: Set(now),
-            update_time: Set(now),
-        }
-        .insert(&self.db)
-        .await?)
+        enqueue_in(&self.db, new).await
     }
+}
 
+/// Stores a routed run, `queued`, in `db` (a transaction, with the
+/// submission's activity).
+pub(crate) async fn enqueue_in(
+    db: &impl ConnectionTrait,
+    new: NewRun,
+) -> Result<runs::Model, Error> {
+    let now = now_micros();
+    Ok(runs::ActiveModel {
+        uuid: Set(uuid::Uuid::now_v7().to_string()),
+        organization_uuid: Set(new.organization_uuid),
+        project: Set(new.project),
+        queue_uuid: Set(new.queue_uuid),
+        status: Set(QUEUED.to_owned()),
+        name: Set(new.name),
+        spec: Set(new.spec.to_string()),
+        attempts: Set(0),
+        submitter: Set(new.submitter),
+        lease_id: Set(None),
+        lease_agent_uuid: Set(None),
+        lease_expire_time: Set(None),
+        message: Set(String::new()),
+        demand: Set(new.demand),
+        create_time: Set(now),
+        update_time: Set(now),
+    }
+    .insert(db)
+    .await?)
+}
+
+impl Agents {
     /// Leases up to `max_runs` runs of the agent's queues for `lease`.
     pub async fn acquire(
         &self,
@@ -460,6 +471,20 @@ impl Agents {
         status: &str,
         message: &str,
     ) -> Result<runs::Model, Error> {
+        self.report_in(&self.db, holder, run_uuid, lease_id, status, message)
+            .await
+    }
+
+    /// [`Self::report`] in `db` (a transaction, with its activity).
+    pub(crate) async fn report_in(
+        &self,
+        db: &impl ConnectionTrait,
+        holder: Holder<'_>,
+        run_uuid: &str,
+        lease_id: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<runs::Model, Error> {
         if status != RUNNING && !TERMINAL.contains(&status) {
             return Err(Error::invalid(
                 "status",
@@ -488,7 +513,7 @@ impl Agents {
             .filter(runs::Column::Uuid.eq(run_uuid))
             .filter(runs::Column::LeaseId.eq(lease_id))
             .filter(runs::Column::LeaseExpireTime.gt(now))
-            .exec(&self.db)
+            .exec(db)
             .await?;
         if done.rows_affected != 1 {
             return Err(Error::precondition(
@@ -497,7 +522,7 @@ impl Agents {
             ));
         }
         runs::Entity::find_by_id(run_uuid.to_owned())
-            .one(&self.db)
+            .one(db)
             .await?
             .ok_or_else(|| Error::not_found("run", run_uuid))
     }
@@ -506,29 +531,7 @@ impl Agents {
     /// becomes `stopping` until its agent reports it stopped (or its lease
     /// expires).
     pub async fn cancel(&self, run_uuid: &str) -> Result<runs::Model, Error> {
-        let now = now_micros();
-        let stop_now = runs::Entity::update_many()
-            .col_expr(runs::Column::Status, Expr::value(STOPPED))
-            .col_expr(runs::Column::Message, Expr::value("cancelled"))
-            .col_expr(runs::Column::UpdateTime, Expr::value(now))
-            .filter(runs::Column::Uuid.eq(run_uuid))
-            .filter(runs::Column::Status.eq(QUEUED))
-            .exec(&self.db)
-            .await?;
-        if stop_now.rows_affected == 0 {
-            runs::Entity::update_many()
-                .col_expr(runs::Column::Status, Expr::value(STOPPING))
-                .col_expr(runs::Column::Message, Expr::value("cancelled"))
-                .col_expr(runs::Column::UpdateTime, Expr::value(now))
-                .filter(runs::Column::Uuid.eq(run_uuid))
-                .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
-                .exec(&self.db)
-                .await?;
-        }
-        runs::Entity::find_by_id(run_uuid.to_owned())
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| Error::not_found("run", run_uuid))
+        cancel_in(&self.db, run_uuid).await
     }
 
     /// What an agent must act on: runs leased to it not yet running, and
@@ -590,4 +593,34 @@ impl Agents {
         });
         Ok(stats)
     }
+}
+
+/// Cancels a run in `db` (see [`Agents::cancel`]).
+pub(crate) async fn cancel_in(
+    db: &impl ConnectionTrait,
+    run_uuid: &str,
+) -> Result<runs::Model, Error> {
+    let now = now_micros();
+    let stop_now = runs::Entity::update_many()
+        .col_expr(runs::Column::Status, Expr::value(STOPPED))
+        .col_expr(runs::Column::Message, Expr::value("cancelled"))
+        .col_expr(runs::Column::UpdateTime, Expr::value(now))
+        .filter(runs::Column::Uuid.eq(run_uuid))
+        .filter(runs::Column::Status.eq(QUEUED))
+        .exec(db)
+        .await?;
+    if stop_now.rows_affected == 0 {
+        runs::Entity::update_many()
+            .col_expr(runs::Column::Status, Expr::value(STOPPING))
+            .col_expr(runs::Column::Message, Expr::value("cancelled"))
+            .col_expr(runs::Column::UpdateTime, Expr::value(now))
+            .filter(runs::Column::Uuid.eq(run_uuid))
+            .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
+            .exec(db)
+            .await?;
+    }
+    runs::Entity::find_by_id(run_uuid.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("run", run_uuid))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
+    activity::{self, Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -15,11 +16,11 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::Agents;
+use super::{Agents, commit_with};
 use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.
@@ -126,6 +127,7 @@ impl Agents {
         check_fields(&mut v, &fields);
         v.finish()?;
         let now = now_micros();
+        let txn = self.db.begin().await?;
         let row = agents::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(standing.organization_uuid.clone()),
@@ -148,23 +150,28 @@ impl Agents {
             version: Set(1),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "agent", name))?;
-        match self
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::CREATED,
+            "agent",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        // No agent without a credential: the token is issued before the
+        // agent commits (a failure rolls it back; the caller retries).
+        let token = self
             .identity()?
             .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
-            .await
-        {
-            Ok(token) => Ok((row, token)),
-            Err(err) => {
-                // No agent without a credential: undo, and let the caller retry.
-                agents::Entity::delete_by_id(row.uuid)
-                    .exec(&self.db)
-                    .await?;
-                Err(err)
-            }
+            .await?;
+        if let Err(err) = commit_with(txn, activity).await {
+            let _ = self.identity()?.revoke_agent_tokens(&row.uuid).await;
+            return Err(err);
         }
+        Ok((row, token))
     }
 
     /// One agent.
@@ -262,14 +269,24 @@ impl Agents {
         if let Some(s) = fields.settings {
             update = update.col_expr(agents::Column::Settings, Expr::value(s.to_string()));
         }
+        let txn = self.db.begin().await?;
         update_at_version(
-            &self.db,
+            &txn,
             update,
             (agents::Column::Uuid, row.uuid.as_str()),
             (agents::Column::Version, row.version),
             "agent",
         )
         .await?;
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::UPDATED,
+            "agent",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        commit_with(txn, activity).await?;
         self.agent(&standing.organization_uuid, name).await
     }
 
@@ -302,10 +319,19 @@ impl Agents {
             ));
         }
         self.identity()?.revoke_agent_tokens(&row.uuid).await?;
-        agents::Entity::delete_by_id(row.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        agents::Entity::delete_by_id(row.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::DELETED,
+            "agent",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        commit_with(txn, activity).await
     }
 
     /// A new token for an agent, shown once; the old one stops working (at
@@ -320,9 +346,22 @@ impl Agents {
             .require(principal, organization, Permission::AgentsManage)
             .await?;
         let row = self.agent(&standing.organization_uuid, name).await?;
-        self.identity()?
+        let token = self
+            .identity()?
             .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
-            .await
+            .await?;
+        // The change is identity's; its record is this service's.
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            "rotated",
+            "agent_token",
+            name,
+        )
+        .subject_uuid(&row.uuid)
+        .parent("agent", name);
+        activity::record(&self.db, activity).await?;
+        Ok(token)
     }
 }
 

@@ -7,6 +7,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -16,12 +17,12 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde_json::Value;
 
-use super::Agents;
+use super::{Agents, commit_with};
 use crate::storage::connections;
 
 /// The kinds, each with the `schema` fields it requires.
@@ -205,7 +206,8 @@ impl Agents {
         check_fields(&mut v, &kind, &fields);
         v.finish()?;
         let now = now_micros();
-        connections::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = connections::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(standing.organization_uuid),
             name: Set(name.to_owned()),
@@ -219,9 +221,19 @@ impl Agents {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "connection", name))
+        .map_err(|err| Error::from_db(err, "connection", name))?;
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::CREATED,
+            "connection",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        commit_with(txn, activity).await?;
+        Ok(row)
     }
 
     async fn connection(
@@ -342,14 +354,24 @@ impl Agents {
         if let Some(c) = fields.config_map {
             update = update.col_expr(connections::Column::ConfigMap, Expr::value(c));
         }
+        let txn = self.db.begin().await?;
         update_at_version(
-            &self.db,
+            &txn,
             update,
             (connections::Column::Uuid, row.uuid.as_str()),
             (connections::Column::Version, row.version),
             "connection",
         )
         .await?;
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::UPDATED,
+            "connection",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        commit_with(txn, activity).await?;
         self.connection(&standing.organization_uuid, name).await
     }
 
@@ -364,10 +386,19 @@ impl Agents {
             .require(principal, organization, Permission::AgentsManage)
             .await?;
         let row = self.connection(&standing.organization_uuid, name).await?;
-        connections::Entity::delete_by_id(row.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        connections::Entity::delete_by_id(row.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::DELETED,
+            "connection",
+            name,
+        )
+        .subject_uuid(&row.uuid);
+        commit_with(txn, activity).await
     }
 }
 

@@ -16,12 +16,13 @@ pub mod runs;
 use orgplane_platform::{
     Error,
     access::{Entity, Standing},
+    activity::{self, Activity, Shipper},
     authz::Permission,
     deletions,
     peers::{IdentityPeer, OrganizationsPeer},
     principal::Principal,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use crate::storage::{agents as agent_rows, connections as connection_rows, runs as run_rows};
 
@@ -122,8 +123,26 @@ impl Agents {
         .await
     }
 
+    /// The shipper of this service's activities to the activity store
+    /// (`UNAVAILABLE` without the organizations service).
+    pub fn activity_shipper(&self) -> Result<Shipper<OrganizationsPeer>, Error> {
+        Ok(Shipper::new(
+            self.db.clone(),
+            "agents",
+            self.peer()?.clone(),
+        ))
+    }
+
     /// The database (for tests and tools).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// Records `activity` in `txn`, the transaction of the change it describes,
+/// and commits both.
+pub(crate) async fn commit_with(txn: DatabaseTransaction, activity: Activity) -> Result<(), Error> {
+    activity::record(&txn, activity).await?;
+    txn.commit().await?;
+    Ok(())
 }

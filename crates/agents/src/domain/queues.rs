@@ -4,6 +4,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
@@ -12,11 +13,11 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, admission::QueueStats};
+use super::{Agents, admission::QueueStats, commit_with};
 use crate::storage::{agents, queues};
 
 /// The scheduling strategies.
@@ -104,7 +105,8 @@ impl Agents {
         v.finish()?;
         let agent = self.agent(&standing.organization_uuid, agent).await?;
         let now = now_micros();
-        queues::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = queues::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(standing.organization_uuid),
             agent_uuid: Set(agent.uuid),
@@ -122,9 +124,20 @@ impl Agents {
             quota: Set(fields.quota.unwrap_or(0.0)),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "queue", name))
+        .map_err(|err| Error::from_db(err, "queue", name))?;
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::CREATED,
+            "queue",
+            name,
+        )
+        .subject_uuid(&row.uuid)
+        .parent("agent", &agent.name);
+        commit_with(txn, activity).await?;
+        Ok(row)
     }
 
     /// One queue and its agent's name.
@@ -234,14 +247,25 @@ impl Agents {
         if let Some(s) = fields.strategy.filter(|s| !s.is_empty()) {
             update = update.col_expr(queues::Column::Strategy, Expr::value(s));
         }
+        let txn = self.db.begin().await?;
         update_at_version(
-            &self.db,
+            &txn,
             update,
             (queues::Column::Uuid, queue.uuid.as_str()),
             (queues::Column::Version, queue.version),
             "queue",
         )
         .await?;
+        let activity = Activity::new(
+            &queue.organization_uuid,
+            principal,
+            action::UPDATED,
+            "queue",
+            name,
+        )
+        .subject_uuid(&queue.uuid)
+        .parent("agent", agent);
+        commit_with(txn, activity).await?;
         Ok(self
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?
@@ -269,10 +293,20 @@ impl Agents {
                 format!("{busy} run(s) wait or run in this queue: cancel or finish them first"),
             ));
         }
-        queues::Entity::delete_by_id(queue.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        queues::Entity::delete_by_id(queue.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        let activity = Activity::new(
+            &queue.organization_uuid,
+            principal,
+            action::DELETED,
+            "queue",
+            name,
+        )
+        .subject_uuid(&queue.uuid)
+        .parent("agent", agent);
+        commit_with(txn, activity).await
     }
 
     /// How a queue stands.

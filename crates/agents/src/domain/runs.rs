@@ -13,17 +13,19 @@ use std::{collections::HashMap, time::Duration};
 use orgplane_platform::{
     Error,
     access::{Entity, Standing},
+    activity::Activity,
     authz::Permission,
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, parse_filter},
     peers::RunRouting,
     principal::{Principal, PrincipalKind},
     validate::{self, Violations},
 };
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{
     Agents,
     admission::{self, Holder, NewRun},
+    commit_with,
 };
 use crate::storage::{agents, queues, runs};
 
@@ -251,16 +253,26 @@ impl Agents {
                 ),
             ));
         }
-        self.enqueue(NewRun {
-            organization_uuid: standing.organization_uuid,
-            project: submission.project,
-            queue_uuid: queue_row.uuid,
-            name: submission.name,
-            spec: submission.spec,
-            submitter: principal.name.clone(),
-            demand,
-        })
-        .await
+        let txn = self.db.begin().await?;
+        let run = admission::enqueue_in(
+            &txn,
+            NewRun {
+                organization_uuid: standing.organization_uuid,
+                project: submission.project,
+                queue_uuid: queue_row.uuid,
+                name: submission.name,
+                spec: submission.spec,
+                submitter: principal.name.clone(),
+                demand,
+            },
+        )
+        .await?;
+        commit_with(
+            txn,
+            run_activity(&run, principal, "submitted").parent("queue", target),
+        )
+        .await?;
+        Ok(run)
     }
 
     /// A run of a project the caller may read.
@@ -355,7 +367,8 @@ impl Agents {
         let run = self
             .run_for(principal, organization, uuid, Permission::RunsWrite)
             .await?;
-        let run = self.cancel(&run.uuid).await?;
+        let txn = self.db.begin().await?;
+        let run = admission::cancel_in(&txn, &run.uuid).await?;
         if matches!(
             run.status.as_str(),
             admission::SUCCEEDED | admission::FAILED
@@ -365,6 +378,7 @@ impl Agents {
                 format!("the run already {}", run.status),
             ));
         }
+        commit_with(txn, run_activity(&run, principal, "cancelled")).await?;
         Ok(run)
     }
 
@@ -425,8 +439,16 @@ impl Agents {
         v.finish()?;
         run_uuid(uuid)?;
         let me = self.calling_agent(principal, organization).await?;
-        self.report(holder(&me), uuid, lease_id, status, message)
-            .await
+        let txn = self.db.begin().await?;
+        let run = self
+            .report_in(&txn, holder(&me), uuid, lease_id, status, message)
+            .await?;
+        let activity = run_activity(&run, principal, status).metadata(serde_json::json!({
+            "message": message,
+            "attempt": run.attempts,
+        }));
+        commit_with(txn, activity).await?;
+        Ok(run)
     }
 
     /// `agent/queue` of the queues of `runs`, by queue UUID.
@@ -460,6 +482,19 @@ impl Agents {
             })
             .collect())
     }
+}
+
+/// What `actor` did to `run`: the run's name (its UUID when unnamed) in its
+/// project.
+fn run_activity(run: &runs::Model, actor: &Principal, action: &str) -> Activity {
+    let name = if run.name.is_empty() {
+        &run.uuid
+    } else {
+        &run.name
+    };
+    Activity::new(&run.organization_uuid, actor, action, "run", name)
+        .subject_uuid(&run.uuid)
+        .project(&run.project)
 }
 
 fn holder(agent: &agents::Model) -> Holder<'_> {

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004QueueProfiles),
             Box::new(M0005AgentStatuses),
             Box::new(M0006RunService),
+            Box::new(M0007ActivityOutbox),
         ]
     }
 }
@@ -422,5 +423,29 @@ impl MigrationTrait for M0006RunService {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// Activities recorded with each change, until shipped to the store.
+struct M0007ActivityOutbox;
+
+impl MigrationName for M0007ActivityOutbox {
+    fn name(&self) -> &str {
+        "m0007_activity_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007ActivityOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(orgplane_platform::activity::create_outbox_table())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("activity_outbox").to_owned())
+            .await
     }
 }

@@ -193,6 +193,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .clone()
                     .run_purger(orgplane::stack::PURGE_INTERVAL, std::future::pending()),
             );
+            tokio::spawn(organizations.activity_shipper().run(std::future::pending()));
             orgplane_organizations::grpc_server(organizations, &tls).request_timeout(deadline)
         }
         ServiceName::Registry => {
@@ -236,6 +237,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .clone()
                     .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
             );
+            tokio::spawn(agents.activity_shipper()?.run(std::future::pending()));
             orgplane_agents::grpc_server(agents, &tls).request_timeout(deadline)
         }
         ServiceName::Gateway => {

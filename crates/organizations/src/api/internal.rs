@@ -1,6 +1,8 @@
 //! `orgplane.organizations.v1.OrganizationsInternal`.
 
-use orgplane_platform::{Error, grpc::required, principal::Principal, time::to_timestamp};
+use orgplane_platform::{
+    Error, activity::Delivery, grpc::required, principal::Principal, time::to_timestamp,
+};
 use orgplane_proto::organizations::{
     self as pb, organizations_internal_server::OrganizationsInternal,
 };
@@ -126,8 +128,17 @@ impl OrganizationsInternal for InternalApi {
 
     async fn record_activities(
         &self,
-        _req: Request<pb::RecordActivitiesRequest>,
+        req: Request<pb::RecordActivitiesRequest>,
     ) -> Result<Response<pb::RecordActivitiesResponse>, Status> {
-        Err(Error::Unimplemented("the activity store is not implemented yet".into()).into())
+        let batch = req
+            .into_inner()
+            .activities
+            .into_iter()
+            .map(Delivery::from_proto)
+            .collect::<Result<Vec<_>, _>>()?;
+        let recorded = self.0.record_activities(batch).await?;
+        Ok(Response::new(pb::RecordActivitiesResponse {
+            recorded: recorded as i32,
+        }))
     }
 }

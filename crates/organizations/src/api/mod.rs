@@ -1,5 +1,6 @@
 //! The gRPC surface of the organizations service: thin adapters.
 
+mod activities;
 mod convert;
 mod internal;
 mod invitations;
@@ -10,6 +11,7 @@ mod teams;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::organizations::{
+    activity_service_server::ActivityServiceServer,
     invitation_service_server::InvitationServiceServer, member_service_server::MemberServiceServer,
     organization_service_server::OrganizationServiceServer,
     organizations_internal_server::OrganizationsInternalServer,
@@ -46,6 +48,9 @@ pub fn grpc_server(organizations: Organizations, tls: &ServiceTls) -> GrpcServer
             organizations.clone(),
         )))
         .add_service(TeamServiceServer::new(teams::TeamApi(
+            organizations.clone(),
+        )))
+        .add_service(ActivityServiceServer::new(activities::ActivityApi(
             organizations.clone(),
         )))
         .add_service(OrganizationsInternalServer::new(internal::InternalApi(

@@ -2,6 +2,7 @@
 //! what in an organization ([`access`]), organizations, and members.
 
 pub mod access;
+pub mod activities;
 pub mod federation;
 pub mod invitations;
 pub mod members;
@@ -18,13 +19,19 @@ use sea_orm::DatabaseConnection;
 pub struct Organizations {
     pub(crate) db: DatabaseConnection,
     pub(crate) identity: Option<IdentityPeer>,
+    /// The last activity `seq` stored by this process: wakes watchers.
+    pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 impl Organizations {
     /// Over a migrated database, on its own: accepting an invitation does not
     /// mark the address verified in identity (storage tests and tools).
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, identity: None }
+        Self {
+            db,
+            identity: None,
+            stored: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
     }
 
     /// With the identity service, which accepting an invitation tells that
@@ -32,6 +39,15 @@ impl Organizations {
     pub fn with_identity(mut self, identity: IdentityPeer) -> Self {
         self.identity = Some(identity);
         self
+    }
+
+    /// The shipper of this service's own activities into its store.
+    pub fn activity_shipper(&self) -> orgplane_platform::activity::Shipper<activities::LocalStore> {
+        orgplane_platform::activity::Shipper::new(
+            self.db.clone(),
+            "organizations",
+            activities::LocalStore(self.clone()),
+        )
     }
 
     /// The database (for tests and tools).

@@ -136,7 +136,7 @@ impl Organizations {
         self.project(&access, name, field).await
     }
 
-    async fn project(
+    pub(crate) async fn project(
         &self,
         access: &Access,
         name: &str,

@@ -138,7 +138,7 @@ impl Organizations {
         Ok(granted)
     }
 
-    async fn team(
+    pub(crate) async fn team(
         &self,
         access: &Access,
         name: &str,

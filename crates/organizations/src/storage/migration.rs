@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004Invitations),
             Box::new(M0005Teams),
             Box::new(M0006Reach),
+            Box::new(M0007Activities),
         ]
     }
 }
@@ -461,6 +462,98 @@ impl MigrationTrait for M0006Reach {
                         .drop_column(column)
                         .to_owned(),
                 )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The activity store (`activities`, `activity_sequence`) and this
+/// service's own outbox of activities.
+struct M0007Activities;
+
+impl MigrationName for M0007Activities {
+    fn name(&self) -> &str {
+        "m0007_activities"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0007Activities {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("activities")
+                    .col(big_integer("seq").primary_key())
+                    .col(string("uuid"))
+                    .col(string("idempotency_key").unique_key())
+                    .col(string("organization_uuid"))
+                    .col(string("actor"))
+                    .col(string("action"))
+                    .col(string("subject_kind"))
+                    .col(string("subject_name"))
+                    .col(string("subject_uuid"))
+                    .col(string("parent"))
+                    .col(string("project"))
+                    .col(text("metadata"))
+                    .col(big_integer("create_time"))
+                    .col(big_integer("record_time"))
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "activities",
+                    "activities_organization",
+                    &["organization_uuid", "seq"][..],
+                    false,
+                ),
+                (
+                    "activities",
+                    "activities_project",
+                    &["organization_uuid", "project", "seq"][..],
+                    false,
+                ),
+                (
+                    "activities",
+                    "activities_time",
+                    &["organization_uuid", "create_time"][..],
+                    false,
+                ),
+            ],
+        )
+        .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("activity_sequence")
+                    .col(integer("id").primary_key())
+                    .col(big_integer("last"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .exec_stmt(
+                Query::insert()
+                    .into_table("activity_sequence")
+                    .columns(["id", "last"])
+                    .values_panic([1.into(), 0i64.into()])
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(orgplane_platform::activity::create_outbox_table())
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["activity_outbox", "activity_sequence", "activities"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! The organizations service's tables and migrations.
 
+pub mod activities;
 pub mod deleted_organizations;
 pub mod grants;
 pub mod invitations;

@@ -1,0 +1,365 @@
+//! The activity store: every service's activities (see
+//! `orgplane_platform::activity`), stored once per idempotency key, in
+//! commit order (`seq`), listed newest first and watched live.
+//!
+//! Order without gaps: `seq` is handed out under the row lock of
+//! `activity_sequence`, held until the batch commits, so activities become
+//! visible in `seq` order; a watcher that resumes after `seq` N misses and
+//! repeats nothing.
+
+use std::{collections::HashSet, time::Duration};
+
+use orgplane_platform::{
+    Error,
+    activity::{ActivitySink, Delivery},
+    authz::Permission,
+    page::{KeyPart, Page, PageRequest, keyed_page, parse_filter},
+    principal::Principal,
+    time::now_micros,
+    validate::{self, Violations},
+};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait, sea_query::Expr,
+};
+
+use super::{Organizations, access::Access};
+use crate::storage::activities::{self, sequence};
+
+/// Most activities one `RecordActivities` call stores.
+pub const MAX_BATCH: usize = 1000;
+/// Most activities one watch message batch reads.
+const WATCH_BATCH: u64 = 100;
+/// How often a watcher looks for activities stored by another replica (in
+/// this process it is woken at once).
+const WATCH_POLL: Duration = Duration::from_millis(500);
+/// How often a watcher's access is checked again.
+const WATCH_RECHECK: Duration = Duration::from_secs(10);
+
+/// The organization's own shipper's sink: the store in this process.
+#[derive(Debug, Clone)]
+pub struct LocalStore(pub Organizations);
+
+impl ActivitySink for LocalStore {
+    async fn deliver(&self, batch: Vec<Delivery>) -> Result<u64, Error> {
+        self.0.record_activities(batch).await
+    }
+}
+
+fn check_delivery(v: &mut Violations, d: &Delivery) {
+    let a = &d.activity;
+    v.check(
+        "activities.idempotency_key",
+        validate::required(&d.idempotency_key, 200),
+    );
+    v.check(
+        "activities.organization_uuid",
+        validate::required(&a.organization_uuid, 64),
+    );
+    v.check("activities.activity.uuid", validate::required(&a.uuid, 64));
+    for (field, value, max) in [
+        ("activities.activity.actor", &a.actor, 200),
+        ("activities.activity.action", &a.action, 64),
+        ("activities.activity.subject_kind", &a.subject_kind, 64),
+    ] {
+        v.check(field, validate::required(value, max));
+    }
+    for (field, value) in [
+        ("activities.activity.subject_name", &a.subject_name),
+        ("activities.activity.subject_uuid", &a.subject_uuid),
+        ("activities.activity.parent", &a.parent),
+        ("activities.activity.project", &a.project),
+    ] {
+        v.check(field, validate::text(value, 400));
+    }
+}
+
+/// Where a watch resumes: after `seq`.
+fn parse_cursor(cursor: &str) -> Result<Option<i64>, Error> {
+    if cursor.is_empty() {
+        return Ok(None);
+    }
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| Error::invalid("cursor", "is not a cursor from this feed"))
+}
+
+/// A live feed of an organization (or one of its projects).
+#[derive(Debug)]
+pub struct Watch {
+    organizations: Organizations,
+    principal: Principal,
+    organization: String,
+    organization_uuid: String,
+    project: String,
+    after: i64,
+    stored: tokio::sync::watch::Receiver<i64>,
+    checked: tokio::time::Instant,
+}
+
+impl Watch {
+    /// The next activities after the cursor, waiting until there are some;
+    /// each with the cursor to resume after it. Fails once the watcher may
+    /// no longer read the feed.
+    pub async fn next(&mut self) -> Result<Vec<(activities::Model, String)>, Error> {
+        loop {
+            if self.checked.elapsed() > WATCH_RECHECK {
+                self.organizations
+                    .feed_access(&self.principal, &self.organization, &self.project, "")
+                    .await?;
+                self.checked = tokio::time::Instant::now();
+            }
+            let mut query = activities::Entity::find()
+                .filter(activities::Column::OrganizationUuid.eq(self.organization_uuid.as_str()))
+                .filter(activities::Column::Seq.gt(self.after));
+            if !self.project.is_empty() {
+                query = query.filter(activities::Column::Project.eq(self.project.as_str()));
+            }
+            let rows = query
+                .order_by_asc(activities::Column::Seq)
+                .limit(WATCH_BATCH)
+                .all(&self.organizations.db)
+                .await?;
+            if let Some(last) = rows.last() {
+                self.after = last.seq;
+                return Ok(rows
+                    .into_iter()
+                    .map(|row| {
+                        let cursor = row.seq.to_string();
+                        (row, cursor)
+                    })
+                    .collect());
+            }
+            // Nothing new for this feed: wait for a store in this process,
+            // or look again soon (another replica may have stored).
+            let _ = tokio::time::timeout(WATCH_POLL, self.stored.changed()).await;
+        }
+    }
+}
+
+impl Organizations {
+    /// Stores `batch`, skipping idempotency keys stored before; how many
+    /// were new.
+    pub async fn record_activities(&self, batch: Vec<Delivery>) -> Result<u64, Error> {
+        let mut v = Violations::new();
+        if batch.len() > MAX_BATCH {
+            v.add("activities", format!("at most {MAX_BATCH} per call"));
+        }
+        for d in &batch {
+            check_delivery(&mut v, d);
+        }
+        v.finish()?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let txn = self.db.begin().await?;
+        // The counter's row lock, until commit: stores go one at a time.
+        sequence::Entity::update_many()
+            .col_expr(sequence::Column::Last, Expr::col(sequence::Column::Last))
+            .filter(sequence::Column::Id.eq(1))
+            .exec(&txn)
+            .await?;
+        let last = sequence::Entity::find_by_id(1)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("activity_sequence has no row"))?
+            .last;
+        let keys: Vec<String> = batch.iter().map(|d| d.idempotency_key.clone()).collect();
+        let mut seen: HashSet<String> = activities::Entity::find()
+            .select_only()
+            .column(activities::Column::IdempotencyKey)
+            .filter(activities::Column::IdempotencyKey.is_in(keys))
+            .into_tuple()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        let now = now_micros();
+        let mut seq = last;
+        let mut rows = Vec::new();
+        for d in batch {
+            if !seen.insert(d.idempotency_key.clone()) {
+                continue;
+            }
+            seq += 1;
+            let a = d.activity;
+            rows.push(activities::ActiveModel {
+                seq: Set(seq),
+                uuid: Set(a.uuid),
+                idempotency_key: Set(d.idempotency_key),
+                organization_uuid: Set(a.organization_uuid),
+                actor: Set(a.actor),
+                action: Set(a.action),
+                subject_kind: Set(a.subject_kind),
+                subject_name: Set(a.subject_name),
+                subject_uuid: Set(a.subject_uuid),
+                parent: Set(a.parent),
+                project: Set(a.project),
+                metadata: Set(a.metadata.to_string()),
+                create_time: Set(a.create_time),
+                record_time: Set(now),
+            });
+        }
+        let stored = rows.len() as u64;
+        if stored > 0 {
+            activities::Entity::insert_many(rows).exec(&txn).await?;
+            sequence::Entity::update_many()
+                .col_expr(sequence::Column::Last, Expr::value(seq))
+                .filter(sequence::Column::Id.eq(1))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        if stored > 0 {
+            self.stored.send_replace(seq);
+        }
+        Ok(stored)
+    }
+
+    /// The caller's access to a feed: a project's needs reading the project
+    /// (outsiders reach the projects granted to them), a team's or the
+    /// organization's `activity.read`.
+    async fn feed_access(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        project: &str,
+        team: &str,
+    ) -> Result<Access, Error> {
+        if !project.is_empty() && !team.is_empty() {
+            return Err(Error::invalid("team", "give a project or a team, not both"));
+        }
+        if !project.is_empty() {
+            let access = self
+                .require_on(
+                    principal,
+                    organization,
+                    Permission::ProjectsRead,
+                    "project",
+                    project,
+                )
+                .await?;
+            self.project(&access, project, "project").await?;
+            return Ok(access);
+        }
+        let access = self
+            .require(principal, organization, Permission::ActivityRead)
+            .await?;
+        if !team.is_empty() {
+            self.team(&access, team, "team").await?;
+        }
+        Ok(access)
+    }
+
+    /// The feed newest first: the organization's, one project's, or one
+    /// team's (the team and what was done to its members and grants);
+    /// `filter` takes `actor:`, `action:` and `subject_kind:`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_activities(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        project: &str,
+        team: &str,
+        page: (i32, &str),
+        filter: &str,
+        order_by: &str,
+    ) -> Result<Page<activities::Model>, Error> {
+        let access = self
+            .feed_access(principal, organization, project, team)
+            .await?;
+        if !matches!(order_by.trim(), "" | "create_time desc") {
+            return Err(Error::invalid(
+                "order_by",
+                "activities are listed newest first only (`create_time desc`)",
+            ));
+        }
+        let terms = parse_filter(filter, &["actor", "action", "subject_kind"])?;
+        let request = PageRequest::parse(page.0, page.1, &format!("{project}|{team}|{filter}"))?;
+        let mut condition = Condition::all()
+            .add(activities::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
+        if !project.is_empty() {
+            condition = condition.add(activities::Column::Project.eq(project));
+        }
+        if !team.is_empty() {
+            condition = condition.add(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(activities::Column::SubjectKind.eq("team"))
+                            .add(activities::Column::SubjectName.eq(team)),
+                    )
+                    .add(activities::Column::Parent.eq(format!("team/{team}"))),
+            );
+        }
+        for (key, value) in terms {
+            condition = condition.add(match key {
+                "actor" => activities::Column::Actor.eq(value),
+                "action" => activities::Column::Action.eq(value),
+                _ => activities::Column::SubjectKind.eq(value),
+            });
+        }
+        keyed_page(
+            &self.db,
+            &request,
+            activities::Entity::find().filter(condition),
+            &[activities::Column::Seq],
+            &[KeyPart::Int],
+            true,
+            |a| vec![a.seq.to_string()],
+        )
+        .await
+    }
+
+    /// A live feed of the organization (or one project) after `cursor`
+    /// (empty: from now on).
+    pub async fn watch_activities(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        project: &str,
+        cursor: &str,
+    ) -> Result<Watch, Error> {
+        let after = parse_cursor(cursor)?;
+        let access = self
+            .feed_access(principal, organization, project, "")
+            .await?;
+        // Subscribe before reading where "now" is: nothing stored in between
+        // is missed.
+        let stored = self.stored.subscribe();
+        let after = match after {
+            Some(after) => after,
+            None => sequence::Entity::find_by_id(1)
+                .one(&self.db)
+                .await?
+                .map(|s| s.last)
+                .unwrap_or(0),
+        };
+        Ok(Watch {
+            organizations: self.clone(),
+            principal: principal.clone(),
+            organization: organization.to_owned(),
+            organization_uuid: access.organization.uuid,
+            project: project.to_owned(),
+            after,
+            stored,
+            checked: tokio::time::Instant::now(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_positions_in_the_store() {
+        assert_eq!(parse_cursor("").unwrap(), None);
+        assert_eq!(parse_cursor("42").unwrap(), Some(42));
+        assert!(parse_cursor("-1").is_err());
+        assert!(parse_cursor("abc").is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! Activities — who did what, where and when — from every service to the
+//! one activity store (the organizations service).
+//!
+//! A service records an activity with [`record`] **in the transaction of the
+//! change** it describes, into its own `activity_outbox` table: the change
+//! and its activity commit together or not at all. A [`Shipper`] then moves
+//! the outbox to the store through an [`ActivitySink`], oldest first, and
+//! deletes what the store acknowledged. Each activity travels with an
+//! idempotency key (`<service>:<uuid>`), so a delivery retried after a crash
+//! between "stored" and "deleted from the outbox" is stored once: delivery is
+//! at least once, storage exactly once, and nothing is lost when a process
+//! dies between the change and the delivery.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use orgplane_proto::organizations as pb;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use crate::{
+    Error,
+    grpc::{json_to_struct, struct_to_json},
+    principal::Principal,
+    time::{from_timestamp, now_micros, to_timestamp},
+};
+
+/// What was done, in the words of the feed.
+pub mod action {
+    /// Something new.
+    pub const CREATED: &str = "created";
+    /// Something changed.
+    pub const UPDATED: &str = "updated";
+    /// Something removed.
+    pub const DELETED: &str = "deleted";
+}
+
+/// One activity, as a service records it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Activity {
+    /// UUIDv7 given at recording: it orders activities by time and, with the
+    /// service's name, keys their delivery.
+    pub uuid: String,
+    /// The organization it happened in.
+    pub organization_uuid: String,
+    /// Who acted: a username, service account or agent name.
+    pub actor: String,
+    /// What was done: `created`, `updated`, `deleted`, or a verb of the
+    /// subject's life (`archived`, `rotated`, `cancelled`, ...).
+    pub action: String,
+    /// Kind of the subject, e.g. `project`, `member`, `run`.
+    pub subject_kind: String,
+    /// Name of the subject.
+    pub subject_name: String,
+    /// UUID of the subject, when it has one.
+    pub subject_uuid: String,
+    /// The subject's parent as `kind/name` (e.g. `agent/gpu-box`), if any.
+    pub parent: String,
+    /// Slug of the project the subject belongs to, if any.
+    pub project: String,
+    /// Details of the change, a JSON object.
+    pub metadata: serde_json::Value,
+    /// When it happened (microseconds).
+    pub create_time: i64,
+}
+
+impl Activity {
+    /// An activity of `actor` doing `action` to `subject_kind`
+    /// `subject_name` in the organization `organization_uuid`, now.
+    pub fn new(
+        organization_uuid: &str,
+        actor: &Principal,
+        action: &str,
+        subject_kind: &str,
+        subject_name: &str,
+    ) -> Self {
+        Self {
+            uuid: uuid::Uuid::now_v7().to_string(),
+            organization_uuid: organization_uuid.to_owned(),
+            actor: actor.name.clone(),
+            action: action.to_owned(),
+            subject_kind: subject_kind.to_owned(),
+            subject_name: subject_name.to_owned(),
+            metadata: serde_json::json!({}),
+            create_time: now_micros(),
+            ..Default::default()
+        }
+    }
+
+    /// With the subject's UUID.
+    pub fn subject_uuid(mut self, uuid: &str) -> Self {
+        self.subject_uuid = uuid.to_owned();
+        self
+    }
+
+    /// With the subject's parent, `kind/name`.
+    pub fn parent(mut self, kind: &str, name: &str) -> Self {
+        self.parent = format!("{kind}/{name}");
+        self
+    }
+
+    /// With the project the subject belongs to.
+    pub fn project(mut self, project: &str) -> Self {
+        self.project = project.to_owned();
+        self
+    }
+
+    /// With details of the change.
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// `activity_outbox`: activities recorded, not yet acknowledged by the store.
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// An activity waiting for delivery.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity_outbox")]
+    pub struct Model {
+        /// UUIDv7; the order of delivery.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub uuid: String,
+        /// The organization.
+        pub organization_uuid: String,
+        /// Who acted.
+        pub actor: String,
+        /// What was done.
+        pub action: String,
+        /// Kind of the subject.
+        pub subject_kind: String,
+        /// Name of the subject.
+        pub subject_name: String,
+        /// UUID of the subject, or empty.
+        pub subject_uuid: String,
+        /// `kind/name` of the parent, or empty.
+        pub parent: String,
+        /// Project slug, or empty.
+        pub project: String,
+        /// Details, JSON.
+        pub metadata: String,
+        /// When it happened.
+        pub create_time: i64,
+    }
+
+    /// No relations are navigated through sea-orm.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The statement that creates `activity_outbox`, for a service's migration.
+pub fn create_outbox_table() -> sea_orm::sea_query::TableCreateStatement {
+    use sea_orm_migration::schema::{big_integer, string, text};
+    sea_orm::sea_query::Table::create()
+        .table("activity_outbox")
+        .col(string("uuid").primary_key())
+        .col(string("organization_uuid"))
+        .col(string("actor"))
+        .col(string("action"))
+        .col(string("subject_kind"))
+        .col(string("subject_name"))
+        .col(string("subject_uuid"))
+        .col(string("parent"))
+        .col(string("project"))
+        .col(text("metadata"))
+        .col(big_integer("create_time"))
+        .to_owned()
+}
+
+/// Records `activity` in the outbox: call it with the transaction of the
+/// change it describes.
+pub async fn record(db: &impl ConnectionTrait, activity: Activity) -> Result<(), Error> {
+    outbox::ActiveModel {
+        uuid: Set(activity.uuid),
+        organization_uuid: Set(activity.organization_uuid),
+        actor: Set(activity.actor),
+        action: Set(activity.action),
+        subject_kind: Set(activity.subject_kind),
+        subject_name: Set(activity.subject_name),
+        subject_uuid: Set(activity.subject_uuid),
+        parent: Set(activity.parent),
+        project: Set(activity.project),
+        metadata: Set(activity.metadata.to_string()),
+        create_time: Set(activity.create_time),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+fn from_row(row: outbox::Model) -> Activity {
+    Activity {
+        metadata: serde_json::from_str(&row.metadata).unwrap_or_else(|_| serde_json::json!({})),
+        uuid: row.uuid,
+        organization_uuid: row.organization_uuid,
+        actor: row.actor,
+        action: row.action,
+        subject_kind: row.subject_kind,
+        subject_name: row.subject_name,
+        subject_uuid: row.subject_uuid,
+        parent: row.parent,
+        project: row.project,
+        create_time: row.create_time,
+    }
+}
+
+/// An activity with its delivery key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// `<service>:<uuid>`: the store keeps one activity per key.
+    pub idempotency_key: String,
+    /// The activity.
+    pub activity: Activity,
+}
+
+impl Delivery {
+    /// As `RecordActivities` carries it.
+    pub fn to_proto(&self) -> pb::RecordedActivity {
+        let a = &self.activity;
+        pb::RecordedActivity {
+            idempotency_key: self.idempotency_key.clone(),
+            organization_uuid: a.organization_uuid.clone(),
+            activity: Some(pb::Activity {
+                uuid: a.uuid.clone(),
+                organization: String::new(),
+                actor: a.actor.clone(),
+                action: a.action.clone(),
+                subject_kind: a.subject_kind.clone(),
+                subject_name: a.subject_name.clone(),
+                subject_uuid: a.subject_uuid.clone(),
+                parent: a.parent.clone(),
+                project: a.project.clone(),
+                create_time: Some(to_timestamp(a.create_time)),
+                metadata: Some(json_to_struct(&a.metadata)),
+            }),
+        }
+    }
+
+    /// From what `RecordActivities` carries.
+    pub fn from_proto(recorded: pb::RecordedActivity) -> Result<Self, Error> {
+        let a = recorded
+            .activity
+            .ok_or_else(|| Error::invalid("activities.activity", "is required"))?;
+        Ok(Self {
+            idempotency_key: recorded.idempotency_key,
+            activity: Activity {
+                uuid: a.uuid,
+                organization_uuid: recorded.organization_uuid,
+                actor: a.actor,
+                action: a.action,
+                subject_kind: a.subject_kind,
+                subject_name: a.subject_name,
+                subject_uuid: a.subject_uuid,
+                parent: a.parent,
+                project: a.project,
+                metadata: a
+                    .metadata
+                    .as_ref()
+                    .map(struct_to_json)
+                    .unwrap_or_else(|| serde_json::json!({})),
+                create_time: a.create_time.as_ref().map(from_timestamp).unwrap_or(0),
+            },
+        })
+    }
+}
+
+/// Where a shipper delivers: the activity store, local or remote.
+pub trait ActivitySink: Send + Sync {
+    /// Stores `batch`, skipping keys stored before; how many were new.
+    fn deliver(&self, batch: Vec<Delivery>) -> impl Future<Output = Result<u64, Error>> + Send;
+}
+
+/// Most activities one delivery carries.
+pub const BATCH: u64 = 200;
+/// How often an idle shipper looks at its outbox: an activity reaches the
+/// store within about this time (plus the delivery's).
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Delivers a service's outbox to the activity store.
+#[derive(Debug, Clone)]
+pub struct Shipper<S> {
+    db: DatabaseConnection,
+    service: &'static str,
+    sink: Arc<S>,
+}
+
+impl<S: ActivitySink> Shipper<S> {
+    /// Ships the outbox of `db` (service `service`) to `sink`.
+    pub fn new(db: DatabaseConnection, service: &'static str, sink: S) -> Self {
+        Self {
+            db,
+            service,
+            sink: Arc::new(sink),
+        }
+    }
+
+    /// Delivers one batch, oldest first, and deletes it from the outbox once
+    /// the store acknowledged it; how many were delivered (0: outbox empty).
+    pub async fn ship_once(&self) -> Result<u64, Error> {
+        let rows = outbox::Entity::find()
+            .order_by_asc(outbox::Column::Uuid)
+            .limit(BATCH)
+            .all(&self.db)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let uuids: Vec<String> = rows.iter().map(|r| r.uuid.clone()).collect();
+        let batch = rows
+            .into_iter()
+            .map(|row| Delivery {
+                idempotency_key: format!("{}:{}", self.service, row.uuid),
+                activity: from_row(row),
+            })
+            .collect();
+        self.sink.deliver(batch).await?;
+        outbox::Entity::delete_many()
+            .filter(outbox::Column::Uuid.is_in(uuids.clone()))
+            .exec(&self.db)
+            .await?;
+        Ok(uuids.len() as u64)
+    }
+
+    /// Ships until `stop` completes: drains the outbox, then looks again
+    /// every [`POLL`]; a failed delivery is retried (the store may be down).
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut failing = false;
+        loop {
+            match self.ship_once().await {
+                Ok(n) if n > 0 => {
+                    failing = false;
+                    continue;
+                }
+                Ok(_) => failing = false,
+                Err(err) => {
+                    if !failing {
+                        tracing::warn!(service = self.service, error = %err, "activities not delivered yet; retrying");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(if failing { POLL * 5 } else { POLL }) => {}
+            }
+        }
+    }
+}
