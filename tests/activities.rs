@@ -1,5 +1,5 @@
 //! The activity feed end to end: changes made through the gateway in the
-//! agents service are recorded with the change, shipped to the store in the
+//! agents service and the registry are recorded with the change, shipped to the store in the
 //! organizations service and listed there exactly once each; a watcher sees
 //! a change within a second and resumes from its cursor without gaps or
 //! repeats; a delivery retried is stored once. On SQLite and PostgreSQL.
@@ -14,6 +14,7 @@ use orgplane_proto::{
         self as org_pb, Activity, ListActivitiesRequest, WatchActivitiesRequest,
         organizations_internal_client::OrganizationsInternalClient,
     },
+    registry as reg_pb,
 };
 use prost_types::FieldMask;
 use tonic::Code;
@@ -260,6 +261,134 @@ async fn every_change_is_in_the_feed_once_on_postgresql() {
     };
     every_change_is_in_the_feed_once(&t).await;
     t.drop_schemas().await;
+}
+
+#[tokio::test]
+async fn every_change_of_the_registry_is_in_the_feed_once() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let mut models = t.models_as(&owner);
+    models
+        .create_model(reg_pb::CreateModelRequest {
+            organization: "acme".into(),
+            model: Some(reg_pb::Model {
+                name: "resnet".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    models
+        .update_model(reg_pb::UpdateModelRequest {
+            organization: "acme".into(),
+            model: Some(reg_pb::Model {
+                name: "resnet".into(),
+                description: "image classifier".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["description".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    models
+        .create_model_version(reg_pb::CreateModelVersionRequest {
+            organization: "acme".into(),
+            model: "resnet".into(),
+            version: Some(reg_pb::ModelVersion {
+                name: "v1".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    models
+        .transition_model_version_stage(reg_pb::TransitionModelVersionStageRequest {
+            organization: "acme".into(),
+            model: "resnet".into(),
+            version: "v1".into(),
+            stage: "staging".into(),
+            condition: None,
+        })
+        .await
+        .unwrap();
+    models
+        .update_model_version(reg_pb::UpdateModelVersionRequest {
+            organization: "acme".into(),
+            model: "resnet".into(),
+            version: Some(reg_pb::ModelVersion {
+                name: "v1".into(),
+                description: "first".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["description".into()],
+            }),
+            target_model: String::new(),
+        })
+        .await
+        .unwrap();
+    models
+        .update_registry_settings(reg_pb::UpdateRegistrySettingsRequest {
+            organization: "acme".into(),
+            settings: Some(reg_pb::RegistrySettings {
+                max_production_model_versions: 2,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["max_production_model_versions".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    models
+        .delete_model_version(reg_pb::DeleteModelVersionRequest {
+            organization: "acme".into(),
+            model: "resnet".into(),
+            version: "v1".into(),
+        })
+        .await
+        .unwrap();
+    models
+        .delete_model(reg_pb::DeleteModelRequest {
+            organization: "acme".into(),
+            model: "resnet".into(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    let expected = [
+        ("deleted", "model", "resnet"),
+        ("deleted", "model_version", "v1"),
+        ("updated", "registry_settings", "registry"),
+        ("updated", "model_version", "v1"),
+        ("transitioned", "model_version", "v1"),
+        ("created", "model_version", "v1"),
+        ("updated", "model", "resnet"),
+        ("created", "model", "resnet"),
+    ];
+    eventually(
+        Duration::from_secs(5),
+        "the activities are shipped",
+        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let feed = list(&t, &owner, "acme", "", "").await;
+    let want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(summary(&feed), want);
+    let transition = &feed[4];
+    assert_eq!(transition.parent, "model/resnet");
+    let details = transition.metadata.clone().unwrap();
+    assert_eq!(
+        orgplane_platform::grpc::struct_to_json(&details),
+        serde_json::json!({"from": "testing", "to": "staging", "reason": "Promoted"})
+    );
 }
 
 #[tokio::test]

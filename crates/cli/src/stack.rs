@@ -182,6 +182,11 @@ impl Stack {
             registry_purger.await;
             Ok(())
         });
+        let registry_shipper = registry.activity_shipper().run(shutdown.wait());
+        tasks.spawn(async move {
+            registry_shipper.await;
+            Ok(())
+        });
 
         let agents_server = orgplane_agents::grpc_server(agents.clone(), &agents_tls);
         tasks.spawn(agents_server.serve(agents_listener, shutdown.wait()));

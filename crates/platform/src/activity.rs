@@ -193,6 +193,17 @@ pub async fn record(db: &impl ConnectionTrait, activity: Activity) -> Result<(),
     Ok(())
 }
 
+/// Records `activity` in `txn`, the transaction of the change it
+/// describes, and commits both.
+pub async fn commit_with(
+    txn: sea_orm::DatabaseTransaction,
+    activity: Activity,
+) -> Result<(), Error> {
+    record(&txn, activity).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 fn from_row(row: outbox::Model) -> Activity {
     Activity {
         metadata: serde_json::from_str(&row.metadata).unwrap_or_else(|_| serde_json::json!({})),

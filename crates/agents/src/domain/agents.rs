@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    activity::{self, Activity, action},
+    activity::{self, Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -20,7 +20,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, commit_with};
+use super::Agents;
 use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.

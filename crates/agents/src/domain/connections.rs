@@ -7,7 +7,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
+    activity::{Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -22,7 +22,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::{Agents, commit_with};
+use super::Agents;
 use crate::storage::connections;
 
 /// The kinds, each with the `schema` fields it requires.

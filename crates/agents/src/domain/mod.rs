@@ -16,13 +16,13 @@ pub mod runs;
 use orgplane_platform::{
     Error,
     access::{Entity, Standing},
-    activity::{self, Activity, Shipper},
+    activity::Shipper,
     authz::Permission,
     deletions,
     peers::{IdentityPeer, OrganizationsPeer},
     principal::Principal,
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::storage::{agents as agent_rows, connections as connection_rows, runs as run_rows};
 
@@ -137,12 +137,4 @@ impl Agents {
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
-}
-
-/// Records `activity` in `txn`, the transaction of the change it describes,
-/// and commits both.
-pub(crate) async fn commit_with(txn: DatabaseTransaction, activity: Activity) -> Result<(), Error> {
-    activity::record(&txn, activity).await?;
-    txn.commit().await?;
-    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
+    activity::{Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
@@ -17,7 +17,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, admission::QueueStats, commit_with};
+use super::{Agents, admission::QueueStats};
 use crate::storage::{agents, queues};
 
 /// The scheduling strategies.

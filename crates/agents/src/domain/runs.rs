@@ -13,7 +13,7 @@ use std::{collections::HashMap, time::Duration};
 use orgplane_platform::{
     Error,
     access::{Entity, Standing},
-    activity::Activity,
+    activity::{Activity, commit_with},
     authz::Permission,
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, parse_filter},
     peers::RunRouting,
@@ -25,7 +25,6 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait
 use super::{
     Agents,
     admission::{self, Holder, NewRun},
-    commit_with,
 };
 use crate::storage::{agents, queues, runs};
 

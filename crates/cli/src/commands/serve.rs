@@ -213,6 +213,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .clone()
                     .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
             );
+            tokio::spawn(registry.activity_shipper().run(std::future::pending()));
             orgplane_registry::grpc_server(registry, &tls).request_timeout(deadline)
         }
         ServiceName::Agents => {

@@ -3,6 +3,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -13,6 +14,7 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -78,7 +80,8 @@ impl Registry {
         check_fields(&mut v, kind, &fields);
         v.finish()?;
         let now = now_micros();
-        entries::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = entries::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(standing.organization_uuid),
             kind: Set(kind.as_str().to_owned()),
@@ -91,9 +94,11 @@ impl Registry {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, kind.as_str(), name))
+        .map_err(|err| Error::from_db(err, kind.as_str(), name))?;
+        commit_with(txn, entry_activity(&row, principal, action::CREATED)).await?;
+        Ok(row)
     }
 
     /// One model or component.
@@ -235,14 +240,16 @@ impl Registry {
         if let Some(vis) = fields.visibility {
             update = update.col_expr(entries::Column::Visibility, Expr::value(vis));
         }
+        let txn = self.db.begin().await?;
         update_at_version(
-            &self.db,
+            &txn,
             update,
             (entries::Column::Uuid, entry.uuid.as_str()),
             (entries::Column::Version, entry.version),
             kind.as_str(),
         )
         .await?;
+        commit_with(txn, entry_activity(&entry, principal, action::UPDATED)).await?;
         entries::Entity::find_by_id(entry.uuid)
             .one(&self.db)
             .await?
@@ -276,9 +283,41 @@ impl Registry {
                 ),
             ));
         }
-        entries::Entity::delete_by_id(entry.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        entries::Entity::delete_by_id(entry.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        commit_with(txn, entry_activity(&entry, principal, action::DELETED)).await
     }
+}
+
+/// What `actor` did to a model or component.
+pub(crate) fn entry_activity(entry: &entries::Model, actor: &Principal, action: &str) -> Activity {
+    Activity::new(
+        &entry.organization_uuid,
+        actor,
+        action,
+        &entry.kind,
+        &entry.name,
+    )
+    .subject_uuid(&entry.uuid)
+}
+
+/// What `actor` did to a version of `entry`.
+pub(crate) fn version_activity(
+    entry: &entries::Model,
+    version: &crate::storage::versions::Model,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
+    Activity::new(
+        &entry.organization_uuid,
+        actor,
+        action,
+        &format!("{}_version", entry.kind),
+        &version.name,
+    )
+    .subject_uuid(&version.uuid)
+    .parent(&entry.kind, &entry.name)
+    .project(&version.project)
 }

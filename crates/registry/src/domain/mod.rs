@@ -70,6 +70,15 @@ impl Registry {
         Self { db, organizations }
     }
 
+    /// The shipper of this service's activities to the activity store.
+    pub fn activity_shipper(&self) -> orgplane_platform::activity::Shipper<OrganizationsPeer> {
+        orgplane_platform::activity::Shipper::new(
+            self.db.clone(),
+            "registry",
+            self.organizations.clone(),
+        )
+    }
+
     /// The database (for tests and tools).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db

@@ -3,13 +3,16 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, etag, stale},
     principal::Principal,
     time::now_micros,
     validate::Violations,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 
 use super::{Kind, Registry};
 use crate::storage::settings;
@@ -137,8 +140,9 @@ impl Registry {
             version: Set(current.version + 1),
             update_time: Set(now_micros()),
         };
+        let txn = self.db.begin().await?;
         if current.version == 0 {
-            row.insert(&self.db)
+            row.insert(&txn)
                 .await
                 .map_err(|_| stale("registry settings"))?;
         } else {
@@ -146,12 +150,20 @@ impl Registry {
                 .set(row)
                 .filter(settings::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
                 .filter(settings::Column::Version.eq(current.version))
-                .exec(&self.db)
+                .exec(&txn)
                 .await?;
             if changed.rows_affected != 1 {
                 return Err(stale("registry settings"));
             }
         }
+        let activity = Activity::new(
+            &standing.organization_uuid,
+            principal,
+            action::UPDATED,
+            "registry_settings",
+            "registry",
+        );
+        commit_with(txn, activity).await?;
         self.settings_of(&self.db, &standing.organization_uuid)
             .await
     }

@@ -8,6 +8,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::commit_with,
     authz::Permission,
     page::{Page, PageRequest, text_keyed_page},
     principal::Principal,
@@ -157,7 +158,15 @@ impl Registry {
             .await?
             .ok_or_else(|| Error::not_found("version", name))?;
         record(&txn, &updated).await?;
-        txn.commit().await?;
+        let activity =
+            super::entries::version_activity(&entry, &updated, principal, "transitioned").metadata(
+                serde_json::json!({
+                    "from": row.stage,
+                    "to": updated.stage,
+                    "reason": updated.stage_reason,
+                }),
+            );
+        commit_with(txn, activity).await?;
         Ok(updated)
     }
 

@@ -4,6 +4,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{action, commit_with},
     authz::Permission,
     etag::{check_etag, stale},
     page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
@@ -17,7 +18,7 @@ use sea_orm::{
     QueryFilter, Set, TransactionTrait, sea_query::Expr,
 };
 
-use super::{Kind, Registry, spec, stages};
+use super::{Kind, Registry, entries::version_activity, spec, stages};
 use crate::storage::{entries, versions};
 
 /// Most artifacts named by one version.
@@ -191,7 +192,11 @@ impl Registry {
         .await
         .map_err(|err| Error::from_db(err, "version", name))?;
         stages::record(&txn, &row).await?;
-        txn.commit().await?;
+        commit_with(
+            txn,
+            version_activity(&entry, &row, principal, action::CREATED),
+        )
+        .await?;
         Ok(row)
     }
 
@@ -384,7 +389,11 @@ impl Registry {
             .one(&txn)
             .await?
             .ok_or_else(|| Error::not_found("version", name))?;
-        txn.commit().await?;
+        let mut activity = version_activity(&entry, &updated, principal, action::UPDATED);
+        if let Some(target) = &target_entry {
+            activity = activity.metadata(serde_json::json!({"moved_to": target.name}));
+        }
+        commit_with(txn, activity).await?;
         Ok(updated)
     }
 
@@ -407,10 +416,15 @@ impl Registry {
             )
             .await?;
         let row = self.version(&self.db, &entry, name).await?;
-        versions::Entity::delete_by_id(row.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        versions::Entity::delete_by_id(row.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        commit_with(
+            txn,
+            version_activity(&entry, &row, principal, action::DELETED),
+        )
+        .await
     }
 
     /// Fails when `entry` has as many production versions as the

@@ -9,7 +9,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002ActivityOutbox)]
     }
 }
 
@@ -174,5 +174,29 @@ impl MigrationTrait for M0001Initial {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Activities recorded with each change, until shipped to the store.
+struct M0002ActivityOutbox;
+
+impl MigrationName for M0002ActivityOutbox {
+    fn name(&self) -> &str {
+        "m0002_activity_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002ActivityOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(orgplane_platform::activity::create_outbox_table())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("activity_outbox").to_owned())
+            .await
     }
 }
