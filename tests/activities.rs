@@ -1,5 +1,6 @@
 //! The activity feed end to end: changes made through the gateway in the
-//! agents service and the registry are recorded with the change, shipped to the store in the
+//! agents service, the registry and identity (service accounts) are
+//! recorded with the change, shipped to the store in the
 //! organizations service and listed there exactly once each; a watcher sees
 //! a change within a second and resumes from its cursor without gaps or
 //! repeats; a delivery retried is stored once. On SQLite and PostgreSQL.
@@ -10,6 +11,7 @@ use orgplane_e2e::{TestStack, check_role_matrix, eventually, expect_code};
 use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     agents::*,
+    identity as id_pb,
     organizations::{
         self as org_pb, Activity, ListActivitiesRequest, WatchActivitiesRequest,
         organizations_internal_client::OrganizationsInternalClient,
@@ -389,6 +391,86 @@ async fn every_change_of_the_registry_is_in_the_feed_once() {
         orgplane_platform::grpc::struct_to_json(&details),
         serde_json::json!({"from": "testing", "to": "staging", "reason": "Promoted"})
     );
+}
+
+#[tokio::test]
+async fn every_change_of_a_service_account_is_in_the_feed_once() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let mut accounts = t.service_accounts_as(&owner);
+    accounts
+        .create_service_account(id_pb::CreateServiceAccountRequest {
+            organization: "acme".into(),
+            service_account: Some(id_pb::ServiceAccount {
+                name: "nightly".into(),
+                role: "member".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    accounts
+        .update_service_account(id_pb::UpdateServiceAccountRequest {
+            organization: "acme".into(),
+            service_account: Some(id_pb::ServiceAccount {
+                name: "nightly".into(),
+                role: "viewer".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["role".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    accounts
+        .create_service_account_token(id_pb::CreateServiceAccountTokenRequest {
+            organization: "acme".into(),
+            service_account: "nightly".into(),
+            token: Some(id_pb::Token {
+                name: "ci".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    accounts
+        .delete_service_account_token(id_pb::DeleteServiceAccountTokenRequest {
+            organization: "acme".into(),
+            service_account: "nightly".into(),
+            token: "ci".into(),
+        })
+        .await
+        .unwrap();
+    accounts
+        .delete_service_account(id_pb::DeleteServiceAccountRequest {
+            organization: "acme".into(),
+            service_account: "nightly".into(),
+        })
+        .await
+        .unwrap();
+    let expected = [
+        ("deleted", "service_account", "nightly"),
+        ("deleted", "service_account_token", "ci"),
+        ("created", "service_account_token", "ci"),
+        ("updated", "service_account", "nightly"),
+        ("created", "service_account", "nightly"),
+    ];
+    eventually(
+        Duration::from_secs(5),
+        "the activities are shipped",
+        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let feed = list(&t, &owner, "acme", "", "").await;
+    let want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(summary(&feed), want);
+    assert_eq!(feed[1].parent, "service_account/nightly");
 }
 
 #[tokio::test]

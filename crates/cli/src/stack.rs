@@ -156,6 +156,11 @@ impl Stack {
             identity_purger.await;
             Ok(())
         });
+        let identity_shipper = identity.activity_shipper()?.run(shutdown.wait());
+        tasks.spawn(async move {
+            identity_shipper.await;
+            Ok(())
+        });
 
         let organizations_server =
             orgplane_organizations::grpc_server(organizations.clone(), &organizations_tls);

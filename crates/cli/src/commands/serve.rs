@@ -180,6 +180,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     .clone()
                     .run_purger(orgplane::stack::PEER_PURGE_INTERVAL, std::future::pending()),
             );
+            tokio::spawn(identity.activity_shipper()?.run(std::future::pending()));
             orgplane_identity::grpc_server(identity, &tls).request_timeout(deadline)
         }
         ServiceName::Organizations => {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     access::{Entity, Standing},
+    activity::{Activity, Shipper, action, commit_with},
     authz::{Permission, Role},
     deletions,
     page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
@@ -28,6 +29,7 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -134,7 +136,8 @@ impl Identity {
         check_role(&mut v, "service_account.role", &new.role);
         v.finish()?;
         let now = now_micros();
-        account::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = account::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(standing.organization_uuid),
             organization: Set(organization.to_owned()),
@@ -144,9 +147,11 @@ impl Identity {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "service account", &new.name))
+        .map_err(|err| Error::from_db(err, "service account", &new.name))?;
+        commit_with(txn, account_activity(&row, principal, action::CREATED)).await?;
+        Ok(row)
     }
 
     /// One service account.
@@ -238,7 +243,10 @@ impl Identity {
             active.role = Set(role);
         }
         active.update_time = Set(now_micros());
-        Ok(active.update(&self.db).await?)
+        let txn = self.db.begin().await?;
+        let row = active.update(&txn).await?;
+        commit_with(txn, account_activity(&row, principal, action::UPDATED)).await?;
+        Ok(row)
     }
 
     /// Deletes an account and its tokens.
@@ -252,10 +260,11 @@ impl Identity {
             .require_in(principal, organization, Permission::ServiceAccountsManage)
             .await?;
         let row = self.account(&standing, name).await?;
-        account::Entity::delete_by_id(row.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        account::Entity::delete_by_id(row.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        commit_with(txn, account_activity(&row, principal, action::DELETED)).await
     }
 
     /// Creates a token for an account; returns it and its secret.
@@ -294,9 +303,10 @@ impl Identity {
         v.finish()?;
         let account = self.account(&standing, account_name).await?;
         let secret = secrets::generate(secrets::SERVICE_ACCOUNT_PREFIX);
+        let txn = self.db.begin().await?;
         let row = token::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
-            service_account_uuid: Set(account.uuid),
+            service_account_uuid: Set(account.uuid.clone()),
             name: Set(new.name.clone()),
             secret_hash: Set(secrets::hash(&secret)),
             scopes: Set(scopes.join(" ")),
@@ -305,9 +315,13 @@ impl Identity {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "token", &new.name))?;
+        let activity = token_activity(&account, &row.name, principal, action::CREATED)
+            .subject_uuid(&row.uuid)
+            .metadata(serde_json::json!({"scopes": row.scopes.split(' ').collect::<Vec<_>>()}));
+        commit_with(txn, activity).await?;
         Ok((row, secret))
     }
 
@@ -375,15 +389,30 @@ impl Identity {
         v.check("token", validate::slug(token_name));
         v.finish()?;
         let account = self.account(&standing, account_name).await?;
+        let txn = self.db.begin().await?;
         let deleted = token::Entity::delete_many()
             .filter(token::Column::ServiceAccountUuid.eq(account.uuid.as_str()))
             .filter(token::Column::Name.eq(token_name))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if deleted.rows_affected == 0 {
             return Err(Error::not_found("token", token_name));
         }
-        Ok(())
+        commit_with(
+            txn,
+            token_activity(&account, token_name, principal, action::DELETED),
+        )
+        .await
+    }
+
+    /// The shipper of this service's activities to the activity store
+    /// (`UNAVAILABLE` without the organizations service).
+    pub fn activity_shipper(&self) -> Result<Shipper<OrganizationsPeer>, Error> {
+        Ok(Shipper::new(
+            self.db.clone(),
+            "identity",
+            self.organizations()?.clone(),
+        ))
     }
 
     /// Purges the service accounts of organizations deleted since the last
@@ -410,4 +439,33 @@ impl Identity {
         )
         .await
     }
+}
+
+/// What `actor` did to a service account.
+fn account_activity(account: &account::Model, actor: &Principal, action: &str) -> Activity {
+    Activity::new(
+        &account.organization_uuid,
+        actor,
+        action,
+        "service_account",
+        &account.name,
+    )
+    .subject_uuid(&account.uuid)
+}
+
+/// What `actor` did to a token of a service account.
+fn token_activity(
+    account: &account::Model,
+    token: &str,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
+    Activity::new(
+        &account.organization_uuid,
+        actor,
+        action,
+        "service_account_token",
+        token,
+    )
+    .parent("service_account", &account.name)
 }

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002ServiceAccounts),
             Box::new(M0003AgentTokens),
+            Box::new(M0004ActivityOutbox),
         ]
     }
 }
@@ -322,5 +323,29 @@ impl MigrationTrait for M0003AgentTokens {
             .drop_table(Table::drop().table("agent_tokens").to_owned())
             .await?;
         Ok(())
+    }
+}
+
+/// Activities recorded with each change, until shipped to the store.
+struct M0004ActivityOutbox;
+
+impl MigrationName for M0004ActivityOutbox {
+    fn name(&self) -> &str {
+        "m0004_activity_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004ActivityOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(orgplane_platform::activity::create_outbox_table())
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("activity_outbox").to_owned())
+            .await
     }
 }
