@@ -1,6 +1,6 @@
 //! The activity feed end to end: changes made through the gateway in the
-//! agents service, the registry and identity (service accounts) are
-//! recorded with the change, shipped to the store in the
+//! organizations service, the agents service, the registry and identity
+//! (service accounts) are recorded with the change, shipped to the store in the
 //! organizations service and listed there exactly once each; a watcher sees
 //! a change within a second and resumes from its cursor without gaps or
 //! repeats; a delivery retried is stored once. On SQLite and PostgreSQL.
@@ -203,7 +203,14 @@ async fn changes(
 
 async fn every_change_is_in_the_feed_once(t: &TestStack) {
     let owner = t.user("owner").await;
-    let (expected, _) = changes(t, &owner).await;
+    let (mut expected, _) = changes(t, &owner).await;
+    expected.splice(
+        0..0,
+        [
+            ("created", "organization", "acme"),
+            ("created", "project", "vision"),
+        ],
+    );
     let mut newest_first: Vec<(String, String, String)> = expected
         .iter()
         .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
@@ -233,9 +240,14 @@ async fn every_change_is_in_the_feed_once(t: &TestStack) {
     let reported = feed.iter().find(|a| a.action == "succeeded").unwrap();
     assert_eq!(reported.actor, "box", "the agent reported it");
     // Filters and the project's feed.
-    let runs = list(t, &owner, "acme", "vision", "").await;
+    let project = list(t, &owner, "acme", "vision", "").await;
+    assert_eq!(
+        project.len(),
+        5,
+        "the project's creation and its 4 run changes"
+    );
+    let runs = list(t, &owner, "acme", "vision", "subject_kind:run").await;
     assert_eq!(runs.len(), 4);
-    assert!(runs.iter().all(|a| a.subject_kind == "run"));
     assert_eq!(
         list(t, &owner, "acme", "", "subject_kind:queue")
             .await
@@ -247,7 +259,8 @@ async fn every_change_is_in_the_feed_once(t: &TestStack) {
         list(t, &owner, "acme", "", "action:created actor:owner")
             .await
             .len(),
-        3
+        5,
+        "organization, project, agent, queue, connection"
     );
 }
 
@@ -370,6 +383,7 @@ async fn every_change_of_the_registry_is_in_the_feed_once() {
         ("created", "model_version", "v1"),
         ("updated", "model", "resnet"),
         ("created", "model", "resnet"),
+        ("created", "organization", "acme"),
     ];
     eventually(
         Duration::from_secs(5),
@@ -456,6 +470,7 @@ async fn every_change_of_a_service_account_is_in_the_feed_once() {
         ("created", "service_account_token", "ci"),
         ("updated", "service_account", "nightly"),
         ("created", "service_account", "nightly"),
+        ("created", "organization", "acme"),
     ];
     eventually(
         Duration::from_secs(5),
@@ -474,10 +489,190 @@ async fn every_change_of_a_service_account_is_in_the_feed_once() {
 }
 
 #[tokio::test]
+async fn every_change_of_the_organization_is_in_the_feed_once() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.user("ada").await;
+    t.create_organization(&owner, "acme").await;
+    t.add_member("acme", "ada", "member").await;
+    let mask = |p: &str| {
+        Some(FieldMask {
+            paths: vec![p.into()],
+        })
+    };
+    t.orgs_as(&owner)
+        .update_organization(org_pb::UpdateOrganizationRequest {
+            organization: Some(org_pb::Organization {
+                name: "acme".into(),
+                description: "makers".into(),
+                ..Default::default()
+            }),
+            update_mask: mask("description"),
+        })
+        .await
+        .unwrap();
+    t.orgs_as(&owner)
+        .update_organization_settings(org_pb::UpdateOrganizationSettingsRequest {
+            organization: "acme".into(),
+            settings: Some(org_pb::OrganizationSettings {
+                activity_retention_days: 90,
+                ..Default::default()
+            }),
+            update_mask: mask("activity_retention_days"),
+        })
+        .await
+        .unwrap();
+    let mut projects = t.projects_as(&owner);
+    projects
+        .create_project(org_pb::CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    projects
+        .archive_project(org_pb::ArchiveProjectRequest {
+            organization: "acme".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap();
+    projects
+        .restore_project(org_pb::RestoreProjectRequest {
+            organization: "acme".into(),
+            project: "vision".into(),
+        })
+        .await
+        .unwrap();
+    let mut teams = t.teams_as(&owner);
+    teams
+        .create_team(org_pb::CreateTeamRequest {
+            organization: "acme".into(),
+            team: Some(org_pb::Team {
+                name: "core".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    teams
+        .add_team_member(org_pb::AddTeamMemberRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            member: Some(org_pb::TeamMember {
+                user: "ada".into(),
+                role: "member".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    teams
+        .remove_team_member(org_pb::RemoveTeamMemberRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            user: "ada".into(),
+        })
+        .await
+        .unwrap();
+    let invitation = t
+        .invitations_as(&owner)
+        .create_invitation(org_pb::CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: Some(org_pb::Invitation {
+                email: "guest@example.com".into(),
+                role: "viewer".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation
+        .unwrap();
+    t.invitations_as(&owner)
+        .revoke_invitation(org_pb::RevokeInvitationRequest {
+            organization: "acme".into(),
+            invitation: invitation.uuid,
+        })
+        .await
+        .unwrap();
+    t.members_as(&owner)
+        .update_member(org_pb::UpdateMemberRequest {
+            organization: "acme".into(),
+            member: Some(org_pb::Member {
+                user: "ada".into(),
+                role: "admin".into(),
+                ..Default::default()
+            }),
+            update_mask: mask("role"),
+        })
+        .await
+        .unwrap();
+    let expected = [
+        ("updated", "member", "ada"),
+        ("revoked", "invitation", "guest@example.com"),
+        ("created", "invitation", "guest@example.com"),
+        ("deleted", "team_member", "ada"),
+        ("created", "team_member", "ada"),
+        ("created", "team", "core"),
+        ("restored", "project", "vision"),
+        ("archived", "project", "vision"),
+        ("created", "project", "vision"),
+        ("updated", "organization_settings", "acme"),
+        ("updated", "organization", "acme"),
+        ("created", "organization", "acme"),
+    ];
+    eventually(
+        Duration::from_secs(5),
+        "the activities are stored",
+        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let feed = list(&t, &owner, "acme", "", "").await;
+    let want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(summary(&feed), want);
+    let settings = orgplane_platform::grpc::struct_to_json(feed[9].metadata.as_ref().unwrap());
+    assert_eq!(
+        settings,
+        serde_json::json!({"fields": ["activity_retention_days"]})
+    );
+    let role = orgplane_platform::grpc::struct_to_json(feed[0].metadata.as_ref().unwrap());
+    assert_eq!(role, serde_json::json!({"from": "member", "to": "admin"}));
+    // A team's feed: the team and its members.
+    let team = t
+        .activities_as(&owner)
+        .list_activities(ListActivitiesRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .activities;
+    assert_eq!(summary(&team).len(), 3);
+    let project = list(&t, &owner, "acme", "vision", "").await;
+    assert_eq!(project.len(), 3, "the project's own life");
+}
+
+#[tokio::test]
 async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
+    // Watch from after the organization's creation is stored.
+    eventually(Duration::from_secs(5), "the creation is stored", || async {
+        !list(&t, &owner, "acme", "", "").await.is_empty()
+    })
+    .await;
     let mut feed = t
         .activities_as(&owner)
         .watch_activities(WatchActivitiesRequest {

@@ -1,6 +1,7 @@
 //! The activity store: every service's activities (see
 //! `orgplane_platform::activity`), stored once per idempotency key, in
-//! commit order (`seq`), listed newest first and watched live.
+//! commit order (`seq`), listed newest first (by when they happened) and
+//! watched live (in the order stored).
 //!
 //! Order without gaps: `seq` is handed out under the row lock of
 //! `activity_sequence`, held until the batch commits, so activities become
@@ -302,14 +303,16 @@ impl Organizations {
                 _ => activities::Column::SubjectKind.eq(value),
             });
         }
+        // Newest first by when it happened (UUIDv7), whichever service's
+        // shipper delivered it first.
         keyed_page(
             &self.db,
             &request,
             activities::Entity::find().filter(condition),
-            &[activities::Column::Seq],
-            &[KeyPart::Int],
+            &[activities::Column::Uuid],
+            &[KeyPart::Text],
             true,
-            |a| vec![a.seq.to_string()],
+            |a| vec![a.uuid.clone()],
         )
         .await
     }

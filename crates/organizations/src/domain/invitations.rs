@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role},
     outbox,
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
@@ -223,7 +224,10 @@ impl Organizations {
             }),
         )
         .await?;
-        txn.commit().await?;
+        let activity = invitation_activity(&row, principal, action::CREATED).metadata(
+            serde_json::json!({"role": row.role, "projects": new.projects, "teams": new.teams}),
+        );
+        commit_with(txn, activity).await?;
         Ok((row, token))
     }
 
@@ -407,7 +411,7 @@ impl Organizations {
             }),
         )
         .await?;
-        txn.commit().await?;
+        commit_with(txn, invitation_activity(&updated, principal, "resent")).await?;
         Ok((updated, token))
     }
 
@@ -421,14 +425,15 @@ impl Organizations {
         let (_, row) = self
             .pending_invitation(principal, organization, uuid)
             .await?;
+        let txn = self.db.begin().await?;
         invitations::Entity::update_many()
             .col_expr(invitations::Column::State, Expr::value("revoked"))
             .col_expr(invitations::Column::UpdateTime, Expr::value(now_micros()))
             .filter(invitations::Column::Uuid.eq(row.uuid.as_str()))
             .filter(invitations::Column::State.eq("pending"))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(())
+        commit_with(txn, invitation_activity(&row, principal, "revoked")).await
     }
 
     /// Accepts an invitation by its token, as the user whose email it names.
@@ -503,7 +508,9 @@ impl Organizations {
                 .mark_email_verified(&principal.uuid, &row.email)
                 .await?;
         }
-        txn.commit().await?;
+        let activity = invitation_activity(&row, principal, "accepted")
+            .metadata(serde_json::json!({"member": member.username, "role": member.role}));
+        commit_with(txn, activity).await?;
         Ok((org.name, member))
     }
 
@@ -580,12 +587,43 @@ impl Organizations {
             // Invite-only and closed organizations do not exist for you.
             return Err(not_found());
         }
-        insert_member(
-            &self.db,
-            &org.uuid,
-            principal,
-            settings.default_role.as_str(),
-        )
-        .await
+        let txn = self.db.begin().await?;
+        let member =
+            insert_member(&txn, &org.uuid, principal, settings.default_role.as_str()).await?;
+        commit_with(txn, joined_activity(&org.uuid, &member, principal)).await?;
+        Ok(member)
     }
+}
+
+/// What `actor` did to an invitation (named by the address it went to).
+fn invitation_activity(
+    invitation: &invitations::Model,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
+    Activity::new(
+        &invitation.organization_uuid,
+        actor,
+        action,
+        "invitation",
+        &invitation.email,
+    )
+    .subject_uuid(&invitation.uuid)
+}
+
+/// A user joined an organization on their own (open sign-up or SSO).
+pub(crate) fn joined_activity(
+    organization_uuid: &str,
+    member: &members::Model,
+    actor: &Principal,
+) -> Activity {
+    Activity::new(
+        organization_uuid,
+        actor,
+        "joined",
+        "member",
+        &member.username,
+    )
+    .subject_uuid(&member.uuid)
+    .metadata(serde_json::json!({"role": member.role}))
 }

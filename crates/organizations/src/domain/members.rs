@@ -11,6 +11,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role, allows},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
@@ -165,7 +166,9 @@ impl Organizations {
             .exec_with_returning(&txn)
             .await?;
         ensure_an_owner_remains(&txn, &access).await?;
-        txn.commit().await?;
+        let activity = member_activity(&access, &target, principal, action::UPDATED)
+            .metadata(serde_json::json!({"from": current.as_str(), "to": new_role.as_str()}));
+        commit_with(txn, activity).await?;
         updated
             .into_iter()
             .next()
@@ -192,8 +195,11 @@ impl Organizations {
         }
         delete_membership(&txn, &target).await?;
         ensure_an_owner_remains(&txn, &access).await?;
-        txn.commit().await?;
-        Ok(())
+        commit_with(
+            txn,
+            member_activity(&access, &target, principal, action::DELETED),
+        )
+        .await
     }
 
     /// Removes the caller from the organization.
@@ -214,8 +220,7 @@ impl Organizations {
         let txn = self.lock_memberships(&access).await?;
         delete_membership(&txn, &member).await?;
         ensure_an_owner_remains(&txn, &access).await?;
-        txn.commit().await?;
-        Ok(())
+        commit_with(txn, member_activity(&access, &member, principal, "left")).await
     }
 
     /// Opens a transaction holding the organization's membership lock.
@@ -286,4 +291,21 @@ async fn ensure_an_owner_remains(db: &DatabaseTransaction, access: &Access) -> R
         ));
     }
     Ok(())
+}
+
+/// What `actor` did to a membership.
+fn member_activity(
+    access: &Access,
+    member: &members::Model,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
+    Activity::new(
+        &access.organization.uuid,
+        actor,
+        action,
+        "member",
+        &member.username,
+    )
+    .subject_uuid(&member.uuid)
 }

@@ -3,6 +3,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
@@ -168,7 +169,7 @@ impl Organizations {
         .insert(&txn)
         .await?;
         super::settings::insert_defaults(&txn, &org.uuid).await?;
-        txn.commit().await?;
+        commit_with(txn, organization_activity(&org, principal, action::CREATED)).await?;
         Ok(OrganizationView {
             organization: org,
             role: Role::Owner,
@@ -305,15 +306,21 @@ impl Organizations {
         if let Some(value) = profile.visibility {
             update = update.col_expr(organizations::Column::Visibility, Expr::value(value));
         }
+        let txn = self.db.begin().await?;
         let updated = update
             .filter(organizations::Column::Uuid.eq(org.uuid.as_str()))
             .filter(organizations::Column::Version.eq(expected))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?;
         let organization = updated
             .into_iter()
             .next()
             .ok_or_else(|| stale("organization"))?;
+        commit_with(
+            txn,
+            organization_activity(&organization, principal, action::UPDATED),
+        )
+        .await?;
         Ok(OrganizationView {
             organization,
             role: access.role,
@@ -361,9 +368,13 @@ impl Organizations {
         }
         .insert(&txn)
         .await?;
-        txn.commit().await?;
-        Ok(())
+        commit_with(txn, organization_activity(&org, principal, action::DELETED)).await
     }
+}
+
+/// What `actor` did to an organization.
+fn organization_activity(org: &organizations::Model, actor: &Principal, action: &str) -> Activity {
+    Activity::new(&org.uuid, actor, action, "organization", &org.name).subject_uuid(&org.uuid)
 }
 
 impl Organizations {

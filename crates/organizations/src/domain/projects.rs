@@ -5,6 +5,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role, allows},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
@@ -13,6 +14,7 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
@@ -169,7 +171,8 @@ impl Organizations {
         check_fields(&mut v, &fields);
         v.finish()?;
         let now = now_micros();
-        projects::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = projects::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(access.organization.uuid.clone()),
             name: Set(name.to_owned()),
@@ -184,9 +187,11 @@ impl Organizations {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "project", name))
+        .map_err(|err| Error::from_db(err, "project", name))?;
+        commit_with(txn, project_activity(&row, principal, action::CREATED)).await?;
+        Ok(row)
     }
 
     /// A project.
@@ -346,14 +351,17 @@ impl Organizations {
         if let Some(x) = fields.visibility {
             update = update.col_expr(projects::Column::Visibility, Expr::value(x));
         }
-        update
+        let txn = self.db.begin().await?;
+        let row = update
             .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
             .filter(projects::Column::Version.eq(project.version))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| stale("project"))
+            .ok_or_else(|| stale("project"))?;
+        commit_with(txn, project_activity(&row, principal, action::UPDATED)).await?;
+        Ok(row)
     }
 
     /// Deletes a project.
@@ -372,10 +380,11 @@ impl Organizations {
                 "project",
             )
             .await?;
-        projects::Entity::delete_by_id(project.uuid)
-            .exec(&self.db)
+        let txn = self.db.begin().await?;
+        projects::Entity::delete_by_id(project.uuid.clone())
+            .exec(&txn)
             .await?;
-        Ok(())
+        commit_with(txn, project_activity(&project, principal, action::DELETED)).await
     }
 
     /// Archives (`true`) or restores (`false`) a project; idempotent.
@@ -398,16 +407,20 @@ impl Organizations {
         if project.archived == archive {
             return Ok(project);
         }
-        projects::Entity::update_many()
+        let txn = self.db.begin().await?;
+        let row = projects::Entity::update_many()
             .col_expr(projects::Column::Archived, Expr::value(archive))
             .col_expr(projects::Column::Version, Expr::value(project.version + 1))
             .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()))
             .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::not_found("project", name))
+            .ok_or_else(|| Error::not_found("project", name))?;
+        let verb = if archive { "archived" } else { "restored" };
+        commit_with(txn, project_activity(&row, principal, verb)).await?;
+        Ok(row)
     }
 
     /// A project's settings with their etag.
@@ -471,6 +484,7 @@ impl Organizations {
             next.connections = x;
         }
         let json = serde_json::to_string(&next).map_err(anyhow::Error::from)?;
+        let txn = self.db.begin().await?;
         let updated = projects::Entity::update_many()
             .col_expr(projects::Column::Settings, Expr::value(json))
             .col_expr(
@@ -480,11 +494,15 @@ impl Organizations {
             .col_expr(projects::Column::UpdateTime, Expr::value(now_micros()))
             .filter(projects::Column::Uuid.eq(project.uuid.as_str()))
             .filter(projects::Column::SettingsVersion.eq(project.settings_version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
             return Err(stale("project settings"));
         }
+        let mut activity = project_activity(&project, principal, action::UPDATED)
+            .metadata(serde_json::json!({"settings": &next}));
+        activity.subject_kind = "project_settings".into();
+        commit_with(txn, activity).await?;
         Ok((next, etag(project.settings_version + 1)))
     }
 }
@@ -500,4 +518,17 @@ pub struct ProjectSettingsChanges {
     pub allowed_queues: Option<Vec<String>>,
     /// New connections.
     pub connections: Option<Vec<String>>,
+}
+
+/// What `actor` did to a project.
+fn project_activity(project: &projects::Model, actor: &Principal, action: &str) -> Activity {
+    Activity::new(
+        &project.organization_uuid,
+        actor,
+        action,
+        "project",
+        &project.name,
+    )
+    .subject_uuid(&project.uuid)
+    .project(&project.name)
 }

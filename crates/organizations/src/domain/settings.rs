@@ -4,13 +4,15 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 
@@ -265,6 +267,25 @@ impl Organizations {
         v.finish()?;
         let row = self.settings_row(&access.organization.uuid).await?;
         check_etag(etag_seen, row.version, "settings")?;
+        let changed_fields: Vec<&str> = [
+            ("support_email", changes.support_email.is_some()),
+            ("default_role", changes.default_role.is_some()),
+            ("default_queue", changes.default_queue.is_some()),
+            (
+                "activity_retention_days",
+                changes.activity_retention_days.is_some(),
+            ),
+            ("auth.invite_only", changes.invite_only.is_some()),
+            (
+                "auth.allowed_email_domains",
+                changes.allowed_email_domains.is_some(),
+            ),
+            ("auth.password_enabled", changes.password_enabled.is_some()),
+            ("auth.providers", changes.providers.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+        .collect();
         let mut next = from_row(row.clone())?;
         if let Some(x) = changes.support_email {
             next.support_email = x;
@@ -291,6 +312,7 @@ impl Organizations {
             next.auth.providers = x;
         }
         let auth = serde_json::to_string(&next.auth).map_err(anyhow::Error::from)?;
+        let txn = self.db.begin().await?;
         let updated = settings::Entity::update_many()
             .col_expr(
                 settings::Column::SupportEmail,
@@ -313,11 +335,22 @@ impl Organizations {
             .col_expr(settings::Column::UpdateTime, Expr::value(now_micros()))
             .filter(settings::Column::OrganizationUuid.eq(row.organization_uuid.as_str()))
             .filter(settings::Column::Version.eq(row.version))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if updated.rows_affected != 1 {
             return Err(stale("settings"));
         }
+        // Which fields changed, never their values (auth settings hold
+        // provider details).
+        let activity = Activity::new(
+            &row.organization_uuid,
+            principal,
+            action::UPDATED,
+            "organization_settings",
+            organization,
+        )
+        .metadata(serde_json::json!({"fields": changed_fields}));
+        commit_with(txn, activity).await?;
         next.etag = etag(row.version + 1);
         Ok(next)
     }

@@ -5,6 +5,7 @@
 
 use orgplane_platform::{
     Error,
+    activity::{Activity, action, commit_with},
     authz::{Permission, Role},
     page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
     principal::Principal,
@@ -173,7 +174,8 @@ impl Organizations {
         v.finish()?;
         let name = fields.name.unwrap_or_default();
         let now = now_micros();
-        teams::team::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = teams::team::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             organization_uuid: Set(access.organization.uuid.clone()),
             name: Set(name.clone()),
@@ -184,9 +186,11 @@ impl Organizations {
             create_time: Set(now),
             update_time: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "team", &name))
+        .map_err(|err| Error::from_db(err, "team", &name))?;
+        commit_with(txn, team_activity(&row, principal, action::CREATED)).await?;
+        Ok(row)
     }
 
     /// A team.
@@ -289,15 +293,18 @@ impl Organizations {
             let json = serde_json::to_string(&x).map_err(anyhow::Error::from)?;
             update = update.col_expr(teams::team::Column::Grants, Expr::value(json));
         }
-        update
+        let txn = self.db.begin().await?;
+        let row = update
             .filter(teams::team::Column::Uuid.eq(team.uuid.as_str()))
             .filter(teams::team::Column::Version.eq(team.version))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await
             .map_err(|err| Error::from_db(err, "team", fields.name.unwrap_or_default()))?
             .into_iter()
             .next()
-            .ok_or_else(|| stale("team"))
+            .ok_or_else(|| stale("team"))?;
+        commit_with(txn, team_activity(&row, principal, action::UPDATED)).await?;
+        Ok(row)
     }
 
     /// Deletes a team; its grants end.
@@ -316,11 +323,10 @@ impl Organizations {
             .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
             .exec(&txn)
             .await?;
-        teams::team::Entity::delete_by_id(team.uuid)
+        teams::team::Entity::delete_by_id(team.uuid.clone())
             .exec(&txn)
             .await?;
-        txn.commit().await?;
-        Ok(())
+        commit_with(txn, team_activity(&team, principal, action::DELETED)).await
     }
 
     /// Adds an organization member to a team.
@@ -346,18 +352,23 @@ impl Organizations {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::not_found("member", user))?;
-        teams::member::ActiveModel {
+        let txn = self.db.begin().await?;
+        let row = teams::member::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
-            team_uuid: Set(team.uuid),
+            team_uuid: Set(team.uuid.clone()),
             organization_uuid: Set(access.organization.uuid.clone()),
             user_uuid: Set(member.user_uuid),
             username: Set(member.username),
             role: Set(role.to_owned()),
             create_time: Set(now_micros()),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
-        .map_err(|err| Error::from_db(err, "team member", user))
+        .map_err(|err| Error::from_db(err, "team member", user))?;
+        let activity = team_member_activity(&team, user, principal, action::CREATED)
+            .metadata(serde_json::json!({"role": role}));
+        commit_with(txn, activity).await?;
+        Ok(row)
     }
 
     /// A team's members, by username.
@@ -417,15 +428,20 @@ impl Organizations {
         v.check("member.user", validate::slug(user));
         team_role("member.role", &mut v, role);
         v.finish()?;
-        teams::member::Entity::update_many()
+        let txn = self.db.begin().await?;
+        let row = teams::member::Entity::update_many()
             .col_expr(teams::member::Column::Role, Expr::value(role))
             .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
             .filter(teams::member::Column::Username.eq(user))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::not_found("team member", user))
+            .ok_or_else(|| Error::not_found("team member", user))?;
+        let activity = team_member_activity(&team, user, principal, action::UPDATED)
+            .metadata(serde_json::json!({"role": role}));
+        commit_with(txn, activity).await?;
+        Ok(row)
     }
 
     /// Removes a member from a team.
@@ -443,14 +459,36 @@ impl Organizations {
         let mut v = Violations::new();
         v.check("user", validate::slug(user));
         v.finish()?;
+        let txn = self.db.begin().await?;
         let removed = teams::member::Entity::delete_many()
             .filter(teams::member::Column::TeamUuid.eq(team.uuid.as_str()))
             .filter(teams::member::Column::Username.eq(user))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if removed.rows_affected == 0 {
             return Err(Error::not_found("team member", user));
         }
-        Ok(())
+        commit_with(
+            txn,
+            team_member_activity(&team, user, principal, action::DELETED),
+        )
+        .await
     }
+}
+
+/// What `actor` did to a team.
+fn team_activity(team: &teams::team::Model, actor: &Principal, action: &str) -> Activity {
+    Activity::new(&team.organization_uuid, actor, action, "team", &team.name)
+        .subject_uuid(&team.uuid)
+}
+
+/// What `actor` did to `user`'s membership of a team.
+fn team_member_activity(
+    team: &teams::team::Model,
+    user: &str,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
+    Activity::new(&team.organization_uuid, actor, action, "team_member", user)
+        .parent("team", &team.name)
 }

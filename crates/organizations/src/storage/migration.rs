@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005Teams),
             Box::new(M0006Reach),
             Box::new(M0007Activities),
+            Box::new(M0008ActivityTimeOrder),
         ]
     }
 }
@@ -554,6 +555,48 @@ impl MigrationTrait for M0007Activities {
         for table in ["activity_outbox", "activity_sequence", "activities"] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Listing activities newest first by their UUIDv7 (when they happened).
+struct M0008ActivityTimeOrder;
+
+impl MigrationName for M0008ActivityTimeOrder {
+    fn name(&self) -> &str {
+        "m0008_activity_time_order"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008ActivityTimeOrder {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "activities",
+                    "activities_organization_uuid",
+                    &["organization_uuid", "uuid"][..],
+                    false,
+                ),
+                (
+                    "activities",
+                    "activities_project_uuid",
+                    &["organization_uuid", "project", "uuid"][..],
+                    false,
+                ),
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for index in ["activities_organization_uuid", "activities_project_uuid"] {
+            manager
+                .drop_index(Index::drop().name(index).table("activities").to_owned())
                 .await?;
         }
         Ok(())
