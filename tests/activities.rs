@@ -814,6 +814,85 @@ async fn a_delivery_retried_is_stored_once() {
     expect_code(empty_key, Code::InvalidArgument);
 }
 
+async fn activities_past_their_retention_are_purged(t: &TestStack) {
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    t.orgs_as(&owner)
+        .update_organization_settings(org_pb::UpdateOrganizationSettingsRequest {
+            organization: "acme".into(),
+            settings: Some(org_pb::OrganizationSettings {
+                activity_retention_days: 2,
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["activity_retention_days".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let uuid = t
+        .orgs_as(&owner)
+        .get_organization(org_pb::GetOrganizationRequest {
+            organization: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .uuid;
+    let day = 86_400_000_000i64;
+    let now = orgplane_platform::time::now_micros();
+    let old = |name: &str, age_days: i64| orgplane_platform::activity::Delivery {
+        idempotency_key: format!("test:{name}"),
+        activity: orgplane_platform::activity::Activity {
+            uuid: uuid::Uuid::now_v7().to_string(),
+            organization_uuid: uuid.clone(),
+            actor: "ci".into(),
+            action: "created".into(),
+            subject_kind: "thing".into(),
+            subject_name: name.into(),
+            metadata: serde_json::json!({}),
+            create_time: now - age_days * day,
+            ..Default::default()
+        },
+    };
+    t.stack
+        .organizations
+        .record_activities(vec![old("ancient", 3), old("recent", 1)])
+        .await
+        .unwrap();
+    let purged = t
+        .stack
+        .organizations
+        .purge_expired_activities(now)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "only what is older than 2 days");
+    let things = list(t, &owner, "acme", "", "subject_kind:thing").await;
+    assert_eq!(
+        things
+            .iter()
+            .map(|a| a.subject_name.as_str())
+            .collect::<Vec<_>>(),
+        ["recent"]
+    );
+}
+
+#[tokio::test]
+async fn activities_past_their_retention_are_purged_on_sqlite() {
+    activities_past_their_retention_are_purged(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn activities_past_their_retention_are_purged_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    activities_past_their_retention_are_purged(&t).await;
+    t.drop_schemas().await;
+}
+
 const RPCS: &[(&str, Permission, Code)] = &[
     ("ListActivities", Permission::ActivityRead, Code::Ok),
     ("WatchActivities", Permission::ActivityRead, Code::Ok),

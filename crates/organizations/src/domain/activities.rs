@@ -25,7 +25,10 @@ use sea_orm::{
 };
 
 use super::{Organizations, access::Access};
-use crate::storage::activities::{self, sequence};
+use crate::storage::{
+    activities::{self, sequence},
+    settings,
+};
 
 /// Most activities one `RecordActivities` call stores.
 pub const MAX_BATCH: usize = 1000;
@@ -315,6 +318,30 @@ impl Organizations {
             |a| vec![a.uuid.clone()],
         )
         .await
+    }
+
+    /// Deletes the activities older than their organization's
+    /// `activity_retention_days` (0 keeps them) as of `now`; how many.
+    pub async fn purge_expired_activities(&self, now: i64) -> Result<u64, Error> {
+        const DAY: i64 = 86_400_000_000;
+        let rules: Vec<(String, i32)> = settings::Entity::find()
+            .select_only()
+            .column(settings::Column::OrganizationUuid)
+            .column(settings::Column::ActivityRetentionDays)
+            .filter(settings::Column::ActivityRetentionDays.gt(0))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut purged = 0;
+        for (organization_uuid, days) in rules {
+            let deleted = activities::Entity::delete_many()
+                .filter(activities::Column::OrganizationUuid.eq(organization_uuid))
+                .filter(activities::Column::CreateTime.lt(now - i64::from(days) * DAY))
+                .exec(&self.db)
+                .await?;
+            purged += deleted.rows_affected;
+        }
+        Ok(purged)
     }
 
     /// A live feed of the organization (or one project) after `cursor`

@@ -11,8 +11,8 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -398,8 +398,22 @@ impl Organizations {
     /// with their members, settings, projects, invitations and teams (the
     /// foreign keys cascade). Returns how many were purged.
     pub async fn purge_deleted(&self, deleted_before: i64) -> Result<u64, Error> {
-        let purged = organizations::Entity::delete_many()
+        let gone: Vec<String> = organizations::Entity::find()
+            .select_only()
+            .column(organizations::Column::Uuid)
             .filter(organizations::Column::DeleteTime.lt(deleted_before))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        crate::storage::activities::Entity::delete_many()
+            .filter(crate::storage::activities::Column::OrganizationUuid.is_in(gone.clone()))
+            .exec(&self.db)
+            .await?;
+        let purged = organizations::Entity::delete_many()
+            .filter(organizations::Column::Uuid.is_in(gone))
             .exec(&self.db)
             .await?;
         Ok(purged.rows_affected)
@@ -415,8 +429,14 @@ impl Organizations {
         orgplane_platform::deletions::run_every(
             interval,
             shutdown,
-            "purged deleted organizations",
-            || self.purge_deleted(now_micros() - PURGE_AFTER.as_micros() as i64),
+            "purged deleted organizations and expired activities",
+            || async {
+                let now = now_micros();
+                Ok(self
+                    .purge_deleted(now - PURGE_AFTER.as_micros() as i64)
+                    .await?
+                    + self.purge_expired_activities(now).await?)
+            },
         )
         .await
     }
