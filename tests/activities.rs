@@ -59,6 +59,25 @@ fn summary(activities: &[Activity]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The feed once every activity of `expected` (newest first) is in it:
+/// exactly those, each once (checked again after more shipping time).
+async fn feed_is(t: &TestStack, token: &str, expected: &[(&str, &str, &str)]) -> Vec<Activity> {
+    eventually(
+        Duration::from_secs(5),
+        "the activities are shipped",
+        || async { list(t, token, "acme", "", "").await.len() >= expected.len() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let feed = list(t, token, "acme", "", "").await;
+    let want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(summary(&feed), want);
+    feed
+}
+
 /// Makes one change of each kind in the agents service; returns what the
 /// feed must show, oldest first, and the agent's token.
 async fn changes(
@@ -211,21 +230,9 @@ async fn every_change_is_in_the_feed_once(t: &TestStack) {
             ("created", "project", "vision"),
         ],
     );
-    let mut newest_first: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
-        .collect();
-    newest_first.reverse();
-    eventually(
-        Duration::from_secs(5),
-        "the activities are shipped",
-        || async { list(t, &owner, "acme", "", "").await.len() >= expected.len() },
-    )
-    .await;
+    expected.reverse();
     // Shipped at least once, stored exactly once.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let feed = list(t, &owner, "acme", "", "").await;
-    assert_eq!(summary(&feed), newest_first);
+    let feed = feed_is(t, &owner, &expected).await;
     let submitted = feed.iter().find(|a| a.action == "submitted").unwrap();
     assert_eq!(
         (
@@ -385,19 +392,7 @@ async fn every_change_of_the_registry_is_in_the_feed_once() {
         ("created", "model", "resnet"),
         ("created", "organization", "acme"),
     ];
-    eventually(
-        Duration::from_secs(5),
-        "the activities are shipped",
-        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let feed = list(&t, &owner, "acme", "", "").await;
-    let want: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
-        .collect();
-    assert_eq!(summary(&feed), want);
+    let feed = feed_is(&t, &owner, &expected).await;
     let transition = &feed[4];
     assert_eq!(transition.parent, "model/resnet");
     let details = transition.metadata.clone().unwrap();
@@ -472,19 +467,7 @@ async fn every_change_of_a_service_account_is_in_the_feed_once() {
         ("created", "service_account", "nightly"),
         ("created", "organization", "acme"),
     ];
-    eventually(
-        Duration::from_secs(5),
-        "the activities are shipped",
-        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let feed = list(&t, &owner, "acme", "", "").await;
-    let want: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
-        .collect();
-    assert_eq!(summary(&feed), want);
+    let feed = feed_is(&t, &owner, &expected).await;
     assert_eq!(feed[1].parent, "service_account/nightly");
 }
 
@@ -626,19 +609,7 @@ async fn every_change_of_the_organization_is_in_the_feed_once() {
         ("updated", "organization", "acme"),
         ("created", "organization", "acme"),
     ];
-    eventually(
-        Duration::from_secs(5),
-        "the activities are stored",
-        || async { list(&t, &owner, "acme", "", "").await.len() >= expected.len() },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let feed = list(&t, &owner, "acme", "", "").await;
-    let want: Vec<(String, String, String)> = expected
-        .iter()
-        .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()))
-        .collect();
-    assert_eq!(summary(&feed), want);
+    let feed = feed_is(&t, &owner, &expected).await;
     let settings = orgplane_platform::grpc::struct_to_json(feed[9].metadata.as_ref().unwrap());
     assert_eq!(
         settings,
