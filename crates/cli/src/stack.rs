@@ -12,7 +12,7 @@ use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
     client::mtls_channel,
     db::{DbTarget, connect_and_migrate},
-    peers::{IdentityPeer, OrganizationsPeer},
+    peers::{IdentityPeer, OrganizationsPeer, StatsPeers},
     pki::{CertDir, IDENTITIES},
     shutdown::Shutdown,
 };
@@ -71,6 +71,8 @@ pub struct Stack {
     /// The agents domain, for tests.
     pub agents: Agents,
     shutdown: Shutdown,
+    gateway_shutdown: Shutdown,
+    gateway_task: tokio::task::Id,
     tasks: JoinSet<anyhow::Result<()>>,
 }
 
@@ -114,11 +116,16 @@ impl Stack {
         );
         let db =
             connect_and_migrate::<OrganizationsMigrator>(&target(Backend::Organizations)?).await?;
-        let organizations = Organizations::new(db).with_identity(IdentityPeer::new(mtls_channel(
-            &identity_addr.to_string(),
-            "identity",
-            &organizations_tls,
-        )?));
+        let organizations = Organizations::new(db)
+            .with_identity(IdentityPeer::new(mtls_channel(
+                &identity_addr.to_string(),
+                "identity",
+                &organizations_tls,
+            )?))
+            .with_stats(StatsPeers::new(
+                mtls_channel(&registry_addr.to_string(), "registry", &organizations_tls)?,
+                mtls_channel(&agents_addr.to_string(), "agents", &organizations_tls)?,
+            ));
 
         let db = connect_and_migrate::<RegistryMigrator>(&target(Backend::Registry)?).await?;
         let registry = Registry::new(
@@ -221,7 +228,11 @@ impl Stack {
         let gateway_addr = gateway_listener.local_addr()?;
         let gateway =
             orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
-        tasks.spawn(gateway.serve(gateway_listener, shutdown.wait()));
+        // The gateway stops first (see `stop`), on its own signal.
+        let gateway_shutdown = Shutdown::new();
+        let gateway_task = tasks
+            .spawn(gateway.serve(gateway_listener, gateway_shutdown.wait()))
+            .id();
 
         Ok(Self {
             gateway_addr,
@@ -236,13 +247,26 @@ impl Stack {
             registry,
             agents,
             shutdown,
+            gateway_shutdown,
+            gateway_task,
             tasks,
         })
     }
 
     /// Stops accepting calls, lets in-flight calls finish, and waits for
     /// every server.
+    ///
+    /// The gateway goes first: the calls it is still forwarding need their
+    /// backends until they complete; then the services stop.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.gateway_shutdown.trigger();
+        while let Some(result) = self.tasks.join_next_with_id().await {
+            let (id, outcome) = result?;
+            outcome?;
+            if id == self.gateway_task {
+                break;
+            }
+        }
         self.shutdown.trigger();
         while let Some(result) = self.tasks.join_next().await {
             result??;
