@@ -271,6 +271,136 @@ async fn every_change_is_in_the_feed_once(t: &TestStack) {
     );
 }
 
+/// Statistics match the data: counts from every service, daily series
+/// summing to what the feed and the runs hold.
+async fn statistics_match_the_data(t: &TestStack) {
+    let owner = t.user("owner").await;
+    changes(t, &owner).await;
+    eventually(
+        Duration::from_secs(5),
+        "every activity is stored",
+        || async { list(t, &owner, "acme", "", "").await.len() >= 11 },
+    )
+    .await;
+    let mut stats = t.activities_as(&owner);
+    let org = stats
+        .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+            organization: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let counts: std::collections::BTreeMap<String, i64> =
+        org.counts.into_iter().map(|c| (c.name, c.value)).collect();
+    for (name, value) in [
+        ("members", 1),
+        ("teams", 0),
+        ("projects", 1),
+        ("agents", 1),
+        ("queues", 1),
+        ("models", 0),
+        ("components", 0),
+        ("model_versions", 0),
+        ("runs.queued", 0),
+        ("runs.succeeded", 1),
+        ("runs.stopped", 1),
+    ] {
+        assert_eq!(counts.get(name), Some(&value), "{name}");
+    }
+    let series = |all: &[org_pb::Series], name: &str| -> Vec<i64> {
+        all.iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no series {name}"))
+            .points
+            .iter()
+            .map(|p| p.value)
+            .collect()
+    };
+    let activities = series(&org.series, "activities");
+    assert_eq!(
+        activities.len(),
+        31,
+        "one point per day of the last 30 days"
+    );
+    assert_eq!(
+        activities.iter().sum::<i64>(),
+        list(t, &owner, "acme", "", "").await.len() as i64
+    );
+    assert_eq!(
+        series(&org.series, "runs.queue.box/q").iter().sum::<i64>(),
+        2
+    );
+
+    let project = stats
+        .get_project_stats(org_pb::GetProjectStatsRequest {
+            organization: "acme".into(),
+            project: "vision".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let counts: std::collections::BTreeMap<String, i64> = project
+        .counts
+        .into_iter()
+        .map(|c| (c.name, c.value))
+        .collect();
+    assert_eq!(counts.get("runs.succeeded"), Some(&1));
+    assert_eq!(counts.get("model_versions"), Some(&0));
+    assert!(!counts.contains_key("members") && !counts.contains_key("agents"));
+    assert_eq!(series(&project.series, "activities").iter().sum::<i64>(), 5);
+
+    // A range of yesterday only holds nothing of today.
+    let now = orgplane_platform::time::now_micros();
+    let day = 86_400_000_000i64;
+    let yesterday = stats
+        .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+            organization: "acme".into(),
+            start_time: Some(orgplane_platform::time::to_timestamp(now - 2 * day)),
+            end_time: Some(orgplane_platform::time::to_timestamp(now - day)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        series(&yesterday.series, "activities").iter().sum::<i64>(),
+        0
+    );
+    for (start, end) in [(now, now - day), (now - 400 * day, now)] {
+        let bad = stats
+            .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+                organization: "acme".into(),
+                start_time: Some(orgplane_platform::time::to_timestamp(start)),
+                end_time: Some(orgplane_platform::time::to_timestamp(end)),
+            })
+            .await;
+        expect_code(bad, Code::InvalidArgument);
+    }
+    let missing = stats
+        .get_project_stats(org_pb::GetProjectStatsRequest {
+            organization: "acme".into(),
+            project: "never-made".into(),
+            ..Default::default()
+        })
+        .await;
+    expect_code(missing, Code::NotFound);
+}
+
+#[tokio::test]
+async fn statistics_match_the_data_on_sqlite() {
+    statistics_match_the_data(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn statistics_match_the_data_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    statistics_match_the_data(&t).await;
+    t.drop_schemas().await;
+}
+
 #[tokio::test]
 async fn every_change_is_in_the_feed_once_on_sqlite() {
     every_change_is_in_the_feed_once(&TestStack::start().await).await;
@@ -867,6 +997,8 @@ async fn activities_past_their_retention_are_purged_on_postgresql() {
 const RPCS: &[(&str, Permission, Code)] = &[
     ("ListActivities", Permission::ActivityRead, Code::Ok),
     ("WatchActivities", Permission::ActivityRead, Code::Ok),
+    ("GetOrganizationStats", Permission::ActivityRead, Code::Ok),
+    ("GetProjectStats", Permission::ProjectsRead, Code::Ok),
 ];
 
 async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
@@ -886,6 +1018,21 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
             })
             .await
             .map(|_| ()),
+        "GetOrganizationStats" => feed
+            .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+                organization: org.into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        "GetProjectStats" => feed
+            .get_project_stats(org_pb::GetProjectStatsRequest {
+                organization: org.into(),
+                project: "vision".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
         other => panic!("no call for {other}"),
     };
     result.err().map_or(Code::Ok, |s| s.code())
@@ -896,6 +1043,16 @@ async fn role_matrix_tenant_isolation_and_bad_input() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
+    t.projects_as(&owner)
+        .create_project(org_pb::CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
     let callers = t.role_callers("acme", owner.clone()).await;
     let foreigner = t.user("foreigner").await;
     t.create_organization(&foreigner, "elsewhere").await;
@@ -904,7 +1061,12 @@ async fn role_matrix_tenant_isolation_and_bad_input() {
         async move { call(t, &token, &org, rpc).await }
     })
     .await;
-    for rpc in ["ListActivities", "WatchActivities"] {
+    for rpc in [
+        "ListActivities",
+        "WatchActivities",
+        "GetOrganizationStats",
+        "GetProjectStats",
+    ] {
         assert_eq!(
             call(&t, &foreigner, "acme", rpc).await,
             Code::NotFound,

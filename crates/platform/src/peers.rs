@@ -4,6 +4,7 @@
 
 use moka::future::Cache;
 use orgplane_proto::{
+    agents::{GetAgentsStatsRequest, agents_internal_client::AgentsInternalClient},
     identity::{
         IssueAgentTokenRequest, MarkEmailVerifiedRequest, RevokeAgentTokensRequest,
         identity_internal_client::IdentityInternalClient,
@@ -13,6 +14,7 @@ use orgplane_proto::{
         ListDeletedOrganizationsRequest, RecordActivitiesRequest,
         organizations_internal_client::OrganizationsInternalClient,
     },
+    registry::{GetRegistryCountsRequest, registry_internal_client::RegistryInternalClient},
 };
 use tonic::transport::Channel;
 
@@ -22,7 +24,7 @@ use crate::{
     activity::{ActivitySink, Delivery},
     authz::Role,
     principal::Principal,
-    time::from_timestamp,
+    time::{from_timestamp, to_timestamp},
 };
 
 /// The identity service, as the other services use it.
@@ -306,5 +308,85 @@ impl ActivitySink for OrganizationsPeer {
             .map_err(Self::upstream)?
             .into_inner();
         Ok(answer.recorded as u64)
+    }
+}
+
+/// The registry and the agents service, as the organizations service asks
+/// them for an organization's statistics.
+#[derive(Debug, Clone)]
+pub struct StatsPeers {
+    registry: RegistryInternalClient<Channel>,
+    agents: AgentsInternalClient<Channel>,
+}
+
+/// Runs submitted to one queue on one day (`GetAgentsStats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDay {
+    /// `agent/queue`.
+    pub queue: String,
+    /// Start of the day (UTC, microseconds).
+    pub day: i64,
+    /// How many runs.
+    pub runs: i64,
+}
+
+impl StatsPeers {
+    /// Over channels to the registry and the agents service.
+    pub fn new(registry: Channel, agents: Channel) -> Self {
+        Self {
+            registry: RegistryInternalClient::new(registry),
+            agents: AgentsInternalClient::new(agents),
+        }
+    }
+
+    /// The registry's counts of an organization (or one project).
+    pub async fn registry_counts(
+        &self,
+        organization_uuid: &str,
+        project: &str,
+    ) -> Result<Vec<(String, i64)>, Error> {
+        let answer = self
+            .registry
+            .clone()
+            .get_registry_counts(GetRegistryCountsRequest {
+                organization_uuid: organization_uuid.to_owned(),
+                project: project.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the registry", status))?
+            .into_inner();
+        Ok(answer.counts.into_iter().collect())
+    }
+
+    /// The agents service's counts of an organization (or one project) and
+    /// its runs per queue per day in `[start, end)`.
+    pub async fn agents_stats(
+        &self,
+        organization_uuid: &str,
+        project: &str,
+        (start, end): (i64, i64),
+    ) -> Result<(Vec<(String, i64)>, Vec<QueueDay>), Error> {
+        let answer = self
+            .agents
+            .clone()
+            .get_agents_stats(GetAgentsStatsRequest {
+                organization_uuid: organization_uuid.to_owned(),
+                project: project.to_owned(),
+                start_time: Some(to_timestamp(start)),
+                end_time: Some(to_timestamp(end)),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the agents service", status))?
+            .into_inner();
+        let days = answer
+            .runs_per_queue_day
+            .into_iter()
+            .map(|d| QueueDay {
+                queue: d.queue,
+                day: d.day.as_ref().map(from_timestamp).unwrap_or(0),
+                runs: d.runs,
+            })
+            .collect();
+        Ok((answer.counts.into_iter().collect(), days))
     }
 }

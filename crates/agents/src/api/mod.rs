@@ -2,22 +2,26 @@
 
 mod agents;
 mod connections;
+mod internal;
 mod queues;
 mod runs;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::agents::{
-    agent_service_server::AgentServiceServer, connection_service_server::ConnectionServiceServer,
-    queue_service_server::QueueServiceServer, run_service_server::RunServiceServer,
+    agent_service_server::AgentServiceServer, agents_internal_server::AgentsInternalServer,
+    connection_service_server::ConnectionServiceServer, queue_service_server::QueueServiceServer,
+    run_service_server::RunServiceServer,
 };
 
 use crate::domain::Agents;
 
-/// Who may call the agents service: the gateway.
+/// Who may call the agents service: the gateway its public services, the
+/// organizations service (statistics) its internal one.
 pub fn caller_policy() -> CallerPolicy {
     CallerPolicy::new()
         .allow_infrastructure()
         .allow("/orgplane.agents.v1.", &["gateway"])
+        .allow("/orgplane.agents.v1.AgentsInternal/", &["organizations"])
 }
 
 /// The agents server over mTLS.
@@ -28,6 +32,7 @@ pub fn grpc_server(agents: Agents, tls: &ServiceTls) -> GrpcServer {
         .add_service(ConnectionServiceServer::new(connections::ConnectionApi(
             agents.clone(),
         )))
-        .add_service(RunServiceServer::new(runs::RunApi(agents)))
+        .add_service(RunServiceServer::new(runs::RunApi(agents.clone())))
+        .add_service(AgentsInternalServer::new(internal::InternalApi(agents)))
         .mtls(tls, caller_policy())
 }

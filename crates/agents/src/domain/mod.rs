@@ -12,6 +12,7 @@ pub mod agents;
 pub mod connections;
 pub mod queues;
 pub mod runs;
+pub mod stats;
 
 use orgplane_platform::{
     Error,

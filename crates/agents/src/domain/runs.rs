@@ -455,7 +455,15 @@ impl Agents {
         &self,
         runs: &[runs::Model],
     ) -> Result<HashMap<String, (String, String)>, Error> {
-        let mut uuids: Vec<String> = runs.iter().map(|r| r.queue_uuid.clone()).collect();
+        self.labels_of_queues(runs.iter().map(|r| r.queue_uuid.clone()).collect())
+            .await
+    }
+
+    /// `(agent, queue)` names of the queues `uuids`, by queue UUID.
+    pub(crate) async fn labels_of_queues(
+        &self,
+        mut uuids: Vec<String>,
+    ) -> Result<HashMap<String, (String, String)>, Error> {
         uuids.sort();
         uuids.dedup();
         let queue_rows = queues::Entity::find()

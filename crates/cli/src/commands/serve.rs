@@ -11,7 +11,7 @@ use orgplane_organizations::{Migrator as OrganizationsMigrator, Organizations};
 use orgplane_platform::{
     client::mtls_channel,
     db::connect_and_migrate,
-    peers::{IdentityPeer, OrganizationsPeer},
+    peers::{IdentityPeer, OrganizationsPeer, StatsPeers},
     pki::CertDir,
     shutdown,
 };
@@ -108,10 +108,14 @@ pub struct GatewayArgs {
     /// 127.0.0.1:50062.
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
     pub organizations_addr: Option<String>,
-    /// gateway: address of registry; unset answers UNIMPLEMENTED.
+    /// gateway: address of registry (unset answers UNIMPLEMENTED);
+    /// organizations: where the registry is, for statistics (127.0.0.1:50063
+    /// when unset).
     #[arg(long, env = "ORGPLANE_REGISTRY_ADDR")]
     pub registry_addr: Option<String>,
-    /// gateway: address of agents; unset answers UNIMPLEMENTED.
+    /// gateway: address of agents (unset answers UNIMPLEMENTED);
+    /// organizations: where the agents service is, for statistics
+    /// (127.0.0.1:50064 when unset).
     #[arg(long, env = "ORGPLANE_AGENTS_ADDR")]
     pub agents_addr: Option<String>,
     /// gateway: PEM certificate chain of the public endpoint; with --tls-key
@@ -188,7 +192,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let db = connect_and_migrate::<OrganizationsMigrator>(&target).await?;
             let identity =
                 IdentityPeer::new(mtls_channel(&args.gateway.identity_addr, "identity", &tls)?);
-            let organizations = Organizations::new(db).with_identity(identity);
+            let stats = StatsPeers::new(
+                mtls_channel(
+                    args.gateway
+                        .registry_addr
+                        .as_deref()
+                        .unwrap_or(ServiceName::Registry.default_listen()),
+                    "registry",
+                    &tls,
+                )?,
+                mtls_channel(
+                    args.gateway
+                        .agents_addr
+                        .as_deref()
+                        .unwrap_or(ServiceName::Agents.default_listen()),
+                    "agents",
+                    &tls,
+                )?,
+            );
+            let organizations = Organizations::new(db)
+                .with_identity(identity)
+                .with_stats(stats);
             tokio::spawn(
                 organizations
                     .clone()

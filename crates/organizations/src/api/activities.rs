@@ -6,12 +6,15 @@ use futures::Stream;
 use orgplane_platform::{
     Error,
     grpc::{json_to_struct, require_principal},
-    time::to_timestamp,
+    time::{from_timestamp, to_timestamp},
 };
 use orgplane_proto::organizations::{self as pb, activity_service_server::ActivityService};
 use tonic::{Request, Response, Status};
 
-use crate::{domain::Organizations, storage::activities};
+use crate::{
+    domain::{Organizations, stats::Stats},
+    storage::activities,
+};
 
 pub(super) struct ActivityApi(pub Organizations);
 
@@ -32,6 +35,30 @@ pub(super) fn activity(a: activities::Model, organization: &str) -> pb::Activity
         create_time: Some(to_timestamp(a.create_time)),
         metadata: Some(json_to_struct(&metadata)),
     }
+}
+
+/// Statistics as the API shows them.
+fn shown(stats: Stats) -> (Vec<pb::Count>, Vec<pb::Series>) {
+    let counts = stats
+        .counts
+        .into_iter()
+        .map(|(name, value)| pb::Count { name, value })
+        .collect();
+    let series = stats
+        .series
+        .into_iter()
+        .map(|(name, points)| pb::Series {
+            name,
+            points: points
+                .into_iter()
+                .map(|(day, value)| pb::Point {
+                    time: Some(to_timestamp(day)),
+                    value,
+                })
+                .collect(),
+        })
+        .collect();
+    (counts, series)
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchActivitiesResponse, Status>> + Send>>;
@@ -112,15 +139,46 @@ impl ActivityService for ActivityApi {
 
     async fn get_organization_stats(
         &self,
-        _req: Request<pb::GetOrganizationStatsRequest>,
+        req: Request<pb::GetOrganizationStatsRequest>,
     ) -> Result<Response<pb::GetOrganizationStatsResponse>, Status> {
-        Err(Error::Unimplemented("organization statistics are not implemented yet".into()).into())
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let stats = self
+            .0
+            .organization_stats(
+                &principal,
+                &r.organization,
+                r.start_time.as_ref().map(from_timestamp),
+                r.end_time.as_ref().map(from_timestamp),
+            )
+            .await?;
+        let (counts, series) = shown(stats);
+        Ok(Response::new(pb::GetOrganizationStatsResponse {
+            counts,
+            series,
+        }))
     }
 
     async fn get_project_stats(
         &self,
-        _req: Request<pb::GetProjectStatsRequest>,
+        req: Request<pb::GetProjectStatsRequest>,
     ) -> Result<Response<pb::GetProjectStatsResponse>, Status> {
-        Err(Error::Unimplemented("project statistics are not implemented yet".into()).into())
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let stats = self
+            .0
+            .project_stats(
+                &principal,
+                &r.organization,
+                &r.project,
+                r.start_time.as_ref().map(from_timestamp),
+                r.end_time.as_ref().map(from_timestamp),
+            )
+            .await?;
+        let (counts, series) = shown(stats);
+        Ok(Response::new(pb::GetProjectStatsResponse {
+            counts,
+            series,
+        }))
     }
 }

@@ -9,6 +9,7 @@ pub mod members;
 pub mod organizations;
 pub mod projects;
 pub mod settings;
+pub mod stats;
 pub mod teams;
 
 use orgplane_platform::peers::IdentityPeer;
@@ -21,6 +22,8 @@ pub struct Organizations {
     pub(crate) identity: Option<IdentityPeer>,
     /// The last activity `seq` stored by this process: wakes watchers.
     pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
+    /// The registry and the agents service, for statistics.
+    pub(crate) stats: Option<orgplane_platform::peers::StatsPeers>,
 }
 
 impl Organizations {
@@ -31,7 +34,14 @@ impl Organizations {
             db,
             identity: None,
             stored: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            stats: None,
         }
+    }
+
+    /// With the registry and the agents service, which statistics count.
+    pub fn with_stats(mut self, stats: orgplane_platform::peers::StatsPeers) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// With the identity service, which accepting an invitation tells that

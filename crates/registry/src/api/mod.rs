@@ -2,21 +2,28 @@
 
 mod components;
 mod convert;
+mod internal;
 mod models;
 
 use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::registry::{
     component_hub_service_server::ComponentHubServiceServer,
     model_registry_service_server::ModelRegistryServiceServer,
+    registry_internal_server::RegistryInternalServer,
 };
 
 use crate::domain::Registry;
 
-/// Who may call the registry: the gateway.
+/// Who may call the registry: the gateway its public services, the
+/// organizations service (statistics) its internal one.
 pub fn caller_policy() -> CallerPolicy {
     CallerPolicy::new()
         .allow_infrastructure()
         .allow("/orgplane.registry.v1.", &["gateway"])
+        .allow(
+            "/orgplane.registry.v1.RegistryInternal/",
+            &["organizations"],
+        )
 }
 
 /// The registry server over mTLS.
@@ -26,7 +33,8 @@ pub fn grpc_server(registry: Registry, tls: &ServiceTls) -> GrpcServer {
             registry.clone(),
         )))
         .add_service(ComponentHubServiceServer::new(components::ComponentApi(
-            registry,
+            registry.clone(),
         )))
+        .add_service(RegistryInternalServer::new(internal::InternalApi(registry)))
         .mtls(tls, caller_policy())
 }

@@ -11,6 +11,7 @@ pub mod entries;
 pub mod settings;
 pub mod spec;
 pub mod stages;
+pub mod stats;
 pub mod versions;
 
 use orgplane_platform::{

@@ -1,0 +1,215 @@
+//! Statistics of an organization or a project: counts now (members, teams,
+//! projects here; models and components from the registry; agents, queues
+//! and runs from the agents service) and daily series over a range
+//! (activities from the store here, runs per queue from the agents service).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use orgplane_platform::{
+    Error, authz::Permission, peers::StatsPeers, principal::Principal, time::now_micros,
+};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
+};
+
+use super::Organizations;
+use crate::storage::{activities, members, projects, teams};
+
+/// A day in microseconds.
+const DAY: i64 = 86_400_000_000;
+/// The range when none is given: the last 30 days.
+pub const DEFAULT_RANGE: Duration = Duration::from_secs(30 * 86_400);
+/// The longest range.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// Counts and daily series.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Named counts, e.g. `members`, `runs.succeeded`.
+    pub counts: BTreeMap<String, i64>,
+    /// Named series, each one value per day of the range (from its first
+    /// day's start, UTC).
+    pub series: BTreeMap<String, Vec<(i64, i64)>>,
+}
+
+/// The range asked for as `[first day's start, end)`, checked.
+fn range(start: Option<i64>, end: Option<i64>) -> Result<(i64, i64), Error> {
+    let end = end.unwrap_or_else(now_micros);
+    let start = start.unwrap_or(end - DEFAULT_RANGE.as_micros() as i64);
+    if start >= end {
+        return Err(Error::invalid("start_time", "must be before end_time"));
+    }
+    if end - start > MAX_RANGE_DAYS * DAY {
+        return Err(Error::invalid(
+            "start_time",
+            format!("the range is at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok((start.div_euclid(DAY) * DAY, end))
+}
+
+/// One zero point per day of `[start, end)`.
+fn empty_series((start, end): (i64, i64)) -> Vec<(i64, i64)> {
+    (0..)
+        .map(|i| start + i * DAY)
+        .take_while(|day| *day < end)
+        .map(|day| (day, 0))
+        .collect()
+}
+
+/// Adds `value` to the point of `day` in `series`.
+fn add_point(series: &mut [(i64, i64)], day: i64, value: i64) {
+    if let Some(point) = series.iter_mut().find(|(d, _)| *d == day) {
+        point.1 += value;
+    }
+}
+
+impl Organizations {
+    fn stats_peers(&self) -> Result<&StatsPeers, Error> {
+        self.stats.as_ref().ok_or_else(|| {
+            Error::Unavailable(
+                "statistics need the registry and the agents service, which are not configured"
+                    .into(),
+            )
+        })
+    }
+
+    /// Activities per day in the range, of the organization or a project.
+    async fn activity_series(
+        &self,
+        organization_uuid: &str,
+        project: &str,
+        range: (i64, i64),
+    ) -> Result<Vec<(i64, i64)>, Error> {
+        // The day as one literal expression: PostgreSQL matches the grouped
+        // expression to the selected one only when they read the same
+        // (bound parameters would differ).
+        let day = Expr::cust(format!("create_time / {DAY}"));
+        let mut query = activities::Entity::find()
+            .select_only()
+            .column_as(day.clone(), "day")
+            .column_as(activities::Column::Seq.count(), "n")
+            .filter(activities::Column::OrganizationUuid.eq(organization_uuid))
+            .filter(activities::Column::CreateTime.gte(range.0))
+            .filter(activities::Column::CreateTime.lt(range.1));
+        if !project.is_empty() {
+            query = query.filter(activities::Column::Project.eq(project));
+        }
+        let rows: Vec<(i64, i64)> = query.group_by(day).into_tuple().all(&self.db).await?;
+        let mut series = empty_series(range);
+        for (day, n) in rows {
+            add_point(&mut series, day * DAY, n);
+        }
+        Ok(series)
+    }
+
+    /// What the registry and the agents service count, and runs per queue.
+    async fn peer_stats(
+        &self,
+        stats: &mut Stats,
+        organization_uuid: &str,
+        project: &str,
+        range: (i64, i64),
+    ) -> Result<(), Error> {
+        let peers = self.stats_peers()?;
+        let (registry, agents) = tokio::try_join!(
+            peers.registry_counts(organization_uuid, project),
+            peers.agents_stats(organization_uuid, project, range),
+        )?;
+        let (agent_counts, days) = agents;
+        stats.counts.extend(registry);
+        stats.counts.extend(agent_counts);
+        for d in days {
+            let series = stats
+                .series
+                .entry(format!("runs.queue.{}", d.queue))
+                .or_insert_with(|| empty_series(range));
+            add_point(series, d.day, d.runs);
+        }
+        Ok(())
+    }
+
+    /// An organization's statistics over `[start, end)` (the last 30 days
+    /// by default).
+    pub async fn organization_stats(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Stats, Error> {
+        let access = self
+            .require(principal, organization, Permission::ActivityRead)
+            .await?;
+        let range = range(start, end)?;
+        let uuid = access.organization.uuid.as_str();
+        let mut stats = Stats::default();
+        let count_members = members::Entity::find()
+            .filter(members::Column::OrganizationUuid.eq(uuid))
+            .count(&self.db)
+            .await?;
+        let count_teams = teams::team::Entity::find()
+            .filter(teams::team::Column::OrganizationUuid.eq(uuid))
+            .count(&self.db)
+            .await?;
+        let count_projects = projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(uuid))
+            .count(&self.db)
+            .await?;
+        stats.counts.insert("members".into(), count_members as i64);
+        stats.counts.insert("teams".into(), count_teams as i64);
+        stats
+            .counts
+            .insert("projects".into(), count_projects as i64);
+        stats.series.insert(
+            "activities".into(),
+            self.activity_series(uuid, "", range).await?,
+        );
+        self.peer_stats(&mut stats, uuid, "", range).await?;
+        Ok(stats)
+    }
+
+    /// A project's statistics over `[start, end)`.
+    pub async fn project_stats(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        project: &str,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Stats, Error> {
+        let access = self
+            .require_on(
+                principal,
+                organization,
+                Permission::ProjectsRead,
+                "project",
+                project,
+            )
+            .await?;
+        self.project(&access, project, "project").await?;
+        let range = range(start, end)?;
+        let uuid = access.organization.uuid.as_str();
+        let mut stats = Stats::default();
+        stats.series.insert(
+            "activities".into(),
+            self.activity_series(uuid, project, range).await?,
+        );
+        self.peer_stats(&mut stats, uuid, project, range).await?;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_start_at_a_day_and_are_bounded() {
+        let (start, end) = range(Some(DAY + 5), Some(3 * DAY)).unwrap();
+        assert_eq!((start, end), (DAY, 3 * DAY));
+        assert_eq!(empty_series((start, end)), vec![(DAY, 0), (2 * DAY, 0)]);
+        assert!(range(Some(3 * DAY), Some(DAY)).is_err());
+        assert!(range(Some(0), Some(400 * DAY)).is_err());
+    }
+}
