@@ -4,6 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// A day, in microseconds (the unit of stored times).
+pub const DAY: i64 = 86_400_000_000;
+
 /// Now, in microseconds since the epoch.
 pub fn now_micros() -> i64 {
     SystemTime::now()

@@ -51,6 +51,10 @@ pub const STOPPED: &str = "stopped";
 pub const ACTIVE: &[&str] = &[LEASED, RUNNING, STOPPING];
 /// Statuses a run ends in.
 pub const TERMINAL: &[&str] = &[SUCCEEDED, FAILED, STOPPED];
+/// Every status, in the order of a run's life.
+pub const STATUSES: &[&str] = &[
+    QUEUED, LEASED, RUNNING, STOPPING, SUCCEEDED, FAILED, STOPPED,
+];
 
 /// Leases a run gets before an expiry fails it instead of requeuing it,
 /// unless configured otherwise ([`Agents::with_max_attempts`]).

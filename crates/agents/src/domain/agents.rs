@@ -391,19 +391,9 @@ impl Agents {
         agent_only: bool,
     ) -> Result<agents::Model, Error> {
         if principal.kind == orgplane_platform::principal::PrincipalKind::Agent {
-            let mut v = Violations::new();
-            v.check("organization", validate::slug(organization));
-            v.finish()?;
-            let org_uuid = principal
-                .organization_uuid
-                .as_deref()
-                .filter(|_| principal.organization.as_deref() == Some(organization))
-                .ok_or_else(|| Error::not_found("organization", organization))?;
-            let row = self.agent(org_uuid, name).await?;
-            if row.uuid != principal.uuid {
-                return Err(Error::not_found("agent", name));
-            }
-            return Ok(row);
+            return self
+                .calling_agent_named(principal, organization, name)
+                .await;
         }
         let standing = self
             .require(principal, organization, Permission::AgentsRead)

@@ -143,6 +143,24 @@ impl Agents {
             .ok_or_else(not_found)
     }
 
+    /// The calling agent if it is the agent `name` (`NOT_FOUND` for any
+    /// other: agent tokens act for their own agent only).
+    pub(crate) async fn calling_agent_named(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+    ) -> Result<agents::Model, Error> {
+        let me = self.calling_agent(principal, organization).await?;
+        let mut v = Violations::new();
+        v.check("agent", validate::slug(name));
+        v.finish()?;
+        if me.name != name {
+            return Err(Error::not_found("agent", name));
+        }
+        Ok(me)
+    }
+
     /// The run `uuid` of the caller's organization if they hold
     /// `permission` on its project; `NOT_FOUND` otherwise (a run of another
     /// organization does not exist for them).
@@ -319,12 +337,7 @@ impl Agents {
         for (key, value) in terms {
             condition = condition.add(match key {
                 "status" => {
-                    if ![admission::QUEUED, admission::LEASED, admission::RUNNING]
-                        .iter()
-                        .chain([admission::STOPPING].iter())
-                        .chain(admission::TERMINAL)
-                        .any(|s| *s == value)
-                    {
+                    if !admission::STATUSES.contains(&value) {
                         return Err(Error::invalid(
                             "filter",
                             format!("unknown status {value:?}"),
@@ -397,10 +410,9 @@ impl Agents {
         }
         let lease = checked_lease(&mut v, lease);
         v.finish()?;
-        let me = self.calling_agent(principal, organization).await?;
-        if me.name != agent {
-            return Err(Error::not_found("agent", agent));
-        }
+        let me = self
+            .calling_agent_named(principal, organization, agent)
+            .await?;
         self.acquire(&me.uuid, max_runs as u64, lease).await
     }
 

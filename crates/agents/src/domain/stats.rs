@@ -3,16 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use orgplane_platform::Error;
+use orgplane_platform::{Error, time::DAY};
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 
 use super::{Agents, admission};
 use crate::storage::{agents, queues, runs};
-
-/// A day in microseconds.
-const DAY: i64 = 86_400_000_000;
 
 /// Runs submitted to one queue on one day.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +54,7 @@ impl Agents {
                 query.filter(runs::Column::Project.eq(project))
             }
         };
-        for status in [admission::QUEUED, admission::LEASED, admission::RUNNING]
-            .iter()
-            .chain(&[admission::STOPPING])
-            .chain(admission::TERMINAL)
-        {
+        for status in admission::STATUSES {
             counts.insert(format!("runs.{status}"), 0);
         }
         let by_status: Vec<(String, i64)> = of_scope()

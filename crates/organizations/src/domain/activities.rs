@@ -16,7 +16,7 @@ use orgplane_platform::{
     authz::Permission,
     page::{KeyPart, Page, PageRequest, keyed_page, parse_filter},
     principal::Principal,
-    time::now_micros,
+    time::{DAY, now_micros},
     validate::{self, Violations},
 };
 use sea_orm::{
@@ -323,7 +323,6 @@ impl Organizations {
     /// Deletes the activities older than their organization's
     /// `activity_retention_days` (0 keeps them) as of `now`; how many.
     pub async fn purge_expired_activities(&self, now: i64) -> Result<u64, Error> {
-        const DAY: i64 = 86_400_000_000;
         let rules: Vec<(String, i32)> = settings::Entity::find()
             .select_only()
             .column(settings::Column::OrganizationUuid)

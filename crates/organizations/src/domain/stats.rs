@@ -6,7 +6,11 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use orgplane_platform::{
-    Error, authz::Permission, peers::StatsPeers, principal::Principal, time::now_micros,
+    Error,
+    authz::Permission,
+    peers::StatsPeers,
+    principal::Principal,
+    time::{DAY, now_micros},
 };
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
@@ -15,8 +19,6 @@ use sea_orm::{
 use super::Organizations;
 use crate::storage::{activities, members, projects, teams};
 
-/// A day in microseconds.
-const DAY: i64 = 86_400_000_000;
 /// The range when none is given: the last 30 days.
 pub const DEFAULT_RANGE: Duration = Duration::from_secs(30 * 86_400);
 /// The longest range.
