@@ -114,6 +114,41 @@ impl Backend {
     }
 }
 
+/// The gRPC path (`/package.Service/Method`) of every orgplane method
+/// that changes something: every one not marked
+/// `option idempotency_level = NO_SIDE_EFFECTS` in `proto/`, internal
+/// services included. The activity feed's coverage test is driven by this
+/// list, so a new mutating method must record its activity (or say why not).
+pub fn mutating_methods() -> Vec<String> {
+    methods()
+        .filter(|(_, read)| !read)
+        .map(|(path, _)| path)
+        .collect()
+}
+
+/// Every orgplane method's gRPC path, and whether it is marked read-only.
+fn methods() -> impl Iterator<Item = (String, bool)> {
+    use prost::Message;
+    use prost_types::method_options::IdempotencyLevel;
+
+    let fds = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)
+        .expect("the descriptor set built from proto/ decodes");
+    fds.file
+        .into_iter()
+        .filter(|file| file.package().starts_with("orgplane."))
+        .flat_map(|file| {
+            let package = file.package().to_owned();
+            file.service.into_iter().flat_map(move |service| {
+                let prefix = format!("/{package}.{}/", service.name());
+                service.method.into_iter().map(move |method| {
+                    let read = method.options.as_ref().map(|o| o.idempotency_level())
+                        == Some(IdempotencyLevel::NoSideEffects);
+                    (format!("{prefix}{}", method.name()), read)
+                })
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message;
@@ -140,6 +175,30 @@ mod tests {
             public,
             PUBLIC_SERVICES.len(),
             "a public service is not routed: {declared:?}"
+        );
+    }
+
+    #[test]
+    fn methods_marked_read_only_are_named_as_reads() {
+        let (reads, writes): (Vec<_>, Vec<_>) = methods().partition(|(_, read)| *read);
+        let named_as_read = |path: &str| {
+            let method = path.rsplit('/').next().unwrap();
+            ["Get", "List", "Watch", "Check", "Introspect"]
+                .iter()
+                .any(|verb| method.starts_with(verb))
+        };
+        for (path, _) in &reads {
+            assert!(named_as_read(path), "{path} is marked NO_SIDE_EFFECTS");
+        }
+        for (path, _) in &writes {
+            assert!(
+                !named_as_read(path),
+                "{path} reads: mark it NO_SIDE_EFFECTS"
+            );
+        }
+        assert!(
+            mutating_methods()
+                .contains(&"/orgplane.registry.v1.ModelRegistryService/CreateModel".to_owned())
         );
     }
 }
