@@ -496,15 +496,6 @@ impl Agents {
             ));
         }
         let now = now_micros();
-        let run = self
-            .leased_run(&self.db, holder, run_uuid, lease_id)
-            .await?;
-        if status == RUNNING && run.status != LEASED {
-            return Err(Error::precondition(
-                "NOT_LEASED",
-                format!("a {} run does not start", run.status),
-            ));
-        }
         let terminal = TERMINAL.contains(&status);
         let mut update = runs::Entity::update_many()
             .col_expr(runs::Column::Status, Expr::value(status))
@@ -513,16 +504,27 @@ impl Agents {
         if terminal {
             update = without_lease(update);
         }
-        let done = update
+        let mut update = update
             .filter(runs::Column::Uuid.eq(run_uuid))
+            .filter(runs::Column::OrganizationUuid.eq(holder.organization_uuid))
             .filter(runs::Column::LeaseId.eq(lease_id))
-            .filter(runs::Column::LeaseExpireTime.gt(now))
-            .exec(db)
-            .await?;
+            .filter(runs::Column::LeaseAgentUuid.eq(holder.agent_uuid))
+            .filter(runs::Column::LeaseExpireTime.gt(now));
+        if status == RUNNING {
+            update = update.filter(runs::Column::Status.eq(LEASED));
+        }
+        // The write comes first, its conditions checking the lease: on
+        // SQLite a transaction that reads before it writes fails
+        // (SQLITE_BUSY_SNAPSHOT) when another write commits in between, and
+        // reading on a second connection while the caller's transaction
+        // holds one deadlocks once every pooled connection does so.
+        let done = update.exec(db).await?;
         if done.rows_affected != 1 {
+            // Why not: no such run or not this lease, else not leased.
+            let run = self.leased_run(db, holder, run_uuid, lease_id).await?;
             return Err(Error::precondition(
-                "LEASE_LOST",
-                "the lease ended meanwhile",
+                "NOT_LEASED",
+                format!("a {} run does not start", run.status),
             ));
         }
         runs::Entity::find_by_id(run_uuid.to_owned())
