@@ -1,0 +1,291 @@
+//! `orgplane-bench`: how fast the control plane is on this machine, against
+//! the bare-tonic limit. Starts the control plane as users run it
+//! (`orgplane dev`, and one `orgplane serve` per service), seeds data,
+//! drives each scenario with N connections × M streams for a fixed time,
+//! and prints a Markdown table: requests/s (and as a share of a bare tonic
+//! echo and of the same echo behind a byte-passing HTTP/2 proxy, measured
+//! in the same run), latency percentiles, CPU seconds per 1,000 calls and
+//! each process's peak resident memory.
+//!
+//! A benchmark, not a test: run it on a quiet machine with release builds
+//! (`cargo build --release -p orgplane -p orgplane-bench`); CI runs only
+//! `--smoke` to keep it working.
+
+mod baseline;
+mod load;
+mod procs;
+mod report;
+mod scenarios;
+mod session;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    load::Load,
+    procs::{ControlPlane, Database, Processes, free_addr, orgplane_binary},
+    report::Report,
+    scenarios::Target,
+    session::Session,
+};
+
+/// Benchmarks of orgplane against a bare tonic echo and a proxied one.
+#[derive(Debug, Parser)]
+#[command(name = "orgplane-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    baseline: Option<Baseline>,
+    /// The orgplane binary (default: the one beside this binary).
+    #[arg(long)]
+    orgplane: Option<PathBuf>,
+    /// Seconds each scenario is measured (after a warm-up of a fifth of it,
+    /// at most 2 s).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// HTTP/2 connections of the load.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Concurrent streams per connection (64 in flight by default).
+    #[arg(long, default_value_t = 16)]
+    streams: usize,
+    /// Projects before the deep page of `ListProjects`.
+    #[arg(long, default_value_t = 100_000)]
+    deep_rows: u64,
+    /// Also run the write and run admission scenarios on PostgreSQL at this
+    /// URL (in fresh schemas, dropped afterwards), e.g.
+    /// postgres://postgres@127.0.0.1:5432/test.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Skip the multi-process layout.
+    #[arg(long)]
+    no_multi_process: bool,
+    /// A seconds-long run that checks every scenario works (CI): 1 s per
+    /// scenario, 300 projects, small loads; its figures mean nothing.
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// The baselines' servers, run by the benchmark as child processes.
+#[derive(Debug, Subcommand)]
+enum Baseline {
+    /// A bare tonic server answering `grpc.health.v1.Health/Check`.
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// A byte-passing HTTP/2 proxy.
+    #[command(hide = true)]
+    Proxy {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    match cli.baseline.take() {
+        Some(Baseline::EchoServer { listen }) => return baseline::echo_server(listen).await,
+        Some(Baseline::Proxy { listen, upstream }) => {
+            return baseline::proxy(listen, upstream).await;
+        }
+        None => {}
+    }
+    if cli.smoke {
+        cli.duration = 1;
+        cli.deep_rows = 300;
+        cli.connections = cli.connections.min(2);
+        cli.streams = cli.streams.min(4);
+    }
+    let orgplane = orgplane_binary(cli.orgplane.clone())?;
+    let load = Load {
+        connections: cli.connections,
+        streams: cli.streams,
+        duration: Duration::from_secs(cli.duration),
+    };
+    let mut report = Report::new(describe_machine());
+    baselines(&mut report, load).await?;
+    dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows).await?;
+    if let Some(url) = &cli.postgres {
+        let database = Database::Postgres {
+            url: url.clone(),
+            prefix: format!("bench{}_", std::process::id()),
+        };
+        let result = dev_on_postgres(&mut report, &orgplane, load, database.clone()).await;
+        database.clean_up().await?;
+        result?;
+    }
+    if !cli.no_multi_process {
+        multi_process(&mut report, &orgplane, load).await?;
+    }
+    println!("{}", report.markdown());
+    if cli.smoke && report.errors() > 0 {
+        anyhow::bail!("{} calls failed", report.errors());
+    }
+    Ok(())
+}
+
+/// The bare echo, direct and through the proxy.
+async fn baselines(report: &mut Report, load: Load) -> anyhow::Result<()> {
+    let me = std::env::current_exe()?;
+    let (echo, proxied) = (free_addr()?, free_addr()?);
+    let mut direct = Processes::default();
+    direct.spawn(
+        "echo",
+        &me,
+        &["echo-server".into(), "--listen".into(), echo.clone()],
+    )?;
+    let mut both = Processes::default();
+    both.spawn(
+        "proxy",
+        &me,
+        &[
+            "proxy".into(),
+            "--listen".into(),
+            proxied.clone(),
+            "--upstream".into(),
+            echo.clone(),
+        ],
+    )?;
+    for addr in [&echo, &proxied] {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            direct.check_alive()?;
+            both.check_alive()?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let target = Target {
+        processes: &direct,
+        layout: "baseline",
+        database: "-",
+    };
+    let row = scenarios::echo(&target, "bare tonic echo", &echo, load).await?;
+    report.baseline_direct(row);
+    // The proxy's CPU and the echo's both count for the proxied echo.
+    both.children.append(&mut direct.children);
+    let target = Target {
+        processes: &both,
+        layout: "baseline",
+        database: "-",
+    };
+    let row = scenarios::echo(&target, "echo behind an HTTP/2 proxy", &proxied, load).await?;
+    report.baseline_proxied(row);
+    report.memory("baseline", both.peak_rss()?);
+    Ok(())
+}
+
+async fn dev_on_sqlite(
+    report: &mut Report,
+    orgplane: &std::path::Path,
+    load: Load,
+    deep_rows: u64,
+) -> anyhow::Result<()> {
+    let mut plane = ControlPlane::dev(orgplane, Database::Sqlite)?;
+    plane.ready().await?;
+    let session = Session::open(&plane.gateway, load.connections).await?;
+    let target = Target {
+        processes: &plane.processes,
+        layout: plane.layout,
+        database: plane.database.name(),
+    };
+    report.add(scenarios::authenticated_read(&target, &session, load).await?);
+    report.add(scenarios::authorized_read(&target, &session, load).await?);
+    let seeded = session.seed_projects(deep_rows + 20).await?;
+    eprintln!(
+        "seeded {} projects in {:.1} s",
+        deep_rows + 20,
+        seeded.as_secs_f64()
+    );
+    report.add(
+        scenarios::list_projects(
+            &target,
+            &session,
+            load,
+            "ListProjects, page 1",
+            String::new(),
+        )
+        .await?,
+    );
+    let token = session.page_token_after(deep_rows).await?;
+    let name = format!("ListProjects, the page after row {deep_rows}");
+    report.add(scenarios::list_projects(&target, &session, load, &name, token).await?);
+    report.add(scenarios::create_project(&target, &session, load).await?);
+    report.add(scenarios::run_admission(&target, &session, load).await?);
+    for row in scenarios::login_with_reads(&target, &session, load, load_for_logins(load)).await? {
+        report.add(row);
+    }
+    report.memory("dev, sqlite", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+/// Logins at their natural rate: a stream per core is enough to keep
+/// Argon2id busy.
+fn load_for_logins(load: Load) -> Load {
+    Load {
+        connections: 1,
+        streams: 2,
+        ..load
+    }
+}
+
+async fn dev_on_postgres(
+    report: &mut Report,
+    orgplane: &std::path::Path,
+    load: Load,
+    database: Database,
+) -> anyhow::Result<()> {
+    let mut plane = ControlPlane::dev(orgplane, database)?;
+    plane.ready().await?;
+    let session = Session::open(&plane.gateway, load.connections).await?;
+    let target = Target {
+        processes: &plane.processes,
+        layout: plane.layout,
+        database: plane.database.name(),
+    };
+    report.add(scenarios::authorized_read(&target, &session, load).await?);
+    report.add(scenarios::create_project(&target, &session, load).await?);
+    report.add(scenarios::run_admission(&target, &session, load).await?);
+    report.memory("dev, postgresql", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+async fn multi_process(
+    report: &mut Report,
+    orgplane: &std::path::Path,
+    load: Load,
+) -> anyhow::Result<()> {
+    let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite)?;
+    plane.ready().await?;
+    let session = Session::open(&plane.gateway, load.connections).await?;
+    let target = Target {
+        processes: &plane.processes,
+        layout: plane.layout,
+        database: plane.database.name(),
+    };
+    report.add(scenarios::authenticated_read(&target, &session, load).await?);
+    report.add(scenarios::authorized_read(&target, &session, load).await?);
+    report.memory("multi-process, sqlite", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+/// CPU model, cores and memory, for the report's header.
+fn describe_machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{model}, {cores} cores, {memory_gib:.0} GiB")
+}

@@ -1,0 +1,398 @@
+//! The scenarios: what each one calls, as whom, and how its figures are
+//! taken. Each returns [`Row`]s for the report.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::future::join_all;
+use orgplane_proto::{
+    agents::{
+        AcquireRunsRequest, Agent, CreateAgentRequest, CreateQueueRequest, Queue,
+        ReportRunStatusRequest, SubmitRunRequest, agent_service_client::AgentServiceClient,
+        queue_service_client::QueueServiceClient, run_service_client::RunServiceClient,
+    },
+    identity::user_service_client::UserServiceClient,
+    identity::{GetCurrentUserRequest, auth_service_client::AuthServiceClient},
+    organizations::{
+        CreateProjectRequest, GetOrganizationRequest, ListProjectsRequest, Project,
+        organization_service_client::OrganizationServiceClient,
+        project_service_client::ProjectServiceClient,
+    },
+};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::{
+    load::{Load, Outcome, connect, drive},
+    procs::Processes,
+    session::{ORGANIZATION, Session, login},
+};
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub scenario: String,
+    /// `baseline`, `dev` or `multi-process`.
+    pub layout: String,
+    /// `sqlite`, `postgresql` or `-`.
+    pub database: String,
+    /// Streams in flight.
+    pub in_flight: usize,
+    /// The calls.
+    pub outcome: Outcome,
+    /// CPU seconds of the processes under test per 1,000 calls.
+    pub cpu_per_1k: f64,
+}
+
+/// What is under test: its processes (for CPU), its layout and database.
+pub struct Target<'a> {
+    /// The processes whose CPU time counts.
+    pub processes: &'a Processes,
+    /// `baseline`, `dev` or `multi-process`.
+    pub layout: &'a str,
+    /// `sqlite`, `postgresql` or `-`.
+    pub database: &'a str,
+}
+
+impl Target<'_> {
+    /// Runs `measure` and makes its row, charging the processes' CPU time
+    /// over the whole run (warm-up included) to the measured calls in
+    /// proportion to the time measured.
+    async fn row(
+        &self,
+        scenario: &str,
+        load: Load,
+        measure: impl Future<Output = Outcome>,
+    ) -> anyhow::Result<Row> {
+        let cpu_before = self.processes.cpu()?;
+        let started = std::time::Instant::now();
+        let outcome = measure.await;
+        let wall = started.elapsed().as_secs_f64();
+        let cpu = (self.processes.cpu()? - cpu_before).as_secs_f64();
+        let measured_share = outcome.elapsed.as_secs_f64() / wall.max(1e-9);
+        let calls = outcome.requests.max(1) as f64;
+        Ok(Row {
+            scenario: scenario.to_owned(),
+            layout: self.layout.to_owned(),
+            database: self.database.to_owned(),
+            in_flight: load.in_flight(),
+            cpu_per_1k: cpu * measured_share / calls * 1000.0,
+            outcome,
+        })
+    }
+}
+
+/// The bare echo (`grpc.health.v1.Health/Check`) at `addr`.
+pub async fn echo(target: &Target<'_>, name: &str, addr: &str, load: Load) -> anyhow::Result<Row> {
+    let clients: Vec<_> = connect(addr, load.connections)
+        .await?
+        .into_iter()
+        .map(HealthClient::new)
+        .collect();
+    let measure = drive(load, &clients, |mut client, _| async move {
+        client.check(HealthCheckRequest::default()).await.map(drop)
+    });
+    target.row(name, load, measure).await
+}
+
+/// `GetCurrentUser`: the gateway checks the token (cached) and identity
+/// answers from its database.
+pub async fn authenticated_read(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+) -> anyhow::Result<Row> {
+    let clients = session.clients(&session.member, UserServiceClient::new);
+    let measure = drive(load, &clients, |mut client, _| async move {
+        client
+            .get_current_user(GetCurrentUserRequest {})
+            .await
+            .map(drop)
+    });
+    target
+        .row("authenticated read (GetCurrentUser)", load, measure)
+        .await
+}
+
+/// `GetOrganization` as a member: authorization, then a database read.
+pub async fn authorized_read(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+) -> anyhow::Result<Row> {
+    let clients = session.clients(&session.member, OrganizationServiceClient::new);
+    let measure = drive(load, &clients, |mut client, _| async move {
+        client
+            .get_organization(GetOrganizationRequest {
+                organization: ORGANIZATION.into(),
+            })
+            .await
+            .map(drop)
+    });
+    target
+        .row("authorized read (GetOrganization, member)", load, measure)
+        .await
+}
+
+/// `ListProjects`, 20 a page, from `page_token` (empty: page 1).
+pub async fn list_projects(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    name: &str,
+    page_token: String,
+) -> anyhow::Result<Row> {
+    let clients = session.clients(&session.member, ProjectServiceClient::new);
+    let page_token = Arc::new(page_token);
+    let measure = drive(load, &clients, move |mut client, _| {
+        let page_token = page_token.clone();
+        async move {
+            let page = client
+                .list_projects(ListProjectsRequest {
+                    organization: ORGANIZATION.into(),
+                    page_size: 20,
+                    page_token: page_token.to_string(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if page.projects.len() != 20 {
+                return Err(tonic::Status::internal(format!(
+                    "a page of {} projects",
+                    page.projects.len()
+                )));
+            }
+            Ok(())
+        }
+    });
+    target.row(name, load, measure).await
+}
+
+/// `CreateProject`: a write, with its activity, in one transaction.
+pub async fn create_project(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+) -> anyhow::Result<Row> {
+    let clients = session.clients(&session.owner, ProjectServiceClient::new);
+    let measure = drive(load, &clients, |mut client, n| async move {
+        client
+            .create_project(CreateProjectRequest {
+                organization: ORGANIZATION.into(),
+                project: Some(Project {
+                    name: format!("w-{n}"),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map(drop)
+    });
+    target.row("write (CreateProject)", load, measure).await
+}
+
+/// Agents in the run admission scenario.
+pub const AGENTS: usize = 8;
+/// Runs submitted but not yet done, at most: the submitters wait above it
+/// (the cycle's throughput, not how deep a queue can grow).
+const BACKLOG: u64 = 2_000;
+
+/// The run admission cycle: `load` submits runs round-robin to the queues
+/// of 8 agents, each agent leases up to 32 at a time and reports each
+/// done. The row counts runs completed; its latencies are `SubmitRun`'s.
+pub async fn run_admission(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+) -> anyhow::Result<Row> {
+    let mut projects = session.client(&session.owner, ProjectServiceClient::new);
+    projects
+        .create_project(CreateProjectRequest {
+            organization: ORGANIZATION.into(),
+            project: Some(Project {
+                name: "runs".into(),
+                ..Default::default()
+            }),
+        })
+        .await?;
+    let mut agent_tokens = Vec::new();
+    for i in 0..AGENTS {
+        let agent = format!("agent-{i}");
+        let created = session
+            .client(&session.owner, AgentServiceClient::new)
+            .create_agent(CreateAgentRequest {
+                organization: ORGANIZATION.into(),
+                agent: Some(Agent {
+                    name: agent.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        session
+            .client(&session.owner, QueueServiceClient::new)
+            .create_queue(CreateQueueRequest {
+                organization: ORGANIZATION.into(),
+                agent: agent.clone(),
+                queue: Some(Queue {
+                    name: "q".into(),
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        agent_tokens.push((agent, created.token));
+    }
+    let submitted = Arc::new(AtomicU64::new(0));
+    let completed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut agents = Vec::new();
+    for (i, (agent, token)) in agent_tokens.into_iter().enumerate() {
+        let mut runs = session
+            .clients(&token, RunServiceClient::new)
+            .swap_remove(i % session.channels.len());
+        let (completed, stop) = (completed.clone(), stop.clone());
+        agents.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let leased = runs
+                    .acquire_runs(AcquireRunsRequest {
+                        organization: ORGANIZATION.into(),
+                        agent: agent.clone(),
+                        max_runs: 32,
+                        lease_duration: None,
+                    })
+                    .await?
+                    .into_inner()
+                    .runs;
+                if leased.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                let reports = leased.iter().map(|run| {
+                    let mut runs = runs.clone();
+                    async move {
+                        runs.report_run_status(ReportRunStatusRequest {
+                            organization: ORGANIZATION.into(),
+                            run: run.uuid.clone(),
+                            status: "succeeded".into(),
+                            lease: run.lease.as_ref().map(|l| l.id.clone()).unwrap_or_default(),
+                            message: String::new(),
+                        })
+                        .await
+                    }
+                });
+                for report in join_all(reports).await {
+                    report?;
+                    completed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let clients = session.clients(&session.owner, RunServiceClient::new);
+    let submitting = {
+        let (submitted, completed) = (submitted.clone(), completed.clone());
+        drive(load, &clients, move |mut client, n| {
+            let (submitted, completed) = (submitted.clone(), completed.clone());
+            async move {
+                while submitted.load(Ordering::Relaxed)
+                    > completed.load(Ordering::Relaxed) + BACKLOG
+                {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                client
+                    .submit_run(SubmitRunRequest {
+                        organization: ORGANIZATION.into(),
+                        project: "runs".into(),
+                        queue: format!("agent-{}/q", n as usize % AGENTS),
+                        name: String::new(),
+                        spec: None,
+                    })
+                    .await?;
+                submitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+    };
+    // Runs completed in the measured window (after the warm-up).
+    let counting = {
+        let completed = completed.clone();
+        async move {
+            tokio::time::sleep((load.duration / 5).min(Duration::from_secs(2))).await;
+            let before = completed.load(Ordering::Relaxed);
+            tokio::time::sleep(load.duration).await;
+            completed.load(Ordering::Relaxed) - before
+        }
+    };
+    let measure = async {
+        let (mut outcome, runs) = tokio::join!(submitting, counting);
+        outcome.requests = runs;
+        outcome
+    };
+    let row = target
+        .row(
+            &format!("run admission (runs/s; submit → acquire → done, {AGENTS} agents)"),
+            load,
+            measure,
+        )
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    for agent in agents {
+        agent.await??;
+    }
+    row
+}
+
+/// `Login` at its natural rate (Argon2id on the blocking pool) from
+/// `logins` streams, while `load` reads `GetCurrentUser`: a row for each.
+pub async fn login_with_reads(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    logins: Load,
+) -> anyhow::Result<Vec<Row>> {
+    let auth: Vec<_> = session
+        .channels
+        .iter()
+        .cloned()
+        .map(AuthServiceClient::new)
+        .collect();
+    let logging_in = drive(logins, &auth, |mut client, _| async move {
+        client.login(login("member")).await.map(drop)
+    });
+    let readers = session.clients(&session.member, UserServiceClient::new);
+    let reading = drive(load, &readers, |mut client, _| async move {
+        client
+            .get_current_user(GetCurrentUserRequest {})
+            .await
+            .map(drop)
+    });
+    let cpu_before = target.processes.cpu()?;
+    let started = std::time::Instant::now();
+    let (logged_in, read) = tokio::join!(logging_in, reading);
+    let share = load.duration.as_secs_f64() / started.elapsed().as_secs_f64();
+    let cpu = (target.processes.cpu()? - cpu_before).as_secs_f64() * share;
+    // The CPU of the window goes to the logins: reads cost far less.
+    let calls = logged_in.requests.max(1) as f64;
+    Ok(vec![
+        Row {
+            scenario: "Login (natural rate; CPU includes the reads)".into(),
+            layout: target.layout.into(),
+            database: target.database.into(),
+            in_flight: logins.in_flight(),
+            cpu_per_1k: cpu / calls * 1000.0,
+            outcome: logged_in,
+        },
+        Row {
+            scenario: "authenticated read while logins run".into(),
+            layout: target.layout.into(),
+            database: target.database.into(),
+            in_flight: load.in_flight(),
+            cpu_per_1k: f64::NAN,
+            outcome: read,
+        },
+    ])
+}
