@@ -62,8 +62,16 @@ impl Processes {
     pub fn peak_rss(&self) -> anyhow::Result<Vec<(String, f64)>> {
         self.children
             .iter()
-            .map(|(name, child)| Ok((name.clone(), peak_rss_mib(child.id())?)))
+            .map(|(name, child)| Ok((name.clone(), rss_mib(child.id(), "VmHWM:")?)))
             .collect()
+    }
+
+    /// The children's resident memory now, in all, in MiB.
+    pub fn rss(&self) -> anyhow::Result<f64> {
+        self.children
+            .iter()
+            .map(|(_, child)| rss_mib(child.id(), "VmRSS:"))
+            .sum()
     }
 }
 
@@ -103,13 +111,14 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     ))
 }
 
-/// Peak resident set (`VmHWM`) of process `pid`, in MiB.
-pub fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+/// A resident set figure of process `pid` (`VmHWM:`: the peak, `VmRSS:`:
+/// now), in MiB.
+fn rss_mib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib: f64 = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .context("no VmHWM")?
+        .find_map(|line| line.strip_prefix(field))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?
         .trim()
         .trim_end_matches("kB")
         .trim()

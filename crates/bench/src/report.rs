@@ -68,7 +68,7 @@ impl Report {
             "-".into()
         };
         format!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
             row.scenario,
             row.layout,
             row.database,
@@ -81,6 +81,7 @@ impl Report {
             ms(o.quantile(0.99)),
             ms(o.quantile(1.0)),
             cpu,
+            row.rss_after,
             o.errors,
         )
     }
@@ -91,11 +92,11 @@ impl Report {
         let _ = writeln!(out, "Machine: {}\n", self.machine);
         let _ = writeln!(
             out,
-            "| scenario | layout | database | in flight | req/s | of echo | of proxied echo | p50 ms | p90 ms | p99 ms | max ms | CPU s / 1k | errors |"
+            "| scenario | layout | database | in flight | req/s | of echo | of proxied echo | p50 ms | p90 ms | p99 ms | max ms | CPU s / 1k | RSS MiB after | errors |"
         );
         let _ = writeln!(
             out,
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in &self.rows {
             let _ = writeln!(out, "{}", self.line(row));

@@ -47,6 +47,8 @@ pub struct Row {
     pub outcome: Outcome,
     /// CPU seconds of the processes under test per 1,000 calls.
     pub cpu_per_1k: f64,
+    /// Resident memory of the processes under test right after, MiB.
+    pub rss_after: f64,
 }
 
 /// What is under test: its processes (for CPU), its layout and database.
@@ -82,6 +84,7 @@ impl Target<'_> {
             database: self.database.to_owned(),
             in_flight: load.in_flight(),
             cpu_per_1k: cpu * measured_share / calls * 1000.0,
+            rss_after: self.processes.rss()?,
             outcome,
         })
     }
@@ -384,6 +387,7 @@ pub async fn login_with_reads(
             database: target.database.into(),
             in_flight: logins.in_flight(),
             cpu_per_1k: cpu / calls * 1000.0,
+            rss_after: target.processes.rss()?,
             outcome: logged_in,
         },
         Row {
@@ -392,6 +396,7 @@ pub async fn login_with_reads(
             database: target.database.into(),
             in_flight: load.in_flight(),
             cpu_per_1k: f64::NAN,
+            rss_after: target.processes.rss()?,
             outcome: read,
         },
     ])
