@@ -135,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The authenticated and the authorized read.
+const READS: &[&str] = &["auth-read", "authz-read"];
+
 /// The scenarios asked for (all when none is named).
 struct Only(Vec<String>);
 
@@ -201,14 +204,9 @@ async fn dev_on_sqlite(
     only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::dev(orgplane, Database::Sqlite)?;
-    plane.ready().await?;
-    let session = Session::open(&plane.gateway, load.connections).await?;
-    let target = Target {
-        processes: &plane.processes,
-        layout: plane.layout,
-        database: plane.database.name(),
-    };
-    reads(report, &target, &session, load, only).await?;
+    let session = plane.open(load).await?;
+    let target = plane.target();
+    plain(report, &target, &session, load, only, READS).await?;
     if only.wants("list") {
         let seeded = session.seed_projects(deep_rows + 20).await?;
         eprintln!(
@@ -222,7 +220,15 @@ async fn dev_on_sqlite(
         let name = format!("ListProjects, the page after row {deep_rows}");
         report.add(scenarios::list_projects(&target, &session, load, &name, token).await?);
     }
-    writes(report, &target, &session, load, only).await?;
+    plain(
+        report,
+        &target,
+        &session,
+        load,
+        only,
+        &["write", "admission"],
+    )
+    .await?;
     if only.wants("login") {
         let logins = load_for_logins(load);
         for row in scenarios::login_with_reads(&target, &session, load, logins).await? {
@@ -251,17 +257,10 @@ async fn dev_on_postgres(
     only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::dev(orgplane, database)?;
-    plane.ready().await?;
-    let session = Session::open(&plane.gateway, load.connections).await?;
-    let target = Target {
-        processes: &plane.processes,
-        layout: plane.layout,
-        database: plane.database.name(),
-    };
-    if only.wants("authz-read") {
-        report.add(scenarios::authorized_read(&target, &session, load).await?);
-    }
-    writes(report, &target, &session, load, only).await?;
+    let session = plane.open(load).await?;
+    let target = plane.target();
+    let names = ["authz-read", "write", "admission"];
+    plain(report, &target, &session, load, only, &names).await?;
     report.memory("dev, postgresql", plane.processes.peak_rss()?);
     Ok(())
 }
@@ -273,50 +272,51 @@ async fn multi_process(
     only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite)?;
-    plane.ready().await?;
-    let session = Session::open(&plane.gateway, load.connections).await?;
-    let target = Target {
-        processes: &plane.processes,
-        layout: plane.layout,
-        database: plane.database.name(),
-    };
-    reads(report, &target, &session, load, only).await?;
+    let session = plane.open(load).await?;
+    let target = plane.target();
+    plain(report, &target, &session, load, only, READS).await?;
     report.memory("multi-process, sqlite", plane.processes.peak_rss()?);
     Ok(())
 }
 
-/// The authenticated and the authorized read.
-async fn reads(
+/// The scenarios among `names` that `only` wants, in that order: those
+/// that need nothing but the session.
+async fn plain(
     report: &mut Report,
     target: &Target<'_>,
     session: &Session,
     load: Load,
     only: &Only,
+    names: &[&str],
 ) -> anyhow::Result<()> {
-    if only.wants("auth-read") {
-        report.add(scenarios::authenticated_read(target, session, load).await?);
-    }
-    if only.wants("authz-read") {
-        report.add(scenarios::authorized_read(target, session, load).await?);
+    for name in names.iter().filter(|name| only.wants(name)) {
+        let row = match *name {
+            "auth-read" => scenarios::authenticated_read(target, session, load).await?,
+            "authz-read" => scenarios::authorized_read(target, session, load).await?,
+            "write" => scenarios::create_project(target, session, load).await?,
+            "admission" => scenarios::run_admission(target, session, load).await?,
+            other => anyhow::bail!("no scenario {other}"),
+        };
+        report.add(row);
     }
     Ok(())
 }
 
-/// The write and the run admission cycle.
-async fn writes(
-    report: &mut Report,
-    target: &Target<'_>,
-    session: &Session,
-    load: Load,
-    only: &Only,
-) -> anyhow::Result<()> {
-    if only.wants("write") {
-        report.add(scenarios::create_project(target, session, load).await?);
+/// A control plane's session (once it listens) and what its scenarios
+/// measure.
+impl ControlPlane {
+    async fn open(&mut self, load: Load) -> anyhow::Result<Session> {
+        self.ready().await?;
+        Session::open(&self.gateway, load.connections).await
     }
-    if only.wants("admission") {
-        report.add(scenarios::run_admission(target, session, load).await?);
+
+    fn target(&self) -> Target<'_> {
+        Target {
+            processes: &self.processes,
+            layout: self.layout,
+            database: self.database.name(),
+        }
     }
-    Ok(())
 }
 
 /// CPU model, cores and memory, for the report's header.
