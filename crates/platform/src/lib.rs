@@ -18,6 +18,7 @@ pub mod page;
 pub mod peers;
 pub mod pki;
 pub mod principal;
+pub mod read_cache;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;

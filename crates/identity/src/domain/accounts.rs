@@ -302,6 +302,7 @@ impl Identity {
             .await?;
         revoke_sessions(&txn, &user.uuid, Some(&principal.token_uuid), now).await?;
         txn.commit().await?;
+        self.user_rows.changed();
         Ok(())
     }
 
@@ -382,6 +383,7 @@ impl Identity {
             .await?;
         revoke_sessions(&txn, &reset.user_uuid, None, now).await?;
         txn.commit().await?;
+        self.user_rows.changed();
         Ok(())
     }
 

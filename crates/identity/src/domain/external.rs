@@ -140,6 +140,7 @@ impl Identity {
                     .filter(users::Column::Uuid.eq(user.uuid.as_str()))
                     .exec(&self.db)
                     .await?;
+                self.user_rows.changed();
                 let user = users::Model {
                     email_verified: true,
                     ..user
@@ -219,6 +220,7 @@ impl Identity {
         {
             tracing::warn!(user = %user.username, error = %err, "could not remove a refused external user");
         }
+        self.user_rows.changed();
     }
 }
 

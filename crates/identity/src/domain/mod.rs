@@ -70,6 +70,10 @@ pub struct Identity {
     pub(crate) config: IdentityConfig,
     pub(crate) organizations: Option<OrganizationsPeer>,
     pub(crate) oidc: OidcVerifier,
+    /// Users as `GetCurrentUser` shows them, read lately; every change to
+    /// what it shows forgets them (see [`users::USER_TTL`]).
+    pub(crate) user_rows:
+        orgplane_platform::read_cache::ReadCache<String, crate::storage::users::Model>,
 }
 
 impl Identity {
@@ -81,6 +85,7 @@ impl Identity {
             config,
             organizations: None,
             oidc: OidcVerifier::new(),
+            user_rows: orgplane_platform::read_cache::ReadCache::new(10_000, users::USER_TTL),
         }
     }
 

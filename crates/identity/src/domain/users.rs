@@ -17,6 +17,11 @@ use sea_orm::{
 use super::{Identity, require_user_scope};
 use crate::storage::users;
 
+/// How long a user row read for `GetCurrentUser` is trusted when nothing
+/// changed it in this process: the bound on seeing another replica's change
+/// (the gateway trusts a token check twice as long).
+pub const USER_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A user as shown to a caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserView {
@@ -63,6 +68,7 @@ impl Identity {
             .filter(users::Column::EmailVerified.eq(false))
             .exec(&self.db)
             .await?;
+        self.user_rows.changed();
         let user = users::Entity::find_by_id(user_uuid.to_owned())
             .one(&self.db)
             .await?;
@@ -72,7 +78,15 @@ impl Identity {
     /// The caller.
     pub async fn current_user(&self, principal: &Principal) -> Result<users::Model, Error> {
         require_user_scope(principal, SCOPE_READ)?;
-        self.user_by_uuid(&principal.uuid).await
+        if let Some(user) = self.user_rows.get(&principal.uuid).await {
+            return Ok(user);
+        }
+        let ticket = self.user_rows.ticket();
+        let user = self.user_by_uuid(&principal.uuid).await?;
+        self.user_rows
+            .insert(principal.uuid.clone(), user.clone(), ticket)
+            .await;
+        Ok(user)
     }
 
     /// Changes the caller's display name or email.
@@ -103,10 +117,12 @@ impl Identity {
             active.email_verified = Set(false);
         }
         active.update_time = Set(now_micros());
-        active
+        let updated = active
             .update(&self.db)
             .await
-            .map_err(|err| Error::from_db(err, "email", email.unwrap_or_default()))
+            .map_err(|err| Error::from_db(err, "email", email.unwrap_or_default()));
+        self.user_rows.changed();
+        updated
     }
 
     /// A user by username. Everyone signed in may look a user up (to invite

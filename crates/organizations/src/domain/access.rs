@@ -23,10 +23,35 @@ use orgplane_platform::{
     principal::{AUTH_PASSWORD, Principal, PrincipalKind},
     validate,
 };
+use std::time::Duration;
+
+use orgplane_platform::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Organizations;
 use crate::storage::{members, organizations, projects};
+
+/// How long a membership checked here is trusted when nothing changed in
+/// this process: the bound on seeing another replica's change.
+pub const MEMBERSHIP_TTL: Duration = Duration::from_secs(1);
+
+/// Users' memberships checked lately, by organization name and user UUID,
+/// so that a read needs no query (see [`ReadCache`]); every change this
+/// service commits forgets them.
+pub type Memberships = ReadCache<(String, String), std::sync::Arc<Membership>>;
+
+/// A user's standing as read from the tables.
+#[derive(Debug)]
+pub struct Membership {
+    organization: organizations::Model,
+    member: members::Model,
+    password_enabled: bool,
+}
+
+/// An empty [`Memberships`].
+pub(crate) fn memberships() -> Memberships {
+    ReadCache::new(10_000, MEMBERSHIP_TTL)
+}
 
 /// A caller's standing in one organization.
 #[derive(Debug, Clone)]
@@ -73,24 +98,38 @@ impl Organizations {
             .filter(organizations::Column::DeleteTime.is_null());
         match principal.kind {
             PrincipalKind::User => {
-                let Some((org, Some(member))) = live
-                    .find_also_related(members::Entity)
-                    .filter(members::Column::UserUuid.eq(principal.uuid.as_str()))
-                    .one(&self.db)
-                    .await?
-                else {
-                    return Err(not_found());
+                let key = (organization.to_owned(), principal.uuid.clone());
+                let known = match self.memberships.get(&key).await {
+                    Some(known) => known,
+                    None => {
+                        let ticket = self.memberships.ticket();
+                        let Some((org, Some(member))) = live
+                            .find_also_related(members::Entity)
+                            .filter(members::Column::UserUuid.eq(principal.uuid.as_str()))
+                            .one(&self.db)
+                            .await?
+                        else {
+                            return Err(not_found());
+                        };
+                        let password_enabled =
+                            self.settings_of_org(&org.uuid).await?.auth.password_enabled;
+                        let known = std::sync::Arc::new(Membership {
+                            organization: org,
+                            member,
+                            password_enabled,
+                        });
+                        self.memberships.insert(key, known.clone(), ticket).await;
+                        known
+                    }
                 };
-                let role = stored_role(&member)?;
-                if principal.auth_method == AUTH_PASSWORD
-                    && !self.settings_of_org(&org.uuid).await?.auth.password_enabled
-                {
+                let role = stored_role(&known.member)?;
+                if principal.auth_method == AUTH_PASSWORD && !known.password_enabled {
                     return Err(denial(PASSWORD_SIGN_IN_DISABLED));
                 }
                 Ok(Access {
-                    organization: org,
-                    caller_uuid: member.user_uuid.clone(),
-                    member: Some(member),
+                    organization: known.organization.clone(),
+                    caller_uuid: known.member.user_uuid.clone(),
+                    member: Some(known.member.clone()),
                     role,
                 })
             }

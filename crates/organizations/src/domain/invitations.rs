@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role},
     outbox,
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
@@ -227,7 +227,7 @@ impl Organizations {
         let activity = invitation_activity(&row, principal, action::CREATED).metadata(
             serde_json::json!({"role": row.role, "projects": new.projects, "teams": new.teams}),
         );
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok((row, token))
     }
 
@@ -411,7 +411,8 @@ impl Organizations {
             }),
         )
         .await?;
-        commit_with(txn, invitation_activity(&updated, principal, "resent")).await?;
+        self.commit_with(txn, invitation_activity(&updated, principal, "resent"))
+            .await?;
         Ok((updated, token))
     }
 
@@ -433,7 +434,8 @@ impl Organizations {
             .filter(invitations::Column::State.eq("pending"))
             .exec(&txn)
             .await?;
-        commit_with(txn, invitation_activity(&row, principal, "revoked")).await
+        self.commit_with(txn, invitation_activity(&row, principal, "revoked"))
+            .await
     }
 
     /// Accepts an invitation by its token, as the user whose email it names.
@@ -510,7 +512,7 @@ impl Organizations {
         }
         let activity = invitation_activity(&row, principal, "accepted")
             .metadata(serde_json::json!({"member": member.username, "role": member.role}));
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok((org.name, member))
     }
 
@@ -590,7 +592,8 @@ impl Organizations {
         let txn = self.db.begin().await?;
         let member =
             insert_member(&txn, &org.uuid, principal, settings.default_role.as_str()).await?;
-        commit_with(txn, joined_activity(&org.uuid, &member, principal)).await?;
+        self.commit_with(txn, joined_activity(&org.uuid, &member, principal))
+            .await?;
         Ok(member)
     }
 }

@@ -11,7 +11,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role, allows},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
@@ -168,7 +168,7 @@ impl Organizations {
         ensure_an_owner_remains(&txn, &access).await?;
         let activity = member_activity(&access, &target, principal, action::UPDATED)
             .metadata(serde_json::json!({"from": current.as_str(), "to": new_role.as_str()}));
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         updated
             .into_iter()
             .next()
@@ -195,7 +195,7 @@ impl Organizations {
         }
         delete_membership(&txn, &target).await?;
         ensure_an_owner_remains(&txn, &access).await?;
-        commit_with(
+        self.commit_with(
             txn,
             member_activity(&access, &target, principal, action::DELETED),
         )
@@ -220,7 +220,8 @@ impl Organizations {
         let txn = self.lock_memberships(&access).await?;
         delete_membership(&txn, &member).await?;
         ensure_an_owner_remains(&txn, &access).await?;
-        commit_with(txn, member_activity(&access, &member, principal, "left")).await
+        self.commit_with(txn, member_activity(&access, &member, principal, "left"))
+            .await
     }
 
     /// Opens a transaction holding the organization's membership lock.

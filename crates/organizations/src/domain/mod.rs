@@ -12,8 +12,8 @@ pub mod settings;
 pub mod stats;
 pub mod teams;
 
-use orgplane_platform::peers::IdentityPeer;
-use sea_orm::DatabaseConnection;
+use orgplane_platform::{Error, activity::Activity, peers::IdentityPeer};
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 /// The organizations service's state.
 #[derive(Debug, Clone)]
@@ -24,6 +24,8 @@ pub struct Organizations {
     pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
     /// The registry and the agents service, for statistics.
     pub(crate) stats: Option<orgplane_platform::peers::StatsPeers>,
+    /// Memberships checked lately, until the next change.
+    pub(crate) memberships: access::Memberships,
 }
 
 impl Organizations {
@@ -35,7 +37,20 @@ impl Organizations {
             identity: None,
             stored: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             stats: None,
+            memberships: access::memberships(),
         }
+    }
+
+    /// Commits a change with its activity, then forgets the memberships
+    /// checked before it (every change goes through here).
+    pub(crate) async fn commit_with(
+        &self,
+        txn: DatabaseTransaction,
+        activity: Activity,
+    ) -> Result<(), Error> {
+        let committed = orgplane_platform::activity::commit_with(txn, activity).await;
+        self.memberships.changed();
+        committed
     }
 
     /// With the registry and the agents service, which statistics count.

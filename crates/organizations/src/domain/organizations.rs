@@ -3,7 +3,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
@@ -169,7 +169,8 @@ impl Organizations {
         .insert(&txn)
         .await?;
         super::settings::insert_defaults(&txn, &org.uuid).await?;
-        commit_with(txn, organization_activity(&org, principal, action::CREATED)).await?;
+        self.commit_with(txn, organization_activity(&org, principal, action::CREATED))
+            .await?;
         Ok(OrganizationView {
             organization: org,
             role: Role::Owner,
@@ -316,7 +317,7 @@ impl Organizations {
             .into_iter()
             .next()
             .ok_or_else(|| stale("organization"))?;
-        commit_with(
+        self.commit_with(
             txn,
             organization_activity(&organization, principal, action::UPDATED),
         )
@@ -368,7 +369,8 @@ impl Organizations {
         }
         .insert(&txn)
         .await?;
-        commit_with(txn, organization_activity(&org, principal, action::DELETED)).await
+        self.commit_with(txn, organization_activity(&org, principal, action::DELETED))
+            .await
     }
 }
 
@@ -416,6 +418,7 @@ impl Organizations {
             .filter(organizations::Column::Uuid.is_in(gone))
             .exec(&self.db)
             .await?;
+        self.memberships.changed();
         Ok(purged.rows_affected)
     }
 

@@ -5,7 +5,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role, allows},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::Principal,
@@ -190,7 +190,8 @@ impl Organizations {
         .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "project", name))?;
-        commit_with(txn, project_activity(&row, principal, action::CREATED)).await?;
+        self.commit_with(txn, project_activity(&row, principal, action::CREATED))
+            .await?;
         Ok(row)
     }
 
@@ -360,7 +361,8 @@ impl Organizations {
             .into_iter()
             .next()
             .ok_or_else(|| stale("project"))?;
-        commit_with(txn, project_activity(&row, principal, action::UPDATED)).await?;
+        self.commit_with(txn, project_activity(&row, principal, action::UPDATED))
+            .await?;
         Ok(row)
     }
 
@@ -384,7 +386,8 @@ impl Organizations {
         projects::Entity::delete_by_id(project.uuid.clone())
             .exec(&txn)
             .await?;
-        commit_with(txn, project_activity(&project, principal, action::DELETED)).await
+        self.commit_with(txn, project_activity(&project, principal, action::DELETED))
+            .await
     }
 
     /// Archives (`true`) or restores (`false`) a project; idempotent.
@@ -419,7 +422,8 @@ impl Organizations {
             .next()
             .ok_or_else(|| Error::not_found("project", name))?;
         let verb = if archive { "archived" } else { "restored" };
-        commit_with(txn, project_activity(&row, principal, verb)).await?;
+        self.commit_with(txn, project_activity(&row, principal, verb))
+            .await?;
         Ok(row)
     }
 
@@ -502,7 +506,7 @@ impl Organizations {
         let mut activity = project_activity(&project, principal, action::UPDATED)
             .metadata(serde_json::json!({"settings": &next}));
         activity.subject_kind = "project_settings".into();
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok((next, etag(project.settings_version + 1)))
     }
 }

@@ -4,7 +4,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role},
     principal::Principal,
     time::now_micros,
@@ -350,7 +350,7 @@ impl Organizations {
             organization,
         )
         .metadata(serde_json::json!({"fields": changed_fields}));
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         next.etag = etag(row.version + 1);
         Ok(next)
     }

@@ -5,7 +5,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::{Permission, Role},
     page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
     principal::Principal,
@@ -189,7 +189,8 @@ impl Organizations {
         .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "team", &name))?;
-        commit_with(txn, team_activity(&row, principal, action::CREATED)).await?;
+        self.commit_with(txn, team_activity(&row, principal, action::CREATED))
+            .await?;
         Ok(row)
     }
 
@@ -303,7 +304,8 @@ impl Organizations {
             .into_iter()
             .next()
             .ok_or_else(|| stale("team"))?;
-        commit_with(txn, team_activity(&row, principal, action::UPDATED)).await?;
+        self.commit_with(txn, team_activity(&row, principal, action::UPDATED))
+            .await?;
         Ok(row)
     }
 
@@ -326,7 +328,8 @@ impl Organizations {
         teams::team::Entity::delete_by_id(team.uuid.clone())
             .exec(&txn)
             .await?;
-        commit_with(txn, team_activity(&team, principal, action::DELETED)).await
+        self.commit_with(txn, team_activity(&team, principal, action::DELETED))
+            .await
     }
 
     /// Adds an organization member to a team.
@@ -367,7 +370,7 @@ impl Organizations {
         .map_err(|err| Error::from_db(err, "team member", user))?;
         let activity = team_member_activity(&team, user, principal, action::CREATED)
             .metadata(serde_json::json!({"role": role}));
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok(row)
     }
 
@@ -440,7 +443,7 @@ impl Organizations {
             .ok_or_else(|| Error::not_found("team member", user))?;
         let activity = team_member_activity(&team, user, principal, action::UPDATED)
             .metadata(serde_json::json!({"role": role}));
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok(row)
     }
 
@@ -468,7 +471,7 @@ impl Organizations {
         if removed.rows_affected == 0 {
             return Err(Error::not_found("team member", user));
         }
-        commit_with(
+        self.commit_with(
             txn,
             team_member_activity(&team, user, principal, action::DELETED),
         )
