@@ -45,6 +45,19 @@ async fn list(t: &TestStack, token: &str, org: &str, project: &str, filter: &str
     }
 }
 
+async fn organization_uuid(t: &TestStack, token: &str, org: &str) -> String {
+    t.orgs_as(token)
+        .get_organization(org_pb::GetOrganizationRequest {
+            organization: org.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .uuid
+}
+
 fn summary(activities: &[Activity]) -> Vec<(String, String, String)> {
     activities
         .iter()
@@ -352,7 +365,7 @@ async fn statistics_match_the_data(t: &TestStack) {
 
     // A range of yesterday only holds nothing of today.
     let now = orgplane_platform::time::now_micros();
-    let day = 86_400_000_000i64;
+    let day = orgplane_platform::time::DAY;
     let yesterday = stats
         .get_organization_stats(org_pb::GetOrganizationStatsRequest {
             organization: "acme".into(),
@@ -510,17 +523,7 @@ async fn a_delivery_retried_is_stored_once() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
-    let organization_uuid = t
-        .orgs_as(&owner)
-        .get_organization(org_pb::GetOrganizationRequest {
-            organization: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .organization
-        .unwrap()
-        .uuid;
+    let organization_uuid = organization_uuid(&t, &owner, "acme").await;
     // As the agents service's shipper calls it, over mTLS.
     let channel = orgplane_platform::client::mtls_channel(
         &t.stack.organizations_addr.to_string(),
@@ -581,18 +584,8 @@ async fn activities_past_their_retention_are_purged(t: &TestStack) {
         })
         .await
         .unwrap();
-    let uuid = t
-        .orgs_as(&owner)
-        .get_organization(org_pb::GetOrganizationRequest {
-            organization: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .organization
-        .unwrap()
-        .uuid;
-    let day = 86_400_000_000i64;
+    let uuid = organization_uuid(t, &owner, "acme").await;
+    let day = orgplane_platform::time::DAY;
     let now = orgplane_platform::time::now_micros();
     let old = |name: &str, age_days: i64| orgplane_platform::activity::Delivery {
         idempotency_key: format!("test:{name}"),

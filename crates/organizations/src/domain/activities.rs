@@ -237,16 +237,15 @@ impl Organizations {
             return Err(Error::invalid("team", "give a project or a team, not both"));
         }
         if !project.is_empty() {
-            let access = self
-                .require_on(
+            let (access, _) = self
+                .access_to_project(
                     principal,
                     organization,
+                    project,
                     Permission::ProjectsRead,
                     "project",
-                    project,
                 )
                 .await?;
-            self.project(&access, project, "project").await?;
             return Ok(access);
         }
         let access = self

@@ -132,10 +132,26 @@ impl Organizations {
         permission: Permission,
         field: &str,
     ) -> Result<projects::Model, Error> {
+        let (_, project) = self
+            .access_to_project(principal, organization, name, permission, field)
+            .await?;
+        Ok(project)
+    }
+
+    /// [`Self::project_with`], with the caller's access.
+    pub(crate) async fn access_to_project(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        name: &str,
+        permission: Permission,
+        field: &str,
+    ) -> Result<(Access, projects::Model), Error> {
         let access = self
             .require_on(principal, organization, permission, "project", name)
             .await?;
-        self.project(&access, name, field).await
+        let project = self.project(&access, name, field).await?;
+        Ok((access, project))
     }
 
     pub(crate) async fn project(

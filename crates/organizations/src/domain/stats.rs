@@ -180,16 +180,15 @@ impl Organizations {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Result<Stats, Error> {
-        let access = self
-            .require_on(
+        let (access, _) = self
+            .access_to_project(
                 principal,
                 organization,
+                project,
                 Permission::ProjectsRead,
                 "project",
-                project,
             )
             .await?;
-        self.project(&access, project, "project").await?;
         let range = range(start, end)?;
         let uuid = access.organization.uuid.as_str();
         let mut stats = Stats::default();
