@@ -15,8 +15,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use orgplane_proto::organizations as pb;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use crate::{
@@ -175,7 +175,16 @@ pub fn create_outbox_table() -> sea_orm::sea_query::TableCreateStatement {
 /// Records `activity` in the outbox: call it with the transaction of the
 /// change it describes.
 pub async fn record(db: &impl ConnectionTrait, activity: Activity) -> Result<(), Error> {
-    outbox::ActiveModel {
+    record_all(db, vec![activity]).await
+}
+
+/// Records `activities` in the outbox in one statement (a group commit's
+/// changes), with the transaction of the changes they describe.
+pub async fn record_all(db: &impl ConnectionTrait, activities: Vec<Activity>) -> Result<(), Error> {
+    if activities.is_empty() {
+        return Ok(());
+    }
+    let rows = activities.into_iter().map(|activity| outbox::ActiveModel {
         uuid: Set(activity.uuid),
         organization_uuid: Set(activity.organization_uuid),
         actor: Set(activity.actor),
@@ -187,9 +196,10 @@ pub async fn record(db: &impl ConnectionTrait, activity: Activity) -> Result<(),
         project: Set(activity.project),
         metadata: Set(activity.metadata.to_string()),
         create_time: Set(activity.create_time),
-    }
-    .insert(db)
-    .await?;
+    });
+    outbox::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

@@ -159,6 +159,37 @@ impl Error {
         }
     }
 
+    /// A copy of this error for another caller, when one failure answers
+    /// several (a failed group commit): the same variant and message.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::InvalidArgument(violations) => Error::InvalidArgument(violations.clone()),
+            Error::Unauthenticated { reason, message } => Error::unauthenticated(reason, message),
+            Error::PermissionDenied { reason, message } => {
+                Error::permission_denied(reason, message)
+            }
+            Error::NotFound { kind, name } => Error::not_found(kind, name),
+            Error::AlreadyExists { kind, name } => Error::already_exists(kind, name),
+            Error::FailedPrecondition { reason, message } => Error::precondition(reason, message),
+            Error::Aborted { reason, message } => Error::Aborted {
+                reason,
+                message: message.clone(),
+            },
+            Error::ResourceExhausted {
+                reason,
+                message,
+                retry_after,
+            } => Error::ResourceExhausted {
+                reason,
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
+            Error::Unimplemented(message) => Error::Unimplemented(message.clone()),
+            Error::Unavailable(message) => Error::Unavailable(message.clone()),
+            Error::Internal(error) => Error::Internal(anyhow::anyhow!("{error:#}")),
+        }
+    }
+
     /// Maps a storage error: a unique violation becomes `AlreadyExists` of the
     /// given resource, everything else is internal.
     pub fn from_db(err: DbErr, kind: &'static str, name: impl fmt::Display) -> Self {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod deletions;
 pub mod error;
 pub mod etag;
+pub mod group_commit;
 pub mod grpc;
 pub mod layers;
 pub mod outbox;

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use orgplane_platform::{Error, time::now_micros};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, UpdateMany,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -269,40 +269,53 @@ async fn pick(
     Ok(picked)
 }
 
-impl Agents {
-    /// Stores a routed run, `queued`.
-    pub async fn enqueue(&self, new: NewRun) -> Result<runs::Model, Error> {
-        enqueue_in(&self.db, new).await
+/// A routed run as it is stored, `queued`.
+pub(crate) fn queued_run(new: NewRun) -> runs::Model {
+    let now = now_micros();
+    runs::Model {
+        uuid: uuid::Uuid::now_v7().to_string(),
+        organization_uuid: new.organization_uuid,
+        project: new.project,
+        queue_uuid: new.queue_uuid,
+        status: QUEUED.to_owned(),
+        name: new.name,
+        spec: new.spec.to_string(),
+        attempts: 0,
+        submitter: new.submitter,
+        lease_id: None,
+        lease_agent_uuid: None,
+        lease_expire_time: None,
+        message: String::new(),
+        demand: new.demand,
+        create_time: now,
+        update_time: now,
     }
 }
 
-/// Stores a routed run, `queued`, in `db` (a transaction, with the
-/// submission's activity).
-pub(crate) async fn enqueue_in(
-    db: &impl ConnectionTrait,
-    new: NewRun,
-) -> Result<runs::Model, Error> {
-    let now = now_micros();
-    Ok(runs::ActiveModel {
-        uuid: Set(uuid::Uuid::now_v7().to_string()),
-        organization_uuid: Set(new.organization_uuid),
-        project: Set(new.project),
-        queue_uuid: Set(new.queue_uuid),
-        status: Set(QUEUED.to_owned()),
-        name: Set(new.name),
-        spec: Set(new.spec.to_string()),
-        attempts: Set(0),
-        submitter: Set(new.submitter),
-        lease_id: Set(None),
-        lease_agent_uuid: Set(None),
-        lease_expire_time: Set(None),
-        message: Set(String::new()),
-        demand: Set(new.demand),
-        create_time: Set(now),
-        update_time: Set(now),
+impl Agents {
+    /// Stores a routed run, `queued`, on its own: the engine without
+    /// routing, authorization or activity (`SubmitRun` adds them, group
+    /// committed).
+    pub async fn enqueue(&self, new: NewRun) -> Result<runs::Model, Error> {
+        let run = queued_run(new);
+        runs::Entity::insert(run.clone().into_active_model())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(run)
     }
-    .insert(db)
-    .await?)
+
+    /// Records the status an agent reports, on its own (see
+    /// [`report_in`]; `ReportRunStatus` adds the activity, group committed).
+    pub async fn report(
+        &self,
+        holder: Holder<'_>,
+        run_uuid: &str,
+        lease_id: &str,
+        status: &str,
+        message: &str,
+    ) -> Result<runs::Model, Error> {
+        report_in(&self.db, holder, run_uuid, lease_id, status, message).await
+    }
 }
 
 impl Agents {
@@ -373,64 +386,37 @@ impl Agents {
                 .count();
             picked.truncate(fits);
         }
-        let mut leased = Vec::with_capacity(picked.len());
-        for run in picked {
-            let lease_id = uuid::Uuid::now_v7().to_string();
-            let done = runs::Entity::update_many()
-                .col_expr(runs::Column::Status, Expr::value(LEASED))
-                .col_expr(runs::Column::LeaseId, Expr::value(lease_id.clone()))
-                .col_expr(runs::Column::LeaseAgentUuid, Expr::value(agent_uuid))
-                .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
-                .col_expr(
-                    runs::Column::Attempts,
-                    Expr::col(runs::Column::Attempts).add(1),
-                )
-                .col_expr(runs::Column::UpdateTime, Expr::value(now))
-                .filter(runs::Column::Uuid.eq(run.uuid.as_str()))
-                .filter(runs::Column::Status.eq(QUEUED))
-                .exec(&txn)
-                .await?;
-            if done.rows_affected == 1 {
-                leased.push(runs::Model {
-                    status: LEASED.to_owned(),
-                    lease_id: Some(lease_id),
-                    lease_agent_uuid: Some(agent_uuid.to_owned()),
-                    lease_expire_time: Some(expire),
-                    attempts: run.attempts + 1,
-                    update_time: now,
-                    ..run
-                });
-            }
+        if picked.is_empty() {
+            txn.commit().await?;
+            return Ok(Vec::new());
         }
+        // One lease per acquisition: the runs it leases share its id, and
+        // each run's lease is still its own (checked with the run's UUID
+        // and the agent); leasing a run again gives it a new one.
+        let lease_id = uuid::Uuid::now_v7().to_string();
+        let mut leased = runs::Entity::update_many()
+            .col_expr(runs::Column::Status, Expr::value(LEASED))
+            .col_expr(runs::Column::LeaseId, Expr::value(lease_id))
+            .col_expr(runs::Column::LeaseAgentUuid, Expr::value(agent_uuid))
+            .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
+            .col_expr(
+                runs::Column::Attempts,
+                Expr::col(runs::Column::Attempts).add(1),
+            )
+            .col_expr(runs::Column::UpdateTime, Expr::value(now))
+            .filter(runs::Column::Uuid.is_in(picked.iter().map(|run| run.uuid.as_str())))
+            .filter(runs::Column::Status.eq(QUEUED))
+            .exec_with_returning(&txn)
+            .await?;
+        // In the order picked (RETURNING keeps none).
+        let order: std::collections::HashMap<&str, usize> = picked
+            .iter()
+            .enumerate()
+            .map(|(i, run)| (run.uuid.as_str(), i))
+            .collect();
+        leased.sort_by_key(|run| order.get(run.uuid.as_str()).copied());
         txn.commit().await?;
         Ok(leased)
-    }
-
-    /// The run `run_uuid` if `lease_id` is its current lease, held by
-    /// `holder`.
-    async fn leased_run(
-        &self,
-        db: &impl ConnectionTrait,
-        holder: Holder<'_>,
-        run_uuid: &str,
-        lease_id: &str,
-    ) -> Result<runs::Model, Error> {
-        let run = runs::Entity::find_by_id(run_uuid.to_owned())
-            .one(db)
-            .await?
-            .filter(|run| run.organization_uuid == holder.organization_uuid)
-            .ok_or_else(|| Error::not_found("run", run_uuid))?;
-        let expired = run.lease_expire_time.is_some_and(|t| t <= now_micros());
-        if run.lease_id.as_deref() != Some(lease_id)
-            || run.lease_agent_uuid.as_deref() != Some(holder.agent_uuid)
-            || expired
-        {
-            return Err(Error::precondition(
-                "LEASE_LOST",
-                "the lease is not this run's current lease (it expired, or the run was re-leased)",
-            ));
-        }
-        Ok(run)
     }
 
     /// Extends a lease by `lease` from now.
@@ -443,9 +429,7 @@ impl Agents {
     ) -> Result<runs::Model, Error> {
         let now = now_micros();
         let expire = lease_expiry(now, lease)?;
-        let run = self
-            .leased_run(&self.db, holder, run_uuid, lease_id)
-            .await?;
+        let run = leased_run(&self.db, holder, run_uuid, lease_id).await?;
         let done = runs::Entity::update_many()
             .col_expr(runs::Column::LeaseExpireTime, Expr::value(expire))
             .filter(runs::Column::Uuid.eq(run_uuid))
@@ -463,74 +447,6 @@ impl Agents {
             lease_expire_time: Some(expire),
             ..run
         })
-    }
-
-    /// Records the status an agent reports: `running`, or a terminal status
-    /// that ends the lease and frees the slot.
-    pub async fn report(
-        &self,
-        holder: Holder<'_>,
-        run_uuid: &str,
-        lease_id: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<runs::Model, Error> {
-        self.report_in(&self.db, holder, run_uuid, lease_id, status, message)
-            .await
-    }
-
-    /// [`Self::report`] in `db` (a transaction, with its activity).
-    pub(crate) async fn report_in(
-        &self,
-        db: &impl ConnectionTrait,
-        holder: Holder<'_>,
-        run_uuid: &str,
-        lease_id: &str,
-        status: &str,
-        message: &str,
-    ) -> Result<runs::Model, Error> {
-        if status != RUNNING && !TERMINAL.contains(&status) {
-            return Err(Error::invalid(
-                "status",
-                "must be running, succeeded, failed or stopped",
-            ));
-        }
-        let now = now_micros();
-        let terminal = TERMINAL.contains(&status);
-        let mut update = runs::Entity::update_many()
-            .col_expr(runs::Column::Status, Expr::value(status))
-            .col_expr(runs::Column::Message, Expr::value(message))
-            .col_expr(runs::Column::UpdateTime, Expr::value(now));
-        if terminal {
-            update = without_lease(update);
-        }
-        let mut update = update
-            .filter(runs::Column::Uuid.eq(run_uuid))
-            .filter(runs::Column::OrganizationUuid.eq(holder.organization_uuid))
-            .filter(runs::Column::LeaseId.eq(lease_id))
-            .filter(runs::Column::LeaseAgentUuid.eq(holder.agent_uuid))
-            .filter(runs::Column::LeaseExpireTime.gt(now));
-        if status == RUNNING {
-            update = update.filter(runs::Column::Status.eq(LEASED));
-        }
-        // The write comes first, its conditions checking the lease: on
-        // SQLite a transaction that reads before it writes fails
-        // (SQLITE_BUSY_SNAPSHOT) when another write commits in between, and
-        // reading on a second connection while the caller's transaction
-        // holds one deadlocks once every pooled connection does so.
-        let done = update.exec(db).await?;
-        if done.rows_affected != 1 {
-            // Why not: no such run or not this lease, else not leased.
-            let run = self.leased_run(db, holder, run_uuid, lease_id).await?;
-            return Err(Error::precondition(
-                "NOT_LEASED",
-                format!("a {} run does not start", run.status),
-            ));
-        }
-        runs::Entity::find_by_id(run_uuid.to_owned())
-            .one(db)
-            .await?
-            .ok_or_else(|| Error::not_found("run", run_uuid))
     }
 
     /// Cancels a run: a queued one stops at once; a leased or running one
@@ -598,6 +514,84 @@ impl Agents {
             Duration::from_micros(Ord::max(now_micros().saturating_sub(r.create_time), 0) as u64)
         });
         Ok(stats)
+    }
+}
+
+/// The run `run_uuid` if `lease_id` is its current lease, held by
+/// `holder`.
+async fn leased_run(
+    db: &impl ConnectionTrait,
+    holder: Holder<'_>,
+    run_uuid: &str,
+    lease_id: &str,
+) -> Result<runs::Model, Error> {
+    let run = runs::Entity::find_by_id(run_uuid.to_owned())
+        .one(db)
+        .await?
+        .filter(|run| run.organization_uuid == holder.organization_uuid)
+        .ok_or_else(|| Error::not_found("run", run_uuid))?;
+    let expired = run.lease_expire_time.is_some_and(|t| t <= now_micros());
+    if run.lease_id.as_deref() != Some(lease_id)
+        || run.lease_agent_uuid.as_deref() != Some(holder.agent_uuid)
+        || expired
+    {
+        return Err(Error::precondition(
+            "LEASE_LOST",
+            "the lease is not this run's current lease (it expired, or the run was re-leased)",
+        ));
+    }
+    Ok(run)
+}
+
+/// Records the status an agent reports, in `db` (a transaction, with its
+/// activity): `running`, or a terminal status that ends the lease and
+/// frees the slot.
+pub(crate) async fn report_in(
+    db: &impl ConnectionTrait,
+    holder: Holder<'_>,
+    run_uuid: &str,
+    lease_id: &str,
+    status: &str,
+    message: &str,
+) -> Result<runs::Model, Error> {
+    if status != RUNNING && !TERMINAL.contains(&status) {
+        return Err(Error::invalid(
+            "status",
+            "must be running, succeeded, failed or stopped",
+        ));
+    }
+    let now = now_micros();
+    let mut update = runs::Entity::update_many()
+        .col_expr(runs::Column::Status, Expr::value(status))
+        .col_expr(runs::Column::Message, Expr::value(message))
+        .col_expr(runs::Column::UpdateTime, Expr::value(now));
+    if TERMINAL.contains(&status) {
+        update = without_lease(update);
+    }
+    let mut update = update
+        .filter(runs::Column::Uuid.eq(run_uuid))
+        .filter(runs::Column::OrganizationUuid.eq(holder.organization_uuid))
+        .filter(runs::Column::LeaseId.eq(lease_id))
+        .filter(runs::Column::LeaseAgentUuid.eq(holder.agent_uuid))
+        .filter(runs::Column::LeaseExpireTime.gt(now));
+    if status == RUNNING {
+        update = update.filter(runs::Column::Status.eq(LEASED));
+    }
+    // The write comes first, its conditions checking the lease: on SQLite a
+    // transaction that reads before it writes fails (SQLITE_BUSY_SNAPSHOT)
+    // when another write commits in between, and reading on a second
+    // connection while the caller's transaction holds one deadlocks once
+    // every pooled connection does so.
+    match update.exec_with_returning(db).await?.pop() {
+        Some(run) => Ok(run),
+        None => {
+            // Why not: no such run or not this lease, else not leased.
+            let run = leased_run(db, holder, run_uuid, lease_id).await?;
+            Err(Error::precondition(
+                "NOT_LEASED",
+                format!("a {} run does not start", run.status),
+            ))
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    activity::{self, Activity, action, commit_with},
+    activity::{self, Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -167,7 +167,7 @@ impl Agents {
             .identity()?
             .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
             .await?;
-        if let Err(err) = commit_with(txn, activity).await {
+        if let Err(err) = self.commit_with(txn, activity).await {
             let _ = self.identity()?.revoke_agent_tokens(&row.uuid).await;
             return Err(err);
         }
@@ -286,7 +286,7 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         self.agent(&standing.organization_uuid, name).await
     }
 
@@ -331,7 +331,7 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        commit_with(txn, activity).await
+        self.commit_with(txn, activity).await
     }
 
     /// A new token for an agent, shown once; the old one stops working (at
@@ -446,6 +446,7 @@ impl Agents {
             .filter(agents::Column::Uuid.eq(agent.uuid.as_str()))
             .exec(&self.db)
             .await?;
+        self.catalog.changed();
         // Report at half the timeout: one lost report does not make the
         // agent unhealthy.
         Ok(now + (agent.heartbeat_timeout_seconds as i64) * 500_000)

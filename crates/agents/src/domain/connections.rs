@@ -7,7 +7,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
@@ -232,7 +232,7 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok(row)
     }
 
@@ -371,7 +371,7 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         self.connection(&standing.organization_uuid, name).await
     }
 
@@ -398,7 +398,7 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        commit_with(txn, activity).await
+        self.commit_with(txn, activity).await
     }
 }
 

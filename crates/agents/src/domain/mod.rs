@@ -2,15 +2,19 @@
 //!
 //! - [`admission`]: runs from submission to a terminal status, under leases;
 //! - [`agents`]: agents, their tokens (issued by identity) and health;
+//! - `catalog`: agents and queues as the run cycle reads them, cached;
 //! - [`connections`]: how runs reach storage, code and registries;
 //! - [`queues`]: queues of agents;
 //! - [`runs`]: runs as people submit them and agents lease them: routing
-//!   and authorization over [`admission`].
+//!   and authorization over [`admission`];
+//! - `run_writes`: the group commits of the run cycle's hot writes.
 
 pub mod admission;
 pub mod agents;
+mod catalog;
 pub mod connections;
 pub mod queues;
+mod run_writes;
 pub mod runs;
 pub mod stats;
 
@@ -35,6 +39,10 @@ pub struct Agents {
     pub(crate) identity: Option<IdentityPeer>,
     /// Leases a run gets before an expiry fails it.
     pub(crate) max_attempts: i32,
+    /// Agents and queues as the run cycle reads them.
+    pub(crate) catalog: catalog::Catalog,
+    /// Submissions and reports, group committed.
+    pub(crate) writes: run_writes::RunWrites,
 }
 
 impl Agents {
@@ -42,6 +50,8 @@ impl Agents {
     /// methods that authorize a caller answer `UNAVAILABLE`.
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            writes: run_writes::RunWrites::new(&db),
+            catalog: catalog::Catalog::new(),
             db,
             organizations: None,
             identity: None,
@@ -103,6 +113,7 @@ impl Agents {
                 .filter(run_rows::Column::OrganizationUuid.is_in(uuids))
                 .exec(&self.db)
                 .await?;
+            self.catalog.changed();
             Ok(deleted.rows_affected + agents.rows_affected + runs.rows_affected)
         })
         .await

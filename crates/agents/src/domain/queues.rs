@@ -4,7 +4,7 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
+    activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
     page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
@@ -68,7 +68,8 @@ fn check_fields(v: &mut Violations, f: &QueueFields) {
 }
 
 impl Agents {
-    pub(crate) async fn agent_and_queue(
+    /// (Through [`super::catalog`]'s cache: [`Agents::agent_and_queue`].)
+    pub(crate) async fn read_agent_and_queue(
         &self,
         organization_uuid: &str,
         agent: &str,
@@ -136,7 +137,7 @@ impl Agents {
         )
         .subject_uuid(&row.uuid)
         .parent("agent", &agent.name);
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok(row)
     }
 
@@ -265,7 +266,7 @@ impl Agents {
         )
         .subject_uuid(&queue.uuid)
         .parent("agent", agent);
-        commit_with(txn, activity).await?;
+        self.commit_with(txn, activity).await?;
         Ok(self
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?
@@ -306,7 +307,7 @@ impl Agents {
         )
         .subject_uuid(&queue.uuid)
         .parent("agent", agent);
-        commit_with(txn, activity).await
+        self.commit_with(txn, activity).await
     }
 
     /// How a queue stands.

@@ -25,8 +25,9 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait
 use super::{
     Agents,
     admission::{self, Holder, NewRun},
+    run_writes::{Enqueue, Report},
 };
-use crate::storage::{agents, queues, runs};
+use crate::storage::{agents, runs};
 
 /// Lease length when an agent does not say.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -136,10 +137,9 @@ impl Agents {
             .as_deref()
             .filter(|_| principal.organization.as_deref() == Some(organization))
             .ok_or_else(not_found)?;
-        agents::Entity::find_by_id(principal.uuid.clone())
-            .filter(agents::Column::OrganizationUuid.eq(organization_uuid))
-            .one(&self.db)
+        self.agent_by_uuid(&principal.uuid)
             .await?
+            .filter(|agent| agent.organization_uuid == organization_uuid)
             .ok_or_else(not_found)
     }
 
@@ -270,26 +270,22 @@ impl Agents {
                 ),
             ));
         }
-        let txn = self.db.begin().await?;
-        let run = admission::enqueue_in(
-            &txn,
-            NewRun {
-                organization_uuid: standing.organization_uuid,
-                project: submission.project,
-                queue_uuid: queue_row.uuid,
-                name: submission.name,
-                spec: submission.spec,
-                submitter: principal.name.clone(),
-                demand,
-            },
-        )
-        .await?;
-        commit_with(
-            txn,
-            run_activity(&run, principal, "submitted").parent("queue", target),
-        )
-        .await?;
-        Ok(run)
+        self.writes
+            .submissions
+            .write(Enqueue {
+                run: NewRun {
+                    organization_uuid: standing.organization_uuid,
+                    project: submission.project,
+                    queue_uuid: queue_row.uuid,
+                    name: submission.name,
+                    spec: submission.spec,
+                    submitter: principal.name.clone(),
+                    demand,
+                },
+                actor: principal.clone(),
+                queue: target.to_owned(),
+            })
+            .await
     }
 
     /// A run of a project the caller may read.
@@ -450,16 +446,18 @@ impl Agents {
         v.finish()?;
         run_uuid(uuid)?;
         let me = self.calling_agent(principal, organization).await?;
-        let txn = self.db.begin().await?;
-        let run = self
-            .report_in(&txn, holder(&me), uuid, lease_id, status, message)
-            .await?;
-        let activity = run_activity(&run, principal, status).metadata(serde_json::json!({
-            "message": message,
-            "attempt": run.attempts,
-        }));
-        commit_with(txn, activity).await?;
-        Ok(run)
+        self.writes
+            .reports
+            .write(Report {
+                organization_uuid: me.organization_uuid,
+                agent_uuid: me.uuid,
+                run_uuid: uuid.to_owned(),
+                lease_id: lease_id.to_owned(),
+                status: status.to_owned(),
+                message: message.to_owned(),
+                actor: principal.clone(),
+            })
+            .await
     }
 
     /// `agent/queue` of the queues of `runs`, by queue UUID.
@@ -470,42 +468,11 @@ impl Agents {
         self.labels_of_queues(runs.iter().map(|r| r.queue_uuid.clone()).collect())
             .await
     }
-
-    /// `(agent, queue)` names of the queues `uuids`, by queue UUID.
-    pub(crate) async fn labels_of_queues(
-        &self,
-        mut uuids: Vec<String>,
-    ) -> Result<HashMap<String, (String, String)>, Error> {
-        uuids.sort();
-        uuids.dedup();
-        let queue_rows = queues::Entity::find()
-            .filter(queues::Column::Uuid.is_in(uuids))
-            .all(&self.db)
-            .await?;
-        let mut agent_uuids: Vec<String> =
-            queue_rows.iter().map(|q| q.agent_uuid.clone()).collect();
-        agent_uuids.sort();
-        agent_uuids.dedup();
-        let agent_names: HashMap<String, String> = agents::Entity::find()
-            .filter(agents::Column::Uuid.is_in(agent_uuids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|a| (a.uuid, a.name))
-            .collect();
-        Ok(queue_rows
-            .into_iter()
-            .map(|q| {
-                let agent = agent_names.get(&q.agent_uuid).cloned().unwrap_or_default();
-                (q.uuid, (agent, q.name))
-            })
-            .collect())
-    }
 }
 
 /// What `actor` did to `run`: the run's name (its UUID when unnamed) in its
 /// project.
-fn run_activity(run: &runs::Model, actor: &Principal, action: &str) -> Activity {
+pub(super) fn run_activity(run: &runs::Model, actor: &Principal, action: &str) -> Activity {
     let name = if run.name.is_empty() {
         &run.uuid
     } else {

@@ -1,0 +1,145 @@
+//! The run cycle's hot writes — a run submitted, a run reported — group
+//! committed ([`orgplane_platform::group_commit`]): at a run admission rate
+//! of thousands a second, one transaction per call would bound the service
+//! by commits per second (`BENCHMARKS.md`). Each write keeps its activity in
+//! the same transaction, as every change here does.
+
+use orgplane_platform::{
+    Error, activity,
+    group_commit::{BatchWrite, GroupCommit},
+    principal::Principal,
+};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel};
+
+use super::{
+    admission::{self, Holder, NewRun},
+    runs::run_activity,
+};
+use crate::storage::runs;
+
+/// A routed run to store, `queued`.
+#[derive(Debug)]
+pub(crate) struct Enqueue {
+    pub run: NewRun,
+    /// Who submits it.
+    pub actor: Principal,
+    /// The queue, as `agent/queue` (the activity's parent).
+    pub queue: String,
+}
+
+/// An agent's report of a run's status.
+#[derive(Debug)]
+pub(crate) struct Report {
+    /// The agent's organization.
+    pub organization_uuid: String,
+    /// The agent.
+    pub agent_uuid: String,
+    pub run_uuid: String,
+    pub lease_id: String,
+    pub status: String,
+    pub message: String,
+    /// The agent as a principal (the activity's actor).
+    pub actor: Principal,
+}
+
+/// Stores submitted runs: one statement for the runs, one for their
+/// activities.
+#[derive(Debug)]
+pub(crate) struct Submissions;
+
+impl BatchWrite for Submissions {
+    type Item = Enqueue;
+    type Output = runs::Model;
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        items: Vec<Enqueue>,
+    ) -> Result<Vec<Result<runs::Model, Error>>, Error> {
+        let mut stored = Vec::with_capacity(items.len());
+        let mut activities = Vec::with_capacity(items.len());
+        for item in items {
+            let run = admission::queued_run(item.run);
+            activities
+                .push(run_activity(&run, &item.actor, "submitted").parent("queue", &item.queue));
+            stored.push(run);
+        }
+        runs::Entity::insert_many(
+            stored
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        activity::record_all(txn, activities).await?;
+        Ok(stored.into_iter().map(Ok).collect())
+    }
+}
+
+/// Records agents' reports: one guarded update per run, one statement for
+/// their activities. A report its lease refuses writes nothing.
+#[derive(Debug)]
+pub(crate) struct Reports;
+
+impl BatchWrite for Reports {
+    type Item = Report;
+    type Output = runs::Model;
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        items: Vec<Report>,
+    ) -> Result<Vec<Result<runs::Model, Error>>, Error> {
+        let mut results = Vec::with_capacity(items.len());
+        let mut activities = Vec::new();
+        for item in items {
+            let holder = Holder {
+                organization_uuid: &item.organization_uuid,
+                agent_uuid: &item.agent_uuid,
+            };
+            match admission::report_in(
+                txn,
+                holder,
+                &item.run_uuid,
+                &item.lease_id,
+                &item.status,
+                &item.message,
+            )
+            .await
+            {
+                Ok(run) => {
+                    activities.push(run_activity(&run, &item.actor, &item.status).metadata(
+                        serde_json::json!({
+                            "message": item.message,
+                            "attempt": run.attempts,
+                        }),
+                    ));
+                    results.push(Ok(run));
+                }
+                // A storage failure fails the batch (on PostgreSQL it
+                // aborts the transaction).
+                Err(error @ Error::Internal(_)) => return Err(error),
+                Err(refused) => results.push(Err(refused)),
+            }
+        }
+        activity::record_all(txn, activities).await?;
+        Ok(results)
+    }
+}
+
+/// The group commits of the run cycle.
+#[derive(Debug, Clone)]
+pub(crate) struct RunWrites {
+    pub submissions: GroupCommit<Submissions>,
+    pub reports: GroupCommit<Reports>,
+}
+
+impl RunWrites {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            submissions: GroupCommit::new(db.clone(), Submissions),
+            reports: GroupCommit::new(db.clone(), Reports),
+        }
+    }
+}
