@@ -1,14 +1,21 @@
 //! Password hashing: Argon2id with OWASP's parameters (19 MiB, t=2, p=1),
 //! on a few dedicated threads so that a burst of logins neither stalls the
-//! async executor nor exhausts memory. Dedicated, not the blocking pool:
-//! the allocator keeps freed 19 MiB blocks in the arena of the thread that
-//! used them, so hashing on whichever of the blocking pool's threads was
-//! free left memory behind on many (under the login benchmark `orgplane
-//! dev` grew by ~270 MB that way, by ~110 MB with two dedicated threads).
+//! async executor nor exhausts memory.
+//!
+//! Each hashing thread allocates its 19 MiB of Argon2 memory once and
+//! reuses it for every hash. Allocating it per hash cost memory far beyond
+//! the hash: glibc raises its mmap threshold to the size of a freed mmapped
+//! block, so after the first 19 MiB block was freed every allocation below
+//! 19 MiB came from the per-thread arenas, which keep what they are given
+//! (`orgplane dev` held 134 MB under concurrent reads, 311 MB after logins;
+//! see `BENCHMARKS.md`). A block that is never freed moves nothing.
 
 use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
+};
 use orgplane_platform::Error;
 use tokio::sync::oneshot;
 
@@ -37,8 +44,93 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Work for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// Most Argon2 memory a stored hash may ask for (256 MiB), so that a
+/// corrupted or foreign hash cannot make a hashing thread allocate without
+/// bound.
+const MAX_BLOCKS: usize = 256 * 1024;
+
+fn params() -> Params {
+    Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid argon2 parameters")
+}
+
+/// A hashing thread's Argon2 working memory, allocated once (see the module
+/// documentation).
+struct Memory(Vec<Block>);
+
+impl Memory {
+    fn new() -> Self {
+        Self(vec![Block::default(); params().block_count()])
+    }
+
+    /// The PHC hash of `password` with `salt` and these parameters.
+    fn compute(
+        &mut self,
+        algorithm: Algorithm,
+        version: Version,
+        params: Params,
+        password: &[u8],
+        salt: Salt,
+    ) -> Result<PasswordHash, String> {
+        let blocks = params.block_count();
+        if blocks > MAX_BLOCKS {
+            return Err(format!(
+                "{blocks} KiB of Argon2 memory is more than allowed"
+            ));
+        }
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::default());
+        }
+        let mut output = [0u8; Output::MAX_LENGTH];
+        let output = &mut output[..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(password, &salt, output, &mut self.0[..blocks])
+            .map_err(|e| e.to_string())?;
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+            salt: Some(salt),
+            hash: Some(Output::new(output).map_err(|e| e.to_string())?),
+        })
+    }
+
+    /// The PHC string of `password` with a fresh salt and OWASP's parameters.
+    fn hash(&mut self, password: &[u8]) -> Result<String, String> {
+        let hash = self.compute(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            params(),
+            password,
+            Salt::generate(),
+        )?;
+        Ok(hash.to_string())
+    }
+
+    /// Whether `password` matches the PHC string `stored` (with the
+    /// parameters it was hashed with).
+    fn verify(&mut self, password: &[u8], stored: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (hash.salt, hash.hash.as_ref()) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(version), Ok(params)) = (
+            Algorithm::try_from(hash.algorithm.as_str()),
+            hash.version
+                .map_or(Ok(Version::default()), Version::try_from),
+            Params::try_from(&hash),
+        ) else {
+            return false;
+        };
+        // `Output`'s equality is constant-time.
+        self.compute(algorithm, version, params, password, salt)
+            .is_ok_and(|computed| computed.hash.as_ref() == Some(expected))
+    }
+}
+
+/// Work for a hashing thread, with its memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// Hashes and verifies passwords off the async executor.
 #[derive(Debug, Clone)]
@@ -50,19 +142,11 @@ pub struct PasswordHasherPool {
     dummy_hash: Arc<str>,
 }
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
 impl PasswordHasherPool {
     /// `concurrency` hashing threads: at most that many hashes at once
-    /// (each takes 19 MiB), the others wait their turn.
+    /// (each thread holds 19 MiB once it has hashed), the others wait
+    /// their turn.
     pub fn new(concurrency: usize) -> Self {
-        let dummy = argon2()
-            .hash_password(b"orgplane dummy password for timing")
-            .expect("hashing the dummy password")
-            .to_string();
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..concurrency.max(1) {
@@ -70,17 +154,29 @@ impl PasswordHasherPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    let mut memory = None;
                     loop {
                         // The lock is released before the job runs.
                         let job = queue.lock().expect("the queue's lock").recv();
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(memory.get_or_insert_with(Memory::new)),
                             Err(_) => return,
                         }
                     }
                 })
                 .expect("starting a password hashing thread");
         }
+        // The dummy is hashed by a hashing thread too: hashing it here would
+        // free a 19 MiB block (see the module documentation).
+        let (answer, dummy) = mpsc::channel();
+        jobs.send(Box::new(move |memory: &mut Memory| {
+            let _ = answer.send(memory.hash(b"orgplane dummy password for timing"));
+        }))
+        .expect("the hashing threads just started");
+        let dummy = dummy
+            .recv()
+            .expect("a hashing thread answers")
+            .expect("hashing the dummy password");
         Self {
             jobs,
             dummy_hash: dummy.into(),
@@ -90,12 +186,12 @@ impl PasswordHasherPool {
     /// Runs `work` on a hashing thread.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, Error> {
         let (answer, answered) = oneshot::channel();
         self.jobs
-            .send(Box::new(move || {
-                let _ = answer.send(work());
+            .send(Box::new(move |memory: &mut Memory| {
+                let _ = answer.send(work(memory));
             }))
             .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
         Ok(answered
@@ -106,10 +202,9 @@ impl PasswordHasherPool {
     /// The PHC string of `password`, with a fresh salt.
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
         let password = password.to_owned();
-        self.run(move || {
-            argon2()
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
+        self.run(move |memory| {
+            memory
+                .hash(password.as_bytes())
                 .map_err(|err| Error::Internal(anyhow::anyhow!("hashing a password: {err}")))
         })
         .await?
@@ -123,11 +218,7 @@ impl PasswordHasherPool {
             None => (password.to_owned(), self.dummy_hash.to_string(), false),
         };
         let matches = self
-            .run(move || {
-                argon2()
-                    .verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            .run(move |memory| memory.verify(password.as_bytes(), &hash))
             .await?;
         Ok(real && matches)
     }
@@ -158,5 +249,44 @@ mod tests {
         assert!(!pool.verify("wrong horse", Some(&hash)).await.unwrap());
         assert!(!pool.verify("correct horse", None).await.unwrap());
         assert_ne!(hash, pool.hash("correct horse").await.unwrap(), "salted");
+    }
+
+    #[test]
+    fn verifies_what_the_argon2_crate_hashed_and_the_other_way_round() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        let mut memory = Memory::new();
+        let theirs = reference
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        assert!(memory.verify(b"correct horse", &theirs));
+        assert!(!memory.verify(b"wrong horse", &theirs));
+        let ours = memory.hash(b"correct horse").unwrap();
+        assert!(
+            reference
+                .verify_password(b"correct horse", ours.as_str())
+                .is_ok()
+        );
+        assert!(
+            reference
+                .verify_password(b"wrong horse", ours.as_str())
+                .is_err()
+        );
+        // Stored with other parameters (less memory, another version):
+        // verified with them, the same memory reused.
+        let light = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x10,
+            Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse")
+        .unwrap()
+        .to_string();
+        assert!(memory.verify(b"correct horse", &light));
+        assert!(!memory.verify(b"wrong horse", &light));
+        assert!(!memory.verify(b"correct horse", "not a hash"));
+        let greedy = light.replace("m=1024", "m=4194304");
+        assert!(!memory.verify(b"correct horse", &greedy), "over MAX_BLOCKS");
     }
 }
