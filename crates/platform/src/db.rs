@@ -59,6 +59,17 @@ impl DbTarget {
     }
 }
 
+/// Connections of a SQLite pool. Each is a thread (sqlx runs every SQLite
+/// connection on its own) and a page cache; WAL lets them read at once, one
+/// of them writes at a time. Four instead of eight cost the reads a quarter
+/// of their throughput in the benchmark (`BENCHMARKS.md`).
+pub const SQLITE_CONNECTIONS: u32 = 8;
+/// Page cache of each SQLite connection, in KiB (SQLite's default is
+/// 2,000): the file's pages stay in the kernel's page cache as well, and
+/// eight connections of four services at the default held ~50 MB of
+/// `orgplane dev` once a database had grown (`BENCHMARKS.md`).
+pub const SQLITE_CACHE_KIB: u32 = 512;
+
 /// Opens a pool on `target`, creating the SQLite file or the schema when
 /// missing.
 pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
@@ -70,7 +81,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             }
             let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
             options
-                .max_connections(8)
+                .max_connections(SQLITE_CONNECTIONS)
                 .min_connections(1)
                 .sqlx_logging(false)
                 .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
@@ -79,6 +90,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(Duration::from_secs(10))
                         .foreign_keys(true)
+                        .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
                 });
             Database::connect(options)
                 .await
