@@ -50,7 +50,7 @@ pub struct GroupCommit<W: BatchWrite> {
     sender: mpsc::UnboundedSender<(W::Item, Reply<W>)>,
     /// The task's inputs until the first write starts it (so that building
     /// a service needs no runtime).
-    idle: Arc<Mutex<Idle<W>>>,
+    idle: Arc<std::sync::Mutex<Idle<W>>>,
 }
 
 impl<W: BatchWrite> Clone for GroupCommit<W> {
@@ -80,14 +80,17 @@ impl<W: BatchWrite> GroupCommit<W> {
         let (sender, queue) = mpsc::unbounded_channel();
         Self {
             sender,
-            idle: Arc::new(Mutex::new(Some((queue, db, writer)))),
+            idle: Arc::new(std::sync::Mutex::new(Some((queue, db, writer)))),
         }
     }
 
     /// Applies `item` with the writes waiting beside it; answers once they
     /// are committed.
     pub async fn write(&self, item: W::Item) -> Result<W::Output, Error> {
-        if let Some((queue, db, writer)) = self.idle.lock().await.take() {
+        // Every write passes here: a plain lock, held only to take the
+        // task's inputs once.
+        let idle = self.idle.lock().expect("the group commit's lock").take();
+        if let Some((queue, db, writer)) = idle {
             // SQLite takes one writer at a time: one batch at a time.
             // PostgreSQL commits in parallel: a few batches at once.
             let parallel = match db.get_database_backend() {
