@@ -231,7 +231,7 @@ async fn dev_on_sqlite(
     .await?;
     if only.wants("login") {
         let logins = load_for_logins(load);
-        for row in scenarios::login_with_reads(&target, &session, load, logins).await? {
+        for row in scenarios::logins(&target, &session, load, logins).await? {
             report.add(row);
         }
     }

@@ -349,9 +349,11 @@ pub async fn run_admission(
     row
 }
 
-/// `Login` at its natural rate (Argon2id on the blocking pool) from
-/// `logins` streams, while `load` reads `GetCurrentUser`: a row for each.
-pub async fn login_with_reads(
+/// `Login` at its natural rate (Argon2id on the identity service's hashing
+/// threads) from `logins` streams: first alone, then while `load` reads
+/// `GetCurrentUser`. A row for the logins alone, one for the logins beside
+/// the reads and one for those reads.
+pub async fn logins(
     target: &Target<'_>,
     session: &Session,
     load: Load,
@@ -363,9 +365,17 @@ pub async fn login_with_reads(
         .cloned()
         .map(AuthServiceClient::new)
         .collect();
-    let logging_in = drive(logins, &auth, |mut client, _| async move {
+    let log_in = |mut client: AuthServiceClient<_>, _| async move {
         client.login(login("member")).await.map(drop)
-    });
+    };
+    let alone = target
+        .row(
+            "Login alone (natural rate)",
+            logins,
+            drive(logins, &auth, log_in),
+        )
+        .await?;
+    let logging_in = drive(logins, &auth, log_in);
     let readers = session.clients(&session.member, UserServiceClient::new);
     let reading = drive(load, &readers, |mut client, _| async move {
         client
@@ -381,8 +391,9 @@ pub async fn login_with_reads(
     // The CPU of the window goes to the logins: reads cost far less.
     let calls = logged_in.requests.max(1) as f64;
     Ok(vec![
+        alone,
         Row {
-            scenario: "Login (natural rate; CPU includes the reads)".into(),
+            scenario: "Login while reads run (CPU includes the reads)".into(),
             layout: target.layout.into(),
             database: target.database.into(),
             in_flight: logins.in_flight(),

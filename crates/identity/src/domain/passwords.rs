@@ -9,6 +9,17 @@
 //! 19 MiB came from the per-thread arenas, which keep what they are given
 //! (`orgplane dev` held 134 MB under concurrent reads, 311 MB after logins;
 //! see `BENCHMARKS.md`). A block that is never freed moves nothing.
+//!
+//! The hashing threads run in Linux's idle scheduling class (`SCHED_IDLE`):
+//! they take the CPU the executor leaves and give it back the moment one of
+//! its threads wakes. A hash is ≈40 ms of a core; at the normal priority, or
+//! even at nice 19, two logins at once held both cores of a 2-core machine
+//! for a scheduler slice at a time and concurrent reads waited behind them
+//! (their p99 5.5 → 11.4 ms at nice 10, 9.2 → 11.8 ms at nice 19; 7.2 →
+//! 8.7 ms idle; see `BENCHMARKS.md`). The price is paid by logins, and only
+//! while the cores are otherwise saturated: 64 reads in flight on 2 cores
+//! left them 6 logins/s at p50 343 ms (26/s at nice 10). A login waits; a
+//! read, which every call makes, does not.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -42,6 +53,25 @@ pub fn check_policy(password: &str) -> Result<(), String> {
         return Err(format!("must be at most {MAX_PASSWORD_LEN} characters"));
     }
     Ok(())
+}
+
+/// Puts the calling thread in Linux's idle scheduling class (see the module
+/// documentation). Elsewhere threads keep the default priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        if let Err(err) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        ) {
+            tracing::warn!(%err, "could not lower the priority of a password hashing thread");
+        }
+    }
 }
 
 /// Most Argon2 memory a stored hash may ask for (256 MiB), so that a
@@ -154,6 +184,7 @@ impl PasswordHasherPool {
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
+                    lower_this_threads_priority();
                     let mut memory = None;
                     loop {
                         // The lock is released before the job runs.
@@ -249,6 +280,28 @@ mod tests {
         assert!(!pool.verify("wrong horse", Some(&hash)).await.unwrap());
         assert!(!pool.verify("correct horse", None).await.unwrap());
         assert_ne!(hash, pool.hash("correct horse").await.unwrap(), "salted");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_in_the_idle_scheduling_class() {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
+        };
+        let pool = PasswordHasherPool::new(1);
+        let theirs = pool
+            .run(|_| thread_schedule_policy().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            theirs,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        assert_eq!(
+            thread_schedule_policy().unwrap(),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+            "only the hashing threads are lowered"
+        );
     }
 
     #[test]
