@@ -178,28 +178,28 @@ pub async fn record(db: &impl ConnectionTrait, activity: Activity) -> Result<(),
     record_all(db, vec![activity]).await
 }
 
-/// Records `activities` in the outbox in one statement (a group commit's
-/// changes), with the transaction of the changes they describe.
+/// Records `activities` in the outbox with few statements (a group
+/// commit's changes; see [`crate::statement_shapes`]), with the transaction
+/// of the changes they describe.
 pub async fn record_all(db: &impl ConnectionTrait, activities: Vec<Activity>) -> Result<(), Error> {
-    if activities.is_empty() {
-        return Ok(());
+    for chunk in crate::statement_shapes::power_of_two_chunks(activities) {
+        let rows = chunk.into_iter().map(|activity| outbox::ActiveModel {
+            uuid: Set(activity.uuid),
+            organization_uuid: Set(activity.organization_uuid),
+            actor: Set(activity.actor),
+            action: Set(activity.action),
+            subject_kind: Set(activity.subject_kind),
+            subject_name: Set(activity.subject_name),
+            subject_uuid: Set(activity.subject_uuid),
+            parent: Set(activity.parent),
+            project: Set(activity.project),
+            metadata: Set(activity.metadata.to_string()),
+            create_time: Set(activity.create_time),
+        });
+        outbox::Entity::insert_many(rows)
+            .exec_without_returning(db)
+            .await?;
     }
-    let rows = activities.into_iter().map(|activity| outbox::ActiveModel {
-        uuid: Set(activity.uuid),
-        organization_uuid: Set(activity.organization_uuid),
-        actor: Set(activity.actor),
-        action: Set(activity.action),
-        subject_kind: Set(activity.subject_kind),
-        subject_name: Set(activity.subject_name),
-        subject_uuid: Set(activity.subject_uuid),
-        parent: Set(activity.parent),
-        project: Set(activity.project),
-        metadata: Set(activity.metadata.to_string()),
-        create_time: Set(activity.create_time),
-    });
-    outbox::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
     Ok(())
 }
 

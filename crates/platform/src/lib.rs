@@ -23,6 +23,7 @@ pub mod read_cache;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;
+pub mod statement_shapes;
 pub mod tags;
 pub mod telemetry;
 pub mod time;

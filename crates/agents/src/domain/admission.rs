@@ -23,7 +23,7 @@
 
 use std::time::Duration;
 
-use orgplane_platform::{Error, time::now_micros};
+use orgplane_platform::{Error, statement_shapes::padded_in_list, time::now_micros};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
@@ -404,7 +404,9 @@ impl Agents {
                 Expr::col(runs::Column::Attempts).add(1),
             )
             .col_expr(runs::Column::UpdateTime, Expr::value(now))
-            .filter(runs::Column::Uuid.is_in(picked.iter().map(|run| run.uuid.as_str())))
+            .filter(runs::Column::Uuid.is_in(padded_in_list(
+                picked.iter().map(|run| run.uuid.as_str()).collect(),
+            )))
             .filter(runs::Column::Status.eq(QUEUED))
             .exec_with_returning(&txn)
             .await?;

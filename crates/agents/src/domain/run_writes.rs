@@ -8,6 +8,7 @@ use orgplane_platform::{
     Error, activity,
     group_commit::{BatchWrite, GroupCommit},
     principal::Principal,
+    statement_shapes::power_of_two_chunks,
 };
 use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel};
 
@@ -42,8 +43,8 @@ pub(crate) struct Report {
     pub actor: Principal,
 }
 
-/// Stores submitted runs: one statement for the runs, one for their
-/// activities.
+/// Stores submitted runs: a statement for the runs and one for their
+/// activities per chunk (see `orgplane_platform::statement_shapes`).
 #[derive(Debug)]
 pub(crate) struct Submissions;
 
@@ -64,14 +65,11 @@ impl BatchWrite for Submissions {
                 .push(run_activity(&run, &item.actor, "submitted").parent("queue", &item.queue));
             stored.push(run);
         }
-        runs::Entity::insert_many(
-            stored
-                .iter()
-                .cloned()
-                .map(IntoActiveModel::into_active_model),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        for chunk in power_of_two_chunks(stored.clone()) {
+            runs::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
+                .exec_without_returning(txn)
+                .await?;
+        }
         activity::record_all(txn, activities).await?;
         Ok(stored.into_iter().map(Ok).collect())
     }
