@@ -67,8 +67,10 @@ pub const SQLITE_CONNECTIONS: u32 = 8;
 /// Page cache of each SQLite connection, in KiB (SQLite's default is
 /// 2,000): the file's pages stay in the kernel's page cache as well, and
 /// eight connections of four services at the default held ~50 MB of
-/// `orgplane dev` once a database had grown (`BENCHMARKS.md`).
-pub const SQLITE_CACHE_KIB: u32 = 512;
+/// `orgplane dev` once a database had grown; 512 → 256 KiB saved another
+/// 12 MB at the same `ListProjects` and run admission rates
+/// (`BENCHMARKS.md`).
+pub const SQLITE_CACHE_KIB: u32 = 256;
 
 /// Opens a pool on `target`, creating the SQLite file or the schema when
 /// missing.
