@@ -214,6 +214,19 @@ pub async fn commit_with(
     Ok(())
 }
 
+/// [`commit_with`], then forgets what `stale` read before the change. It
+/// forgets even when the commit failed: whether the change is in the
+/// database is then unknown, and a read cache must not outlive it.
+pub async fn commit_and_forget(
+    txn: sea_orm::DatabaseTransaction,
+    activity: Activity,
+    stale: &impl crate::read_cache::Forget,
+) -> Result<(), Error> {
+    let committed = commit_with(txn, activity).await;
+    stale.changed();
+    committed
+}
+
 fn from_row(row: outbox::Model) -> Activity {
     Activity {
         metadata: serde_json::from_str(&row.metadata).unwrap_or_else(|_| serde_json::json!({})),

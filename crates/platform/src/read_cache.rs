@@ -40,6 +40,18 @@ impl<K, V> std::fmt::Debug for ReadCache<K, V> {
     }
 }
 
+/// What a commit makes stale: read caches of what it may have changed.
+pub trait Forget {
+    /// Something changed: forget every value read before.
+    fn changed(&self);
+}
+
+impl<K, V> Forget for ReadCache<K, V> {
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// When a read began: a value read after it may be kept only if nothing
 /// changed meanwhile.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +92,7 @@ where
 
     /// Something changed: forget every value read before.
     pub fn changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        Forget::changed(self);
     }
 }
 

@@ -11,6 +11,7 @@ use orgplane_platform::{
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     peers::IdentityPeer,
     principal::Principal,
+    read_cache::Forget,
     tags,
     time::now_micros,
     validate::{self, Violations},

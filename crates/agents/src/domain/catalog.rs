@@ -10,7 +10,11 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use orgplane_platform::{Error, activity::Activity, read_cache::ReadCache};
+use orgplane_platform::{
+    Error,
+    activity::Activity,
+    read_cache::{Forget, ReadCache},
+};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::Agents;
@@ -31,6 +35,15 @@ pub(crate) struct Catalog {
     labels: ReadCache<String, (String, String)>,
 }
 
+impl Forget for Catalog {
+    /// An agent or a queue changed: forget everything read before.
+    fn changed(&self) {
+        self.agents.changed();
+        self.queues.changed();
+        self.labels.changed();
+    }
+}
+
 impl Catalog {
     pub fn new() -> Self {
         Self {
@@ -38,13 +51,6 @@ impl Catalog {
             queues: ReadCache::new(CAPACITY, CATALOG_TTL),
             labels: ReadCache::new(CAPACITY, CATALOG_TTL),
         }
-    }
-
-    /// An agent or a queue changed: forget everything read before.
-    pub fn changed(&self) {
-        self.agents.changed();
-        self.queues.changed();
-        self.labels.changed();
     }
 }
 
@@ -56,9 +62,7 @@ impl Agents {
         txn: DatabaseTransaction,
         activity: Activity,
     ) -> Result<(), Error> {
-        let committed = orgplane_platform::activity::commit_with(txn, activity).await;
-        self.catalog.changed();
-        committed
+        orgplane_platform::activity::commit_and_forget(txn, activity, &self.catalog).await
     }
 
     /// The agent `uuid`, if it exists.

@@ -26,6 +26,7 @@ use orgplane_platform::{
     deletions,
     peers::{IdentityPeer, OrganizationsPeer},
     principal::Principal,
+    read_cache::Forget,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 

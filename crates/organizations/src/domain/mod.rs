@@ -48,9 +48,7 @@ impl Organizations {
         txn: DatabaseTransaction,
         activity: Activity,
     ) -> Result<(), Error> {
-        let committed = orgplane_platform::activity::commit_with(txn, activity).await;
-        self.memberships.changed();
-        committed
+        orgplane_platform::activity::commit_and_forget(txn, activity, &self.memberships).await
     }
 
     /// With the registry and the agents service, which statistics count.
