@@ -13,13 +13,12 @@
 //! The hashing threads run in Linux's idle scheduling class (`SCHED_IDLE`):
 //! they take the CPU the executor leaves and give it back the moment one of
 //! its threads wakes. A hash is ≈40 ms of a core; at the normal priority, or
-//! even at nice 19, two logins at once held both cores of a 2-core machine
-//! for a scheduler slice at a time and concurrent reads waited behind them
-//! (their p99 5.5 → 11.4 ms at nice 10, 9.2 → 11.8 ms at nice 19; 7.2 →
-//! 8.7 ms idle; see `BENCHMARKS.md`). The price is paid by logins, and only
-//! while the cores are otherwise saturated: 64 reads in flight on 2 cores
-//! left them 6 logins/s at p50 343 ms (26/s at nice 10). A login waits; a
-//! read, which every call makes, does not.
+//! even at nice 19 (a niced thread still runs out its scheduler slice), two
+//! logins at once held both cores of a 2-core machine and concurrent reads
+//! waited behind them. The price is paid by logins, and only while the
+//! cores are otherwise saturated; the figures for each choice are in
+//! `BENCHMARKS.md` (**Logins**). A login waits; a read, which every call
+//! makes, does not.
 
 use std::sync::{Arc, Mutex, mpsc};
 
