@@ -741,3 +741,140 @@ async fn role_matrix_tenant_isolation_and_bad_input() {
         );
     }
 }
+
+/// Issue 15, item 2: timestamps at (and past) the protobuf limits once
+/// wrapped `end - start` and made one statistics call allocate until the
+/// process died; now each is `INVALID_ARGUMENT` naming its field, and the
+/// control plane answers on.
+#[tokio::test]
+async fn statistics_refuse_timestamps_outside_the_protobuf_range() {
+    use prost_types::Timestamp;
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    t.projects_as(&owner)
+        .create_project(org_pb::CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let at = |seconds, nanos| Some(Timestamp { seconds, nanos });
+    let mut stats = t.activities_as(&owner);
+    for (start, end, field) in [
+        (at(i64::MIN, 0), at(i64::MAX, 999_999_999), "start_time"),
+        (at(0, 0), at(i64::MAX, 0), "end_time"),
+        (at(-62_135_596_801, 0), at(0, 0), "start_time"),
+        (at(0, -1), at(1, 0), "start_time"),
+        (None, at(253_402_300_800, 0), "end_time"),
+    ] {
+        let bad = stats
+            .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+                organization: "acme".into(),
+                start_time: start,
+                end_time: end,
+            })
+            .await;
+        let status = expect_code(bad, Code::InvalidArgument);
+        assert_eq!(orgplane_e2e::violated_fields(&status), [field]);
+        let bad = stats
+            .get_project_stats(org_pb::GetProjectStatsRequest {
+                organization: "acme".into(),
+                project: "vision".into(),
+                start_time: start,
+                end_time: end,
+            })
+            .await;
+        let status = expect_code(bad, Code::InvalidArgument);
+        assert_eq!(orgplane_e2e::violated_fields(&status), [field]);
+    }
+    // The latest valid end with the default range: 30 days, answered.
+    let far = stats
+        .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+            organization: "acme".into(),
+            start_time: None,
+            end_time: at(253_402_300_799, 999_999_999),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let activities = far.series.iter().find(|s| s.name == "activities").unwrap();
+    assert_eq!(activities.points.len(), 31);
+}
+
+/// Issue 15, item 17: the organization's own feed and statistics are
+/// org-level analytics (admin and up, as in Polyaxon); viewers and members
+/// keep the feeds and statistics of the projects they read.
+#[tokio::test]
+async fn only_admins_read_the_organization_feed_and_viewers_read_their_projects() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    t.projects_as(&owner)
+        .create_project(org_pb::CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    t.invitations_as(&owner)
+        .create_invitation(org_pb::CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: Some(org_pb::Invitation {
+                email: "secret-hire@example.com".into(),
+                role: "member".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    for role in ["viewer", "member"] {
+        let name = format!("a-{role}");
+        let token = t.user(&name).await;
+        t.add_member("acme", &name, role).await;
+        let mut feed = t.activities_as(&token);
+        let whole = feed
+            .list_activities(ListActivitiesRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await;
+        expect_code(whole, Code::PermissionDenied);
+        let stats = feed
+            .get_organization_stats(org_pb::GetOrganizationStatsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await;
+        expect_code(stats, Code::PermissionDenied);
+        let project = feed
+            .list_activities(ListActivitiesRequest {
+                organization: "acme".into(),
+                project: "vision".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            project
+                .activities
+                .iter()
+                .all(|a| a.project == "vision" && !a.subject_name.contains("secret-hire")),
+            "{role} sees only the project's feed"
+        );
+        feed.get_project_stats(org_pb::GetProjectStatsRequest {
+            organization: "acme".into(),
+            project: "vision".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+}

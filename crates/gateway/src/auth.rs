@@ -77,7 +77,10 @@ impl Authenticator {
                     .await
                     .map_err(|status| status.message().to_owned())?
                     .into_inner();
-                let expire_time = reply.expire_time.as_ref().map(from_timestamp);
+                let expire_time = reply
+                    .expire_time
+                    .as_ref()
+                    .and_then(|t| from_timestamp(t, "expire_time").ok());
                 Ok::<_, String>(match (reply.active, reply.principal, expire_time) {
                     (true, Some(principal), Some(expire_time)) => {
                         Principal::from_proto(principal).map(|p| (p, expire_time))

@@ -23,7 +23,7 @@ use crate::{
     Error,
     grpc::{json_to_struct, struct_to_json},
     principal::Principal,
-    time::{from_timestamp, now_micros, to_timestamp},
+    time::{from_optional_timestamp, now_micros, to_timestamp},
 };
 
 /// What was done, in the words of the feed.
@@ -297,7 +297,11 @@ impl Delivery {
                     .as_ref()
                     .map(struct_to_json)
                     .unwrap_or_else(|| serde_json::json!({})),
-                create_time: a.create_time.as_ref().map(from_timestamp).unwrap_or(0),
+                create_time: from_optional_timestamp(
+                    a.create_time.as_ref(),
+                    "activities.activity.create_time",
+                )?
+                .unwrap_or(0),
             },
         })
     }

@@ -97,7 +97,8 @@ pub enum Permission {
     AgentsManage,
     /// Submit and cancel runs.
     RunsWrite,
-    /// Read the activity feed and statistics.
+    /// Read the organization's own activity feed and statistics (org-level
+    /// analytics; a project's feed and statistics need `projects.read`).
     ActivityRead,
     /// Billing and plan.
     BillingManage,
@@ -207,10 +208,9 @@ pub const TABLE: &[(Permission, &[Role])] = &[
     ),
     (P::AgentsManage, &[R::Owner, R::Manager]),
     (P::RunsWrite, &[R::Owner, R::Manager, R::Admin, R::Member]),
-    (
-        P::ActivityRead,
-        &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
-    ),
+    // Polyaxon: "view org-level analytics and activity logs" is admin and
+    // up; viewers and members read the feeds of the projects they read.
+    (P::ActivityRead, &[R::Owner, R::Manager, R::Admin]),
     (P::BillingManage, &[R::Owner, R::Billing]),
     (P::ServiceAccountsRead, &[R::Owner, R::Manager, R::Admin]),
     (P::ServiceAccountsManage, &[R::Owner, R::Manager]),

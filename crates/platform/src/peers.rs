@@ -24,7 +24,7 @@ use crate::{
     activity::{ActivitySink, Delivery},
     authz::Role,
     principal::Principal,
-    time::{from_timestamp, to_timestamp},
+    time::{from_optional_timestamp, to_timestamp},
 };
 
 /// The identity service, as the other services use it.
@@ -235,12 +235,15 @@ impl OrganizationsPeer {
         let deleted = answer
             .deleted_organizations
             .into_iter()
-            .map(|d| DeletedOrganization {
-                uuid: d.uuid,
-                name: d.name,
-                delete_time: d.delete_time.as_ref().map(from_timestamp).unwrap_or(0),
+            .map(|d| {
+                Ok(DeletedOrganization {
+                    delete_time: from_optional_timestamp(d.delete_time.as_ref(), "delete_time")?
+                        .unwrap_or(0),
+                    uuid: d.uuid,
+                    name: d.name,
+                })
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         Ok((deleted, answer.next_page_token))
     }
 
@@ -381,12 +384,14 @@ impl StatsPeers {
         let days = answer
             .runs_per_queue_day
             .into_iter()
-            .map(|d| QueueDay {
-                queue: d.queue,
-                day: d.day.as_ref().map(from_timestamp).unwrap_or(0),
-                runs: d.runs,
+            .map(|d| {
+                Ok(QueueDay {
+                    day: from_optional_timestamp(d.day.as_ref(), "day")?.unwrap_or(0),
+                    queue: d.queue,
+                    runs: d.runs,
+                })
             })
-            .collect();
+            .collect::<Result<_, Error>>()?;
         Ok((answer.counts.into_iter().collect(), days))
     }
 }

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::Error;
+
 /// A day, in microseconds (the unit of stored times).
 pub const DAY: i64 = 86_400_000_000;
 
@@ -28,11 +30,37 @@ pub fn to_timestamp(micros: i64) -> prost_types::Timestamp {
     }
 }
 
-/// A protobuf timestamp as microseconds.
-pub fn from_timestamp(ts: &prost_types::Timestamp) -> i64 {
-    ts.seconds
-        .saturating_mul(1_000_000)
-        .saturating_add(i64::from(ts.nanos / 1000))
+/// Seconds of the earliest `google.protobuf.Timestamp`,
+/// 0001-01-01T00:00:00Z.
+pub const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+/// Seconds of the latest `google.protobuf.Timestamp`,
+/// 9999-12-31T23:59:59Z.
+pub const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A protobuf timestamp taken from a message as microseconds, checked:
+/// `INVALID_ARGUMENT` naming `field` outside the range a `Timestamp` may
+/// hold (years 1 to 9999) or with `nanos` outside `0..1e9`. Within that
+/// range microseconds fit an `i64` with room to spare (±3·10¹⁷), so
+/// differences and sums of a few of them cannot overflow.
+pub fn from_timestamp(ts: &prost_types::Timestamp, field: &str) -> Result<i64, Error> {
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds) {
+        return Err(Error::invalid(
+            field,
+            "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        ));
+    }
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(Error::invalid(field, "nanos must be 0 to 999999999"));
+    }
+    Ok(ts.seconds * 1_000_000 + i64::from(ts.nanos / 1000))
+}
+
+/// [`from_timestamp`] of an optional field.
+pub fn from_optional_timestamp(
+    ts: Option<&prost_types::Timestamp>,
+    field: &str,
+) -> Result<Option<i64>, Error> {
+    ts.map(|ts| from_timestamp(ts, field)).transpose()
 }
 
 #[cfg(test)]
@@ -42,7 +70,30 @@ mod tests {
     #[test]
     fn round_trips() {
         for micros in [0, 1, 1_700_000_000_123_456, -5] {
-            assert_eq!(from_timestamp(&to_timestamp(micros)), micros);
+            assert_eq!(from_timestamp(&to_timestamp(micros), "t").unwrap(), micros);
         }
+    }
+
+    #[test]
+    fn timestamps_outside_the_protobuf_range_are_refused() {
+        let ts = |seconds, nanos| prost_types::Timestamp { seconds, nanos };
+        for bad in [
+            ts(i64::MIN, 0),
+            ts(i64::MAX, 0),
+            ts(MIN_TIMESTAMP_SECONDS - 1, 0),
+            ts(MAX_TIMESTAMP_SECONDS + 1, 0),
+            ts(0, -1),
+            ts(0, 1_000_000_000),
+            ts(0, i32::MIN),
+        ] {
+            let err = from_timestamp(&bad, "start_time").unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidArgument(v) if v[0].field == "start_time"),
+                "{bad:?}: {err:?}"
+            );
+        }
+        let low = from_timestamp(&ts(MIN_TIMESTAMP_SECONDS, 0), "t").unwrap();
+        let high = from_timestamp(&ts(MAX_TIMESTAMP_SECONDS, 999_999_999), "t").unwrap();
+        assert!(high.checked_sub(low).is_some());
     }
 }

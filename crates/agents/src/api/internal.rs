@@ -2,7 +2,7 @@
 
 use orgplane_platform::{
     Error,
-    time::{from_timestamp, to_timestamp},
+    time::{from_optional_timestamp, to_timestamp},
     validate,
 };
 use orgplane_proto::agents::{self as pb, agents_internal_server::AgentsInternal};
@@ -21,8 +21,8 @@ impl AgentsInternal for InternalApi {
         let r = req.into_inner();
         validate::required(&r.organization_uuid, 64)
             .map_err(|e| Error::invalid("organization_uuid", e))?;
-        let start = r.start_time.as_ref().map(from_timestamp).unwrap_or(0);
-        let end = r.end_time.as_ref().map(from_timestamp).unwrap_or(i64::MAX);
+        let start = from_optional_timestamp(r.start_time.as_ref(), "start_time")?.unwrap_or(0);
+        let end = from_optional_timestamp(r.end_time.as_ref(), "end_time")?.unwrap_or(i64::MAX);
         let (counts, days) = self
             .0
             .stats(&r.organization_uuid, &r.project, (start, end))

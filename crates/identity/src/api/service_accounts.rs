@@ -2,7 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
-    time::{from_timestamp, to_timestamp},
+    time::{from_optional_timestamp, to_timestamp},
 };
 use orgplane_proto::identity::{self as pb, service_account_service_server::ServiceAccountService};
 use tonic::{Request, Response, Status};
@@ -160,7 +160,10 @@ impl ServiceAccountService for ServiceAccountApi {
                 NewAccountToken {
                     name: t.name,
                     scopes: t.scopes,
-                    expire_time: t.expire_time.as_ref().map(from_timestamp),
+                    expire_time: from_optional_timestamp(
+                        t.expire_time.as_ref(),
+                        "token.expire_time",
+                    )?,
                 },
             )
             .await?;

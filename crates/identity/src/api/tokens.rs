@@ -2,7 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
-    time::from_timestamp,
+    time::from_optional_timestamp,
 };
 use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
 use tonic::{Request, Response, Status};
@@ -30,7 +30,10 @@ impl TokenService for TokenApi {
                 NewToken {
                     name: token.name,
                     scopes: token.scopes,
-                    expire_time: token.expire_time.as_ref().map(from_timestamp),
+                    expire_time: from_optional_timestamp(
+                        token.expire_time.as_ref(),
+                        "token.expire_time",
+                    )?,
                 },
             )
             .await?;

@@ -6,7 +6,7 @@ use futures::Stream;
 use orgplane_platform::{
     Error,
     grpc::{json_to_struct, require_principal},
-    time::{from_timestamp, to_timestamp},
+    time::{from_optional_timestamp, to_timestamp},
 };
 use orgplane_proto::organizations::{self as pb, activity_service_server::ActivityService};
 use tonic::{Request, Response, Status};
@@ -148,8 +148,8 @@ impl ActivityService for ActivityApi {
             .organization_stats(
                 &principal,
                 &r.organization,
-                r.start_time.as_ref().map(from_timestamp),
-                r.end_time.as_ref().map(from_timestamp),
+                from_optional_timestamp(r.start_time.as_ref(), "start_time")?,
+                from_optional_timestamp(r.end_time.as_ref(), "end_time")?,
             )
             .await?;
         let (counts, series) = shown(stats);
@@ -171,8 +171,8 @@ impl ActivityService for ActivityApi {
                 &principal,
                 &r.organization,
                 &r.project,
-                r.start_time.as_ref().map(from_timestamp),
-                r.end_time.as_ref().map(from_timestamp),
+                from_optional_timestamp(r.start_time.as_ref(), "start_time")?,
+                from_optional_timestamp(r.end_time.as_ref(), "end_time")?,
             )
             .await?;
         let (counts, series) = shown(stats);

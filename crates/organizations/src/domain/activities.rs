@@ -225,7 +225,8 @@ impl Organizations {
 
     /// The caller's access to a feed: a project's needs reading the project
     /// (outsiders reach the projects granted to them), a team's or the
-    /// organization's `activity.read`.
+    /// organization's `activity.read` (admin and up: org-level activity
+    /// logs name invitees, members and settings).
     async fn feed_access(
         &self,
         principal: &Principal,

@@ -34,14 +34,19 @@ pub struct Stats {
     pub series: BTreeMap<String, Vec<(i64, i64)>>,
 }
 
-/// The range asked for as `[first day's start, end)`, checked.
+/// The range asked for as `[first day's start, end)`, checked. The times
+/// come checked by `time::from_timestamp`; the arithmetic is checked too,
+/// so no pair of times can wrap into a range of unbounded days.
 fn range(start: Option<i64>, end: Option<i64>) -> Result<(i64, i64), Error> {
     let end = end.unwrap_or_else(now_micros);
-    let start = start.unwrap_or(end - DEFAULT_RANGE.as_micros() as i64);
+    let start = start.unwrap_or(end.saturating_sub(DEFAULT_RANGE.as_micros() as i64));
     if start >= end {
         return Err(Error::invalid("start_time", "must be before end_time"));
     }
-    if end - start > MAX_RANGE_DAYS * DAY {
+    if end
+        .checked_sub(start)
+        .is_none_or(|span| span > MAX_RANGE_DAYS * DAY)
+    {
         return Err(Error::invalid(
             "start_time",
             format!("the range is at most {MAX_RANGE_DAYS} days"),
@@ -50,10 +55,11 @@ fn range(start: Option<i64>, end: Option<i64>) -> Result<(i64, i64), Error> {
     Ok((start.div_euclid(DAY) * DAY, end))
 }
 
-/// One zero point per day of `[start, end)`.
+/// One zero point per day of `[start, end)` (a checked range: at most
+/// [`MAX_RANGE_DAYS`] + 1 days, whatever it holds).
 fn empty_series((start, end): (i64, i64)) -> Vec<(i64, i64)> {
-    (0..)
-        .map(|i| start + i * DAY)
+    (0..=MAX_RANGE_DAYS)
+        .map_while(|i| start.checked_add(i * DAY))
         .take_while(|day| *day < end)
         .map(|day| (day, 0))
         .collect()
@@ -212,5 +218,8 @@ mod tests {
         assert_eq!(empty_series((start, end)), vec![(DAY, 0), (2 * DAY, 0)]);
         assert!(range(Some(3 * DAY), Some(DAY)).is_err());
         assert!(range(Some(0), Some(400 * DAY)).is_err());
+        assert!(range(Some(i64::MIN), Some(i64::MAX)).is_err());
+        assert!(range(Some(-DAY), None).is_err());
+        assert!(empty_series((i64::MAX - DAY, i64::MAX)).len() == 1);
     }
 }
