@@ -53,6 +53,14 @@ const WITHOUT_ACTIVITY: &[(&str, &str)] = &[
         "a user's own session",
     ),
     (
+        "/orgplane.identity.v1.UserService/LinkExternalIdentity",
+        "a user's own account, outside any organization",
+    ),
+    (
+        "/orgplane.identity.v1.UserService/UnlinkExternalIdentity",
+        "a user's own account, outside any organization",
+    ),
+    (
         "/orgplane.identity.v1.AuthService/Logout",
         "a user's own session",
     ),

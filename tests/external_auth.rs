@@ -9,7 +9,9 @@ use orgplane_e2e::{
 };
 use orgplane_proto::{
     identity::{
-        ExchangeExternalTokenRequest, ExchangeExternalTokenResponse, GetCurrentUserRequest,
+        ExchangeExternalTokenRequest, ExchangeExternalTokenResponse, ExternalIdentity,
+        GetCurrentUserRequest, LinkExternalIdentityRequest, ListExternalIdentitiesRequest,
+        UnlinkExternalIdentityRequest,
     },
     organizations::*,
 };
@@ -77,6 +79,23 @@ async fn exchange(
         .map(|r| r.into_inner())
 }
 
+/// Links the identity of `id_token` to the user of `session`.
+async fn link(
+    t: &TestStack,
+    session: &str,
+    org: &str,
+    id_token: &str,
+) -> Result<ExternalIdentity, tonic::Status> {
+    t.users_as(session)
+        .link_external_identity(LinkExternalIdentityRequest {
+            organization: org.into(),
+            provider: "sso".into(),
+            id_token: id_token.into(),
+        })
+        .await
+        .map(|r| r.into_inner().external_identity.unwrap())
+}
+
 async fn role_of(t: &TestStack, owner: &str, org: &str, user: &str) -> Option<String> {
     t.members_as(owner)
         .get_member(GetMemberRequest {
@@ -113,7 +132,10 @@ async fn an_open_organization_signs_users_in_with_its_provider(t: &TestStack) {
     let user = first.user.unwrap();
     assert_eq!(user.username, "ada-lovelace");
     assert_eq!(user.email, "ada.lovelace@example.com");
-    assert!(user.email_verified);
+    assert!(
+        !user.email_verified,
+        "the provider vouched for the address to its own organization only"
+    );
     assert_eq!(user.display_name, "Ada Lovelace");
     // The session works, and the open organization took them in with its
     // default role.
@@ -143,21 +165,23 @@ async fn an_open_organization_signs_users_in_with_its_provider(t: &TestStack) {
     // Keys are cached: one fetch served both sign-ins.
     assert_eq!(issuer.key_fetches(), 1);
 
-    // A user who signed up with a password and the same address is that
-    // user (the provider verified it); their address becomes verified.
-    t.user("grace").await;
-    let grace = exchange(
-        t,
-        "acme",
-        "sso",
-        &issuer.issue(&IdToken::for_email("grace@example.com", CLIENT_ID)),
-    )
-    .await
-    .unwrap()
-    .user
-    .unwrap();
+    // An account with the same address is not the identity's until its
+    // holder links it (see `an_identity_provider_never_takes_over_an_account`).
+    let grace_session = t.user("grace").await;
+    let grace_token = issuer.issue(&IdToken::for_email("grace@example.com", CLIENT_ID));
+    expect_reason(
+        exchange(t, "acme", "sso", &grace_token).await,
+        Code::FailedPrecondition,
+        "ACCOUNT_EXISTS",
+    );
+    link(t, &grace_session, "acme", &grace_token).await.unwrap();
+    let grace = exchange(t, "acme", "sso", &grace_token)
+        .await
+        .unwrap()
+        .user
+        .unwrap();
     assert_eq!(grace.username, "grace");
-    assert!(grace.email_verified);
+    assert!(!grace.email_verified);
 }
 
 #[tokio::test]
@@ -220,15 +244,10 @@ async fn an_invite_only_organization_admits_members_and_the_invited_only() {
         Some("viewer")
     );
 
-    // A member signs in whatever the settings.
-    let member = exchange(
-        &t,
-        "acme",
-        "sso",
-        &issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID)),
-    )
-    .await
-    .unwrap();
+    // A member who linked the identity signs in whatever the settings.
+    let owner_identity = issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID));
+    link(&t, &owner, "acme", &owner_identity).await.unwrap();
+    let member = exchange(&t, "acme", "sso", &owner_identity).await.unwrap();
     assert_eq!(member.user.unwrap().username, "owner");
 }
 
@@ -455,16 +474,13 @@ async fn an_organization_that_disables_passwords_refuses_password_sessions() {
         Code::PermissionDenied,
         "PASSWORD_SIGN_IN_DISABLED",
     );
-    // ...while tokens and sessions from the identity provider work.
+    // ...while tokens and sessions from the identity provider work (the
+    // password session may still link the identity: identity is not the
+    // organization's).
     get(pat).await.unwrap();
-    let sso = exchange(
-        &t,
-        "acme",
-        "sso",
-        &issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID)),
-    )
-    .await
-    .unwrap();
+    let owner_identity = issuer.issue(&IdToken::for_email("owner@example.com", CLIENT_ID));
+    link(&t, &owner, "acme", &owner_identity).await.unwrap();
+    let sso = exchange(&t, "acme", "sso", &owner_identity).await.unwrap();
     get(sso.access_token.clone()).await.unwrap();
     t.service_accounts_as(&sso.access_token)
         .list_service_accounts(orgplane_proto::identity::ListServiceAccountsRequest {
@@ -475,4 +491,327 @@ async fn an_organization_that_disables_passwords_refuses_password_sessions() {
         .unwrap();
     // Elsewhere the password session is as good as ever.
     t.create_organization(&owner, "other").await;
+}
+
+/// Configures `org`'s provider `sso` for `issuer`, open to `domain`.
+async fn configure_open_to(t: &TestStack, owner: &str, org: &str, issuer: &str, domain: &str) {
+    t.orgs_as(owner)
+        .update_organization_settings(UpdateOrganizationSettingsRequest {
+            organization: org.into(),
+            settings: Some(OrganizationSettings {
+                default_role: "viewer".into(),
+                auth: Some(AuthSettings {
+                    invite_only: false,
+                    allowed_email_domains: vec![domain.into()],
+                    providers: vec![AuthProvider {
+                        name: "sso".into(),
+                        issuer: issuer.into(),
+                        client_id: CLIENT_ID.into(),
+                        allowed_email_domains: vec![domain.into()],
+                        enabled: true,
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec![
+                    "default_role".into(),
+                    "auth.invite_only".into(),
+                    "auth.allowed_email_domains".into(),
+                    "auth.providers".into(),
+                ],
+            }),
+        })
+        .await
+        .expect("configure the provider");
+}
+
+/// Issue 15, item 1: an organization owner who points a provider at an
+/// issuer they control, opens the organization to (and invites) a victim's
+/// address, once signed in as the victim — the instance admin included.
+/// Now the unlinked identity is refused (`ACCOUNT_EXISTS`), nothing is
+/// linked and no flag changes.
+#[tokio::test]
+async fn an_identity_provider_never_takes_over_an_account() {
+    use sea_orm::EntityTrait;
+    let t = TestStack::start().await;
+    let admin = t.admin().await;
+    let evil_issuer = OidcIssuer::start().await;
+    let mallory = t.user("mallory").await;
+    t.create_organization(&mallory, "evil").await;
+    configure_open_to(&t, &mallory, "evil", &evil_issuer.url, "orgplane.local").await;
+    t.user("victim").await;
+    t.invitations_as(&mallory)
+        .create_invitation(CreateInvitationRequest {
+            organization: "evil".into(),
+            invitation: Some(Invitation {
+                email: orgplane::admin::DEV_ADMIN_EMAIL.into(),
+                role: "viewer".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let before = orgplane_identity::storage::users::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    let forged = evil_issuer.issue(&IdToken::for_email(
+        orgplane::admin::DEV_ADMIN_EMAIL,
+        CLIENT_ID,
+    ));
+    expect_reason(
+        exchange(&t, "evil", "sso", &forged).await,
+        Code::FailedPrecondition,
+        "ACCOUNT_EXISTS",
+    );
+    // A password account whose address is not verified is no easier.
+    configure_open_to(&t, &mallory, "evil", &evil_issuer.url, "example.com").await;
+    let forged = evil_issuer.issue(&IdToken::for_email("victim@example.com", CLIENT_ID));
+    expect_reason(
+        exchange(&t, "evil", "sso", &forged).await,
+        Code::FailedPrecondition,
+        "ACCOUNT_EXISTS",
+    );
+    // Nothing was linked, and no user changed.
+    let links = orgplane_identity::storage::external_identities::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    assert!(links.is_empty(), "{links:?}");
+    let after = orgplane_identity::storage::users::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    // The admin is still only the admin's.
+    t.users_as(&admin)
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .unwrap();
+
+    // An address the evil provider vouched for creates an account, but
+    // that word counts in the evil organization only: an organization open
+    // to the domain does not take it in.
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "bigcorp").await;
+    let honest_issuer = OidcIssuer::start().await;
+    configure_open_to(&t, &owner, "bigcorp", &honest_issuer.url, "bigcorp.com").await;
+    configure_open_to(&t, &mallory, "evil", &evil_issuer.url, "bigcorp.com").await;
+    let fake_ceo = exchange(
+        &t,
+        "evil",
+        "sso",
+        &evil_issuer.issue(&IdToken::for_email("ceo@bigcorp.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    assert!(!fake_ceo.user.unwrap().email_verified);
+    expect_code(
+        t.invitations_as(&fake_ceo.access_token)
+            .join_organization(JoinOrganizationRequest {
+                organization: "bigcorp".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    // And sign-up with that address, taken by the external account, is
+    // refused: the external account never becomes someone's password
+    // account, nor the other way round.
+    let signup = t
+        .auth()
+        .sign_up(orgplane_proto::identity::SignUpRequest {
+            username: "ceo".into(),
+            email: "ceo@bigcorp.com".into(),
+            password: "a long enough password".into(),
+            display_name: String::new(),
+        })
+        .await;
+    expect_code(signup, Code::AlreadyExists);
+}
+
+/// `LinkExternalIdentity`, `ListExternalIdentities`,
+/// `UnlinkExternalIdentity`: the holder of an account links identities with
+/// a session, lists and removes them; access tokens, other users and bad
+/// input are refused.
+#[tokio::test]
+async fn users_link_list_and_unlink_their_external_identities() {
+    let t = TestStack::start().await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, true).await;
+    let ada = t.user("ada").await;
+    let ada_identity = issuer.issue(&IdToken::for_email("ada@example.com", CLIENT_ID));
+
+    // Happy path: linked, listed, idempotent, signs in.
+    let linked = link(&t, &ada, "acme", &ada_identity).await.unwrap();
+    assert_eq!(linked.issuer, issuer.url);
+    assert_eq!(linked.subject, "sub-ada@example.com");
+    assert_eq!(
+        link(&t, &ada, "acme", &ada_identity).await.unwrap().uuid,
+        linked.uuid
+    );
+    let list = |token: String| {
+        let mut users = t.users_as(&token);
+        async move {
+            users
+                .list_external_identities(ListExternalIdentitiesRequest::default())
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let listed = list(ada.clone()).await.unwrap();
+    assert_eq!(listed.external_identities, vec![linked.clone()]);
+    assert_eq!(listed.total_size, 1);
+    // ada is not a member of the invite-only acme: the identity is hers,
+    // the organization still refuses her.
+    expect_reason(
+        exchange(&t, "acme", "sso", &ada_identity).await,
+        Code::PermissionDenied,
+        "NOT_ADMITTED",
+    );
+    t.add_member("acme", "ada", "viewer").await;
+    let signed_in = exchange(&t, "acme", "sso", &ada_identity).await.unwrap();
+    assert_eq!(signed_in.user.unwrap().username, "ada");
+
+    // Another user: cannot link ada's identity, does not see or remove her
+    // link.
+    let bob = t.user("bob").await;
+    expect_code(
+        link(&t, &bob, "acme", &ada_identity).await,
+        Code::AlreadyExists,
+    );
+    assert!(
+        list(bob.clone())
+            .await
+            .unwrap()
+            .external_identities
+            .is_empty()
+    );
+    let unlink = |token: String, uuid: String| {
+        let mut users = t.users_as(&token);
+        async move {
+            users
+                .unlink_external_identity(UnlinkExternalIdentityRequest { uuid })
+                .await
+        }
+    };
+    expect_code(
+        unlink(bob.clone(), linked.uuid.clone()).await,
+        Code::NotFound,
+    );
+
+    // Access tokens may list, not link or unlink.
+    let pat = t
+        .tokens_as(&ada)
+        .create_token(orgplane_proto::identity::CreateTokenRequest {
+            token: Some(orgplane_proto::identity::Token {
+                name: "ci".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key;
+    assert_eq!(list(pat.clone()).await.unwrap().total_size, 1);
+    let bob_identity = issuer.issue(&IdToken::for_email("bob@example.com", CLIENT_ID));
+    expect_reason(
+        link(&t, &pat, "acme", &bob_identity).await,
+        Code::PermissionDenied,
+        "SESSION_REQUIRED",
+    );
+    expect_reason(
+        unlink(pat.clone(), linked.uuid.clone()).await,
+        Code::PermissionDenied,
+        "SESSION_REQUIRED",
+    );
+    expect_code(
+        t.users_as("not-a-token")
+            .list_external_identities(ListExternalIdentitiesRequest::default())
+            .await,
+        Code::Unauthenticated,
+    );
+
+    // Bad input.
+    for (org, provider, id_token, field) in [
+        ("Bad Org", "sso", ada_identity.as_str(), "organization"),
+        ("acme", "Bad Provider", ada_identity.as_str(), "provider"),
+        ("acme", "sso", "", "id_token"),
+    ] {
+        let status = expect_code(
+            t.users_as(&bob)
+                .link_external_identity(LinkExternalIdentityRequest {
+                    organization: org.into(),
+                    provider: provider.into(),
+                    id_token: id_token.into(),
+                })
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
+    expect_reason(
+        link(&t, &bob, "acme", "not.a.jwt").await,
+        Code::Unauthenticated,
+        "INVALID_ID_TOKEN",
+    );
+    expect_code(
+        link(&t, &bob, "nowhere", &bob_identity).await,
+        Code::NotFound,
+    );
+    let status = expect_code(
+        unlink(bob.clone(), String::new()).await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["uuid"]);
+    let status = expect_code(
+        t.users_as(&bob)
+            .list_external_identities(ListExternalIdentitiesRequest {
+                page_size: -1,
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["page_size"]);
+
+    // Unlinked: the identity no longer opens ada's account.
+    unlink(ada.clone(), linked.uuid.clone()).await.unwrap();
+    assert!(
+        list(ada.clone())
+            .await
+            .unwrap()
+            .external_identities
+            .is_empty()
+    );
+    expect_reason(
+        exchange(&t, "acme", "sso", &ada_identity).await,
+        Code::FailedPrecondition,
+        "ACCOUNT_EXISTS",
+    );
+
+    // The only way into an account without a password stays.
+    configure(&t, &owner, "acme", &issuer.url, false).await;
+    let carol = exchange(
+        &t,
+        "acme",
+        "sso",
+        &issuer.issue(&IdToken::for_email("carol@example.com", CLIENT_ID)),
+    )
+    .await
+    .unwrap();
+    let carol_links = list(carol.access_token.clone()).await.unwrap();
+    assert_eq!(carol_links.total_size, 1);
+    expect_reason(
+        unlink(
+            carol.access_token.clone(),
+            carol_links.external_identities[0].uuid.clone(),
+        )
+        .await,
+        Code::FailedPrecondition,
+        "LAST_SIGN_IN_METHOD",
+    );
 }

@@ -370,9 +370,13 @@ impl TestStack {
 
     /// Logs in as the instance admin (created as `orgplane dev` does).
     pub async fn admin(&self) -> String {
-        orgplane::admin::bootstrap_admin(&self.stack.identity, Some("admin-password".into()))
-            .await
-            .expect("bootstrap admin");
+        orgplane::admin::bootstrap_admin(
+            &self.stack.identity,
+            orgplane::admin::DEV_ADMIN_EMAIL,
+            Some("admin-password".into()),
+        )
+        .await
+        .expect("bootstrap admin");
         self.auth()
             .login(LoginRequest {
                 username: "admin".into(),

@@ -6,8 +6,12 @@ use rand::RngCore;
 
 /// The instance admin's username.
 pub const ADMIN_USERNAME: &str = "admin";
-/// The instance admin's email.
-pub const ADMIN_EMAIL: &str = "admin@orgplane.local";
+/// The instance admin's email in `orgplane dev` when `--admin-email` is not
+/// given. Production bootstraps (`orgplane admin bootstrap`) must name a
+/// real address: whoever can claim the admin's address (an identity
+/// provider's ID token for it, a password reset sent to it) is close to the
+/// admin's account, so it must be a mailbox the operator holds.
+pub const DEV_ADMIN_EMAIL: &str = "admin@orgplane.local";
 
 /// What bootstrap did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +25,11 @@ pub enum Bootstrap {
     },
 }
 
-/// Creates the instance admin unless it exists, with `password` or a
-/// generated one.
+/// Creates the instance admin unless it exists, with the address `email`
+/// and `password` or a generated one.
 pub async fn bootstrap_admin(
     identity: &Identity,
+    email: &str,
     password: Option<String>,
 ) -> anyhow::Result<Bootstrap> {
     let (password, generated) = match password.filter(|p| !p.is_empty()) {
@@ -38,7 +43,7 @@ pub async fn bootstrap_admin(
     let created = identity
         .bootstrap_admin(NewUser {
             username: ADMIN_USERNAME.into(),
-            email: ADMIN_EMAIL.into(),
+            email: email.into(),
             password: password.clone(),
             display_name: "Instance admin".into(),
         })

@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Instant};
 
 use clap::Args;
-use orgplane::{Stack, StackConfig, admin::bootstrap_admin};
+use orgplane::{
+    Stack, StackConfig,
+    admin::{DEV_ADMIN_EMAIL, bootstrap_admin},
+};
 use orgplane_identity::IdentityConfig;
 use orgplane_platform::shutdown;
 
@@ -30,6 +33,9 @@ pub struct DevArgs {
     /// The admin's password on first start; generated and printed when unset.
     #[arg(long, env = "ORGPLANE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// The admin's email address on first start.
+    #[arg(long, env = "ORGPLANE_ADMIN_EMAIL", default_value = DEV_ADMIN_EMAIL)]
+    pub admin_email: String,
     #[command(flatten)]
     pub gateway: GatewayArgs,
     #[command(flatten)]
@@ -48,7 +54,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         max_run_attempts: args.agents.max_run_attempts,
     })
     .await?;
-    report_bootstrap(bootstrap_admin(&stack.identity, args.admin_password).await?);
+    report_bootstrap(
+        bootstrap_admin(&stack.identity, &args.admin_email, args.admin_password).await?,
+    );
     let addr = stack.gateway_addr;
     println!(
         "orgplane dev ready in {} ms: gateway on {addr} (h2c), data in {}. Try: grpcurl -plaintext {addr} list",

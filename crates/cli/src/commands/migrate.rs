@@ -52,13 +52,19 @@ pub struct BootstrapArgs {
     /// The admin's password (8 to 128 characters).
     #[arg(long, env = "ORGPLANE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// The admin's email address: a mailbox the operator holds (password
+    /// resets go there, and no one else may claim it). Required.
+    #[arg(long, env = "ORGPLANE_ADMIN_EMAIL")]
+    pub admin_email: String,
 }
 
 pub async fn run_admin(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Bootstrap(args) => {
             let identity = connect_identity(&args.state).await?;
-            report_bootstrap(bootstrap_admin(&identity, args.admin_password).await?);
+            report_bootstrap(
+                bootstrap_admin(&identity, &args.admin_email, args.admin_password).await?,
+            );
             Ok(())
         }
     }

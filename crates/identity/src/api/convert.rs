@@ -5,8 +5,18 @@ use orgplane_proto::identity as pb;
 
 use crate::{
     domain::users::UserView,
-    storage::{tokens, users},
+    storage::{external_identities, tokens, users},
 };
+
+/// A link to an identity at a provider.
+pub fn external_identity(link: external_identities::Model) -> pb::ExternalIdentity {
+    pb::ExternalIdentity {
+        uuid: link.uuid,
+        issuer: link.issuer,
+        subject: link.subject,
+        create_time: Some(to_timestamp(link.create_time)),
+    }
+}
 
 /// A user as its owner (or an instance admin) sees it.
 pub fn user(u: users::Model) -> pb::User {

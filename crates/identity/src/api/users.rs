@@ -74,4 +74,51 @@ impl UserService for UserApi {
             total_size: page.total_size as i64,
         }))
     }
+
+    async fn link_external_identity(
+        &self,
+        req: Request<pb::LinkExternalIdentityRequest>,
+    ) -> Result<Response<pb::LinkExternalIdentityResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let link = self
+            .0
+            .link_external_identity(&principal, &r.organization, &r.provider, &r.id_token)
+            .await?;
+        Ok(Response::new(pb::LinkExternalIdentityResponse {
+            external_identity: Some(convert::external_identity(link)),
+        }))
+    }
+
+    async fn list_external_identities(
+        &self,
+        req: Request<pb::ListExternalIdentitiesRequest>,
+    ) -> Result<Response<pb::ListExternalIdentitiesResponse>, Status> {
+        let principal = require_principal(&req)?;
+        let r = req.get_ref();
+        let page = self
+            .0
+            .list_external_identities(&principal, r.page_size, &r.page_token)
+            .await?;
+        Ok(Response::new(pb::ListExternalIdentitiesResponse {
+            external_identities: page
+                .items
+                .into_iter()
+                .map(convert::external_identity)
+                .collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size as i64,
+        }))
+    }
+
+    async fn unlink_external_identity(
+        &self,
+        req: Request<pb::UnlinkExternalIdentityRequest>,
+    ) -> Result<Response<pb::UnlinkExternalIdentityResponse>, Status> {
+        let principal = require_principal(&req)?;
+        self.0
+            .unlink_external_identity(&principal, &req.get_ref().uuid)
+            .await?;
+        Ok(Response::new(pb::UnlinkExternalIdentityResponse {}))
+    }
 }

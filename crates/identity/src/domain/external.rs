@@ -7,8 +7,16 @@
 //!    the provider's client id ([`crate::oidc`]).
 //! 3. The token must carry an address the provider verified, in one of the
 //!    provider's allowed domains.
-//! 4. The user is found by their identity at the issuer, else by address
-//!    (the provider vouched for it), else created without a password.
+//! 4. The user is found by their identity at the issuer (`iss`, `sub`) —
+//!    linked when the account was created by this sign-in, or by the user
+//!    themselves with `LinkExternalIdentity` ([`super::external_links`]).
+//!    An unlinked identity whose address belongs to an existing account is
+//!    refused (`ACCOUNT_EXISTS`): an organization's owner chooses its
+//!    provider, so a provider's word on an address never opens someone
+//!    else's account. Otherwise the user is created without a password,
+//!    their address *unverified* for the instance: the provider vouched for
+//!    it to its own organization only (another organization open to that
+//!    domain must not take one owner's provider at its word).
 //! 5. The organizations service admits them: a member stays, an open
 //!    organization adds them with its default role when the address's domain
 //!    is allowed, an invited user may go on to accept the invitation. Anyone
@@ -17,11 +25,12 @@
 
 use orgplane_platform::{
     Error,
+    peers::ExternalProvider,
     principal::{AUTH_OIDC, Principal, PrincipalKind, SCOPE_ALL},
     time::now_micros,
     validate::{self, Violations},
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{Identity, accounts::Session};
 use crate::{
@@ -52,21 +61,8 @@ impl Identity {
         provider: &str,
         id_token: &str,
     ) -> Result<Session, Error> {
-        let mut v = Violations::new();
-        v.check("organization", validate::slug(organization));
-        v.check("provider", validate::slug(provider));
-        v.check("id_token", validate::required(id_token, MAX_ID_TOKEN));
-        v.finish()?;
-        let peer = self.organizations()?;
-        let provider = peer
-            .external_providers(organization)
-            .await?
-            .into_iter()
-            .find(|p| p.name == provider)
-            .ok_or_else(|| Error::not_found("identity provider", provider))?;
-        let claims = self
-            .oidc
-            .verify(&provider.issuer, &provider.client_id, id_token)
+        let (provider, claims) = self
+            .verified_claims(organization, provider, id_token)
             .await?;
         let email = verified_email(&claims)?;
         let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
@@ -88,12 +84,18 @@ impl Identity {
             token_uuid: String::new(),
             organization: None,
             email: user.email.clone(),
-            email_verified: user.email_verified,
+            // This organization's own provider vouched for the address: it
+            // counts for this organization's admission (and nowhere else).
+            email_verified: true,
             role: None,
             organization_uuid: None,
             auth_method: AUTH_OIDC.to_owned(),
         };
-        let admission = match peer.admit_external_user(&principal, organization).await {
+        let admission = match self
+            .organizations()?
+            .admit_external_user(&principal, organization)
+            .await
+        {
             Ok(admission) => admission,
             Err(err) => {
                 self.forget_if_created(&user, created).await;
@@ -110,56 +112,106 @@ impl Identity {
         self.open_session(user, AUTH_OIDC).await
     }
 
+    /// Checks the request, finds `organization`'s enabled provider
+    /// `provider` and verifies `id_token` with it: what `ExchangeExternalToken`
+    /// and `LinkExternalIdentity` share.
+    pub(super) async fn verified_claims(
+        &self,
+        organization: &str,
+        provider: &str,
+        id_token: &str,
+    ) -> Result<(ExternalProvider, IdClaims), Error> {
+        let mut v = Violations::new();
+        v.check("organization", validate::slug(organization));
+        v.check("provider", validate::slug(provider));
+        v.check("id_token", validate::required(id_token, MAX_ID_TOKEN));
+        v.finish()?;
+        let provider = self
+            .organizations()?
+            .external_providers(organization)
+            .await?
+            .into_iter()
+            .find(|p| p.name == provider)
+            .ok_or_else(|| Error::not_found("identity provider", provider))?;
+        let claims = self
+            .oidc
+            .verify(&provider.issuer, &provider.client_id, id_token)
+            .await?;
+        Ok((provider, claims))
+    }
+
     /// The user an external identity maps to, and whether it was created now.
+    /// Never an existing account that the identity is not linked to.
     async fn external_user(
         &self,
         claims: &IdClaims,
         email: &str,
     ) -> Result<(users::Model, bool), Error> {
-        let linked = external_identities::Entity::find()
-            .filter(external_identities::Column::Issuer.eq(claims.iss.as_str()))
-            .filter(external_identities::Column::Subject.eq(claims.sub.as_str()))
-            .one(&self.db)
-            .await?;
-        if let Some(link) = linked
-            && let Some(user) = users::Entity::find_by_id(link.user_uuid)
-                .one(&self.db)
-                .await?
-        {
+        if let Some(user) = self.linked_user(claims).await? {
             return Ok((user, false));
         }
-        let by_email = users::Entity::find()
+        let taken = users::Entity::find()
             .filter(users::Column::Email.eq(email))
             .one(&self.db)
             .await?;
-        let (user, created) = match by_email {
-            Some(user) => {
-                // The provider verified the address: so is it here.
-                users::Entity::update_many()
-                    .col_expr(users::Column::EmailVerified, Expr::value(true))
-                    .filter(users::Column::Uuid.eq(user.uuid.as_str()))
-                    .exec(&self.db)
-                    .await?;
-                self.user_rows.changed();
-                let user = users::Model {
-                    email_verified: true,
-                    ..user
-                };
-                (user, false)
-            }
-            None => (self.create_external_user(claims, email).await?, true),
+        if taken.is_some() {
+            return Err(Error::precondition(
+                "ACCOUNT_EXISTS",
+                "an account with this email address exists: sign in to it and link this \
+                 identity with UserService.LinkExternalIdentity",
+            ));
+        }
+        let user = self.create_external_user(claims, email).await?;
+        if let Err(err) = self.insert_link(claims, &user.uuid).await {
+            // Another sign-in of the same identity linked first.
+            self.forget_if_created(&user, true).await;
+            return Err(err);
+        }
+        Ok((user, true))
+    }
+
+    /// The user `claims`' identity at its issuer is linked to, if any.
+    pub(super) async fn linked_user(
+        &self,
+        claims: &IdClaims,
+    ) -> Result<Option<users::Model>, Error> {
+        let Some(link) = self.link_of(claims).await? else {
+            return Ok(None);
         };
+        Ok(users::Entity::find_by_id(link.user_uuid)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// The link of `claims`' identity at its issuer, if any.
+    pub(super) async fn link_of(
+        &self,
+        claims: &IdClaims,
+    ) -> Result<Option<external_identities::Model>, Error> {
+        Ok(external_identities::Entity::find()
+            .filter(external_identities::Column::Issuer.eq(claims.iss.as_str()))
+            .filter(external_identities::Column::Subject.eq(claims.sub.as_str()))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Links `claims`' identity at its issuer to the user `user_uuid`; the
+    /// unique (issuer, subject) index refuses a second link of it.
+    pub(super) async fn insert_link(
+        &self,
+        claims: &IdClaims,
+        user_uuid: &str,
+    ) -> Result<external_identities::Model, Error> {
         external_identities::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             issuer: Set(claims.iss.clone()),
             subject: Set(claims.sub.clone()),
-            user_uuid: Set(user.uuid.clone()),
+            user_uuid: Set(user_uuid.to_owned()),
             create_time: Set(now_micros()),
         }
         .insert(&self.db)
         .await
-        .map_err(|err| Error::from_db(err, "external identity", &claims.sub))?;
-        Ok((user, created))
+        .map_err(|err| Error::from_db(err, "external identity", &claims.sub))
     }
 
     /// A user without a password, named after their address.
@@ -190,7 +242,9 @@ impl Identity {
                     .unwrap_or_else(|| username.clone())),
                 password_hash: Set(None),
                 instance_admin: Set(false),
-                email_verified: Set(true),
+                // See the module doc: verified for the provider's own
+                // organization only.
+                email_verified: Set(false),
                 failed_logins: Set(0),
                 locked_until: Set(None),
                 create_time: Set(now),

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod agent_tokens;
 pub mod external;
+pub mod external_links;
 pub mod passwords;
 pub mod service_accounts;
 pub mod tokens;
