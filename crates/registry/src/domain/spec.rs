@@ -16,11 +16,20 @@
 //! Other keys (Polyaxon's `presets`, `queue`, `cache`, `termination`, ...)
 //! are kept as written. A problem is reported with its line and field, e.g.
 //! ``line 4: `run.kind` must be a string``.
+//!
+//! The YAML parser (serde-saphyr) works within a budget: a document of a few
+//! hundred KiB can stand for billions of nodes through aliases (one anchor
+//! of 40,000 items, 20,000 aliases to it), so parser events written and
+//! events replayed through aliases are each capped at [`MAX_NODES`], and a
+//! document past either is refused at once.
 
 use serde_json::Value;
 
 /// Largest specification accepted.
 pub const MAX_CONTENT: usize = 256 * 1024;
+/// Most YAML nodes (parser events) a specification may hold as written,
+/// and most more that its aliases may expand to.
+pub const MAX_NODES: usize = 100_000;
 
 /// `Ok` for a valid specification, else what is wrong, where.
 pub fn validate(content: &str) -> Result<(), String> {
@@ -112,17 +121,42 @@ fn parse(content: &str) -> Result<Value, String> {
             )
         });
     }
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(content).map_err(|e| match e.location() {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = MAX_NODES;
+    serde_saphyr::from_str_with_options::<Value>(content, options).map_err(|e| {
+        let message = first_line(&e.to_string());
+        match e.location() {
             Some(at) => format!(
                 "line {}, column {}: invalid YAML: {}",
                 at.line(),
                 at.column(),
-                strip_position(&e.to_string())
+                strip_position(&message)
             ),
-            None => format!("invalid YAML: {e}"),
-        })?;
-    serde_json::to_value(yaml).map_err(|e| format!("unsupported YAML: {e}"))
+            None => format!("invalid YAML: {message}"),
+        }
+    })
+}
+
+/// A parser message's first line (serde-saphyr may add a snippet), without
+/// the position it repeats; a breached budget said plainly.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    if line.contains("budget breached") || line.contains("alias replay") {
+        return format!(
+            "the document holds or expands to more than {MAX_NODES} nodes (aliases included)"
+        );
+    }
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((_, text)) => text.to_owned(),
+        None => line.to_owned(),
+    }
 }
 
 /// A parser message without its trailing "at line L column C".
@@ -250,10 +284,35 @@ run:
                 "{content:?}: {problem:?} lacks {expected:?}"
             );
         }
+        let deep = format!(
+            "kind: component\nrun: {{kind: job}}\nx: {}1{}\n",
+            "[".repeat(300),
+            "]".repeat(300)
+        );
+        assert!(validate(&deep).is_err(), "nesting is bounded");
         let huge = format!(
             "kind: component\nrun: {{kind: job}}\nx: \"{}\"\n",
             "a".repeat(MAX_CONTENT)
         );
         assert!(validate(&huge).unwrap_err().contains("at most 256 KiB"));
+    }
+
+    /// Issue 15, item 4: one anchor of 40,000 items and 20,000 aliases to it
+    /// (about 180 KiB) stand for 800 million nodes; serde_yaml expanded them
+    /// for more than 15 s. Now the budget refuses the document at once.
+    #[test]
+    fn an_alias_bomb_is_refused_at_once() {
+        let mut bomb = String::from("kind: component\nrun: {kind: job}\nbase: &a [");
+        bomb.push_str(&"1,".repeat(40_000));
+        bomb.push_str("1]\nbombs:\n");
+        bomb.push_str(&"- *a\n".repeat(20_000));
+        assert!(bomb.len() < MAX_CONTENT);
+        let started = std::time::Instant::now();
+        let problem = validate(&bomb).unwrap_err();
+        let took = started.elapsed();
+        assert!(problem.contains("more than 100000 nodes"), "{problem}");
+        eprintln!("alias bomb refused in {took:?}: {problem}");
+        // A few aliases of a small anchor are fine.
+        validate("kind: component\nrun: &r {kind: job}\nagain: *r\nthird: *r\n").unwrap();
     }
 }
