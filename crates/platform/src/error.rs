@@ -93,6 +93,18 @@ pub enum Error {
     /// A dependency is down; retrying may help: `UNAVAILABLE`.
     #[error("{0}")]
     Unavailable(String),
+    /// This process has more of this work queued than it takes; refused at
+    /// once rather than queued: `UNAVAILABLE` with a reason and a retry
+    /// delay (`RetryInfo`).
+    #[error("{message}")]
+    Overloaded {
+        /// Stable reason, e.g. `PASSWORD_HASHING_BUSY`.
+        reason: &'static str,
+        /// Human-readable message.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// A bug or an unexpected storage failure: `INTERNAL`. The detail is
     /// logged, never sent.
     #[error("internal error: {0:#}")]
@@ -186,6 +198,15 @@ impl Error {
             },
             Error::Unimplemented(message) => Error::Unimplemented(message.clone()),
             Error::Unavailable(message) => Error::Unavailable(message.clone()),
+            Error::Overloaded {
+                reason,
+                message,
+                retry_after,
+            } => Error::Overloaded {
+                reason,
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
             Error::Internal(error) => Error::Internal(anyhow::anyhow!("{error:#}")),
         }
     }
@@ -249,6 +270,15 @@ impl Error {
             }
             Error::Unimplemented(_) => tonic::Status::unimplemented(message),
             Error::Unavailable(_) => tonic::Status::unavailable(message),
+            Error::Overloaded {
+                reason,
+                retry_after,
+                ..
+            } => {
+                let mut details = reason_info(reason);
+                details.set_retry_info(Some(retry_after));
+                tonic::Status::with_error_details(Code::Unavailable, message, details)
+            }
             Error::Internal(err) => {
                 tracing::error!(error = format!("{err:#}"), "internal error");
                 tonic::Status::internal("internal error")

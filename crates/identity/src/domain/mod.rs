@@ -44,10 +44,16 @@ pub struct IdentityConfig {
     pub lockout: Duration,
     /// Argon2 hashes run at once.
     pub hash_concurrency: usize,
+    /// Password checks that may wait for a hashing thread; more are refused
+    /// with `UNAVAILABLE` at once.
+    pub hash_queue: usize,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
+        let hash_concurrency = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Self {
             session_ttl: Duration::from_secs(24 * 3600),
             reset_ttl: Duration::from_secs(3600),
@@ -56,9 +62,8 @@ impl Default for IdentityConfig {
             allow_signup: true,
             max_failed_logins: 10,
             lockout: Duration::from_secs(15 * 60),
-            hash_concurrency: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            hash_concurrency,
+            hash_queue: hash_concurrency * passwords::DEFAULT_QUEUE_PER_THREAD,
         }
     }
 }
@@ -82,7 +87,7 @@ impl Identity {
     pub fn new(db: DatabaseConnection, config: IdentityConfig) -> Self {
         Self {
             db,
-            hasher: PasswordHasherPool::new(config.hash_concurrency),
+            hasher: PasswordHasherPool::new(config.hash_concurrency, config.hash_queue),
             config,
             organizations: None,
             oidc: OidcVerifier::new(),

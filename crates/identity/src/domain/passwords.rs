@@ -19,8 +19,17 @@
 //! cores are otherwise saturated; the figures for each choice are in
 //! `BENCHMARKS.md` (**Logins**). A login waits; a read, which every call
 //! makes, does not.
+//!
+//! The queue in front of the threads is bounded: when it is full, `Login`,
+//! `SignUp` and the password changes answer `UNAVAILABLE`
+//! (`PASSWORD_HASHING_BUSY`, with a retry delay) at once instead of queuing
+//! without bound, and a job whose caller has gone away (a cancelled call, a
+//! passed deadline) is skipped, not hashed for nobody.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::{
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
 
 use argon2::{
     Algorithm, Argon2, Block, Params, Version,
@@ -72,6 +81,11 @@ fn lower_this_threads_priority() {
         }
     }
 }
+
+/// Jobs that may wait for a hashing thread, per thread, by default.
+pub const DEFAULT_QUEUE_PER_THREAD: usize = 16;
+/// The retry delay a refused job suggests.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Most Argon2 memory a stored hash may ask for (256 MiB), so that a
 /// corrupted or foreign hash cannot make a hashing thread allocate without
@@ -164,8 +178,9 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 /// Hashes and verifies passwords off the async executor.
 #[derive(Debug, Clone)]
 pub struct PasswordHasherPool {
-    /// The hashing threads' queue; they end when the last clone is dropped.
-    jobs: mpsc::Sender<Job>,
+    /// The hashing threads' bounded queue; they end when the last clone is
+    /// dropped.
+    jobs: mpsc::SyncSender<Job>,
     /// A hash of a random password, verified when a login names no user so
     /// that unknown and known usernames take the same time.
     dummy_hash: Arc<str>,
@@ -173,10 +188,10 @@ pub struct PasswordHasherPool {
 
 impl PasswordHasherPool {
     /// `concurrency` hashing threads: at most that many hashes at once
-    /// (each thread holds 19 MiB once it has hashed), the others wait
-    /// their turn.
-    pub fn new(concurrency: usize) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    /// (each thread holds 19 MiB once it has hashed), and at most `queue`
+    /// more waiting their turn; past that, jobs are refused.
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(queue.max(1));
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..concurrency.max(1) {
             let queue = queue.clone();
@@ -213,17 +228,33 @@ impl PasswordHasherPool {
         }
     }
 
-    /// Runs `work` on a hashing thread.
+    /// Runs `work` on a hashing thread, unless the queue is full
+    /// (`Error::Overloaded`); skipped if the caller has gone away by its
+    /// turn.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, Error> {
         let (answer, answered) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |memory: &mut Memory| {
-                let _ = answer.send(work(memory));
-            }))
-            .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
+        let job: Job = Box::new(move |memory: &mut Memory| {
+            if answer.is_closed() {
+                return;
+            }
+            let _ = answer.send(work(memory));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                return Err(Error::Overloaded {
+                    reason: "PASSWORD_HASHING_BUSY",
+                    message: "too many password checks are waiting: try again shortly".into(),
+                    retry_after: BUSY_RETRY_AFTER,
+                });
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(anyhow::anyhow!("the password hashing threads are gone").into());
+            }
+        }
         Ok(answered
             .await
             .map_err(|_| anyhow::anyhow!("a password hashing thread failed"))?)
@@ -269,7 +300,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_with_owasp_parameters_and_verifies() {
-        let pool = PasswordHasherPool::new(2);
+        let pool = PasswordHasherPool::new(2, 4);
         let hash = pool.hash("correct horse").await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -287,7 +318,7 @@ mod tests {
         use thread_priority::unix::{
             NormalThreadSchedulePolicy, ThreadSchedulePolicy, thread_schedule_policy,
         };
-        let pool = PasswordHasherPool::new(1);
+        let pool = PasswordHasherPool::new(1, 1);
         let theirs = pool
             .run(|_| thread_schedule_policy().unwrap())
             .await
@@ -301,6 +332,68 @@ mod tests {
             ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
             "only the hashing threads are lowered"
         );
+    }
+
+    /// Issue 15, item 5: with the one thread busy and the queue full, a
+    /// check is refused at once (`UNAVAILABLE` with a retry delay) instead
+    /// of queuing; a queued job whose caller went away is skipped.
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_abandoned_jobs_are_skipped() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let pool = PasswordHasherPool::new(1, 1);
+        // Hold the one thread until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move |_| held.recv().unwrap()).await }
+        });
+        // Wait until the thread has taken it (the queue is empty again).
+        let ran = Arc::new(AtomicUsize::new(0));
+        loop {
+            let queued = {
+                let pool = pool.clone();
+                let ran = ran.clone();
+                tokio::spawn(
+                    async move { pool.run(move |_| ran.fetch_add(1, Ordering::SeqCst)).await },
+                )
+            };
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !queued.is_finished() {
+                // Queued behind the busy thread: its caller goes away.
+                queued.abort();
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let ran_before = ran.load(Ordering::SeqCst);
+        // The queue holds the abandoned job: one more is refused at once.
+        let refused = pool.hash("correct horse").await.unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Overloaded {
+                    reason: "PASSWORD_HASHING_BUSY",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let status = refused.into_status();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        // The abandoned job is skipped as soon as the thread reaches it; the
+        // pool works on.
+        let mut answered = false;
+        for _ in 0..100 {
+            if pool.verify("x", None).await.is_ok() {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(answered, "the pool answers again once the queue drains");
+        assert_eq!(ran.load(Ordering::SeqCst), ran_before, "skipped");
     }
 
     #[test]
