@@ -178,6 +178,64 @@ async fn rate_limits_apply_per_principal() {
         .expect("another principal has its own budget");
 }
 
+/// Issue 15, item 6: calls take from their client address's bucket before
+/// the token is looked up, so one address cannot make identity look up
+/// random tokens without bound (900 were never throttled before); tokens
+/// already known keep working.
+#[tokio::test]
+async fn an_address_sending_bad_tokens_is_throttled_before_lookups() {
+    let t = TestStack::start().await;
+    let known = t.user("known").await;
+    t.users_as(&known)
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .unwrap();
+    let (mut unauthenticated, mut limited) = (0, 0);
+    for n in 0..300 {
+        let answer = t
+            .users_as(&format!("ops_random-{n}"))
+            .get_current_user(GetCurrentUserRequest {})
+            .await;
+        match answer.map_err(|s| s.code()) {
+            Err(Code::Unauthenticated) => unauthenticated += 1,
+            Err(Code::ResourceExhausted) => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        limited >= 200,
+        "{unauthenticated} looked up, {limited} refused before a lookup"
+    );
+    // The known token's answer is cached: it works from the same address.
+    t.users_as(&known)
+        .get_current_user(GetCurrentUserRequest {})
+        .await
+        .expect("a cached token still works");
+}
+
+#[tokio::test]
+async fn the_address_limit_comes_before_authentication() {
+    let t = TestStack::start_with(|_, gateway| {
+        gateway.address_rate_limit_per_second = 1;
+        gateway.address_rate_limit_burst = 1;
+    })
+    .await;
+    let login = LoginRequest {
+        username: "nobody".into(),
+        password: "long enough".into(),
+    };
+    expect_code(t.auth().login(login.clone()).await, Code::Unauthenticated);
+    // The same address again, with a token this time: refused before the
+    // token is looked at.
+    expect_reason(
+        t.users_as("ops_anything")
+            .get_current_user(GetCurrentUserRequest {})
+            .await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+}
+
 #[tokio::test]
 async fn calls_without_a_deadline_get_the_default_one() {
     let t = TestStack::start_with(|_, gateway| {

@@ -201,6 +201,10 @@ impl ControlPlane {
             UNLIMITED.into(),
             "--rate-limit-burst".into(),
             UNLIMITED.into(),
+            "--address-rate-limit".into(),
+            UNLIMITED.into(),
+            "--address-rate-limit-burst".into(),
+            UNLIMITED.into(),
             "--admin-password".into(),
             "bench-admin-password".into(),
         ];
@@ -253,6 +257,10 @@ impl ControlPlane {
                 "--rate-limit".into(),
                 UNLIMITED.into(),
                 "--rate-limit-burst".into(),
+                UNLIMITED.into(),
+                "--address-rate-limit".into(),
+                UNLIMITED.into(),
+                "--address-rate-limit-burst".into(),
                 UNLIMITED.into(),
             ];
             args.extend(database.args());

@@ -19,7 +19,7 @@ use tonic::transport::ServerTlsConfig;
 
 pub use auth::Authenticator;
 pub use proxy::Proxy;
-pub use rate_limit::RateLimit;
+pub use rate_limit::{Limits, RateLimit};
 
 /// The longest a call may run at the gateway, whatever deadline it asks
 /// for (streams are not cut: the bound is on the time to the response).
@@ -34,11 +34,15 @@ pub struct GatewayConfig {
     /// How long an introspection answer is reused (a revoked token keeps
     /// working at most this long). At most 5 s.
     pub token_cache_ttl: Duration,
-    /// Calls per second allowed to one principal (or one anonymous client
-    /// address), sustained.
+    /// Calls per second allowed to one principal, sustained.
     pub rate_limit_per_second: u32,
     /// Calls one principal may make in a burst.
     pub rate_limit_burst: u32,
+    /// Calls per second allowed from one client address (an IPv6 /64),
+    /// sustained, counted before authentication.
+    pub address_rate_limit_per_second: u32,
+    /// Calls one client address may make in a burst.
+    pub address_rate_limit_burst: u32,
     /// Deadline given to calls that carry none.
     pub default_deadline: Duration,
 }
@@ -50,6 +54,8 @@ impl Default for GatewayConfig {
             token_cache_ttl: Duration::from_secs(2),
             rate_limit_per_second: 200,
             rate_limit_burst: 400,
+            address_rate_limit_per_second: 1000,
+            address_rate_limit_burst: 2000,
             default_deadline: Duration::from_secs(30),
         }
     }
@@ -57,7 +63,7 @@ impl Default for GatewayConfig {
 
 /// Lets the rate limiter drop the buckets of idle callers every minute, for
 /// as long as the gateway holds it.
-fn forget_idle_callers(rate_limit: &Arc<RateLimit>) {
+fn forget_idle_callers(rate_limit: &Arc<Limits>) {
     let weak = Arc::downgrade(rate_limit);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -88,9 +94,12 @@ pub fn grpc_server(
         mtls_channel(identity_addr, Backend::Identity.name(), internal)?,
         config.token_cache_ttl,
     );
-    let rate_limit = Arc::new(RateLimit::new(
-        config.rate_limit_per_second,
-        config.rate_limit_burst,
+    let rate_limit = Arc::new(Limits::new(
+        (
+            config.address_rate_limit_per_second,
+            config.address_rate_limit_burst,
+        ),
+        (config.rate_limit_per_second, config.rate_limit_burst),
     )?);
     forget_idle_callers(&rate_limit);
     let mut channels = HashMap::new();

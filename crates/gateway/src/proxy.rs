@@ -5,7 +5,12 @@
 //! as they are, so unary and streaming calls cost the same hop. What the
 //! gateway changes is metadata: it drops the bearer token and any
 //! `x-orgplane-*` header a client sent, adds the authenticated principal,
-//! a deadline when the caller set none, and the trace context.
+//! the client's address (for identity's lockout), a deadline when the
+//! caller set none, and the trace context.
+//!
+//! Limits come first: the client address's bucket before the token is
+//! looked up (an address that sent too many bad tokens is refused before
+//! its next one costs identity a lookup), the principal's after.
 
 use std::{
     convert::Infallible,
@@ -19,6 +24,7 @@ use std::{
 use http::{HeaderValue, header};
 use orgplane_platform::{
     Error,
+    grpc::CLIENT_ADDRESS_METADATA,
     principal::{PRINCIPAL_METADATA, Principal},
     telemetry::inject_current_context,
 };
@@ -34,7 +40,7 @@ use tower::{Service, ServiceExt};
 
 use crate::{
     auth::{AuthError, Authenticator},
-    rate_limit::RateLimit,
+    rate_limit::{Limits, address_key},
 };
 
 /// Forwards calls to one backend (a tower service, cheap to clone).
@@ -43,8 +49,18 @@ pub struct Proxy {
     backend: Backend,
     channel: Option<Channel>,
     authenticator: Authenticator,
-    rate_limit: Arc<RateLimit>,
+    limits: Arc<Limits>,
     default_deadline: Duration,
+}
+
+/// `RESOURCE_EXHAUSTED`: wait `wait` before calling again.
+fn rate_limited(wait: Duration) -> tonic::Status {
+    Error::ResourceExhausted {
+        reason: "RATE_LIMITED",
+        message: "too many calls: slow down".into(),
+        retry_after: Some(wait),
+    }
+    .into_status()
 }
 
 impl std::fmt::Debug for Proxy {
@@ -62,14 +78,14 @@ impl Proxy {
         backend: Backend,
         channel: Option<Channel>,
         authenticator: Authenticator,
-        rate_limit: Arc<RateLimit>,
+        limits: Arc<Limits>,
         default_deadline: Duration,
     ) -> Self {
         Self {
             backend,
             channel,
             authenticator,
-            rate_limit,
+            limits,
             default_deadline,
         }
     }
@@ -85,12 +101,26 @@ impl Proxy {
             )));
         };
         let path = req.uri().path().to_owned();
+        let address = address_key(remote_ip(&req));
+        self.limits.address.check(&address).map_err(rate_limited)?;
         let headers = req.headers_mut();
         let authorization = headers.remove(header::AUTHORIZATION);
         strip_untrusted(headers);
 
         let principal = match authorization {
-            Some(value) => Some(self.authenticate(&value).await?),
+            Some(value) => {
+                let blocked = self.limits.check_not_blocked(&address);
+                match self.authenticate(&value, blocked.is_err()).await {
+                    Ok(principal) => Some(principal),
+                    Err(_) if let Err(wait) = blocked => return Err(rate_limited(wait)),
+                    Err(status) => {
+                        if status.code() == tonic::Code::Unauthenticated {
+                            self.limits.authentication_failed(&address);
+                        }
+                        return Err(status);
+                    }
+                }
+            }
             None if ANONYMOUS_METHODS.contains(&path.as_str()) => None,
             None => {
                 return Err(Error::unauthenticated(
@@ -101,20 +131,14 @@ impl Proxy {
             }
         };
 
-        let limit_key = match &principal {
-            Some(p) => format!("principal:{}", p.uuid),
-            None => format!("addr:{}", remote_ip(&req).unwrap_or_default()),
-        };
-        if let Err(wait) = self.rate_limit.check(&limit_key) {
-            return Err(Error::ResourceExhausted {
-                reason: "RATE_LIMITED",
-                message: "too many calls: slow down".into(),
-                retry_after: Some(wait),
-            }
-            .into_status());
+        if let Some(p) = &principal {
+            self.limits.principal.check(&p.uuid).map_err(rate_limited)?;
         }
 
         let headers = req.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&address) {
+            headers.insert(CLIENT_ADDRESS_METADATA, value);
+        }
         if let Some(principal) = &principal {
             let value = HeaderValue::from_str(&principal.to_metadata_value())
                 .map_err(|_| tonic::Status::internal("encoding the principal"))?;
@@ -134,7 +158,14 @@ impl Proxy {
             .map_err(|err| backend_failure(self.backend, &err))
     }
 
-    async fn authenticate(&self, value: &HeaderValue) -> Result<Principal, tonic::Status> {
+    /// The principal of the bearer token in `value`; when `cached_only`
+    /// (the client's address spent its failed authentications), only an
+    /// answer already cached counts and no lookup is made.
+    async fn authenticate(
+        &self,
+        value: &HeaderValue,
+        cached_only: bool,
+    ) -> Result<Principal, tonic::Status> {
         let token = value
             .to_str()
             .ok()
@@ -150,6 +181,11 @@ impl Proxy {
                 )
                 .into_status()
             })?;
+        if cached_only {
+            return self.authenticator.cached(token).await.ok_or_else(|| {
+                Error::unauthenticated("INVALID_TOKEN", "not looked up: slow down").into_status()
+            });
+        }
         self.authenticator
             .authenticate(token)
             .await
@@ -206,7 +242,7 @@ fn strip_untrusted(headers: &mut http::HeaderMap) {
     }
 }
 
-fn remote_ip<B>(req: &http::Request<B>) -> Option<String> {
+fn remote_ip<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
     let ext = req.extensions();
     ext.get::<TcpConnectInfo>()
         .and_then(|i| i.remote_addr)
@@ -214,7 +250,7 @@ fn remote_ip<B>(req: &http::Request<B>) -> Option<String> {
             ext.get::<TlsConnectInfo<TcpConnectInfo>>()
                 .and_then(|i| i.get_ref().remote_addr)
         })
-        .map(|addr| addr.ip().to_string())
+        .map(|addr| addr.ip())
 }
 
 impl Service<http::Request<Body>> for Proxy {

@@ -129,12 +129,23 @@ pub struct GatewayArgs {
     /// 5000: a revoked token stops working within that time).
     #[arg(long, env = "ORGPLANE_TOKEN_CACHE_TTL_MS", default_value_t = 2000)]
     pub token_cache_ttl_ms: u64,
-    /// gateway: calls per second allowed to one caller, sustained.
+    /// gateway: calls per second allowed to one principal, sustained.
     #[arg(long, env = "ORGPLANE_RATE_LIMIT", default_value_t = 200)]
     pub rate_limit: u32,
-    /// gateway: calls one caller may make in a burst.
+    /// gateway: calls one principal may make in a burst.
     #[arg(long, env = "ORGPLANE_RATE_LIMIT_BURST", default_value_t = 400)]
     pub rate_limit_burst: u32,
+    /// gateway: calls per second allowed from one client address (an IPv6
+    /// /64), sustained, counted before the token is checked.
+    #[arg(long, env = "ORGPLANE_ADDRESS_RATE_LIMIT", default_value_t = 1000)]
+    pub address_rate_limit: u32,
+    /// gateway: calls one client address may make in a burst.
+    #[arg(
+        long,
+        env = "ORGPLANE_ADDRESS_RATE_LIMIT_BURST",
+        default_value_t = 2000
+    )]
+    pub address_rate_limit_burst: u32,
     /// Deadline, in seconds, of calls that carry none (the gateway adds it;
     /// a backend applies it to calls without a deadline).
     #[arg(long, env = "ORGPLANE_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
@@ -149,6 +160,8 @@ impl GatewayArgs {
             token_cache_ttl: Duration::from_millis(self.token_cache_ttl_ms),
             rate_limit_per_second: self.rate_limit,
             rate_limit_burst: self.rate_limit_burst,
+            address_rate_limit_per_second: self.address_rate_limit,
+            address_rate_limit_burst: self.address_rate_limit_burst,
             default_deadline: Duration::from_secs(self.default_deadline_secs),
         }
     }
