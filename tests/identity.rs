@@ -317,6 +317,75 @@ async fn bad_credentials_are_unauthenticated() {
 }
 
 #[tokio::test]
+async fn a_lockout_holds_for_the_guessing_address_only() {
+    let t = TestStack::start().await;
+    t.user("holder").await;
+    let login = |password: &str| LoginRequest {
+        username: "holder".into(),
+        password: password.into(),
+    };
+    // Ten wrong passwords from 127.0.0.1 lock the account there.
+    for i in 0..10 {
+        expect_code(
+            t.auth().login(login(&format!("guess {i}"))).await,
+            Code::Unauthenticated,
+        );
+    }
+    expect_reason(
+        t.auth().login(login("password-holder")).await,
+        Code::Unauthenticated,
+        "ACCOUNT_LOCKED",
+    );
+    // The holder, from 127.0.0.2, signs in: the gateway told identity the
+    // address (a client cannot, see `a_forged_client_address_is_dropped`).
+    let gateway = t.stack.gateway_addr;
+    let elsewhere = tonic::transport::Endpoint::from_shared(format!("http://{gateway}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind("127.0.0.2:0".parse().unwrap())?;
+            let stream = socket.connect(gateway).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+        }))
+        .await
+        .unwrap();
+    auth_service_client::AuthServiceClient::new(elsewhere)
+        .login(login("password-holder"))
+        .await
+        .expect("the holder signs in from another address");
+}
+
+/// A client's own `x-orgplane-client-address` never reaches identity: the
+/// gateway strips it, so a guesser cannot spread guesses over made-up
+/// addresses.
+#[tokio::test]
+async fn a_forged_client_address_is_dropped() {
+    let t = TestStack::start().await;
+    t.user("holder").await;
+    for i in 0..11 {
+        let mut request = tonic::Request::new(LoginRequest {
+            username: "holder".into(),
+            password: format!("guess {i}"),
+        });
+        request.metadata_mut().insert(
+            "x-orgplane-client-address",
+            format!("203.0.113.{i}").parse().unwrap(),
+        );
+        expect_code(t.auth().login(request).await, Code::Unauthenticated);
+    }
+    expect_reason(
+        t.auth()
+            .login(LoginRequest {
+                username: "holder".into(),
+                password: "password-holder".into(),
+            })
+            .await,
+        Code::Unauthenticated,
+        "ACCOUNT_LOCKED",
+    );
+}
+
+#[tokio::test]
 async fn forty_parallel_wrong_passwords_lock_the_account() {
     let t = TestStack::start().await;
     t.user("mallory-target").await;

@@ -175,6 +175,32 @@ async fn parallel_failures_never_pass_the_limit(identity: &Identity) {
             ..
         })
     ));
+    // Issue 15, item 7: locked for the guessing address only — the holder
+    // signs in from another one, and the lock holds where it was earned.
+    identity
+        .login_from("target", "password-target", "198.51.100.7")
+        .await
+        .expect("the holder signs in from elsewhere");
+    assert!(matches!(
+        identity.login("target", "password-target").await,
+        Err(Error::Unauthenticated {
+            reason: "ACCOUNT_LOCKED",
+            ..
+        })
+    ));
+    // Another address starts its own count: four wrong, then right.
+    for i in 0..4 {
+        assert!(
+            identity
+                .login_from("target", &format!("wrong {i}"), "2001:db8::/64")
+                .await
+                .is_err()
+        );
+    }
+    identity
+        .login_from("target", "password-target", "2001:db8::/64")
+        .await
+        .unwrap();
 }
 
 async fn keyset_pages_are_stable_while_rows_arrive(identity: &Identity) {

@@ -12,6 +12,22 @@ use crate::{
 /// The identity whose principal metadata backends trust.
 pub const GATEWAY_IDENTITY: &str = "gateway";
 
+/// Metadata key of the client's address as the gateway saw it (an IPv4
+/// address, or an IPv6 /64), trusted only from the gateway.
+pub const CLIENT_ADDRESS_METADATA: &str = "x-orgplane-client-address";
+
+/// The client address the gateway forwarded, if the call came through the
+/// gateway's mTLS identity; `None` from anyone else (a client cannot set it:
+/// the gateway strips every `x-orgplane-*` header it is sent).
+pub fn client_address<T>(req: &tonic::Request<T>) -> Option<String> {
+    let caller = req.extensions().get::<CallerIdentity>()?;
+    if caller.0 != GATEWAY_IDENTITY {
+        return None;
+    }
+    let value = req.metadata().get(CLIENT_ADDRESS_METADATA)?.to_str().ok()?;
+    (!value.is_empty() && value.len() <= 64).then(|| value.to_owned())
+}
+
 /// The principal forwarded by the gateway, if the call came through the
 /// gateway's mTLS identity and carried one. Metadata from any other caller is
 /// ignored: only the gateway vouches for end users.

@@ -1,11 +1,17 @@
 //! `orgplane.identity.v1.AuthService`.
 
-use orgplane_platform::{grpc::require_principal, time::to_timestamp};
+use orgplane_platform::{
+    grpc::{client_address, require_principal},
+    time::to_timestamp,
+};
 use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::domain::{Identity, accounts::NewUser};
+use crate::domain::{
+    Identity,
+    accounts::{NewUser, UNKNOWN_ADDRESS},
+};
 
 pub(super) struct AuthApi(pub Identity);
 
@@ -34,8 +40,12 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
+        let address = client_address(&req).unwrap_or_else(|| UNKNOWN_ADDRESS.to_owned());
         let r = req.into_inner();
-        let session = self.0.login(&r.username, &r.password).await?;
+        let session = self
+            .0
+            .login_from(&r.username, &r.password, &address)
+            .await?;
         Ok(Response::new(pb::LoginResponse {
             access_token: session.token,
             expire_time: Some(to_timestamp(session.expire_time)),

@@ -12,11 +12,14 @@ use orgplane_platform::{
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{Identity, passwords, require_user_scope, secrets};
-use crate::storage::{outbox, password_resets, tokens, users};
+use crate::storage::{login_failures, outbox, password_resets, tokens, users};
+
+/// The client address of a login that did not come through the gateway.
+pub const UNKNOWN_ADDRESS: &str = "unknown";
 
 /// Token kind of sessions.
 pub const KIND_SESSION: &str = "session";
@@ -128,14 +131,29 @@ impl Identity {
         Ok(())
     }
 
-    /// Signs in with a username or email and a password.
-    ///
-    /// Each attempt is counted *before* the password is checked, in one
-    /// atomic `UPDATE`, so parallel attempts cannot get past the limit: at
-    /// most `max_failed_logins` passwords are ever verified before the
-    /// account locks. A success resets the count. Failures past the third
-    /// are slowed down.
+    /// [`Identity::login_from`] an unknown address (tools and tests that
+    /// call the domain directly).
     pub async fn login(&self, identifier: &str, password: &str) -> Result<Session, Error> {
+        self.login_from(identifier, password, UNKNOWN_ADDRESS).await
+    }
+
+    /// Signs in with a username or email and a password, from the client
+    /// address `address` (as the gateway saw it).
+    ///
+    /// Each attempt is counted per (account, address) *before* the password
+    /// is checked, in one atomic `UPDATE`, so parallel attempts cannot get
+    /// past the limit: at most `max_failed_logins` passwords from one
+    /// address are ever verified before the account locks — for that
+    /// address only, so that an attacker's guesses do not lock the holder
+    /// out from elsewhere. Failures are also counted for the whole account,
+    /// which only slows failures down (past the third). A success resets
+    /// both counts.
+    pub async fn login_from(
+        &self,
+        identifier: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<Session, Error> {
         let mut v = Violations::new();
         v.check(
             "username",
@@ -164,25 +182,17 @@ impl Identity {
             return Err(invalid());
         };
 
+        let address = if address.is_empty() {
+            UNKNOWN_ADDRESS
+        } else {
+            address
+        };
         let now = now_micros();
-        let attempt = users::Entity::update_many()
-            .col_expr(
-                users::Column::FailedLogins,
-                Expr::col(users::Column::FailedLogins).add(1),
-            )
-            .filter(users::Column::Uuid.eq(user.uuid.as_str()))
-            .filter(
-                users::Column::LockedUntil
-                    .is_null()
-                    .or(users::Column::LockedUntil.lte(now)),
-            )
-            .exec_with_returning(&self.db)
-            .await?;
-        let Some(attempt) = attempt.first().map(|u| u.failed_logins) else {
+        let Some(attempt) = self.count_attempt(&user.uuid, address, now).await? else {
             return Err(locked());
         };
         if attempt > self.config.max_failed_logins {
-            self.lock(&user.uuid, now).await?;
+            self.lock(&user.uuid, address, now).await?;
             return Err(locked());
         }
 
@@ -191,23 +201,75 @@ impl Identity {
             .verify(password, user.password_hash.as_deref())
             .await?
         {
+            let account_failures = users::Entity::update_many()
+                .col_expr(
+                    users::Column::FailedLogins,
+                    Expr::col(users::Column::FailedLogins).add(1),
+                )
+                .filter(users::Column::Uuid.eq(user.uuid.as_str()))
+                .exec_with_returning(&self.db)
+                .await?
+                .first()
+                .map_or(attempt, |u| u.failed_logins);
             if attempt >= self.config.max_failed_logins {
-                self.lock(&user.uuid, now).await?;
-                tracing::warn!(user = %user.username, "account locked after failed logins");
-            } else if attempt > 3 {
-                let delay = Duration::from_millis(100 << Ord::min(attempt - 3, 4));
+                self.lock(&user.uuid, address, now).await?;
+                tracing::warn!(user = %user.username, address, "account locked for an address after failed logins");
+            }
+            let failures = Ord::max(attempt, account_failures);
+            if failures > 3 {
+                let delay = Duration::from_millis(100 << Ord::min(failures - 3, 4));
                 tokio::time::sleep(delay).await;
             }
             return Err(invalid());
         }
 
+        login_failures::Entity::delete_many()
+            .filter(login_failures::Column::UserUuid.eq(user.uuid.as_str()))
+            .filter(login_failures::Column::Address.eq(address))
+            .exec(&self.db)
+            .await?;
         users::Entity::update_many()
             .col_expr(users::Column::FailedLogins, Expr::value(0))
-            .col_expr(users::Column::LockedUntil, Expr::value(Option::<i64>::None))
             .filter(users::Column::Uuid.eq(user.uuid.as_str()))
+            .filter(users::Column::FailedLogins.ne(0))
             .exec(&self.db)
             .await?;
         self.open_session(user, AUTH_PASSWORD).await
+    }
+
+    /// Counts a login attempt on `user_uuid` from `address`; the count so
+    /// far, or `None` while the account is locked for that address.
+    async fn count_attempt(
+        &self,
+        user_uuid: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<i32>, Error> {
+        use login_failures::Column as C;
+        login_failures::Entity::insert(login_failures::ActiveModel {
+            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            user_uuid: Set(user_uuid.to_owned()),
+            address: Set(address.to_owned()),
+            failures: Set(0),
+            locked_until: Set(None),
+            update_time: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([C::UserUuid, C::Address])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        let counted = login_failures::Entity::update_many()
+            .col_expr(C::Failures, Expr::col(C::Failures).add(1))
+            .col_expr(C::UpdateTime, Expr::value(now))
+            .filter(C::UserUuid.eq(user_uuid))
+            .filter(C::Address.eq(address))
+            .filter(C::LockedUntil.is_null().or(C::LockedUntil.lte(now)))
+            .exec_with_returning(&self.db)
+            .await?;
+        Ok(counted.first().map(|row| row.failures))
     }
 
     /// Opens a session for a user who proved who they are, by `auth_method`.
@@ -238,14 +300,14 @@ impl Identity {
         })
     }
 
-    async fn lock(&self, user_uuid: &str, now: i64) -> Result<(), Error> {
-        users::Entity::update_many()
-            .col_expr(
-                users::Column::LockedUntil,
-                Expr::value(add(now, self.config.lockout)),
-            )
-            .col_expr(users::Column::FailedLogins, Expr::value(0))
-            .filter(users::Column::Uuid.eq(user_uuid))
+    /// Locks `user_uuid`'s logins from `address` for the lockout period.
+    async fn lock(&self, user_uuid: &str, address: &str, now: i64) -> Result<(), Error> {
+        use login_failures::Column as C;
+        login_failures::Entity::update_many()
+            .col_expr(C::LockedUntil, Expr::value(add(now, self.config.lockout)))
+            .col_expr(C::Failures, Expr::value(0))
+            .filter(C::UserUuid.eq(user_uuid))
+            .filter(C::Address.eq(address))
             .exec(&self.db)
             .await?;
         Ok(())

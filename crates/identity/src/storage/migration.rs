@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0002ServiceAccounts),
             Box::new(M0003AgentTokens),
             Box::new(M0004ActivityOutbox),
+            Box::new(M0005LoginFailures),
         ]
     }
 }
@@ -346,6 +347,65 @@ impl MigrationTrait for M0004ActivityOutbox {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("activity_outbox").to_owned())
+            .await
+    }
+}
+
+/// Failed logins per (account, client address): the lockout of one address
+/// does not lock the account's holder out from elsewhere.
+struct M0005LoginFailures;
+
+impl MigrationName for M0005LoginFailures {
+    fn name(&self) -> &str {
+        "m0005_login_failures"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0005LoginFailures {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("login_failures")
+                    .col(string("uuid").primary_key())
+                    .col(string("user_uuid"))
+                    .col(string("address"))
+                    .col(integer("failures"))
+                    .col(big_integer_null("locked_until"))
+                    .col(big_integer("update_time"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("login_failures", "user_uuid")
+                            .to("users", "uuid")
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[
+                (
+                    "login_failures",
+                    "login_failures_user_address",
+                    &["user_uuid", "address"][..],
+                    true,
+                ),
+                (
+                    "login_failures",
+                    "login_failures_update_time",
+                    &["update_time"][..],
+                    false,
+                ),
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("login_failures").to_owned())
             .await
     }
 }

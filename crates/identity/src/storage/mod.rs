@@ -3,6 +3,7 @@
 
 pub mod agent_tokens;
 pub mod external_identities;
+pub mod login_failures;
 pub mod migration;
 pub mod password_resets;
 pub mod service_accounts;
