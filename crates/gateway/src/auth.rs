@@ -58,7 +58,22 @@ impl Authenticator {
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ttl.min(MAX_CACHE_TTL))
+                .support_invalidation_closures()
                 .build(),
+        }
+    }
+
+    /// Forgets every cached answer for the principal `uuid` (some of its
+    /// tokens were revoked through this gateway): its next calls are
+    /// looked up again.
+    pub fn forget_principal(&self, uuid: &str) {
+        let uuid = uuid.to_owned();
+        if let Err(err) = self.cache.invalidate_entries_if(move |_, answer| {
+            answer
+                .as_ref()
+                .is_some_and(|(principal, _)| principal.uuid == uuid)
+        }) {
+            tracing::warn!(%err, "could not forget a revoked principal's tokens; they expire with the cache");
         }
     }
 

@@ -24,7 +24,7 @@ use std::{
 use http::{HeaderValue, header};
 use orgplane_platform::{
     Error,
-    grpc::CLIENT_ADDRESS_METADATA,
+    grpc::{CLIENT_ADDRESS_METADATA, REVOKED_PRINCIPAL_METADATA},
     principal::{PRINCIPAL_METADATA, Principal},
     telemetry::inject_current_context,
 };
@@ -152,10 +152,16 @@ impl Proxy {
         }
         inject_current_context(headers);
 
-        channel
+        let mut response = channel
             .oneshot(req)
             .await
-            .map_err(|err| backend_failure(self.backend, &err))
+            .map_err(|err| backend_failure(self.backend, &err))?;
+        if let Some(revoked) = response.headers_mut().remove(REVOKED_PRINCIPAL_METADATA)
+            && let Ok(uuid) = revoked.to_str()
+        {
+            self.authenticator.forget_principal(uuid);
+        }
+        Ok(response)
     }
 
     /// The principal of the bearer token in `value`; when `cached_only`

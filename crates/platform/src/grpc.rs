@@ -12,6 +12,23 @@ use crate::{
 /// The identity whose principal metadata backends trust.
 pub const GATEWAY_IDENTITY: &str = "gateway";
 
+/// Response metadata naming a principal (user, service account or agent)
+/// some of whose tokens this call revoked: the gateway that forwarded the
+/// call forgets its cached answers for that principal at once (and strips
+/// the header). Other gateways notice within their cache's lifetime.
+pub const REVOKED_PRINCIPAL_METADATA: &str = "x-orgplane-revoked-principal";
+
+/// `response`, telling the gateway that tokens of `principal_uuid` were
+/// revoked.
+pub fn revoking<T>(mut response: tonic::Response<T>, principal_uuid: &str) -> tonic::Response<T> {
+    if let Ok(value) = principal_uuid.parse() {
+        response
+            .metadata_mut()
+            .insert(REVOKED_PRINCIPAL_METADATA, value);
+    }
+    response
+}
+
 /// Metadata key of the client's address as the gateway saw it (an IPv4
 /// address, or an IPv6 /64), trusted only from the gateway.
 pub const CLIENT_ADDRESS_METADATA: &str = "x-orgplane-client-address";

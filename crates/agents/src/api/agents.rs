@@ -2,7 +2,7 @@
 
 use orgplane_platform::{
     etag::etag,
-    grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
+    grpc::{json_to_struct, require_principal, required, revoking, struct_to_json, update_paths},
     tags,
     time::{now_micros, to_timestamp},
 };
@@ -157,10 +157,14 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::DeleteAgentResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.get_ref();
-        self.0
+        let agent_uuid = self
+            .0
             .delete_agent(&principal, &r.organization, &r.agent)
             .await?;
-        Ok(Response::new(pb::DeleteAgentResponse {}))
+        Ok(revoking(
+            Response::new(pb::DeleteAgentResponse {}),
+            &agent_uuid,
+        ))
     }
 
     async fn rotate_agent_token(
@@ -169,11 +173,14 @@ impl AgentService for AgentApi {
     ) -> Result<Response<pb::RotateAgentTokenResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.get_ref();
-        let token = self
+        let (token, agent_uuid) = self
             .0
             .rotate_agent_token(&principal, &r.organization, &r.agent)
             .await?;
-        Ok(Response::new(pb::RotateAgentTokenResponse { token }))
+        Ok(revoking(
+            Response::new(pb::RotateAgentTokenResponse { token }),
+            &agent_uuid,
+        ))
     }
 
     async fn report_agent_status(

@@ -298,7 +298,7 @@ impl Agents {
         principal: &Principal,
         organization: &str,
         name: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<String, Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsManage)
             .await?;
@@ -332,17 +332,19 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        self.commit_with(txn, activity).await
+        self.commit_with(txn, activity).await?;
+        Ok(row.uuid)
     }
 
-    /// A new token for an agent, shown once; the old one stops working (at
-    /// the gateway, within its token cache's lifetime).
+    /// A new token for an agent, shown once, and the agent's UUID; the old
+    /// token stops working (at once at the gateway that forwarded the call,
+    /// within their token cache's lifetime at the others).
     pub async fn rotate_agent_token(
         &self,
         principal: &Principal,
         organization: &str,
         name: &str,
-    ) -> Result<String, Error> {
+    ) -> Result<(String, String), Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsManage)
             .await?;
@@ -362,7 +364,7 @@ impl Agents {
         .subject_uuid(&row.uuid)
         .parent("agent", name);
         activity::record(&self.db, activity).await?;
-        Ok(token)
+        Ok((token, row.uuid))
     }
 }
 

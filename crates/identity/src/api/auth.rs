@@ -1,7 +1,7 @@
 //! `orgplane.identity.v1.AuthService`.
 
 use orgplane_platform::{
-    grpc::{client_address, require_principal},
+    grpc::{client_address, require_principal, revoking},
     time::to_timestamp,
 };
 use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
@@ -59,7 +59,10 @@ impl AuthService for AuthApi {
     ) -> Result<Response<pb::LogoutResponse>, Status> {
         let principal = require_principal(&req)?;
         self.0.logout(&principal).await?;
-        Ok(Response::new(pb::LogoutResponse {}))
+        Ok(revoking(
+            Response::new(pb::LogoutResponse {}),
+            &principal.uuid,
+        ))
     }
 
     async fn change_password(
@@ -71,7 +74,10 @@ impl AuthService for AuthApi {
         self.0
             .change_password(&principal, &r.current_password, &r.new_password)
             .await?;
-        Ok(Response::new(pb::ChangePasswordResponse {}))
+        Ok(revoking(
+            Response::new(pb::ChangePasswordResponse {}),
+            &principal.uuid,
+        ))
     }
 
     async fn request_password_reset(
@@ -89,10 +95,14 @@ impl AuthService for AuthApi {
         req: Request<pb::ConfirmPasswordResetRequest>,
     ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
         let r = req.into_inner();
-        self.0
+        let user_uuid = self
+            .0
             .confirm_password_reset(&r.token, &r.new_password)
             .await?;
-        Ok(Response::new(pb::ConfirmPasswordResetResponse {}))
+        Ok(revoking(
+            Response::new(pb::ConfirmPasswordResetResponse {}),
+            &user_uuid,
+        ))
     }
 
     async fn exchange_external_token(

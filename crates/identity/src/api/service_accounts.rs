@@ -1,7 +1,7 @@
 //! `orgplane.identity.v1.ServiceAccountService`.
 
 use orgplane_platform::{
-    grpc::{require_principal, required, update_paths},
+    grpc::{require_principal, required, revoking, update_paths},
     time::{from_optional_timestamp, to_timestamp},
 };
 use orgplane_proto::identity::{self as pb, service_account_service_server::ServiceAccountService};
@@ -138,10 +138,14 @@ impl ServiceAccountService for ServiceAccountApi {
     ) -> Result<Response<pb::DeleteServiceAccountResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.get_ref();
-        self.0
+        let account_uuid = self
+            .0
             .delete_service_account(&principal, &r.organization, &r.service_account)
             .await?;
-        Ok(Response::new(pb::DeleteServiceAccountResponse {}))
+        Ok(revoking(
+            Response::new(pb::DeleteServiceAccountResponse {}),
+            &account_uuid,
+        ))
     }
 
     async fn create_service_account_token(
@@ -204,9 +208,13 @@ impl ServiceAccountService for ServiceAccountApi {
     ) -> Result<Response<pb::DeleteServiceAccountTokenResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.get_ref();
-        self.0
+        let account_uuid = self
+            .0
             .delete_service_account_token(&principal, &r.organization, &r.service_account, &r.token)
             .await?;
-        Ok(Response::new(pb::DeleteServiceAccountTokenResponse {}))
+        Ok(revoking(
+            Response::new(pb::DeleteServiceAccountTokenResponse {}),
+            &account_uuid,
+        ))
     }
 }

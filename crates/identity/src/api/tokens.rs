@@ -1,7 +1,7 @@
 //! `orgplane.identity.v1.TokenService`.
 
 use orgplane_platform::{
-    grpc::{require_principal, required, update_paths},
+    grpc::{require_principal, required, revoking, update_paths},
     time::from_optional_timestamp,
 };
 use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
@@ -96,9 +96,12 @@ impl TokenService for TokenApi {
             scopes: has("scopes").then(|| token.scopes.clone()),
         };
         let token = self.0.update_token(&principal, address, changes).await?;
-        Ok(Response::new(pb::UpdateTokenResponse {
-            token: Some(convert::token(token)),
-        }))
+        Ok(revoking(
+            Response::new(pb::UpdateTokenResponse {
+                token: Some(convert::token(token)),
+            }),
+            &principal.uuid,
+        ))
     }
 
     async fn delete_token(
@@ -109,6 +112,9 @@ impl TokenService for TokenApi {
         self.0
             .delete_token(&principal, &req.get_ref().token)
             .await?;
-        Ok(Response::new(pb::DeleteTokenResponse {}))
+        Ok(revoking(
+            Response::new(pb::DeleteTokenResponse {}),
+            &principal.uuid,
+        ))
     }
 }

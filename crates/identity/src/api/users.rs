@@ -34,6 +34,7 @@ impl UserService for UserApi {
         let changes = ProfileChanges {
             display_name: has("display_name").then(|| user.display_name.clone()),
             email: has("email").then(|| user.email.clone()),
+            current_password: r.current_password,
         };
         let user = self.0.update_current_user(&principal, changes).await?;
         Ok(Response::new(pb::UpdateCurrentUserResponse {

@@ -362,7 +362,13 @@ impl Identity {
             .filter(users::Column::Uuid.eq(user.uuid.as_str()))
             .exec(&txn)
             .await?;
-        revoke_sessions(&txn, &user.uuid, Some(&principal.token_uuid), now).await?;
+        revoke_tokens(
+            &txn,
+            &user.uuid,
+            Revoke::OtherSessions(&principal.token_uuid),
+            now,
+        )
+        .await?;
         txn.commit().await?;
         self.user_rows.changed();
         Ok(())
@@ -409,7 +415,8 @@ impl Identity {
 
     /// Sets a new password with a reset token. The token is spent by a
     /// conditional update, so two concurrent uses cannot both succeed.
-    pub async fn confirm_password_reset(&self, token: &str, new: &str) -> Result<(), Error> {
+    /// Returns the UUID of the user whose password it reset.
+    pub async fn confirm_password_reset(&self, token: &str, new: &str) -> Result<String, Error> {
         let mut v = Violations::new();
         v.check("token", validate::required(token, 200));
         v.check("new_password", passwords::check_policy(new));
@@ -443,10 +450,12 @@ impl Identity {
             .filter(users::Column::Uuid.eq(reset.user_uuid.as_str()))
             .exec(&txn)
             .await?;
-        revoke_sessions(&txn, &reset.user_uuid, None, now).await?;
+        // Whoever reset the password holds the mailbox, maybe not the
+        // tokens: every bearer token of the user ends, access tokens too.
+        revoke_tokens(&txn, &reset.user_uuid, Revoke::Every, now).await?;
         txn.commit().await?;
         self.user_rows.changed();
-        Ok(())
+        Ok(reset.user_uuid)
     }
 
     pub(crate) async fn user_by_uuid(&self, uuid: &str) -> Result<users::Model, Error> {
@@ -507,20 +516,29 @@ pub(crate) async fn insert_token(
 }
 
 /// Revokes the user's sessions, except `keep`.
-async fn revoke_sessions(
+/// Which of a user's tokens [`revoke_tokens`] ends.
+enum Revoke<'a> {
+    /// Every session but this one (a password change).
+    OtherSessions(&'a str),
+    /// Every token: sessions and personal access tokens (a password reset).
+    Every,
+}
+
+async fn revoke_tokens(
     db: &impl ConnectionTrait,
     user_uuid: &str,
-    keep: Option<&str>,
+    which: Revoke<'_>,
     now: i64,
 ) -> Result<(), Error> {
     let mut update = tokens::Entity::update_many()
         .col_expr(tokens::Column::RevokeTime, Expr::value(now))
         .col_expr(tokens::Column::UpdateTime, Expr::value(now))
         .filter(tokens::Column::UserUuid.eq(user_uuid))
-        .filter(tokens::Column::Kind.eq(KIND_SESSION))
         .filter(tokens::Column::RevokeTime.is_null());
-    if let Some(keep) = keep {
-        update = update.filter(tokens::Column::Uuid.ne(keep));
+    if let Revoke::OtherSessions(keep) = which {
+        update = update
+            .filter(tokens::Column::Kind.eq(KIND_SESSION))
+            .filter(tokens::Column::Uuid.ne(keep));
     }
     update.exec(db).await?;
     Ok(())

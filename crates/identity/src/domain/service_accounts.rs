@@ -255,7 +255,7 @@ impl Identity {
         principal: &Principal,
         organization: &str,
         name: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<String, Error> {
         let standing = self
             .require_in(principal, organization, Permission::ServiceAccountsManage)
             .await?;
@@ -264,7 +264,8 @@ impl Identity {
         account::Entity::delete_by_id(row.uuid.clone())
             .exec(&txn)
             .await?;
-        commit_with(txn, account_activity(&row, principal, action::DELETED)).await
+        commit_with(txn, account_activity(&row, principal, action::DELETED)).await?;
+        Ok(row.uuid)
     }
 
     /// Creates a token for an account; returns it and its secret.
@@ -381,7 +382,7 @@ impl Identity {
         organization: &str,
         account_name: &str,
         token_name: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<String, Error> {
         let standing = self
             .require_in(principal, organization, Permission::ServiceAccountsManage)
             .await?;
@@ -402,7 +403,8 @@ impl Identity {
             txn,
             token_activity(&account, token_name, principal, action::DELETED),
         )
-        .await
+        .await?;
+        Ok(account.uuid)
     }
 
     /// The shipper of this service's activities to the activity store

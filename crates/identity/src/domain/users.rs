@@ -14,7 +14,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Identity, require_user_scope};
+use super::{Identity, passwords, require_user_scope};
 use crate::storage::users;
 
 /// How long a user row read for `GetCurrentUser` is trusted when nothing
@@ -38,6 +38,10 @@ pub struct ProfileChanges {
     pub display_name: Option<String>,
     /// New email (unverified again).
     pub email: Option<String>,
+    /// The caller's password, which a new email needs: whoever holds the
+    /// address can reset the password, so a stolen session must not be
+    /// enough to move it.
+    pub current_password: String,
 }
 
 /// One page of users.
@@ -106,6 +110,30 @@ impl Identity {
         }
         v.finish()?;
         let user = self.user_by_uuid(&principal.uuid).await?;
+        if email.as_ref().is_some_and(|e| *e != user.email) {
+            let Some(hash) = user.password_hash.as_deref() else {
+                return Err(Error::precondition(
+                    "PASSWORD_REQUIRED",
+                    "set a password (password reset) before changing your email address",
+                ));
+            };
+            let mut v = Violations::new();
+            v.check(
+                "current_password",
+                validate::required(&changes.current_password, passwords::MAX_PASSWORD_LEN),
+            );
+            v.finish()?;
+            if !self
+                .hasher
+                .verify(&changes.current_password, Some(hash))
+                .await?
+            {
+                return Err(Error::invalid(
+                    "current_password",
+                    "is not the current password",
+                ));
+            }
+        }
         let mut active = user.clone().into_active_model();
         if let Some(name) = changes.display_name {
             active.display_name = Set(name);
