@@ -8,7 +8,9 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use orgplane_e2e::{TestStack, check_role_matrix, expect_code, expect_reason, violated_fields};
+use orgplane_e2e::{
+    TestStack, check_role_matrix, eventually, expect_code, expect_reason, violated_fields,
+};
 use orgplane_platform::{authz::Permission, grpc::json_to_struct};
 use orgplane_proto::{agents::*, organizations as org_pb};
 use prost_types::FieldMask;
@@ -504,6 +506,30 @@ async fn an_expired_lease_puts_the_run_back_and_renewals_keep_it() {
     assert_eq!(again[0].attempts, 2);
     assert_ne!(again[0].lease, leased[1].lease);
     assert_eq!(get(&t, &owner, "acme", &kept.uuid).await.status, "leased");
+}
+
+/// Issue 15, item 11: a lapsed lease puts its run back within seconds of
+/// the expiry even if no agent ever acquires again (before, the run read
+/// `leased` forever).
+#[tokio::test]
+async fn a_lapsed_lease_is_put_back_without_any_acquisition() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    let agent = setup(&t, &owner, "acme").await;
+    let run = submit(&t, &owner, "acme", "vision", "box/urgent", "orphan").await;
+    let leased = acquire(&t, &agent, "acme", 1, SHORT_LEASE).await;
+    assert_eq!(names(&leased), ["orphan"]);
+    // The agent vanishes. Within 5 s of the expiry the run waits again.
+    tokio::time::sleep(SHORT_LEASE).await;
+    let took = eventually(Duration::from_secs(5), "the run is queued again", || {
+        let (t, owner, uuid) = (&t, &owner, run.uuid.clone());
+        async move { get(t, owner, "acme", &uuid).await.status == "queued" }
+    })
+    .await;
+    eprintln!("requeued {took:?} after the expiry");
+    let again = get(&t, &owner, "acme", &run.uuid).await;
+    assert!(again.lease.is_none());
+    assert_eq!(again.attempts, 1);
 }
 
 #[tokio::test]

@@ -99,9 +99,9 @@ pub async fn run_every<F, Fut>(
     interval: Duration,
     stop: impl Future<Output = ()>,
     what: &str,
-    task: F,
+    mut task: F,
 ) where
-    F: Fn() -> Fut,
+    F: FnMut() -> Fut,
     Fut: Future<Output = Result<u64, Error>>,
 {
     tokio::pin!(stop);

@@ -16,7 +16,9 @@
 //!   handed to two agents.
 //! - **Leases.** A lease ends at its expiry unless renewed; an expired
 //!   lease puts its run back in the queue (the next acquirer of the queue
-//!   does it, in its transaction), or fails it after
+//!   does it, in its transaction, and the service's sweeper every second,
+//!   [`Agents::expire_lapsed_leases`], whether or not an agent acquires —
+//!   the agent may be gone for good), or fails it after
 //!   its `max_attempts` leases ([`DEFAULT_MAX_ATTEMPTS`] unless the service
 //!   is configured otherwise). Every change commits before it is answered:
 //!   a run accepted is never lost when an agent or the service dies.
@@ -61,6 +63,10 @@ pub const STATUSES: &[&str] = &[
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// Longest lease an agent may ask for.
 pub const MAX_LEASE: Duration = Duration::from_secs(3600);
+/// How often the sweeper looks for lapsed leases.
+pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Most queues one sweep visits (the next sweep goes on).
+const SWEEP_QUEUES: u64 = 100;
 
 /// How a queue stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -352,6 +358,30 @@ impl Agents {
     }
 
     /// Leases up to `wanted` runs of one queue, in one transaction.
+    /// Puts back (or fails) the runs whose lease lapsed, queue by queue
+    /// under each queue's lock, as an acquisition would; returns how many
+    /// queues it swept.
+    pub async fn expire_lapsed_leases(&self) -> Result<u64, Error> {
+        let now = now_micros();
+        let lapsed: Vec<String> = runs::Entity::find()
+            .select_only()
+            .column(runs::Column::QueueUuid)
+            .distinct()
+            .filter(runs::Column::LeaseExpireTime.lt(now))
+            .filter(runs::Column::Status.is_in(ACTIVE.to_vec()))
+            .limit(SWEEP_QUEUES)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        for queue_uuid in &lapsed {
+            let txn = self.db.begin().await?;
+            lock_queue(&txn, queue_uuid).await?;
+            expire_leases(&txn, queue_uuid, now, self.max_attempts).await?;
+            txn.commit().await?;
+        }
+        Ok(lapsed.len() as u64)
+    }
+
     async fn acquire_from(
         &self,
         queue: &queues::Model,

@@ -120,18 +120,35 @@ impl Agents {
         .await
     }
 
-    /// Runs [`Self::purge_deleted_organizations`] every `interval` until
-    /// `stop` completes.
+    /// Until `stop` completes: every second, puts back the runs whose
+    /// lease lapsed ([`Self::expire_lapsed_leases`]); every `interval`,
+    /// [`Self::purge_deleted_organizations`].
     pub async fn run_purger(
         self,
         interval: std::time::Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
+        let mut next_purge = tokio::time::Instant::now();
+        let this = &self;
         deletions::run_every(
-            interval,
+            admission::LEASE_SWEEP_INTERVAL,
             stop,
-            "purged the agents data of deleted organizations",
-            || self.purge_deleted_organizations(),
+            "swept lapsed leases and purged the agents data of deleted organizations",
+            || {
+                let purge = tokio::time::Instant::now() >= next_purge;
+                if purge {
+                    next_purge += interval;
+                }
+                async move {
+                    let swept = this.expire_lapsed_leases().await?;
+                    let purged = if purge {
+                        this.purge_deleted_organizations().await?
+                    } else {
+                        0
+                    };
+                    Ok(swept + purged)
+                }
+            },
         )
         .await
     }

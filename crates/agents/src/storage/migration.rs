@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005AgentStatuses),
             Box::new(M0006RunService),
             Box::new(M0007ActivityOutbox),
+            Box::new(M0008LeaseSweep),
         ]
     }
 }
@@ -446,6 +447,42 @@ impl MigrationTrait for M0007ActivityOutbox {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("activity_outbox").to_owned())
+            .await
+    }
+}
+
+/// The lease sweeper finds lapsed leases by their expiry.
+struct M0008LeaseSweep;
+
+impl MigrationName for M0008LeaseSweep {
+    fn name(&self) -> &str {
+        "m0008_lease_sweep"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0008LeaseSweep {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "runs",
+                "runs_lease_expire_time",
+                &["lease_expire_time"][..],
+                false,
+            )],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("runs_lease_expire_time")
+                    .table("runs")
+                    .to_owned(),
+            )
             .await
     }
 }
