@@ -429,6 +429,18 @@ async fn an_agent_reports_its_status_and_learns_what_to_do() {
         .unwrap()
         .into_inner();
     assert_eq!(statuses.total_size, 1);
+    // Issue 15, item 17: statuses are kept a week, then purged.
+    let now = orgplane_platform::time::now_micros();
+    assert_eq!(t.stack.agents.purge_old_statuses(now).await.unwrap(), 0);
+    let week = orgplane_platform::time::DAY * 7;
+    assert_eq!(
+        t.stack
+            .agents
+            .purge_old_statuses(now + week + 1_000_000)
+            .await
+            .unwrap(),
+        1
+    );
 
     // Only the agent reports for itself.
     expect_reason(

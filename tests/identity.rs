@@ -900,3 +900,36 @@ async fn changing_the_email_needs_the_current_password() {
         .await
         .unwrap();
 }
+
+/// Issue 15, item 16: one address asks for at most 10 resets an hour; the
+/// refusal says nothing about accounts (unknown addresses are refused
+/// alike).
+#[tokio::test]
+async fn password_resets_are_limited_per_address() {
+    let t = TestStack::start().await;
+    t.user("forgetful").await;
+    for i in 0..10 {
+        let email = if i % 2 == 0 {
+            "forgetful@example.com"
+        } else {
+            "nobody@example.com"
+        };
+        t.auth()
+            .request_password_reset(RequestPasswordResetRequest {
+                email: email.into(),
+            })
+            .await
+            .unwrap();
+    }
+    for email in ["forgetful@example.com", "nobody@example.com"] {
+        expect_reason(
+            t.auth()
+                .request_password_reset(RequestPasswordResetRequest {
+                    email: email.into(),
+                })
+                .await,
+            Code::ResourceExhausted,
+            "RATE_LIMITED",
+        );
+    }
+}

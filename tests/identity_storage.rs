@@ -90,6 +90,7 @@ storage_tests!(
     keyset_pages_are_stable_while_rows_arrive,
     tokens_introspect_until_revoked_or_deleted,
     a_reset_token_is_spent_once_under_concurrency,
+    secrets_are_purged_when_they_expire_and_resets_are_limited,
 );
 
 fn config() -> IdentityConfig {
@@ -326,4 +327,54 @@ async fn a_reset_token_is_spent_once_under_concurrency(identity: &Identity) {
         }
     }
     assert_eq!(ok, 1, "exactly one use of a reset token succeeds");
+}
+
+/// Issue 15, item 16: reset messages carry live secrets; they are purged
+/// once the secret expires (with the reset itself), and an account gets at
+/// most three reset messages an hour.
+async fn secrets_are_purged_when_they_expire_and_resets_are_limited(identity: &Identity) {
+    use orgplane_identity::storage::{outbox, password_resets};
+    use sea_orm::EntityTrait;
+    identity.sign_up(new_user("forgetful")).await.unwrap();
+    for _ in 0..5 {
+        identity
+            .request_password_reset("forgetful@example.com")
+            .await
+            .unwrap();
+    }
+    let messages = outbox::Entity::find().all(identity.db()).await.unwrap();
+    assert_eq!(messages.len(), 3, "three an hour, then no more messages");
+    let now = orgplane_platform::time::now_micros();
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.expire_time.is_some_and(|t| t > now))
+    );
+    // Nothing is purged before its time.
+    identity.purge_expired(now).await.unwrap();
+    assert_eq!(
+        outbox::Entity::find()
+            .all(identity.db())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    // Past the reset's lifetime (an hour), message and reset are gone.
+    let later = now + 2 * 3600 * 1_000_000;
+    assert!(identity.purge_expired(later).await.unwrap() >= 6);
+    assert!(
+        outbox::Entity::find()
+            .all(identity.db())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        password_resets::Entity::find()
+            .all(identity.db())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -2,6 +2,11 @@
 //! written in the same transaction as the change that needs them and handed
 //! to a delivery worker; orgplane itself needs no mail server. Each service
 //! that sends messages has this table in its own schema.
+//!
+//! The payloads carry live secrets (reset and invitation tokens), so a
+//! message lives no longer than its secret: [`purge`] deletes messages once
+//! delivered or past their `expire_time` (and, for rows from before that
+//! column, a week after they were written).
 
 use sea_orm::entity::prelude::*;
 
@@ -22,6 +27,8 @@ pub struct Model {
     pub create_time: i64,
     /// Delivered at, by the delivery worker.
     pub deliver_time: Option<i64>,
+    /// When the secret it carries dies; the message is purged then.
+    pub expire_time: Option<i64>,
 }
 
 /// No relations are navigated through sea-orm.
@@ -44,12 +51,46 @@ pub fn create_table() -> sea_orm::sea_query::TableCreateStatement {
         .to_owned()
 }
 
-/// Queues a message for delivery (call inside the change's transaction).
+/// The statement that adds `expire_time` to a table made by
+/// [`create_table`] before it had one (a service's later migration).
+pub fn add_expiry_column() -> sea_orm::sea_query::TableAlterStatement {
+    use sea_orm_migration::schema::big_integer_null;
+    sea_orm::sea_query::Table::alter()
+        .table("delivery_outbox")
+        .add_column(big_integer_null("expire_time"))
+        .to_owned()
+}
+
+/// How long a message without `expire_time` is kept.
+const KEEP_UNDATED: i64 = 7 * crate::time::DAY;
+
+/// Deletes the messages delivered or expired by `now`; returns how many.
+pub async fn purge(db: &impl sea_orm::ConnectionTrait, now: i64) -> Result<u64, DbErr> {
+    use sea_orm::{Condition, QueryFilter};
+    let deleted = Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(Column::DeliverTime.is_not_null())
+                .add(Column::ExpireTime.lte(now))
+                .add(
+                    Condition::all()
+                        .add(Column::ExpireTime.is_null())
+                        .add(Column::CreateTime.lte(now.saturating_sub(KEEP_UNDATED))),
+                ),
+        )
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
+/// Queues a message for delivery (call inside the change's transaction);
+/// it is purged at `expire_time`, when the secret it carries dies.
 pub async fn enqueue(
     db: &impl sea_orm::ConnectionTrait,
     kind: &str,
     recipient: &str,
     payload: serde_json::Value,
+    expire_time: i64,
 ) -> Result<(), DbErr> {
     use sea_orm::{ActiveModelTrait, Set};
     ActiveModel {
@@ -59,6 +100,7 @@ pub async fn enqueue(
         payload: Set(payload.to_string()),
         create_time: Set(crate::time::now_micros()),
         deliver_time: Set(None),
+        expire_time: Set(Some(expire_time)),
     }
     .insert(db)
     .await?;

@@ -27,10 +27,16 @@ use orgplane_platform::{
     peers::{IdentityPeer, OrganizationsPeer},
     principal::Principal,
     read_cache::Forget,
+    time::now_micros,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::storage::{agents as agent_rows, connections as connection_rows, runs as run_rows};
+use crate::storage::{
+    agent_statuses, agents as agent_rows, connections as connection_rows, runs as run_rows,
+};
+
+/// How long the statuses agents report are kept.
+pub const STATUS_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// The agents service's state.
 #[derive(Debug, Clone)]
@@ -120,9 +126,24 @@ impl Agents {
         .await
     }
 
+    /// Deletes the statuses agents reported more than
+    /// [`STATUS_RETENTION`] before `now` (one row per heartbeat: about
+    /// 3,000 per agent a day).
+    pub async fn purge_old_statuses(&self, now: i64) -> Result<u64, Error> {
+        let deleted = agent_statuses::Entity::delete_many()
+            .filter(
+                agent_statuses::Column::CreateTime
+                    .lt(now.saturating_sub(STATUS_RETENTION.as_micros() as i64)),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     /// Until `stop` completes: every second, puts back the runs whose
     /// lease lapsed ([`Self::expire_lapsed_leases`]); every `interval`,
-    /// [`Self::purge_deleted_organizations`].
+    /// [`Self::purge_deleted_organizations`] and
+    /// [`Self::purge_old_statuses`].
     pub async fn run_purger(
         self,
         interval: std::time::Duration,
@@ -143,6 +164,7 @@ impl Agents {
                     let swept = this.expire_lapsed_leases().await?;
                     let purged = if purge {
                         this.purge_deleted_organizations().await?
+                            + this.purge_old_statuses(now_micros()).await?
                     } else {
                         0
                     };

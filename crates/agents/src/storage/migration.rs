@@ -17,7 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005AgentStatuses),
             Box::new(M0006RunService),
             Box::new(M0007ActivityOutbox),
-            Box::new(M0008LeaseSweep),
+            Box::new(M0008ExpiryIndexes),
         ]
     }
 }
@@ -451,38 +451,48 @@ impl MigrationTrait for M0007ActivityOutbox {
     }
 }
 
-/// The lease sweeper finds lapsed leases by their expiry.
-struct M0008LeaseSweep;
+/// The background task finds lapsed leases by their expiry, and old agent
+/// statuses by their age.
+struct M0008ExpiryIndexes;
 
-impl MigrationName for M0008LeaseSweep {
+impl MigrationName for M0008ExpiryIndexes {
     fn name(&self) -> &str {
-        "m0008_lease_sweep"
+        "m0008_expiry_indexes"
     }
 }
 
 #[async_trait::async_trait]
-impl MigrationTrait for M0008LeaseSweep {
+impl MigrationTrait for M0008ExpiryIndexes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(
             manager,
-            &[(
-                "runs",
-                "runs_lease_expire_time",
-                &["lease_expire_time"][..],
-                false,
-            )],
+            &[
+                (
+                    "runs",
+                    "runs_lease_expire_time",
+                    &["lease_expire_time"][..],
+                    false,
+                ),
+                (
+                    "agent_statuses",
+                    "agent_statuses_create_time",
+                    &["create_time"][..],
+                    false,
+                ),
+            ],
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("runs_lease_expire_time")
-                    .table("runs")
-                    .to_owned(),
-            )
-            .await
+        for (table, index) in [
+            ("runs", "runs_lease_expire_time"),
+            ("agent_statuses", "agent_statuses_create_time"),
+        ] {
+            manager
+                .drop_index(Index::drop().name(index).table(table).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

@@ -84,8 +84,9 @@ impl AuthService for AuthApi {
         &self,
         req: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let address = client_address(&req).unwrap_or_else(|| UNKNOWN_ADDRESS.to_owned());
         self.0
-            .request_password_reset(&req.into_inner().email)
+            .request_password_reset_from(&req.into_inner().email, &address)
             .await?;
         Ok(Response::new(pb::RequestPasswordResetResponse {}))
     }

@@ -10,7 +10,7 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set,
     TransactionTrait,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
@@ -20,6 +20,35 @@ use crate::storage::{login_failures, outbox, password_resets, tokens, users};
 
 /// The client address of a login that did not come through the gateway.
 pub const UNKNOWN_ADDRESS: &str = "unknown";
+/// Password reset messages one account gets per hour.
+pub const RESETS_PER_ACCOUNT: u64 = 3;
+/// Password resets one client address may ask for per hour.
+pub const RESETS_PER_ADDRESS: u32 = 10;
+
+/// How often each client address may ask for password resets (in this
+/// process: each replica counts its own).
+#[derive(Debug, Clone)]
+pub(crate) struct ResetRequests(std::sync::Arc<governor::DefaultKeyedRateLimiter<String>>);
+
+impl ResetRequests {
+    pub(crate) fn new() -> Self {
+        let per_hour = std::num::NonZeroU32::new(RESETS_PER_ADDRESS).expect("non-zero");
+        Self(std::sync::Arc::new(governor::RateLimiter::keyed(
+            governor::Quota::per_hour(per_hour),
+        )))
+    }
+
+    fn check(&self, address: &str) -> Result<(), Error> {
+        use governor::clock::{Clock, DefaultClock};
+        self.0
+            .check_key(&address.to_owned())
+            .map_err(|not_until| Error::ResourceExhausted {
+                reason: "RATE_LIMITED",
+                message: "too many password resets asked from this address: try later".into(),
+                retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+            })
+    }
+}
 
 /// Token kind of sessions.
 pub const KIND_SESSION: &str = "session";
@@ -374,13 +403,28 @@ impl Identity {
         Ok(())
     }
 
-    /// Starts a password reset for `email`. Whether or not the account
-    /// exists, the answer is the same.
+    /// [`Identity::request_password_reset_from`] an unknown address.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), Error> {
+        self.request_password_reset_from(email, UNKNOWN_ADDRESS)
+            .await
+    }
+
+    /// Starts a password reset for `email`, asked from the client address
+    /// `address`. Whether or not the account exists, the answer is the
+    /// same. An address asks at most [`RESETS_PER_ADDRESS`] times an hour
+    /// (`RESOURCE_EXHAUSTED`, which says nothing of accounts); an account
+    /// gets at most [`RESETS_PER_ACCOUNT`] messages an hour, further asks
+    /// are answered the same and send nothing — no mailbox is flooded.
+    pub async fn request_password_reset_from(
+        &self,
+        email: &str,
+        address: &str,
+    ) -> Result<(), Error> {
         let email = email.trim().to_lowercase();
         let mut v = Violations::new();
         v.check("email", validate::email(&email));
         v.finish()?;
+        self.reset_requests.check(address)?;
         let Some(user) = users::Entity::find()
             .filter(users::Column::Email.eq(email.as_str()))
             .one(&self.db)
@@ -388,14 +432,24 @@ impl Identity {
         else {
             return Ok(());
         };
-        let token = secrets::generate(secrets::RESET_PREFIX);
         let now = now_micros();
+        let recent = password_resets::Entity::find()
+            .filter(password_resets::Column::UserUuid.eq(user.uuid.as_str()))
+            .filter(password_resets::Column::CreateTime.gt(now - 3600 * 1_000_000))
+            .count(&self.db)
+            .await?;
+        if recent >= RESETS_PER_ACCOUNT {
+            tracing::warn!(user = %user.username, "password reset not sent: too many this hour");
+            return Ok(());
+        }
+        let token = secrets::generate(secrets::RESET_PREFIX);
+        let expire_time = add(now, self.config.reset_ttl);
         let txn = self.db.begin().await?;
         password_resets::ActiveModel {
             uuid: Set(uuid::Uuid::now_v7().to_string()),
             user_uuid: Set(user.uuid.clone()),
             token_hash: Set(secrets::hash(&token)),
-            expire_time: Set(add(now, self.config.reset_ttl)),
+            expire_time: Set(expire_time),
             use_time: Set(None),
             create_time: Set(now),
         }
@@ -406,6 +460,7 @@ impl Identity {
             "password_reset",
             &user.email,
             serde_json::json!({ "username": user.username, "token": token }),
+            expire_time,
         )
         .await?;
         txn.commit().await?;

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod agent_tokens;
+pub mod expiry;
 pub mod external;
 pub mod external_links;
 pub mod passwords;
@@ -80,6 +81,8 @@ pub struct Identity {
     /// what it shows forgets them (see [`users::USER_TTL`]).
     pub(crate) user_rows:
         orgplane_platform::read_cache::ReadCache<String, crate::storage::users::Model>,
+    /// Password resets asked per client address.
+    pub(crate) reset_requests: accounts::ResetRequests,
 }
 
 impl Identity {
@@ -92,6 +95,7 @@ impl Identity {
             organizations: None,
             oidc: OidcVerifier::new(),
             user_rows: orgplane_platform::read_cache::ReadCache::new(10_000, users::USER_TTL),
+            reset_requests: accounts::ResetRequests::new(),
         }
     }
 

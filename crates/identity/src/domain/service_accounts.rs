@@ -430,14 +430,17 @@ impl Identity {
         .await
     }
 
-    /// Runs [`Self::purge_deleted_organizations`] every `interval` until
-    /// `stop` completes.
+    /// Runs [`Self::purge_deleted_organizations`] and
+    /// [`Self::purge_expired`] every `interval` until `stop` completes.
     pub async fn run_purger(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
         deletions::run_every(
             interval,
             stop,
-            "purged service accounts of deleted organizations",
-            || self.purge_deleted_organizations(),
+            "purged service accounts of deleted organizations and expired secrets",
+            || async {
+                Ok(self.purge_deleted_organizations().await?
+                    + self.purge_expired(now_micros()).await?)
+            },
         )
         .await
     }

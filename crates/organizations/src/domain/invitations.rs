@@ -222,6 +222,7 @@ impl Organizations {
                 "teams": new.teams,
                 "token": token,
             }),
+            add(now, INVITATION_TTL),
         )
         .await?;
         let activity = invitation_activity(&row, principal, action::CREATED).metadata(
@@ -409,6 +410,7 @@ impl Organizations {
                 "role": row.role,
                 "token": token,
             }),
+            updated.expire_time,
         )
         .await?;
         self.commit_with(txn, invitation_activity(&updated, principal, "resent"))
