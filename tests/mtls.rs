@@ -2,7 +2,7 @@
 //! identities allowed for each method.
 
 use orgplane_e2e::{TestStack, expect_code};
-use orgplane_platform::pki::CertDir;
+use orgplane_platform::pki::{CaDir, CertDir};
 use orgplane_proto::identity::{
     GetCurrentUserRequest, IntrospectTokenRequest, LoginRequest,
     auth_service_client::AuthServiceClient, identity_internal_client::IdentityInternalClient,
@@ -57,8 +57,10 @@ async fn a_backend_refuses_plaintext_clients() {
 async fn a_backend_refuses_certificates_from_another_ca() {
     let t = TestStack::start().await;
     let foreign = tempfile::tempdir().unwrap();
-    let other_ca = CertDir::new(foreign.path());
-    other_ca.init(&["gateway"], &[]).unwrap();
+    let other_ca = CertDir::new(foreign.path().join("certs"));
+    other_ca
+        .init(&CaDir::new(foreign.path().join("ca")), &["gateway"], &[])
+        .unwrap();
     let forged = other_ca.load("gateway").unwrap();
     let channel = mtls_to_identity(&t, forged.cert_pem, forged.key_pem).await;
     let status = AuthServiceClient::new(channel)

@@ -13,7 +13,7 @@ use orgplane_platform::{
     client::mtls_channel,
     db::{DbTarget, connect_and_migrate},
     peers::{IdentityPeer, OrganizationsPeer, StatsPeers},
-    pki::{CertDir, IDENTITIES},
+    pki::{CaDir, CertDir, IDENTITIES},
     shutdown::Shutdown,
 };
 use orgplane_proto::Backend;
@@ -81,7 +81,7 @@ impl Stack {
     pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
         let certs = CertDir::new(config.data_dir.join("certs"));
         certs
-            .init(IDENTITIES, &[])
+            .init(&CaDir::new(config.data_dir.join("ca")), IDENTITIES, &[])
             .context("creating the dev certificates")?;
 
         let target = |backend: Backend| {
