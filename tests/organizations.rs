@@ -1962,3 +1962,131 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
         Code::NotFound,
     );
 }
+
+/// Issue 15, item 17: the lists of settings have documented limits, and an
+/// oversized list is one violation however many bad items it holds.
+#[tokio::test]
+async fn settings_lists_are_bounded() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    t.projects_as(&owner)
+        .create_project(CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let many = |n: usize, bad: bool| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                if bad {
+                    format!("Not Valid {i}")
+                } else {
+                    format!("d{i}.example.com")
+                }
+            })
+            .collect()
+    };
+    for (domains, violations) in [(many(101, false), 1), (many(5000, true), 1)] {
+        let status = expect_code(
+            t.orgs_as(&owner)
+                .update_organization_settings(UpdateOrganizationSettingsRequest {
+                    organization: "acme".into(),
+                    settings: Some(OrganizationSettings {
+                        auth: Some(AuthSettings {
+                            allowed_email_domains: domains,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["auth.allowed_email_domains"]),
+                })
+                .await,
+            Code::InvalidArgument,
+        );
+        assert_eq!(
+            violated_fields(&status),
+            vec!["settings.auth.allowed_email_domains"; violations]
+        );
+    }
+    t.orgs_as(&owner)
+        .update_organization_settings(UpdateOrganizationSettingsRequest {
+            organization: "acme".into(),
+            settings: Some(OrganizationSettings {
+                auth: Some(AuthSettings {
+                    allowed_email_domains: many(100, false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: mask(&["auth.allowed_email_domains"]),
+        })
+        .await
+        .expect("100 domains are allowed");
+    let providers = (0..21)
+        .map(|i| AuthProvider {
+            name: format!("p{i}"),
+            issuer: "https://idp.example.com".into(),
+            client_id: "orgplane".into(),
+            ..Default::default()
+        })
+        .collect();
+    let status = expect_code(
+        t.orgs_as(&owner)
+            .update_organization_settings(UpdateOrganizationSettingsRequest {
+                organization: "acme".into(),
+                settings: Some(OrganizationSettings {
+                    auth: Some(AuthSettings {
+                        providers,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["auth.providers"]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["settings.auth.providers"]);
+    let agents = (0..101).map(|i| format!("agent-{i}")).collect();
+    let status = expect_code(
+        t.projects_as(&owner)
+            .update_project_settings(UpdateProjectSettingsRequest {
+                organization: "acme".into(),
+                project: "vision".into(),
+                settings: Some(ProjectSettings {
+                    allowed_agents: agents,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["allowed_agents"]),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["settings.allowed_agents"]);
+    let grants = (0..101)
+        .map(|i| TeamGrant {
+            kind: EntityKind::Project as i32,
+            name: format!("p{i}"),
+            role: "viewer".into(),
+        })
+        .collect();
+    let status = expect_code(
+        t.teams_as(&owner)
+            .create_team(CreateTeamRequest {
+                organization: "acme".into(),
+                team: Some(Team {
+                    name: "big".into(),
+                    grants,
+                    ..Default::default()
+                }),
+            })
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&status), ["team.grants"]);
+}

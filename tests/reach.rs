@@ -368,3 +368,57 @@ async fn an_instance_admin_does_not_reach_other_peoples_organizations() {
         Code::NotFound,
     );
 }
+
+/// Issue 15, item 10: grants die with the project they name: a new project
+/// with a deleted one's name is not open to the old grantees, through their
+/// own grant or their team's.
+#[tokio::test]
+async fn grants_die_with_the_project_they_name() {
+    let t = TestStack::start().await;
+    let owner = acme(&t).await;
+    let invited = t
+        .invitations_as(&owner)
+        .create_invitation(CreateInvitationRequest {
+            organization: "acme".into(),
+            invitation: invitation("guest@example.com", "outsider", &["granted"], &["ml"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let guest = t.user("guest").await;
+    t.invitations_as(&guest)
+        .accept_invitation(AcceptInvitationRequest {
+            token: invited.token,
+        })
+        .await
+        .unwrap();
+    assert_eq!(get_project(&t, &guest, "granted").await, Code::Ok);
+    assert_eq!(get_project(&t, &guest, "via-team").await, Code::Ok);
+    for name in ["granted", "via-team"] {
+        t.projects_as(&owner)
+            .delete_project(DeleteProjectRequest {
+                organization: "acme".into(),
+                project: name.into(),
+            })
+            .await
+            .unwrap();
+        project(&t, &owner, name, Visibility::Private).await;
+        assert_eq!(
+            get_project(&t, &guest, name).await,
+            Code::NotFound,
+            "the new {name} is not the old one's"
+        );
+    }
+    let team = t
+        .teams_as(&owner)
+        .get_team(GetTeamRequest {
+            organization: "acme".into(),
+            team: "ml".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert!(team.grants.is_empty(), "{:?}", team.grants);
+}

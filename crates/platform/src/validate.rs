@@ -33,6 +33,25 @@ impl Violations {
         }
     }
 
+    /// Checks a list field: at most `max` items (else one violation, and the
+    /// items are not looked at: a list of a million bad items is one
+    /// answer, not a million), each passing `check`.
+    pub fn list<T>(
+        &mut self,
+        field: &str,
+        items: &[T],
+        max: usize,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) {
+        if items.len() > max {
+            self.add(field, format!("at most {max} items"));
+            return;
+        }
+        for item in items {
+            self.check(field, check(item));
+        }
+    }
+
     /// `Ok` when no field was bad, else `INVALID_ARGUMENT` with every violation.
     pub fn finish(self) -> Result<(), Error> {
         if self.0.is_empty() {

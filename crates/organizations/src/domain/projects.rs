@@ -26,6 +26,10 @@ use super::{
 };
 use crate::storage::projects;
 
+/// Most entries of each list of a project's settings (allowed agents,
+/// allowed queues, connections).
+pub const MAX_SETTINGS_LIST: usize = 100;
+
 /// A project's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectSettings {
@@ -402,6 +406,10 @@ impl Organizations {
         projects::Entity::delete_by_id(project.uuid.clone())
             .exec(&txn)
             .await?;
+        // Grants name the project; they die with it, so a new project of
+        // the same name is not open to the old grantees.
+        super::teams::revoke_grants_on(&txn, &project.organization_uuid, "project", &project.name)
+            .await?;
         self.commit_with(txn, project_activity(&project, principal, action::DELETED))
             .await
     }
@@ -476,14 +484,17 @@ impl Organizations {
         if let Some(q) = changes.default_queue.as_deref().filter(|q| !q.is_empty()) {
             v.check("settings.default_queue", queue_ref(q));
         }
-        for agent in changes.allowed_agents.iter().flatten() {
-            v.check("settings.allowed_agents", validate::slug(agent));
+        let slug = |s: &String| validate::slug(s);
+        if let Some(agents) = &changes.allowed_agents {
+            v.list("settings.allowed_agents", agents, MAX_SETTINGS_LIST, slug);
         }
-        for queue in changes.allowed_queues.iter().flatten() {
-            v.check("settings.allowed_queues", queue_ref(queue));
+        if let Some(queues) = &changes.allowed_queues {
+            v.list("settings.allowed_queues", queues, MAX_SETTINGS_LIST, |q| {
+                queue_ref(q)
+            });
         }
-        for connection in changes.connections.iter().flatten() {
-            v.check("settings.connections", validate::slug(connection));
+        if let Some(connections) = &changes.connections {
+            v.list("settings.connections", connections, MAX_SETTINGS_LIST, slug);
         }
         v.finish()?;
         if project.archived {

@@ -133,6 +133,11 @@ fn from_row(row: settings::Model) -> Result<Settings, Error> {
     })
 }
 
+/// Most identity providers of an organization.
+pub const MAX_PROVIDERS: usize = 20;
+/// Most allowed email domains of an organization (and of each provider).
+pub const MAX_DOMAINS: usize = 100;
+
 fn domain_name(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 253
@@ -184,11 +189,21 @@ fn check(v: &mut Violations, c: &SettingsChanges) {
         v.add("settings.activity_retention_days", "must be 0 to 3650");
     }
     if let Some(domains) = &c.allowed_email_domains {
-        for domain in domains {
-            v.check("settings.auth.allowed_email_domains", domain_name(domain));
-        }
+        v.list(
+            "settings.auth.allowed_email_domains",
+            domains,
+            MAX_DOMAINS,
+            |d| domain_name(d),
+        );
     }
     if let Some(providers) = &c.providers {
+        if providers.len() > MAX_PROVIDERS {
+            v.add(
+                "settings.auth.providers",
+                format!("at most {MAX_PROVIDERS} providers"),
+            );
+            return;
+        }
         let mut names = Vec::new();
         for p in providers {
             v.check("settings.auth.providers.name", validate::slug(&p.name));
@@ -204,12 +219,12 @@ fn check(v: &mut Violations, c: &SettingsChanges) {
                 "settings.auth.providers.client_id",
                 validate::required(&p.client_id, 200),
             );
-            for domain in &p.allowed_email_domains {
-                v.check(
-                    "settings.auth.providers.allowed_email_domains",
-                    domain_name(domain),
-                );
-            }
+            v.list(
+                "settings.auth.providers.allowed_email_domains",
+                &p.allowed_email_domains,
+                MAX_DOMAINS,
+                |d| domain_name(d),
+            );
         }
     }
 }

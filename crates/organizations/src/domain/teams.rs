@@ -30,6 +30,8 @@ use crate::storage::{grants, members, teams};
 pub const ENTITY_KINDS: &[&str] = &["project", "model_registry", "component_hub"];
 /// Team roles.
 pub const TEAM_ROLES: &[Role] = &[Role::Viewer, Role::Member, Role::Admin];
+/// Most grants of one team.
+pub const MAX_GRANTS: usize = 100;
 
 /// A role granted by a team on one entity (or `*`: every entity of the kind).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +71,53 @@ pub fn grants_of(team: &teams::team::Model) -> Vec<Grant> {
     serde_json::from_str(&team.grants).unwrap_or_default()
 }
 
+/// Ends every grant on the entity `kind`/`name` of an organization — its
+/// members' own grants and its teams' — inside `txn` (the entity is being
+/// deleted). Teams that change get a new etag.
+pub(crate) async fn revoke_grants_on(
+    txn: &sea_orm::DatabaseTransaction,
+    organization_uuid: &str,
+    kind: &str,
+    name: &str,
+) -> Result<(), Error> {
+    grants::member::Entity::delete_many()
+        .filter(grants::member::Column::OrganizationUuid.eq(organization_uuid))
+        .filter(grants::member::Column::Kind.eq(kind))
+        .filter(grants::member::Column::Name.eq(name))
+        .exec(txn)
+        .await?;
+    let now = now_micros();
+    for team in teams::team::Entity::find()
+        .filter(teams::team::Column::OrganizationUuid.eq(organization_uuid))
+        .all(txn)
+        .await?
+    {
+        let before = grants_of(&team);
+        let kept: Vec<Grant> = before
+            .iter()
+            .filter(|g| !(g.kind == kind && g.name == name))
+            .cloned()
+            .collect();
+        if kept.len() == before.len() {
+            continue;
+        }
+        teams::team::Entity::update_many()
+            .col_expr(
+                teams::team::Column::Grants,
+                Expr::value(serde_json::to_string(&kept).map_err(anyhow::Error::from)?),
+            )
+            .col_expr(
+                teams::team::Column::Version,
+                Expr::col(teams::team::Column::Version).add(1),
+            )
+            .col_expr(teams::team::Column::UpdateTime, Expr::value(now))
+            .filter(teams::team::Column::Uuid.eq(team.uuid.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 fn team_role(field: &str, v: &mut Violations, role: &str) {
     if !Role::parse(role).is_some_and(|r| TEAM_ROLES.contains(&r)) {
         v.add(field, "must be viewer, member or admin");
@@ -81,6 +130,10 @@ fn check_fields(v: &mut Violations, f: &TeamFields) {
     }
     if let Some(d) = &f.description {
         v.check("team.description", validate::text(d, 2000));
+    }
+    if f.grants.as_ref().is_some_and(|g| g.len() > MAX_GRANTS) {
+        v.add("team.grants", format!("at most {MAX_GRANTS} grants"));
+        return;
     }
     for grant in f.grants.iter().flatten() {
         if !ENTITY_KINDS.contains(&grant.kind.as_str()) {
