@@ -815,3 +815,28 @@ async fn users_link_list_and_unlink_their_external_identities() {
         "LAST_SIGN_IN_METHOD",
     );
 }
+
+/// Issue 15, item 15: without `--allow-insecure-issuers`, an issuer on a
+/// loopback (or any private) address over plain HTTP is never fetched: an
+/// owner cannot make identity probe its own network. The caller learns
+/// only that the provider is unavailable, nothing of what was reached.
+#[tokio::test]
+async fn issuers_on_private_addresses_are_not_fetched_in_production() {
+    let t = TestStack::start_with(|identity, _| identity.allow_insecure_issuers = false).await;
+    let issuer = OidcIssuer::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    configure(&t, &owner, "acme", &issuer.url, false).await;
+    let status = expect_code(
+        exchange(
+            &t,
+            "acme",
+            "sso",
+            &issuer.issue(&IdToken::for_email("ada@example.com", CLIENT_ID)),
+        )
+        .await,
+        Code::Unavailable,
+    );
+    assert_eq!(status.message(), "the identity provider is unavailable");
+    assert_eq!(issuer.key_fetches(), 0, "nothing was fetched");
+}

@@ -124,7 +124,11 @@ impl TestStack {
     ) -> Self {
         init();
         let dir = tempfile::tempdir().expect("temporary folder");
-        let mut identity = IdentityConfig::default();
+        // The tests' identity providers run on loopback over plain HTTP.
+        let mut identity = IdentityConfig {
+            allow_insecure_issuers: true,
+            ..IdentityConfig::default()
+        };
         let mut gateway = GatewayConfig::default();
         adjust(&mut identity, &mut gateway);
         let stack = Stack::start(StackConfig {

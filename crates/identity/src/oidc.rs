@@ -5,20 +5,39 @@
 //! per issuer; a token signed with a key id the cache does not know causes
 //! one refetch (issuers rotate keys), at most once per
 //! [`REFETCH_INTERVAL`] per issuer so that forged key ids cannot make us
-//! hammer the issuer. Issuers are fetched over HTTPS with the web PKI roots;
-//! plain HTTP is accepted only on loopback (tests, local identity
-//! providers), as the organization settings already enforce.
+//! hammer the issuer. Issuers are fetched over HTTPS with the web PKI roots.
+//!
+//! An organization's owner chooses the issuer URL, so a fetch must not let
+//! them probe the network orgplane runs in: unless the verifier is built
+//! to allow insecure issuers (`--allow-insecure-issuers`, for tests and
+//! local identity providers), plain HTTP is refused, and so is every
+//! address that is not public — loopback, private, link-local, unique
+//! local, shared (CGNAT), multicast, unspecified — whether written in the
+//! URL or resolved from its name (the connection goes to the checked
+//! address, so a name cannot resolve differently between check and
+//! connect). Why a fetch failed is logged; the caller learns only that the
+//! provider is unavailable.
 //!
 //! Signatures, `iss`, `aud`, `exp` and `nbf` are checked by `jsonwebtoken`;
 //! only asymmetric algorithms are accepted (a JWKS never holds HMAC secrets,
 //! and `none` is never valid).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
+    client::legacy::{
+        Client,
+        connect::{HttpConnector, dns::Name},
+    },
     rt::TokioExecutor,
 };
 use jsonwebtoken::{
@@ -75,12 +94,78 @@ struct Discovery {
     jwks_uri: String,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpsClient =
+    Client<hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>, Empty<Bytes>>;
+
+/// Whether `ip` is an address of the public internet (see the module
+/// documentation for what is not).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Resolves issuer host names, keeping public addresses only (unless
+/// insecure issuers are allowed).
+#[derive(Clone, Debug)]
+pub struct PublicResolver {
+    allow_private: bool,
+}
+
+impl tower::Service<Name> for PublicResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|addr| allow_private || is_public(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::other(format!(
+                    "{} resolves to no public address",
+                    name.as_str()
+                )));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
 
 /// Verifies ID tokens; cheap to clone.
 #[derive(Clone)]
 pub struct OidcVerifier {
     http: HttpsClient,
+    allow_insecure: bool,
     keys: Cache<String, Arc<JwkSet>>,
     recently_fetched: Cache<String, ()>,
 }
@@ -95,13 +180,15 @@ impl std::fmt::Debug for OidcVerifier {
 
 impl Default for OidcVerifier {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
     }
 }
 
 impl OidcVerifier {
-    /// A verifier with an empty key cache.
-    pub fn new() -> Self {
+    /// A verifier with an empty key cache; `allow_insecure` also fetches
+    /// plain-HTTP issuers and issuers on private addresses (tests, local
+    /// identity providers: never in production).
+    pub fn new(allow_insecure: bool) -> Self {
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -111,7 +198,9 @@ impl OidcVerifier {
             roots: webpki_roots(),
         })
         .with_no_client_auth();
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(PublicResolver {
+            allow_private: allow_insecure,
+        });
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(FETCH_TIMEOUT));
@@ -122,6 +211,7 @@ impl OidcVerifier {
             .wrap_connector(http);
         Self {
             http: Client::builder(TokioExecutor::new()).build(connector),
+            allow_insecure,
             keys: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(KEYS_TTL)
@@ -213,8 +303,19 @@ impl OidcVerifier {
             OidcError::IssuerUnavailable(format!("fetching {url}: {e}"))
         };
         let uri: http::Uri = url.parse().map_err(|e| unavailable(&e))?;
-        if uri.scheme_str() != Some("https") && !is_loopback(&uri) {
-            return Err(unavailable(&"only https is allowed off loopback"));
+        if !self.allow_insecure {
+            if uri.scheme_str() != Some("https") {
+                return Err(unavailable(&"only https issuers are fetched"));
+            }
+            // An address written in the URL is not resolved: check it here.
+            if let Some(ip) = uri
+                .host()
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|h| h.parse::<IpAddr>().ok())
+                && !is_public(ip)
+            {
+                return Err(unavailable(&"the issuer's address is not public"));
+            }
         }
         let request = http::Request::get(uri)
             .header(http::header::ACCEPT, "application/json")
@@ -239,18 +340,6 @@ impl OidcVerifier {
     }
 }
 
-fn is_loopback(uri: &http::Uri) -> bool {
-    match uri.host() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
-}
-
 fn webpki_roots() -> Vec<rustls::pki_types::TrustAnchor<'static>> {
     webpki_roots::TLS_SERVER_ROOTS.to_vec()
 }
@@ -260,21 +349,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_may_skip_tls() {
-        for (url, ok) in [
-            ("http://127.0.0.1:8080/x", true),
-            ("http://[::1]:8080/x", true),
-            ("http://localhost/x", true),
-            ("http://issuer.example.com/x", false),
-            ("http://10.0.0.1/x", false),
+    fn only_public_addresses_are_fetched() {
+        for (ip, public) in [
+            ("93.184.215.14", true),
+            ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", true),
+            ("127.0.0.1", false),
+            ("10.1.2.3", false),
+            ("172.16.0.1", false),
+            ("192.168.1.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("0.0.0.0", false),
+            ("::1", false),
+            ("fd00::1", false),
+            ("fe80::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:10.0.0.1", false),
         ] {
-            assert_eq!(is_loopback(&url.parse().unwrap()), ok, "{url}");
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+
+    /// Issue 15, item 15: without the dev flag, a plain-HTTP issuer, an
+    /// issuer written as a private address, and a name that resolves only
+    /// to loopback are all refused before any connection, as unavailable.
+    #[tokio::test]
+    async fn private_and_plain_http_issuers_are_refused() {
+        let verifier = OidcVerifier::new(false);
+        for url in [
+            "http://issuer.example.com/keys",
+            "https://127.0.0.1:8443/keys",
+            "https://[::1]/keys",
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost:8443/keys",
+        ] {
+            let err = verifier
+                .get_json::<serde_json::Value>(url)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, OidcError::IssuerUnavailable(_)),
+                "{url}: {err:?}"
+            );
         }
     }
 
     #[tokio::test]
     async fn refuses_symmetric_and_unsigned_tokens_before_any_fetch() {
-        let verifier = OidcVerifier::new();
+        let verifier = OidcVerifier::new(false);
         // {"alg":"HS256","typ":"JWT"} . {} . signature
         let hs256 = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl";
         let err = verifier

@@ -33,6 +33,10 @@ pub struct DevArgs {
     /// The admin's password on first start; generated and printed when unset.
     #[arg(long, env = "ORGPLANE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// Also fetch identity providers over plain HTTP and on private or
+    /// loopback addresses (a local provider); see `serve --help`.
+    #[arg(long, env = "ORGPLANE_ALLOW_INSECURE_ISSUERS")]
+    pub allow_insecure_issuers: bool,
     /// The admin's email address on first start.
     #[arg(long, env = "ORGPLANE_ADMIN_EMAIL", default_value = DEV_ADMIN_EMAIL)]
     pub admin_email: String,
@@ -49,7 +53,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         database_url: args.database_url.clone(),
         schema_prefix: args.schema_prefix.clone(),
         gateway_listen: args.listen,
-        identity: IdentityConfig::default(),
+        identity: IdentityConfig {
+            allow_insecure_issuers: args.allow_insecure_issuers,
+            ..IdentityConfig::default()
+        },
         gateway: args.gateway.config(),
         max_run_attempts: args.agents.max_run_attempts,
     })

@@ -81,6 +81,12 @@ pub struct ServeArgs {
     /// bootstrap admin create users).
     #[arg(long, env = "ORGPLANE_ALLOW_SIGNUP", default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_signup: bool,
+    /// identity: also fetch identity providers over plain HTTP and on
+    /// private or loopback addresses. For local providers in development
+    /// only: an organization's owner chooses the issuer URL, so this lets
+    /// owners make identity fetch addresses of its own network.
+    #[arg(long, env = "ORGPLANE_ALLOW_INSECURE_ISSUERS")]
+    pub allow_insecure_issuers: bool,
 }
 
 /// Agents service options.
@@ -181,6 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let db = connect_and_migrate::<IdentityMigrator>(&target).await?;
             let config = IdentityConfig {
                 allow_signup: args.allow_signup,
+                allow_insecure_issuers: args.allow_insecure_issuers,
                 ..IdentityConfig::default()
             };
             let organizations = OrganizationsPeer::new(mtls_channel(

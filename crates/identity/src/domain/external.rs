@@ -47,7 +47,12 @@ impl From<OidcError> for Error {
             OidcError::InvalidToken(_) => {
                 Error::unauthenticated("INVALID_ID_TOKEN", err.to_string())
             }
-            OidcError::IssuerUnavailable(_) => Error::Unavailable(err.to_string()),
+            OidcError::IssuerUnavailable(detail) => {
+                // What the issuer answered stays in the log: the caller may
+                // be probing what the service can reach.
+                tracing::warn!(detail, "an identity provider could not be fetched");
+                Error::Unavailable("the identity provider is unavailable".into())
+            }
         }
     }
 }

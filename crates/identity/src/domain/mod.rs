@@ -48,6 +48,10 @@ pub struct IdentityConfig {
     /// Password checks that may wait for a hashing thread; more are refused
     /// with `UNAVAILABLE` at once.
     pub hash_queue: usize,
+    /// Whether identity providers may be fetched over plain HTTP and on
+    /// private addresses (tests, local providers; never in production:
+    /// an organization's owner chooses the issuer URL).
+    pub allow_insecure_issuers: bool,
 }
 
 impl Default for IdentityConfig {
@@ -65,6 +69,7 @@ impl Default for IdentityConfig {
             lockout: Duration::from_secs(15 * 60),
             hash_concurrency,
             hash_queue: hash_concurrency * passwords::DEFAULT_QUEUE_PER_THREAD,
+            allow_insecure_issuers: false,
         }
     }
 }
@@ -91,9 +96,9 @@ impl Identity {
         Self {
             db,
             hasher: PasswordHasherPool::new(config.hash_concurrency, config.hash_queue),
+            oidc: OidcVerifier::new(config.allow_insecure_issuers),
             config,
             organizations: None,
-            oidc: OidcVerifier::new(),
             user_rows: orgplane_platform::read_cache::ReadCache::new(10_000, users::USER_TTL),
             reset_requests: accounts::ResetRequests::new(),
         }
