@@ -878,3 +878,84 @@ async fn only_admins_read_the_organization_feed_and_viewers_read_their_projects(
         .unwrap();
     }
 }
+
+/// Issue 15, item 9: at most 16 streams per principal through the gateway,
+/// and a stream ends with `UNAUTHENTICATED` within 15 s of its token's
+/// revocation (before, a stream opened before `Logout` ran on).
+#[tokio::test]
+async fn streams_are_limited_per_principal_and_end_with_their_token() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let watch = || WatchActivitiesRequest {
+        organization: "acme".into(),
+        ..Default::default()
+    };
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(
+            t.activities_as(&owner)
+                .watch_activities(watch())
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    orgplane_e2e::expect_reason(
+        t.activities_as(&owner).watch_activities(watch()).await,
+        Code::ResourceExhausted,
+        "TOO_MANY_STREAMS",
+    );
+    // Closing one frees its slot (the gateway notices the reset).
+    drop(open.pop());
+    eventually(Duration::from_secs(5), "a slot is free again", || {
+        let mut feed = t.activities_as(&owner);
+        async move {
+            match feed.watch_activities(watch()).await {
+                Ok(stream) => {
+                    drop(stream);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    drop(open);
+
+    // A stream opened with a session that then logs out ends.
+    let session = t
+        .auth()
+        .login(orgplane_proto::identity::LoginRequest {
+            username: "owner".into(),
+            password: "password-owner".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let mut stream = t
+        .activities_as(&session)
+        .watch_activities(watch())
+        .await
+        .unwrap()
+        .into_inner();
+    t.auth_as(&session)
+        .logout(orgplane_proto::identity::LogoutRequest {})
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within 20 s");
+    let status = ended.expect_err("ended by an error");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(16));
+}

@@ -396,7 +396,10 @@ async fn component_specifications_are_validated_on_write() {
             "line 3: `run.kind` must be a string",
         ),
         ("kind: component\n", "`run` is required"),
-        ("kind: component\nrun: {kind: job\n", "line 3"),
+        (
+            "kind: component\nrun: {kind: job\n",
+            "line 2, column 6: invalid YAML: unclosed bracket",
+        ),
         (
             "{\"kind\": \"component\",\n \"run\": [] }",
             "line 2: `run` must be a mapping",

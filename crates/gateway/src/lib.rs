@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod proxy;
 pub mod rate_limit;
+pub mod streams;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -106,6 +107,7 @@ pub fn grpc_server(
     for (backend, addr) in &config.backends {
         channels.insert(*backend, mtls_channel(addr, backend.name(), internal)?);
     }
+    let open_streams = streams::OpenStreams::default();
     let mut server = GrpcServer::new("gateway")
         .grpc_web()
         .request_timeout(MAX_DEADLINE.max(config.default_deadline));
@@ -115,6 +117,7 @@ pub fn grpc_server(
             channels.get(backend).cloned(),
             authenticator.clone(),
             rate_limit.clone(),
+            open_streams.clone(),
             config.default_deadline,
         );
         server = server.add_passthrough(service, proxy);

@@ -41,7 +41,12 @@ use tower::{Service, ServiceExt};
 use crate::{
     auth::{AuthError, Authenticator},
     rate_limit::{Limits, address_key},
+    streams::{GuardedStream, OpenStreams},
 };
+
+/// The methods whose responses stream (guarded by [`GuardedStream`]).
+static STREAMING: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(orgplane_proto::streaming_methods);
 
 /// Forwards calls to one backend (a tower service, cheap to clone).
 #[derive(Clone)]
@@ -50,6 +55,7 @@ pub struct Proxy {
     channel: Option<Channel>,
     authenticator: Authenticator,
     limits: Arc<Limits>,
+    open_streams: OpenStreams,
     default_deadline: Duration,
 }
 
@@ -79,6 +85,7 @@ impl Proxy {
         channel: Option<Channel>,
         authenticator: Authenticator,
         limits: Arc<Limits>,
+        open_streams: OpenStreams,
         default_deadline: Duration,
     ) -> Self {
         Self {
@@ -86,6 +93,7 @@ impl Proxy {
             channel,
             authenticator,
             limits,
+            open_streams,
             default_deadline,
         }
     }
@@ -107,10 +115,17 @@ impl Proxy {
         let authorization = headers.remove(header::AUTHORIZATION);
         strip_untrusted(headers);
 
-        let principal = match authorization {
-            Some(value) => {
+        let token = match authorization.as_ref().map(bearer_token).transpose() {
+            Ok(token) => token,
+            Err(status) => {
+                self.limits.authentication_failed(&address);
+                return Err(status);
+            }
+        };
+        let principal = match &token {
+            Some(token) => {
                 let blocked = self.limits.check_not_blocked(&address);
-                match self.authenticate(&value, blocked.is_err()).await {
+                match self.authenticate(token, blocked.is_err()).await {
                     Ok(principal) => Some(principal),
                     Err(_) if let Err(wait) = blocked => return Err(rate_limited(wait)),
                     Err(status) => {
@@ -134,6 +149,13 @@ impl Proxy {
         if let Some(p) = &principal {
             self.limits.principal.check(&p.uuid).map_err(rate_limited)?;
         }
+        // A stream holds a slot of its principal's and ends with its token.
+        let stream = match (&principal, &token) {
+            (Some(p), Some(token)) if STREAMING.contains(&path) => {
+                Some((self.open_streams.open(&p.uuid)?, token.clone()))
+            }
+            _ => None,
+        };
 
         let headers = req.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&address) {
@@ -161,32 +183,23 @@ impl Proxy {
         {
             self.authenticator.forget_principal(uuid);
         }
-        Ok(response)
+        Ok(match stream {
+            Some((slot, token)) => {
+                let authenticator = self.authenticator.clone();
+                response.map(|body| Body::new(GuardedStream::new(body, token, authenticator, slot)))
+            }
+            None => response,
+        })
     }
 
-    /// The principal of the bearer token in `value`; when `cached_only`
-    /// (the client's address spent its failed authentications), only an
-    /// answer already cached counts and no lookup is made.
+    /// The principal of the bearer `token`; when `cached_only` (the client's
+    /// address spent its failed authentications), only an answer already
+    /// cached counts and no lookup is made.
     async fn authenticate(
         &self,
-        value: &HeaderValue,
+        token: &str,
         cached_only: bool,
     ) -> Result<Principal, tonic::Status> {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::unauthenticated(
-                    "MALFORMED_CREDENTIALS",
-                    "authorization must be `Bearer <token>`",
-                )
-                .into_status()
-            })?;
         if cached_only {
             return self.authenticator.cached(token).await.ok_or_else(|| {
                 Error::unauthenticated("INVALID_TOKEN", "not looked up: slow down").into_status()
@@ -207,6 +220,26 @@ impl Proxy {
                 }
             })
     }
+}
+
+/// The token of an `authorization: Bearer <token>` header.
+fn bearer_token(value: &HeaderValue) -> Result<String, tonic::Status> {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::unauthenticated(
+                "MALFORMED_CREDENTIALS",
+                "authorization must be `Bearer <token>`",
+            )
+            .into_status()
+        })
 }
 
 /// The status of a call the backend did not answer: its deadline passed, or

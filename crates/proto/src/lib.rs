@@ -120,14 +120,29 @@ impl Backend {
 /// services included. The activity feed's coverage test is driven by this
 /// list, so a new mutating method must record its activity (or say why not).
 pub fn mutating_methods() -> Vec<String> {
+    methods().filter(|m| !m.read).map(|m| m.path).collect()
+}
+
+/// The gRPC paths of every method whose responses stream.
+pub fn streaming_methods() -> Vec<String> {
     methods()
-        .filter(|(_, read)| !read)
-        .map(|(path, _)| path)
+        .filter(|m| m.server_streaming)
+        .map(|m| m.path)
         .collect()
 }
 
-/// Every orgplane method's gRPC path, and whether it is marked read-only.
-fn methods() -> impl Iterator<Item = (String, bool)> {
+/// What the descriptor set says of one method.
+struct Method {
+    /// `/package.Service/Method`.
+    path: String,
+    /// Marked read-only (`NO_SIDE_EFFECTS`).
+    read: bool,
+    /// Its responses stream.
+    server_streaming: bool,
+}
+
+/// Every orgplane method.
+fn methods() -> impl Iterator<Item = Method> {
     use prost::Message;
     use prost_types::method_options::IdempotencyLevel;
 
@@ -143,7 +158,11 @@ fn methods() -> impl Iterator<Item = (String, bool)> {
                 service.method.into_iter().map(move |method| {
                     let read = method.options.as_ref().map(|o| o.idempotency_level())
                         == Some(IdempotencyLevel::NoSideEffects);
-                    (format!("{prefix}{}", method.name()), read)
+                    Method {
+                        path: format!("{prefix}{}", method.name()),
+                        read,
+                        server_streaming: method.server_streaming(),
+                    }
                 })
             })
         })
@@ -180,17 +199,17 @@ mod tests {
 
     #[test]
     fn methods_marked_read_only_are_named_as_reads() {
-        let (reads, writes): (Vec<_>, Vec<_>) = methods().partition(|(_, read)| *read);
+        let (reads, writes): (Vec<_>, Vec<_>) = methods().partition(|m| m.read);
         let named_as_read = |path: &str| {
             let method = path.rsplit('/').next().unwrap();
             ["Get", "List", "Watch", "Check", "Introspect"]
                 .iter()
                 .any(|verb| method.starts_with(verb))
         };
-        for (path, _) in &reads {
+        for Method { path, .. } in &reads {
             assert!(named_as_read(path), "{path} is marked NO_SIDE_EFFECTS");
         }
-        for (path, _) in &writes {
+        for Method { path, .. } in &writes {
             assert!(
                 !named_as_read(path),
                 "{path} reads: mark it NO_SIDE_EFFECTS"
@@ -199,6 +218,10 @@ mod tests {
         assert!(
             mutating_methods()
                 .contains(&"/orgplane.registry.v1.ModelRegistryService/CreateModel".to_owned())
+        );
+        assert_eq!(
+            streaming_methods(),
+            ["/orgplane.organizations.v1.ActivityService/WatchActivities"]
         );
     }
 }
