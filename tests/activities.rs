@@ -637,6 +637,23 @@ async fn activities_past_their_retention_are_purged_on_postgresql() {
     t.drop_schemas().await;
 }
 
+/// An owner's token, of organization `acme` with a project `vision`.
+async fn acme_with_vision(t: &TestStack) -> String {
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    t.projects_as(&owner)
+        .create_project(org_pb::CreateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    owner
+}
+
 const RPCS: &[(&str, Permission, Code)] = &[
     ("ListActivities", Permission::ActivityRead, Code::Ok),
     ("WatchActivities", Permission::ActivityRead, Code::Ok),
@@ -684,18 +701,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
 #[tokio::test]
 async fn role_matrix_tenant_isolation_and_bad_input() {
     let t = TestStack::start().await;
-    let owner = t.user("owner").await;
-    t.create_organization(&owner, "acme").await;
-    t.projects_as(&owner)
-        .create_project(org_pb::CreateProjectRequest {
-            organization: "acme".into(),
-            project: Some(org_pb::Project {
-                name: "vision".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let owner = acme_with_vision(&t).await;
     let callers = t.role_callers("acme", owner.clone()).await;
     let foreigner = t.user("foreigner").await;
     t.create_organization(&foreigner, "elsewhere").await;
@@ -750,18 +756,7 @@ async fn role_matrix_tenant_isolation_and_bad_input() {
 async fn statistics_refuse_timestamps_outside_the_protobuf_range() {
     use prost_types::Timestamp;
     let t = TestStack::start().await;
-    let owner = t.user("owner").await;
-    t.create_organization(&owner, "acme").await;
-    t.projects_as(&owner)
-        .create_project(org_pb::CreateProjectRequest {
-            organization: "acme".into(),
-            project: Some(org_pb::Project {
-                name: "vision".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let owner = acme_with_vision(&t).await;
     let at = |seconds, nanos| Some(Timestamp { seconds, nanos });
     let mut stats = t.activities_as(&owner);
     for (start, end, field) in [
@@ -811,18 +806,7 @@ async fn statistics_refuse_timestamps_outside_the_protobuf_range() {
 #[tokio::test]
 async fn only_admins_read_the_organization_feed_and_viewers_read_their_projects() {
     let t = TestStack::start().await;
-    let owner = t.user("owner").await;
-    t.create_organization(&owner, "acme").await;
-    t.projects_as(&owner)
-        .create_project(org_pb::CreateProjectRequest {
-            organization: "acme".into(),
-            project: Some(org_pb::Project {
-                name: "vision".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let owner = acme_with_vision(&t).await;
     t.invitations_as(&owner)
         .create_invitation(org_pb::CreateInvitationRequest {
             organization: "acme".into(),

@@ -20,34 +20,20 @@ use tonic::Code;
 
 const CLIENT_ID: &str = "orgplane-test";
 
-/// Configures `org`'s provider `sso` for `issuer`, open or invite-only.
-async fn configure(t: &TestStack, owner: &str, org: &str, issuer: &str, invite_only: bool) {
+/// Sets `org`'s default role and auth settings.
+async fn update_auth(
+    t: &TestStack,
+    owner: &str,
+    org: &str,
+    default_role: &str,
+    auth: AuthSettings,
+) {
     t.orgs_as(owner)
         .update_organization_settings(UpdateOrganizationSettingsRequest {
             organization: org.into(),
             settings: Some(OrganizationSettings {
-                default_role: "member".into(),
-                auth: Some(AuthSettings {
-                    invite_only,
-                    allowed_email_domains: vec!["example.com".into()],
-                    providers: vec![
-                        AuthProvider {
-                            name: "sso".into(),
-                            issuer: issuer.into(),
-                            client_id: CLIENT_ID.into(),
-                            allowed_email_domains: vec!["example.com".into()],
-                            enabled: true,
-                        },
-                        AuthProvider {
-                            name: "retired".into(),
-                            issuer: issuer.into(),
-                            client_id: CLIENT_ID.into(),
-                            allowed_email_domains: Vec::new(),
-                            enabled: false,
-                        },
-                    ],
-                    ..Default::default()
-                }),
+                default_role: default_role.into(),
+                auth: Some(auth),
                 ..Default::default()
             }),
             update_mask: Some(FieldMask {
@@ -61,6 +47,31 @@ async fn configure(t: &TestStack, owner: &str, org: &str, issuer: &str, invite_o
         })
         .await
         .expect("configure the provider");
+}
+
+/// The provider `name` for `issuer`, signing in addresses of `domains`.
+fn provider(name: &str, issuer: &str, domains: &[&str], enabled: bool) -> AuthProvider {
+    AuthProvider {
+        name: name.into(),
+        issuer: issuer.into(),
+        client_id: CLIENT_ID.into(),
+        allowed_email_domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+        enabled,
+    }
+}
+
+/// Configures `org`'s provider `sso` for `issuer`, open or invite-only.
+async fn configure(t: &TestStack, owner: &str, org: &str, issuer: &str, invite_only: bool) {
+    let auth = AuthSettings {
+        invite_only,
+        allowed_email_domains: vec!["example.com".into()],
+        providers: vec![
+            provider("sso", issuer, &["example.com"], true),
+            provider("retired", issuer, &[], false),
+        ],
+        ..Default::default()
+    };
+    update_auth(t, owner, org, "member", auth).await;
 }
 
 async fn exchange(
@@ -495,36 +506,13 @@ async fn an_organization_that_disables_passwords_refuses_password_sessions() {
 
 /// Configures `org`'s provider `sso` for `issuer`, open to `domain`.
 async fn configure_open_to(t: &TestStack, owner: &str, org: &str, issuer: &str, domain: &str) {
-    t.orgs_as(owner)
-        .update_organization_settings(UpdateOrganizationSettingsRequest {
-            organization: org.into(),
-            settings: Some(OrganizationSettings {
-                default_role: "viewer".into(),
-                auth: Some(AuthSettings {
-                    invite_only: false,
-                    allowed_email_domains: vec![domain.into()],
-                    providers: vec![AuthProvider {
-                        name: "sso".into(),
-                        issuer: issuer.into(),
-                        client_id: CLIENT_ID.into(),
-                        allowed_email_domains: vec![domain.into()],
-                        enabled: true,
-                    }],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec![
-                    "default_role".into(),
-                    "auth.invite_only".into(),
-                    "auth.allowed_email_domains".into(),
-                    "auth.providers".into(),
-                ],
-            }),
-        })
-        .await
-        .expect("configure the provider");
+    let auth = AuthSettings {
+        invite_only: false,
+        allowed_email_domains: vec![domain.into()],
+        providers: vec![provider("sso", issuer, &[domain], true)],
+        ..Default::default()
+    };
+    update_auth(t, owner, org, "viewer", auth).await;
 }
 
 /// Issue 15, item 1: an organization owner who points a provider at an

@@ -16,7 +16,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0003AgentTokens),
             Box::new(M0004ActivityOutbox),
             Box::new(M0005LoginFailures),
-            Box::new(M0006OutboxExpiry),
+            // Messages carrying secrets are purged when the secret dies.
+            Box::new(orgplane_platform::outbox::AddExpiry("m0006_outbox_expiry")),
         ]
     }
 }
@@ -407,35 +408,6 @@ impl MigrationTrait for M0005LoginFailures {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("login_failures").to_owned())
-            .await
-    }
-}
-
-/// Messages carrying secrets are purged when the secret dies.
-struct M0006OutboxExpiry;
-
-impl MigrationName for M0006OutboxExpiry {
-    fn name(&self) -> &str {
-        "m0006_outbox_expiry"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for M0006OutboxExpiry {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(orgplane_platform::outbox::add_expiry_column())
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("delivery_outbox")
-                    .drop_column("expire_time")
-                    .to_owned(),
-            )
             .await
     }
 }

@@ -19,7 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(M0007Activities),
             Box::new(M0008ActivityTimeOrder),
             Box::new(M0009ProjectsByArchived),
-            Box::new(M0010OutboxExpiry),
+            // Messages carrying secrets are purged when the secret dies.
+            Box::new(orgplane_platform::outbox::AddExpiry("m0010_outbox_expiry")),
         ]
     }
 }
@@ -638,35 +639,6 @@ impl MigrationTrait for M0009ProjectsByArchived {
                 Index::drop()
                     .name("projects_org_archived_name")
                     .table("projects")
-                    .to_owned(),
-            )
-            .await
-    }
-}
-
-/// Messages carrying secrets are purged when the secret dies.
-struct M0010OutboxExpiry;
-
-impl MigrationName for M0010OutboxExpiry {
-    fn name(&self) -> &str {
-        "m0010_outbox_expiry"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for M0010OutboxExpiry {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(orgplane_platform::outbox::add_expiry_column())
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("delivery_outbox")
-                    .drop_column("expire_time")
                     .to_owned(),
             )
             .await
