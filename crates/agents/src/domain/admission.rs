@@ -187,6 +187,19 @@ async fn expire_leases(
     Ok(())
 }
 
+/// Runs queued or active on `queue_uuids`, counted on `db` (a transaction
+/// that goes on to delete the queues, say).
+pub(crate) async fn unfinished_runs_in(
+    db: &impl ConnectionTrait,
+    queue_uuids: Vec<String>,
+) -> Result<u64, Error> {
+    Ok(runs::Entity::find()
+        .filter(runs::Column::QueueUuid.is_in(queue_uuids))
+        .filter(runs::Column::Status.is_in([QUEUED].into_iter().chain(ACTIVE.iter().copied())))
+        .count(db)
+        .await?)
+}
+
 /// How much of `queue`'s resource its active runs hold.
 async fn held_quota(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<f64, Error> {
     let held: Option<Option<f64>> = runs::Entity::find()
@@ -508,11 +521,7 @@ impl Agents {
     /// How many runs of `queue_uuids` wait, are leased or run: a queue (or
     /// agent) with any is not deleted.
     pub(crate) async fn unfinished_runs(&self, queue_uuids: Vec<String>) -> Result<u64, Error> {
-        Ok(runs::Entity::find()
-            .filter(runs::Column::QueueUuid.is_in(queue_uuids))
-            .filter(runs::Column::Status.is_in([QUEUED].into_iter().chain(ACTIVE.iter().copied())))
-            .count(&self.db)
-            .await?)
+        unfinished_runs_in(&self.db, queue_uuids).await
     }
 
     /// Counts of a queue's runs by status, and its oldest wait.

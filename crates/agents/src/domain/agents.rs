@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
+    access::Standing,
     activity::{self, Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
@@ -21,7 +22,7 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::Agents;
+use super::{Agents, admission};
 use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.
@@ -128,9 +129,38 @@ impl Agents {
         check_fields(&mut v, &fields);
         v.finish()?;
         let now = now_micros();
+        // No agent without a credential, and no transaction held across a
+        // call to identity: the token is issued first, for the agent's
+        // UUID-to-be, and revoked if the agent does not commit. (A token
+        // whose agent never committed authenticates a caller that every
+        // method answers `NOT_FOUND`.)
+        let uuid = uuid::Uuid::now_v7().to_string();
+        let token = self
+            .identity()?
+            .issue_agent_token(&uuid, name, organization, &standing.organization_uuid)
+            .await?;
+        let committed = self
+            .insert_agent(principal, &standing, &uuid, name, fields, now)
+            .await;
+        if committed.is_err() {
+            let _ = self.identity()?.revoke_agent_tokens(&uuid).await;
+        }
+        Ok((committed?, token))
+    }
+
+    /// Inserts the agent row `uuid` with its activity, in one transaction.
+    async fn insert_agent(
+        &self,
+        principal: &Principal,
+        standing: &Standing,
+        uuid: &str,
+        name: &str,
+        fields: AgentFields,
+        now: i64,
+    ) -> Result<agents::Model, Error> {
         let txn = self.db.begin().await?;
         let row = agents::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
+            uuid: Set(uuid.to_owned()),
             organization_uuid: Set(standing.organization_uuid.clone()),
             name: Set(name.to_owned()),
             create_time: Set(now),
@@ -162,17 +192,8 @@ impl Agents {
             name,
         )
         .subject_uuid(&row.uuid);
-        // No agent without a credential: the token is issued before the
-        // agent commits (a failure rolls it back; the caller retries).
-        let token = self
-            .identity()?
-            .issue_agent_token(&row.uuid, &row.name, organization, &row.organization_uuid)
-            .await?;
-        if let Err(err) = self.commit_with(txn, activity).await {
-            let _ = self.identity()?.revoke_agent_tokens(&row.uuid).await;
-            return Err(err);
-        }
-        Ok((row, token))
+        self.commit_with(txn, activity).await?;
+        Ok(row)
     }
 
     /// One agent.
@@ -303,14 +324,17 @@ impl Agents {
             .require(principal, organization, Permission::AgentsManage)
             .await?;
         let row = self.agent(&standing.organization_uuid, name).await?;
+        // The busy check and the deletion in one transaction; the call to
+        // identity after it, holding none.
+        let txn = self.db.begin().await?;
         let queue_uuids: Vec<String> = queues::Entity::find()
             .filter(queues::Column::AgentUuid.eq(row.uuid.as_str()))
-            .all(&self.db)
+            .all(&txn)
             .await?
             .into_iter()
             .map(|q| q.uuid)
             .collect();
-        let busy = self.unfinished_runs(queue_uuids).await?;
+        let busy = admission::unfinished_runs_in(&txn, queue_uuids).await?;
         if busy > 0 {
             return Err(Error::precondition(
                 "AGENT_BUSY",
@@ -319,8 +343,6 @@ impl Agents {
                 ),
             ));
         }
-        self.identity()?.revoke_agent_tokens(&row.uuid).await?;
-        let txn = self.db.begin().await?;
         agents::Entity::delete_by_id(row.uuid.clone())
             .exec(&txn)
             .await?;
@@ -333,6 +355,12 @@ impl Agents {
         )
         .subject_uuid(&row.uuid);
         self.commit_with(txn, activity).await?;
+        // Tokens of a deleted agent authenticate nothing that exists; a
+        // failure here leaves them to be purged with the agent's
+        // organization, and is logged.
+        if let Err(err) = self.identity()?.revoke_agent_tokens(&row.uuid).await {
+            tracing::warn!(agent = %row.uuid, error = %err, "could not revoke a deleted agent's tokens");
+        }
         Ok(row.uuid)
     }
 

@@ -488,6 +488,15 @@ impl Organizations {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::not_found("invitation", "with this token"))?;
+        // Holding a token that was sent to the address proves the mailbox:
+        // identity marks it verified first, outside the transaction below
+        // (no transaction is held across a call to another service; if the
+        // acceptance then fails, the address is proven all the same).
+        if let Some(identity) = &self.identity {
+            identity
+                .mark_email_verified(&principal.uuid, &row.email)
+                .await?;
+        }
         let txn = self.db.begin().await?;
         let spent = invitations::Entity::update_many()
             .col_expr(invitations::Column::State, Expr::value("accepted"))
@@ -504,14 +513,6 @@ impl Organizations {
         }
         let member = insert_member(&txn, &org.uuid, principal, &row.role).await?;
         self.grant_reach(&txn, &member, &row).await?;
-        // Holding a token that was sent to the address proves the mailbox:
-        // identity marks it verified before the membership commits (if the
-        // commit fails, the address is still proven).
-        if let Some(identity) = &self.identity {
-            identity
-                .mark_email_verified(&principal.uuid, &row.email)
-                .await?;
-        }
         let activity = invitation_activity(&row, principal, "accepted")
             .metadata(serde_json::json!({"member": member.username, "role": member.role}));
         self.commit_with(txn, activity).await?;
