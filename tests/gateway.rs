@@ -386,3 +386,38 @@ async fn graceful_shutdown_completes_in_flight_calls() {
     .await
     .expect_err("no new calls after shutdown");
 }
+
+/// Issue 15, item 9: a stream has no end of its own; graceful shutdown ends
+/// it at once with `UNAVAILABLE` (the client reconnects) instead of waiting
+/// for it (the gateway's calls may run for an hour), and stops within the
+/// drain timeout.
+#[tokio::test]
+async fn graceful_shutdown_closes_open_streams_within_the_drain_timeout() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let mut stream = t
+        .activities_as(&owner)
+        .watch_activities(orgplane_proto::organizations::WatchActivitiesRequest {
+            organization: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let TestStack {
+        stack,
+        gateway: _gateway,
+        dir: _dir,
+    } = t;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(orgplane_platform::server::DRAIN_TIMEOUT, stack.stop())
+        .await
+        .expect("shutdown ends within the drain timeout")
+        .unwrap();
+    eprintln!("stopped in {:?} with a stream open", started.elapsed());
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("the stream was ended, not left hanging");
+    assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
+}

@@ -107,8 +107,10 @@ pub fn grpc_server(
     for (backend, addr) in &config.backends {
         channels.insert(*backend, mtls_channel(addr, backend.name(), internal)?);
     }
-    let open_streams = streams::OpenStreams::default();
+    let (draining, drain_started) = tokio::sync::watch::channel(false);
+    let open_streams = streams::OpenStreams::new(drain_started);
     let mut server = GrpcServer::new("gateway")
+        .on_drain(draining)
         .grpc_web()
         .request_timeout(MAX_DEADLINE.max(config.default_deadline));
     for (service, backend) in PUBLIC_SERVICES {

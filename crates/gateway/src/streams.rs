@@ -7,6 +7,11 @@
 //! live at most 5 s): once the token is revoked or expired, the stream ends
 //! with `UNAUTHENTICATED` — within 15 s. Losing access to what is watched
 //! is the backend's to notice (the activity feed checks every 10 s).
+//!
+//! A stream has no end of its own, so graceful shutdown would wait for it
+//! until the drain timeout: when the gateway starts draining, every stream
+//! ends at once with `UNAVAILABLE`, and its client reconnects to another
+//! gateway, resuming from its cursor.
 
 use std::{
     collections::HashMap,
@@ -30,14 +35,26 @@ pub const MAX_STREAMS_PER_PRINCIPAL: usize = 16;
 /// How often an open stream's token is checked again.
 pub const RECHECK: Duration = Duration::from_secs(10);
 
-/// Open streams per principal.
-#[derive(Debug, Clone, Default)]
-pub struct OpenStreams(Arc<Mutex<HashMap<String, usize>>>);
+/// Open streams per principal, and whether the gateway is draining (then
+/// every stream ends with `UNAVAILABLE`: the client reconnects elsewhere).
+#[derive(Debug, Clone)]
+pub struct OpenStreams {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
 
 impl OpenStreams {
+    /// No stream open; streams end once `draining` turns true.
+    pub fn new(draining: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
+            open: Arc::default(),
+            draining,
+        }
+    }
+
     /// A slot for one more stream of `principal`, or `RESOURCE_EXHAUSTED`.
     pub fn open(&self, principal: &str) -> Result<StreamSlot, tonic::Status> {
-        let mut open = self.0.lock().expect("the open streams' lock");
+        let mut open = self.open.lock().expect("the open streams' lock");
         let count = open.entry(principal.to_owned()).or_default();
         if *count >= MAX_STREAMS_PER_PRINCIPAL {
             return Err(Error::ResourceExhausted {
@@ -67,7 +84,7 @@ pub struct StreamSlot {
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut open = self.streams.0.lock().expect("the open streams' lock");
+        let mut open = self.streams.open.lock().expect("the open streams' lock");
         if let Some(count) = open.get_mut(&self.principal) {
             *count -= 1;
             if *count == 0 {
@@ -85,6 +102,7 @@ pub struct GuardedStream {
     authenticator: Authenticator,
     next_check: Pin<Box<tokio::time::Sleep>>,
     checking: Option<BoxFuture<'static, bool>>,
+    draining: BoxFuture<'static, ()>,
     ended: bool,
     _slot: StreamSlot,
 }
@@ -92,7 +110,11 @@ pub struct GuardedStream {
 impl GuardedStream {
     /// Guards `inner`, the body of a stream opened with `token`.
     pub fn new(inner: Body, token: String, authenticator: Authenticator, slot: StreamSlot) -> Self {
+        let mut draining = slot.streams.draining.clone();
         Self {
+            draining: Box::pin(async move {
+                let _ = draining.wait_for(|draining| *draining).await;
+            }),
             inner,
             token,
             authenticator,
@@ -103,9 +125,8 @@ impl GuardedStream {
         }
     }
 
-    /// The trailers that end a stream whose token died.
-    fn unauthenticated() -> Frame<Bytes> {
-        let status = tonic::Status::unauthenticated("the token is expired or revoked");
+    /// The trailers that end a stream with `status`.
+    fn end_with(status: tonic::Status) -> Frame<Bytes> {
         let mut trailers = http::HeaderMap::new();
         let _ = status.add_header(&mut trailers);
         Frame::trailers(trailers)
@@ -123,6 +144,12 @@ impl http_body::Body for GuardedStream {
         if self.ended {
             return Poll::Ready(None);
         }
+        if self.draining.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+            return Poll::Ready(Some(Ok(Self::end_with(tonic::Status::unavailable(
+                "the gateway is shutting down: reconnect",
+            )))));
+        }
         if self.checking.is_none() && self.next_check.as_mut().poll(cx).is_ready() {
             let (authenticator, token) = (self.authenticator.clone(), self.token.clone());
             self.checking = Some(Box::pin(async move {
@@ -135,7 +162,9 @@ impl http_body::Body for GuardedStream {
             self.checking = None;
             if !live {
                 self.ended = true;
-                return Poll::Ready(Some(Ok(Self::unauthenticated())));
+                return Poll::Ready(Some(Ok(Self::end_with(tonic::Status::unauthenticated(
+                    "the token is expired or revoked",
+                )))));
             }
             let next = tokio::time::Instant::now() + RECHECK;
             self.next_check.as_mut().reset(next);

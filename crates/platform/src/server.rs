@@ -28,6 +28,10 @@ use crate::layers::{
 
 /// How long a call may run when the caller sets no deadline.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server that was asked to stop lets its in-flight calls run
+/// on; then it closes what is still open (streams, which have no end of
+/// their own) and returns.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds and runs one gRPC server.
 pub struct GrpcServer {
@@ -38,6 +42,7 @@ pub struct GrpcServer {
     policy: Option<CallerPolicy>,
     grpc_web: bool,
     request_timeout: Duration,
+    on_drain: Vec<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -60,7 +65,15 @@ impl GrpcServer {
             policy: None,
             grpc_web: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            on_drain: Vec::new(),
         }
+    }
+
+    /// Sets `draining` to true when the server starts draining, so that
+    /// calls without an end of their own (streams) can end cleanly.
+    pub fn on_drain(mut self, draining: tokio::sync::watch::Sender<bool>) -> Self {
+        self.on_drain.push(draining);
+        self
     }
 
     /// Serves a generated service; it is reported healthy and described by
@@ -134,7 +147,8 @@ impl GrpcServer {
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting,
-    /// reports NOT_SERVING and lets in-flight calls finish.
+    /// reports NOT_SERVING and lets in-flight calls finish — for at most
+    /// [`DRAIN_TIMEOUT`], after which open calls are closed.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -184,21 +198,38 @@ impl GrpcServer {
         tracing::info!(server = self.name, addr = %local, "serving");
         let health_on_shutdown = health.clone();
         let served = self.served.clone();
+        let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
+        let on_drain = self.on_drain;
         let signal = async move {
             shutdown.await;
+            for draining in &on_drain {
+                draining.send_replace(true);
+            }
             for name in &served {
                 health_on_shutdown
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
             }
             tracing::info!(addr = %local, "draining in-flight calls");
+            let _ = draining.send(());
         };
-        server
+        let serving = server
             .layer(stack)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal)
-            .await
-            .context("serving gRPC")?;
+            .serve_with_incoming_shutdown(incoming, signal);
+        let drain_bound = async {
+            if drain_started.await.is_ok() {
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serving => served.context("serving gRPC")?,
+            () = drain_bound => {
+                tracing::warn!(addr = %local, "calls still open after the drain timeout are closed");
+            }
+        }
         Ok(())
     }
 }
