@@ -268,6 +268,11 @@ impl Identity {
 
     /// Counts a login attempt on `user_uuid` from `address`; the count so
     /// far, or `None` while the account is locked for that address.
+    ///
+    /// The row is made if missing, then counted with a guarded `UPDATE`. A
+    /// concurrent success deletes the row (resetting the count) and may do
+    /// so between the two: then the update finds no row although none is
+    /// locked, and the attempt is counted again on a new row.
     async fn count_attempt(
         &self,
         user_uuid: &str,
@@ -275,30 +280,46 @@ impl Identity {
         now: i64,
     ) -> Result<Option<i32>, Error> {
         use login_failures::Column as C;
-        login_failures::Entity::insert(login_failures::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            user_uuid: Set(user_uuid.to_owned()),
-            address: Set(address.to_owned()),
-            failures: Set(0),
-            locked_until: Set(None),
-            update_time: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([C::UserUuid, C::Address])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await?;
-        let counted = login_failures::Entity::update_many()
-            .col_expr(C::Failures, Expr::col(C::Failures).add(1))
-            .col_expr(C::UpdateTime, Expr::value(now))
-            .filter(C::UserUuid.eq(user_uuid))
-            .filter(C::Address.eq(address))
-            .filter(C::LockedUntil.is_null().or(C::LockedUntil.lte(now)))
-            .exec_with_returning(&self.db)
+        for _ in 0..3 {
+            login_failures::Entity::insert(login_failures::ActiveModel {
+                uuid: Set(uuid::Uuid::now_v7().to_string()),
+                user_uuid: Set(user_uuid.to_owned()),
+                address: Set(address.to_owned()),
+                failures: Set(0),
+                locked_until: Set(None),
+                update_time: Set(now),
+            })
+            .on_conflict(
+                OnConflict::columns([C::UserUuid, C::Address])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
             .await?;
-        Ok(counted.first().map(|row| row.failures))
+            let counted = login_failures::Entity::update_many()
+                .col_expr(C::Failures, Expr::col(C::Failures).add(1))
+                .col_expr(C::UpdateTime, Expr::value(now))
+                .filter(C::UserUuid.eq(user_uuid))
+                .filter(C::Address.eq(address))
+                .filter(C::LockedUntil.is_null().or(C::LockedUntil.lte(now)))
+                .exec_with_returning(&self.db)
+                .await?;
+            if let Some(row) = counted.first() {
+                return Ok(Some(row.failures));
+            }
+            let locked = login_failures::Entity::find()
+                .filter(C::UserUuid.eq(user_uuid))
+                .filter(C::Address.eq(address))
+                .filter(C::LockedUntil.gt(now))
+                .one(&self.db)
+                .await?;
+            if locked.is_some() {
+                return Ok(None);
+            }
+        }
+        Err(Error::Unavailable(
+            "too many logins of this account at once: try again".into(),
+        ))
     }
 
     /// Opens a session for a user who proved who they are, by `auth_method`.
