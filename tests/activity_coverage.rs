@@ -109,6 +109,10 @@ const WITHOUT_ACTIVITY: &[(&str, &str)] = &[
         "part of DeleteAgent, whose activity it is",
     ),
     (
+        "/orgplane.identity.v1.IdentityInternal/RevokeOrganizationAgentTokens",
+        "part of DeleteOrganization, whose activity it is",
+    ),
+    (
         "/orgplane.organizations.v1.OrganizationsInternal/RecordActivities",
         "the feed itself: it stores the activities the others record",
     ),

@@ -513,3 +513,29 @@ async fn an_agent_reports_its_status_and_learns_what_to_do() {
         Code::NotFound,
     );
 }
+
+/// Issue 15, item 11: deleting an organization revokes its agents' tokens
+/// at once (before, they worked until the agents service purged the
+/// organization's agents, up to ten minutes later).
+#[tokio::test]
+async fn an_organizations_agent_tokens_die_with_it() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let token = create(&t, &owner, "acme", "box").await.token;
+    assert!(introspect(&t, &token).await.is_some());
+    t.orgs_as(&owner)
+        .delete_organization(orgplane_proto::organizations::DeleteOrganizationRequest {
+            organization: "acme".into(),
+            confirm: "acme".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        introspect(&t, &token).await.is_none(),
+        "revoked with the deletion"
+    );
+    t.token_dies(&token, "the agent's token is refused at the gateway")
+        .await;
+}

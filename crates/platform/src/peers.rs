@@ -7,7 +7,7 @@ use orgplane_proto::{
     agents::{GetAgentsStatsRequest, agents_internal_client::AgentsInternalClient},
     identity::{
         IssueAgentTokenRequest, MarkEmailVerifiedRequest, RevokeAgentTokensRequest,
-        identity_internal_client::IdentityInternalClient,
+        RevokeOrganizationAgentTokensRequest, identity_internal_client::IdentityInternalClient,
     },
     organizations::{
         AdmitExternalUserRequest, GetExternalAuthProvidersRequest, GetRunRoutingRequest,
@@ -76,6 +76,21 @@ impl IdentityPeer {
             .await
             .map_err(|status| Error::from_upstream("the identity service", status))?;
         Ok(answer.into_inner().token)
+    }
+
+    /// Revokes every agent token of a deleted organization.
+    pub async fn revoke_organization_agent_tokens(
+        &self,
+        organization_uuid: &str,
+    ) -> Result<(), Error> {
+        self.client
+            .clone()
+            .revoke_organization_agent_tokens(RevokeOrganizationAgentTokensRequest {
+                organization_uuid: organization_uuid.to_owned(),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the identity service", status))?;
+        Ok(())
     }
 
     /// Revokes every token of an agent.

@@ -63,4 +63,17 @@ impl IdentityInternal for InternalApi {
             revoked: revoked as i32,
         }))
     }
+
+    async fn revoke_organization_agent_tokens(
+        &self,
+        req: Request<pb::RevokeOrganizationAgentTokensRequest>,
+    ) -> Result<Response<pb::RevokeOrganizationAgentTokensResponse>, Status> {
+        let revoked = self
+            .0
+            .revoke_organization_agent_tokens(&req.get_ref().organization_uuid)
+            .await?;
+        Ok(Response::new(pb::RevokeOrganizationAgentTokensResponse {
+            revoked: revoked as i32,
+        }))
+    }
 }

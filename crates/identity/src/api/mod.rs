@@ -39,6 +39,10 @@ pub fn caller_policy() -> CallerPolicy {
             "/orgplane.identity.v1.IdentityInternal/RevokeAgentTokens",
             &["agents"],
         )
+        .allow(
+            "/orgplane.identity.v1.IdentityInternal/RevokeOrganizationAgentTokens",
+            &["organizations"],
+        )
 }
 
 /// The identity server: every implemented identity service over mTLS.

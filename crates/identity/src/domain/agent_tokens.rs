@@ -76,6 +76,25 @@ impl Identity {
             .rows_affected)
     }
 
+    /// Revokes every agent token of the organization `organization_uuid`
+    /// (deleted); returns how many.
+    pub async fn revoke_organization_agent_tokens(
+        &self,
+        organization_uuid: &str,
+    ) -> Result<u64, Error> {
+        let mut v = Violations::new();
+        v.check(
+            "organization_uuid",
+            validate::required(organization_uuid, 64),
+        );
+        v.finish()?;
+        Ok(agent_tokens::Entity::delete_many()
+            .filter(agent_tokens::Column::OrganizationUuid.eq(organization_uuid))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
     pub(crate) async fn introspect_agent(
         &self,
         secret: &str,

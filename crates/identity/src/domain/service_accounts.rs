@@ -422,10 +422,15 @@ impl Identity {
     pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
         deletions::purge_deleted(&self.db, self.organizations()?, |uuids| async move {
             let deleted = account::Entity::delete_many()
-                .filter(account::Column::OrganizationUuid.is_in(uuids))
+                .filter(account::Column::OrganizationUuid.is_in(uuids.clone()))
                 .exec(&self.db)
                 .await?;
-            Ok(deleted.rows_affected)
+            // Revoked at deletion already; here should that call have failed.
+            let agent_tokens = crate::storage::agent_tokens::Entity::delete_many()
+                .filter(crate::storage::agent_tokens::Column::OrganizationUuid.is_in(uuids))
+                .exec(&self.db)
+                .await?;
+            Ok(deleted.rows_affected + agent_tokens.rows_affected)
         })
         .await
     }

@@ -370,7 +370,15 @@ impl Organizations {
         .insert(&txn)
         .await?;
         self.commit_with(txn, organization_activity(&org, principal, action::DELETED))
-            .await
+            .await?;
+        // Its agents stop now, not when the agents service purges them
+        // (identity's purge revokes their tokens too, should this fail).
+        if let Some(identity) = &self.identity
+            && let Err(err) = identity.revoke_organization_agent_tokens(&org.uuid).await
+        {
+            tracing::warn!(organization = %org.name, error = %err, "could not revoke the agent tokens of a deleted organization");
+        }
+        Ok(())
     }
 }
 
