@@ -421,3 +421,95 @@ async fn graceful_shutdown_closes_open_streams_within_the_drain_timeout() {
         .expect("the stream was ended, not left hanging");
     assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
 }
+
+/// Issue 15, item 18: clients that ask for large pages and stop reading
+/// must not stall the gateway's shared connection to the backend for
+/// everyone else. Four clients each leave a ~2 MB `ListProjects` page
+/// unread; another caller's reads through the same gateway and backend
+/// still answer at once.
+#[tokio::test]
+async fn clients_that_stop_reading_do_not_stall_other_callers() {
+    use orgplane_proto::organizations::{
+        self as org_pb, project_service_client::ProjectServiceClient,
+    };
+    let t = TestStack::start_with(|_, gateway| {
+        gateway.rate_limit_per_second = 100_000;
+        gateway.rate_limit_burst = 100_000;
+    })
+    .await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let description = "d".repeat(2000);
+    let creations = (0..1000).map(|i| {
+        let mut projects = t.projects_as(&owner);
+        let description = description.clone();
+        async move {
+            projects
+                .create_project(org_pb::CreateProjectRequest {
+                    organization: "acme".into(),
+                    project: Some(org_pb::Project {
+                        name: format!("p{i:04}"),
+                        description,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap();
+        }
+    });
+    futures::stream::iter(creations)
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    // The request body of ListProjects(acme, page_size 1000), gRPC-framed.
+    let request = org_pb::ListProjectsRequest {
+        organization: "acme".into(),
+        page_size: 1000,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(request.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&request);
+    let gateway = t.stack.gateway_addr;
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let tcp = tokio::net::TcpStream::connect(gateway).await.unwrap();
+        let (mut client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::post(format!(
+            "http://{gateway}/orgplane.organizations.v1.ProjectService/ListProjects"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {owner}"))
+        .body(())
+        .unwrap();
+        let (response, mut body) = client.send_request(request, false).unwrap();
+        body.send_data(bytes::Bytes::from(framed.clone()), true)
+            .unwrap();
+        // The response is never read: its flow-control window stays full.
+        stalled.push((client, response));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let mut projects: ProjectServiceClient<_> = t.projects_as(&owner);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            projects.list_projects(org_pb::ListProjectsRequest {
+                organization: "acme".into(),
+                page_size: 10,
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("another caller is not stalled by the unread pages")
+        .unwrap();
+    }
+    eprintln!(
+        "5 reads beside 4 unread 2 MB pages took {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}
