@@ -92,6 +92,13 @@ impl Stack {
                 backend.name(),
             )
         };
+        // The gateway's address first: it was asked for (a port chosen free
+        // a moment ago may be handed out again to the next ephemeral bind),
+        // the internal ones are any free port.
+        let gateway_listener = TcpListener::bind(config.gateway_listen)
+            .await
+            .with_context(|| format!("binding the gateway to {}", config.gateway_listen))?;
+        let gateway_addr = gateway_listener.local_addr()?;
         // Listeners first: each service's peers need the others' addresses.
         let identity_listener = TcpListener::bind("127.0.0.1:0").await?;
         let identity_addr = identity_listener.local_addr()?;
@@ -222,10 +229,6 @@ impl Stack {
             (Backend::Registry, registry_addr.to_string()),
             (Backend::Agents, agents_addr.to_string()),
         ]);
-        let gateway_listener = TcpListener::bind(config.gateway_listen)
-            .await
-            .with_context(|| format!("binding the gateway to {}", config.gateway_listen))?;
-        let gateway_addr = gateway_listener.local_addr()?;
         let gateway =
             orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
         // The gateway stops first (see `stop`), on its own signal.
