@@ -6,55 +6,17 @@
 
 use std::{
     net::IpAddr,
-    num::NonZeroU32,
     time::{Duration, Instant},
 };
 
-use governor::{
-    DefaultKeyedRateLimiter, Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
-};
 use moka::sync::Cache;
+pub use orgplane_platform::rate_limit::RateLimit;
 
 /// Failed authentications allowed to one client address per second,
 /// sustained.
 pub const AUTH_FAILURES_PER_SECOND: u32 = 5;
 /// Failed authentications one client address may make in a burst.
 pub const AUTH_FAILURES_BURST: u32 = 50;
-
-/// A keyed rate limiter.
-#[derive(Debug)]
-pub struct RateLimit {
-    limiter: DefaultKeyedRateLimiter<String>,
-    clock: DefaultClock,
-}
-
-impl RateLimit {
-    /// `per_second` sustained with bursts of `burst`.
-    pub fn new(per_second: u32, burst: u32) -> anyhow::Result<Self> {
-        let per_second = NonZeroU32::new(per_second)
-            .ok_or_else(|| anyhow::anyhow!("the rate limit must be at least 1 per second"))?;
-        let burst = NonZeroU32::new(burst.max(per_second.get())).unwrap_or(per_second);
-        Ok(Self {
-            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
-            clock: DefaultClock::default(),
-        })
-    }
-
-    /// `Ok` when `key` may call now, else how long to wait.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        match self.limiter.check_key(&key.to_owned()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => Err(not_until.wait_time_from(self.clock.now())),
-        }
-    }
-
-    /// Forgets idle keys; call now and then.
-    pub fn shrink(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-    }
-}
 
 /// Every limit of the gateway.
 #[derive(Debug)]
@@ -128,15 +90,6 @@ pub fn address_key(ip: Option<IpAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_each_key_separately() {
-        let limit = RateLimit::new(1, 2).unwrap();
-        assert!(limit.check("ada").is_ok());
-        assert!(limit.check("ada").is_ok());
-        assert!(limit.check("ada").is_err(), "burst spent");
-        assert!(limit.check("bob").is_ok(), "another key has its own bucket");
-    }
 
     #[test]
     fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {

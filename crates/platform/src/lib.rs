@@ -19,6 +19,7 @@ pub mod page;
 pub mod peers;
 pub mod pki;
 pub mod principal;
+pub mod rate_limit;
 pub mod read_cache;
 pub mod secrets;
 pub mod server;

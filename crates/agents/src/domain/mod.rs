@@ -161,14 +161,17 @@ impl Agents {
                     next_purge += interval;
                 }
                 async move {
-                    let swept = this.expire_lapsed_leases().await?;
-                    let purged = if purge {
-                        this.purge_deleted_organizations().await?
-                            + this.purge_old_statuses(now_micros()).await?
+                    // The purge is not skipped for a whole interval when the
+                    // sweep fails (nor the other way round).
+                    let swept = this.expire_lapsed_leases().await;
+                    let purged: Result<u64, Error> = if purge {
+                        let deleted = this.purge_deleted_organizations().await;
+                        let statuses = this.purge_old_statuses(now_micros()).await;
+                        Ok(deleted? + statuses?)
                     } else {
-                        0
+                        Ok(0)
                     };
-                    Ok(swept + purged)
+                    Ok(swept? + purged?)
                 }
             },
         )

@@ -6,6 +6,7 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     principal::{AUTH_PASSWORD, Principal, SCOPE_ALL, SCOPE_WRITE},
+    rate_limit::RateLimit,
     time::{add, now_micros},
     validate::{self, Violations},
 };
@@ -28,24 +29,21 @@ pub const RESETS_PER_ADDRESS: u32 = 10;
 /// How often each client address may ask for password resets (in this
 /// process: each replica counts its own).
 #[derive(Debug, Clone)]
-pub(crate) struct ResetRequests(std::sync::Arc<governor::DefaultKeyedRateLimiter<String>>);
+pub(crate) struct ResetRequests(std::sync::Arc<RateLimit>);
 
 impl ResetRequests {
     pub(crate) fn new() -> Self {
         let per_hour = std::num::NonZeroU32::new(RESETS_PER_ADDRESS).expect("non-zero");
-        Self(std::sync::Arc::new(governor::RateLimiter::keyed(
-            governor::Quota::per_hour(per_hour),
-        )))
+        Self(std::sync::Arc::new(RateLimit::per_hour(per_hour)))
     }
 
     fn check(&self, address: &str) -> Result<(), Error> {
-        use governor::clock::{Clock, DefaultClock};
         self.0
-            .check_key(&address.to_owned())
-            .map_err(|not_until| Error::ResourceExhausted {
+            .check(address)
+            .map_err(|wait| Error::ResourceExhausted {
                 reason: "RATE_LIMITED",
                 message: "too many password resets asked from this address: try later".into(),
-                retry_after: Some(not_until.wait_time_from(DefaultClock::default().now())),
+                retry_after: Some(wait),
             })
     }
 }
@@ -591,7 +589,6 @@ pub(crate) async fn insert_token(
     .await
 }
 
-/// Revokes the user's sessions, except `keep`.
 /// Which of a user's tokens [`revoke_tokens`] ends.
 enum Revoke<'a> {
     /// Every session but this one (a password change).
@@ -600,6 +597,7 @@ enum Revoke<'a> {
     Every,
 }
 
+/// Revokes `which` of the user's tokens.
 async fn revoke_tokens(
     db: &impl ConnectionTrait,
     user_uuid: &str,

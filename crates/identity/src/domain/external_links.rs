@@ -62,11 +62,7 @@ impl Identity {
                 format!("{} at {}", claims.sub, claims.iss),
             ));
         }
-        let links = external_identities::Entity::find()
-            .filter(external_identities::Column::UserUuid.eq(principal.uuid.as_str()))
-            .count(&self.db)
-            .await?;
-        if links >= MAX_LINKS_PER_USER {
+        if self.links_of(&principal.uuid).await? >= MAX_LINKS_PER_USER {
             return Err(Error::precondition(
                 "TOO_MANY_LINKS",
                 format!("an account links at most {MAX_LINKS_PER_USER} external identities"),
@@ -118,21 +114,23 @@ impl Identity {
             .one(&self.db)
             .await?
             .ok_or_else(not_found)?;
-        if user.password_hash.is_none() {
-            let links = external_identities::Entity::find()
-                .filter(external_identities::Column::UserUuid.eq(principal.uuid.as_str()))
-                .count(&self.db)
-                .await?;
-            if links <= 1 {
-                return Err(Error::precondition(
-                    "LAST_SIGN_IN_METHOD",
-                    "this is the only way into the account: set a password (password reset) first",
-                ));
-            }
+        if user.password_hash.is_none() && self.links_of(&principal.uuid).await? <= 1 {
+            return Err(Error::precondition(
+                "LAST_SIGN_IN_METHOD",
+                "this is the only way into the account: set a password (password reset) first",
+            ));
         }
         external_identities::Entity::delete_by_id(link.uuid)
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// How many identities are linked to the user `user_uuid`.
+    async fn links_of(&self, user_uuid: &str) -> Result<u64, Error> {
+        Ok(external_identities::Entity::find()
+            .filter(external_identities::Column::UserUuid.eq(user_uuid))
+            .count(&self.db)
+            .await?)
     }
 }
