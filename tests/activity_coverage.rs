@@ -1004,11 +1004,13 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
         organization: "acme".into(),
         agent: "box".into(),
         queue: "q".into(),
+        force: false,
     });
     s.step("acme", ("deleted", "queue", "q"), delete).await;
     let delete = agents.delete_agent(ag_pb::DeleteAgentRequest {
         organization: "acme".into(),
         agent: "box".into(),
+        force: false,
     });
     s.step("acme", ("deleted", "agent", "box"), delete).await;
 }

@@ -171,6 +171,7 @@ async fn an_agent_from_creation_to_deletion_with_its_token() {
     let delete = || DeleteAgentRequest {
         organization: "acme".into(),
         agent: "gpu-box".into(),
+        force: false,
     };
     expect_reason(
         agents.delete_agent(delete()).await,
@@ -324,6 +325,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
             .delete_agent(DeleteAgentRequest {
                 organization: o,
                 agent: "never-made".into(),
+                force: false,
             })
             .await
             .map(|_| ()),

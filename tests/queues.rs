@@ -162,6 +162,7 @@ async fn a_queue_from_creation_to_deletion(t: &TestStack) {
         organization: "acme".into(),
         agent: "box".into(),
         queue: "training".into(),
+        force: false,
     };
     expect_reason(
         queues.delete_queue(delete()).await,
@@ -342,6 +343,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
                 organization: o,
                 agent: a,
                 queue: "never-made".into(),
+                force: false,
             })
             .await
             .map(|_| ()),

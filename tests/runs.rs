@@ -532,6 +532,175 @@ async fn a_lapsed_lease_is_put_back_without_any_acquisition() {
     assert_eq!(again.attempts, 1);
 }
 
+/// Issue 15, item 11: deleting a queue or an agent with `force` stops its
+/// unfinished runs, leased ones included (their agent's next report is
+/// refused); without it the deletion is refused while any waits or runs.
+#[tokio::test]
+async fn deleting_with_force_stops_the_unfinished_runs() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    let agent = setup(&t, &owner, "acme").await;
+    let waiting = submit(&t, &owner, "acme", "vision", "box/batch", "waiting").await;
+    let leased = submit(&t, &owner, "acme", "vision", "box/urgent", "leased").await;
+    let done = submit(&t, &owner, "acme", "vision", "box/urgent", "done").await;
+    let held = acquire(&t, &agent, "acme", 2, Duration::from_secs(60)).await;
+    assert_eq!(names(&held), ["leased", "done"]);
+    report(&t, &agent, "acme", &held[1], "succeeded").await;
+
+    let delete_queue = |force| DeleteQueueRequest {
+        organization: "acme".into(),
+        agent: "box".into(),
+        queue: "urgent".into(),
+        force,
+    };
+    let mut queues = t.queues_as(&owner);
+    expect_reason(
+        queues.delete_queue(delete_queue(false)).await,
+        Code::FailedPrecondition,
+        "QUEUE_BUSY",
+    );
+    queues.delete_queue(delete_queue(true)).await.unwrap();
+    let stopped = get(&t, &owner, "acme", &leased.uuid).await;
+    assert_eq!(
+        (stopped.status.as_str(), stopped.message.as_str()),
+        ("stopped", "its queue was deleted")
+    );
+    assert!(stopped.lease.is_none());
+    let late = t
+        .runs_as(&agent)
+        .report_run_status(ReportRunStatusRequest {
+            organization: "acme".into(),
+            run: leased.uuid.clone(),
+            status: "running".into(),
+            lease: held[0].lease.as_ref().unwrap().id.clone(),
+            message: String::new(),
+        })
+        .await;
+    expect_code(late, Code::FailedPrecondition);
+    let finished = get(&t, &owner, "acme", &done.uuid).await;
+    assert_eq!(finished.status, "succeeded", "history is kept as it was");
+
+    let delete_agent = |force| DeleteAgentRequest {
+        organization: "acme".into(),
+        agent: "box".into(),
+        force,
+    };
+    let mut agents = t.agents_as(&owner);
+    expect_reason(
+        agents.delete_agent(delete_agent(false)).await,
+        Code::FailedPrecondition,
+        "AGENT_BUSY",
+    );
+    assert_eq!(
+        get(&t, &owner, "acme", &waiting.uuid).await.status,
+        "queued"
+    );
+    agents.delete_agent(delete_agent(true)).await.unwrap();
+    let stopped = get(&t, &owner, "acme", &waiting.uuid).await;
+    assert_eq!(
+        (stopped.status.as_str(), stopped.message.as_str()),
+        ("stopped", "its agent was deleted")
+    );
+    expect_code(
+        agents
+            .get_agent(GetAgentRequest {
+                organization: "acme".into(),
+                agent: "box".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+}
+
+/// Issue 15, item 12: submissions racing a queue's deletion never leave a
+/// run waiting on a queue that is gone. Submitters keep going while the
+/// queue is deleted with `force`: every run acknowledged must then be
+/// stopped (it committed before the deletion), and every submission after
+/// it is refused.
+async fn no_run_waits_on_a_deleted_queue(t: TestStack) -> TestStack {
+    let owner = t.user("owner").await;
+    setup(&t, &owner, "acme").await;
+    for round in 0..5 {
+        let name = format!("race{round}");
+        queue(&t, &owner, "acme", &name, 1, 0).await;
+        let deleted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+        let submitters: Vec<_> = (0..16)
+            .map(|i| {
+                let (runs, deleted, acks) = (t.runs_as(&owner), deleted.clone(), acks.clone());
+                let target = format!("box/{name}");
+                tokio::spawn(async move {
+                    let mut runs = runs;
+                    let mut refused_after = 0;
+                    while refused_after < 3 {
+                        let was_deleted = deleted.load(std::sync::atomic::Ordering::SeqCst);
+                        match runs
+                            .submit_run(request("acme", "vision", &target, &format!("r{i}")))
+                            .await
+                        {
+                            Ok(run) => {
+                                assert!(
+                                    !was_deleted,
+                                    "a run was accepted after its queue's deletion"
+                                );
+                                acks.send(run.into_inner().run.unwrap().uuid).unwrap();
+                            }
+                            Err(status) => {
+                                assert_eq!(status.code(), Code::NotFound, "{status:?}");
+                                refused_after += 1;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(acks);
+        // Delete once submissions flow.
+        let mut uuids = vec![acked.recv().await.unwrap()];
+        t.queues_as(&owner)
+            .delete_queue(DeleteQueueRequest {
+                organization: "acme".into(),
+                agent: "box".into(),
+                queue: name.clone(),
+                force: true,
+            })
+            .await
+            .unwrap();
+        deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+        for submitter in submitters {
+            submitter.await.unwrap();
+        }
+        while let Some(uuid) = acked.recv().await {
+            uuids.push(uuid);
+        }
+        for uuid in &uuids {
+            let run = get(&t, &owner, "acme", uuid).await;
+            assert_eq!(run.status, "stopped", "round {round}: {run:?}");
+        }
+        eprintln!(
+            "round {round}: {} runs acknowledged before the deletion",
+            uuids.len()
+        );
+    }
+    t
+}
+
+#[tokio::test]
+async fn no_run_waits_on_a_deleted_queue_on_sqlite() {
+    no_run_waits_on_a_deleted_queue(TestStack::start_with(unlimited).await).await;
+}
+
+#[tokio::test]
+async fn no_run_waits_on_a_deleted_queue_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres_with(unlimited).await else {
+        return;
+    };
+    no_run_waits_on_a_deleted_queue(t)
+        .await
+        .drop_schemas()
+        .await;
+}
+
 #[tokio::test]
 async fn cancellation_reaches_the_agent_through_its_state() {
     let t = TestStack::start().await;

@@ -159,7 +159,7 @@ impl AgentService for AgentApi {
         let r = req.get_ref();
         let agent_uuid = self
             .0
-            .delete_agent(&principal, &r.organization, &r.agent)
+            .delete_agent(&principal, &r.organization, &r.agent, r.force)
             .await?;
         Ok(revoking(
             Response::new(pb::DeleteAgentResponse {}),

@@ -163,7 +163,7 @@ impl QueueService for QueueApi {
         let principal = require_principal(&req)?;
         let r = req.get_ref();
         self.0
-            .delete_queue(&principal, &r.organization, &r.agent, &r.queue)
+            .delete_queue(&principal, &r.organization, &r.agent, &r.queue, r.force)
             .await?;
         Ok(Response::new(pb::DeleteQueueResponse {}))
     }

@@ -43,6 +43,7 @@ pub(super) fn run(r: runs::Model, labels: &QueueLabels) -> pb::Run {
         spec: Some(json_to_struct(&spec)),
         attempts: r.attempts,
         submitter: r.submitter,
+        message: r.message,
         create_time: Some(to_timestamp(r.create_time)),
         update_time: Some(to_timestamp(r.update_time)),
     }

@@ -29,7 +29,7 @@ use orgplane_platform::{Error, statement_shapes::padded_in_list, time::now_micro
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, LockType},
 };
 
 use super::Agents;
@@ -187,16 +187,70 @@ async fn expire_leases(
     Ok(())
 }
 
-/// Runs queued or active on `queue_uuids`, counted on `db` (a transaction
-/// that goes on to delete the queues, say).
-pub(crate) async fn unfinished_runs_in(
-    db: &impl ConnectionTrait,
+/// What a deletion of queues does with their unfinished runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Unfinished {
+    /// Refuse the deletion with `FAILED_PRECONDITION` and this reason.
+    Refuse(&'static str),
+    /// Stop them, with this message.
+    Stop(&'static str),
+}
+
+/// Settles the runs queued or active on `queue_uuids` in `txn`, a
+/// transaction that has already deleted those queues: deleting first takes
+/// the queues' row locks, so a concurrent submission either committed its
+/// runs before (and they are counted here) or finds its queue gone
+/// ([`live_queues`]). Returns the runs stopped.
+pub(crate) async fn settle_unfinished(
+    txn: &DatabaseTransaction,
     queue_uuids: Vec<String>,
-) -> Result<u64, Error> {
-    Ok(runs::Entity::find()
-        .filter(runs::Column::QueueUuid.is_in(queue_uuids))
-        .filter(runs::Column::Status.is_in([QUEUED].into_iter().chain(ACTIVE.iter().copied())))
-        .count(db)
+    unfinished: Unfinished,
+) -> Result<Vec<runs::Model>, Error> {
+    let statuses = || [QUEUED].into_iter().chain(ACTIVE.iter().copied());
+    match unfinished {
+        Unfinished::Refuse(reason) => {
+            let busy = runs::Entity::find()
+                .filter(runs::Column::QueueUuid.is_in(queue_uuids))
+                .filter(runs::Column::Status.is_in(statuses()))
+                .count(txn)
+                .await?;
+            if busy > 0 {
+                return Err(Error::precondition(
+                    reason,
+                    format!(
+                        "{busy} run(s) wait or run there: cancel or finish them first, or delete with force"
+                    ),
+                ));
+            }
+            Ok(Vec::new())
+        }
+        Unfinished::Stop(message) => Ok(without_lease(runs::Entity::update_many())
+            .col_expr(runs::Column::Status, Expr::value(STOPPED))
+            .col_expr(runs::Column::Message, Expr::value(message))
+            .col_expr(runs::Column::UpdateTime, Expr::value(now_micros()))
+            .filter(runs::Column::QueueUuid.is_in(queue_uuids))
+            .filter(runs::Column::Status.is_in(statuses()))
+            .exec_with_returning(txn)
+            .await?),
+    }
+}
+
+/// Of `queue_uuids`, those that still exist, read in `txn` after it wrote
+/// runs into them, holding a key-share lock on each until it commits (on
+/// PostgreSQL; SQLite's one writer already excludes a concurrent deletion):
+/// a queue deleted meanwhile is missing here, and the caller takes its
+/// runs back out.
+pub(crate) async fn live_queues(
+    txn: &DatabaseTransaction,
+    queue_uuids: Vec<String>,
+) -> Result<Vec<String>, Error> {
+    Ok(queues::Entity::find()
+        .select_only()
+        .column(queues::Column::Uuid)
+        .filter(queues::Column::Uuid.is_in(padded_in_list(queue_uuids)))
+        .lock(LockType::KeyShare)
+        .into_tuple()
+        .all(txn)
         .await?)
 }
 
@@ -516,12 +570,6 @@ impl Agents {
                 .all(&self.db)
         };
         Ok((mine(LEASED).await?, mine(STOPPING).await?))
-    }
-
-    /// How many runs of `queue_uuids` wait, are leased or run: a queue (or
-    /// agent) with any is not deleted.
-    pub(crate) async fn unfinished_runs(&self, queue_uuids: Vec<String>) -> Result<u64, Error> {
-        unfinished_runs_in(&self.db, queue_uuids).await
     }
 
     /// Counts of a queue's runs by status, and its oldest wait.

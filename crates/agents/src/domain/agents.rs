@@ -22,7 +22,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, admission};
+use super::{
+    Agents,
+    admission::{self, Unfinished},
+};
 use crate::storage::{agent_statuses, agents, queues, runs};
 
 /// Heartbeat timeout when none is given.
@@ -312,40 +315,43 @@ impl Agents {
         self.agent(&standing.organization_uuid, name).await
     }
 
-    /// Deletes an agent and its queues, once none of its runs waits or runs;
-    /// its tokens die with it.
+    /// Deletes an agent and its queues once none of their runs waits or
+    /// runs, or with `force` stopping them; then revokes its tokens.
     pub async fn delete_agent(
         &self,
         principal: &Principal,
         organization: &str,
         name: &str,
+        force: bool,
     ) -> Result<String, Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsManage)
             .await?;
         let row = self.agent(&standing.organization_uuid, name).await?;
-        // The busy check and the deletion in one transaction; the call to
-        // identity after it, holding none.
+        let unfinished = if force {
+            Unfinished::Stop("its agent was deleted")
+        } else {
+            Unfinished::Refuse("AGENT_BUSY")
+        };
+        // The deletions first (see `admission::settle_unfinished`), the busy
+        // check after them in the same transaction; the call to identity
+        // after it, holding none.
         let txn = self.db.begin().await?;
-        let queue_uuids: Vec<String> = queues::Entity::find()
+        let queue_uuids: Vec<String> = queues::Entity::delete_many()
             .filter(queues::Column::AgentUuid.eq(row.uuid.as_str()))
-            .all(&txn)
+            .exec_with_returning(&txn)
             .await?
             .into_iter()
             .map(|q| q.uuid)
             .collect();
-        let busy = admission::unfinished_runs_in(&txn, queue_uuids).await?;
-        if busy > 0 {
-            return Err(Error::precondition(
-                "AGENT_BUSY",
-                format!(
-                    "{busy} run(s) wait or run on this agent's queues: cancel or finish them first"
-                ),
-            ));
-        }
-        agents::Entity::delete_by_id(row.uuid.clone())
+        let deleted = agents::Entity::delete_by_id(row.uuid.clone())
             .exec(&txn)
             .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::not_found("agent", name));
+        }
+        let stopped = admission::settle_unfinished(&txn, queue_uuids, unfinished).await?;
+        super::runs::record_stopped(&txn, principal, &stopped).await?;
         let activity = Activity::new(
             &row.organization_uuid,
             principal,

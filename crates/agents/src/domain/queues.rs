@@ -17,7 +17,10 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
-use super::{Agents, admission::QueueStats};
+use super::{
+    Agents,
+    admission::{self, QueueStats, Unfinished},
+};
 use crate::storage::{agents, queues};
 
 /// The scheduling strategies.
@@ -273,13 +276,15 @@ impl Agents {
             .1)
     }
 
-    /// Deletes a queue once none of its runs waits or runs.
+    /// Deletes a queue once none of its runs waits or runs, or with `force`
+    /// stopping them (they stay, finished, in their projects' history).
     pub async fn delete_queue(
         &self,
         principal: &Principal,
         organization: &str,
         agent: &str,
         name: &str,
+        force: bool,
     ) -> Result<(), Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsManage)
@@ -287,17 +292,23 @@ impl Agents {
         let (_, queue) = self
             .agent_and_queue(&standing.organization_uuid, agent, name)
             .await?;
-        let busy = self.unfinished_runs(vec![queue.uuid.clone()]).await?;
-        if busy > 0 {
-            return Err(Error::precondition(
-                "QUEUE_BUSY",
-                format!("{busy} run(s) wait or run in this queue: cancel or finish them first"),
-            ));
-        }
+        let unfinished = if force {
+            Unfinished::Stop("its queue was deleted")
+        } else {
+            Unfinished::Refuse("QUEUE_BUSY")
+        };
+        // The deletion first: it is the transaction's first write (see
+        // `admission::settle_unfinished`).
         let txn = self.db.begin().await?;
-        queues::Entity::delete_by_id(queue.uuid.clone())
+        let deleted = queues::Entity::delete_by_id(queue.uuid.clone())
             .exec(&txn)
             .await?;
+        if deleted.rows_affected == 0 {
+            return Err(Error::not_found("queue", format!("{agent}/{name}")));
+        }
+        let stopped =
+            admission::settle_unfinished(&txn, vec![queue.uuid.clone()], unfinished).await?;
+        super::runs::record_stopped(&txn, principal, &stopped).await?;
         let activity = Activity::new(
             &queue.organization_uuid,
             principal,

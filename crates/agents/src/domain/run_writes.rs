@@ -4,13 +4,17 @@
 //! by commits per second (`BENCHMARKS.md`). Each write keeps its activity in
 //! the same transaction, as every change here does.
 
+use std::collections::HashSet;
+
 use orgplane_platform::{
     Error, activity,
     group_commit::{BatchWrite, GroupCommit},
     principal::Principal,
-    statement_shapes::power_of_two_chunks,
+    statement_shapes::{padded_in_list, power_of_two_chunks},
 };
-use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+};
 
 use super::{
     admission::{self, Holder, NewRun},
@@ -58,20 +62,53 @@ impl BatchWrite for Submissions {
         items: Vec<Enqueue>,
     ) -> Result<Vec<Result<runs::Model, Error>>, Error> {
         let mut stored = Vec::with_capacity(items.len());
-        let mut activities = Vec::with_capacity(items.len());
+        let mut queue_names = Vec::with_capacity(items.len());
         for item in items {
-            let run = admission::queued_run(item.run);
-            activities
-                .push(run_activity(&run, &item.actor, "submitted").parent("queue", &item.queue));
-            stored.push(run);
+            stored.push((admission::queued_run(item.run), item.actor));
+            queue_names.push(item.queue);
         }
-        for chunk in power_of_two_chunks(stored.clone()) {
+        for chunk in power_of_two_chunks(stored.iter().map(|(run, _)| run.clone()).collect()) {
             runs::Entity::insert_many(chunk.into_iter().map(IntoActiveModel::into_active_model))
                 .exec_without_returning(txn)
                 .await?;
         }
+        // Routed before this transaction, a run may name a queue deleted
+        // since: checked after the insert (SQLite's write lock is taken,
+        // PostgreSQL's key-share locks are taken here), such runs are taken
+        // back out and answered `NOT_FOUND`.
+        let mut queue_uuids: Vec<String> = stored
+            .iter()
+            .map(|(run, _)| run.queue_uuid.clone())
+            .collect();
+        queue_uuids.sort_unstable();
+        queue_uuids.dedup();
+        let live: HashSet<String> = admission::live_queues(txn, queue_uuids)
+            .await?
+            .into_iter()
+            .collect();
+        let orphans: Vec<String> = stored
+            .iter()
+            .filter(|(run, _)| !live.contains(&run.queue_uuid))
+            .map(|(run, _)| run.uuid.clone())
+            .collect();
+        if !orphans.is_empty() {
+            runs::Entity::delete_many()
+                .filter(runs::Column::Uuid.is_in(padded_in_list(orphans)))
+                .exec(txn)
+                .await?;
+        }
+        let mut activities = Vec::with_capacity(stored.len());
+        let mut results = Vec::with_capacity(stored.len());
+        for ((run, actor), queue) in stored.into_iter().zip(queue_names) {
+            if live.contains(&run.queue_uuid) {
+                activities.push(run_activity(&run, &actor, "submitted").parent("queue", &queue));
+                results.push(Ok(run));
+            } else {
+                results.push(Err(Error::not_found("queue", queue)));
+            }
+        }
         activity::record_all(txn, activities).await?;
-        Ok(stored.into_iter().map(Ok).collect())
+        Ok(results)
     }
 }
 

@@ -20,7 +20,9 @@ use orgplane_platform::{
     principal::{Principal, PrincipalKind},
     validate::{self, Violations},
 };
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+};
 
 use super::{
     Agents,
@@ -481,6 +483,20 @@ pub(super) fn run_activity(run: &runs::Model, actor: &Principal, action: &str) -
     Activity::new(&run.organization_uuid, actor, action, "run", name)
         .subject_uuid(&run.uuid)
         .project(&run.project)
+}
+
+/// Records that `runs` were stopped by `actor` (deleting their queue with
+/// `force`, say), in `txn`.
+pub(super) async fn record_stopped(
+    txn: &DatabaseTransaction,
+    actor: &Principal,
+    runs: &[runs::Model],
+) -> Result<(), Error> {
+    let activities = runs
+        .iter()
+        .map(|run| run_activity(run, actor, admission::STOPPED))
+        .collect();
+    orgplane_platform::activity::record_all(txn, activities).await
 }
 
 fn holder(agent: &agents::Model) -> Holder<'_> {
