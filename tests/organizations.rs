@@ -893,6 +893,7 @@ async fn check_permission_answers_the_other_services() {
         permission: permission.into(),
         entity_kind: 0,
         entity: String::new(),
+        entity_create_time: None,
     };
     let viewer = principal(viewer_token).await;
     let read = internal

@@ -558,6 +558,127 @@ async fn a_version_moves_to_another_model_or_project() {
     );
 }
 
+/// Issue 15, item 10: a team's grant on a model does not reach a new model
+/// created with a deleted one's name — at once, in the registry's checks —
+/// and the grant itself is removed once the deletion reaches the activity
+/// store; granting again reaches the new model.
+#[tokio::test]
+async fn grants_die_with_the_model_they_name() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    model(&t, &owner, "acme", "bert", Visibility::Private).await;
+    let reader = t.user("reader").await;
+    t.add_member("acme", "reader", "viewer").await;
+    let grant = || TeamGrant {
+        kind: EntityKind::ModelRegistry as i32,
+        name: "bert".into(),
+        role: "admin".into(),
+    };
+    t.teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            organization: "acme".into(),
+            team: Some(Team {
+                name: "ml".into(),
+                grants: vec![grant()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    t.teams_as(&owner)
+        .add_team_member(orgplane_proto::organizations::AddTeamMemberRequest {
+            organization: "acme".into(),
+            team: "ml".into(),
+            member: Some(orgplane_proto::organizations::TeamMember {
+                user: "reader".into(),
+                role: "member".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let describe = || {
+        let mut models = t.models_as(&reader);
+        async move {
+            models
+                .update_model(UpdateModelRequest {
+                    organization: "acme".into(),
+                    model: Some(Model {
+                        name: "bert".into(),
+                        description: "changed".into(),
+                        ..Default::default()
+                    }),
+                    update_mask: mask(&["description"]),
+                })
+                .await
+                .err()
+                .map_or(Code::Ok, |s| s.code())
+        }
+    };
+    eventually(Duration::from_secs(5), "the team grant applies", || async {
+        describe().await == Code::Ok
+    })
+    .await;
+
+    t.models_as(&owner)
+        .delete_model(DeleteModelRequest {
+            organization: "acme".into(),
+            model: "bert".into(),
+            force: true,
+        })
+        .await
+        .unwrap();
+    model(&t, &owner, "acme", "bert", Visibility::Private).await;
+    assert_eq!(
+        describe().await,
+        Code::PermissionDenied,
+        "the new bert is not the old one's"
+    );
+    let grants = || {
+        let mut teams = t.teams_as(&owner);
+        async move {
+            teams
+                .get_team(orgplane_proto::organizations::GetTeamRequest {
+                    organization: "acme".into(),
+                    team: "ml".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .team
+                .unwrap()
+        }
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the dead grant is removed",
+        || async { grants().await.grants.is_empty() },
+    )
+    .await;
+    assert_eq!(describe().await, Code::PermissionDenied);
+
+    // Granted again, it reaches the new model.
+    let team = grants().await;
+    t.teams_as(&owner)
+        .update_team(orgplane_proto::organizations::UpdateTeamRequest {
+            organization: "acme".into(),
+            team: Some(Team {
+                name: "ml".into(),
+                grants: vec![grant()],
+                etag: team.etag,
+                ..Default::default()
+            }),
+            update_mask: mask(&["grants"]),
+        })
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "the new grant applies", || async {
+        describe().await == Code::Ok
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn team_grants_and_public_entries_reach_beyond_roles() {
     let t = TestStack::start().await;

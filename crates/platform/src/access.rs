@@ -38,10 +38,12 @@ pub enum Entity<'a> {
     Organization,
     /// A project, by slug.
     Project(&'a str),
-    /// The model registry (one per organization; `name` for team grants).
-    ModelRegistry(&'a str),
-    /// The component hub.
-    ComponentHub(&'a str),
+    /// A model of the registry, by slug, and when it was created if it
+    /// exists: grants made before it (on a deleted model of the same name)
+    /// do not reach it.
+    ModelRegistry(&'a str, Option<i64>),
+    /// A component of the hub, as for models.
+    ComponentHub(&'a str, Option<i64>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,7 +53,7 @@ struct Key {
     role: Option<Role>,
     organization: String,
     permission: Permission,
-    entity: (i32, String),
+    entity: (i32, String, Option<i64>),
 }
 
 /// A decision as cached.
@@ -126,11 +128,11 @@ impl PermissionChecker {
         permission: Permission,
         entity: Entity<'_>,
     ) -> Result<Answer, Error> {
-        let (kind, name) = match entity {
-            Entity::Organization => (EntityKind::Unspecified, ""),
-            Entity::Project(name) => (EntityKind::Project, name),
-            Entity::ModelRegistry(name) => (EntityKind::ModelRegistry, name),
-            Entity::ComponentHub(name) => (EntityKind::ComponentHub, name),
+        let (kind, name, created) = match entity {
+            Entity::Organization => (EntityKind::Unspecified, "", None),
+            Entity::Project(name) => (EntityKind::Project, name, None),
+            Entity::ModelRegistry(name, created) => (EntityKind::ModelRegistry, name, created),
+            Entity::ComponentHub(name, created) => (EntityKind::ComponentHub, name, created),
         };
         let key = Key {
             principal: principal.uuid.clone(),
@@ -138,7 +140,7 @@ impl PermissionChecker {
             role: principal.role,
             organization: organization.to_owned(),
             permission,
-            entity: (kind as i32, name.to_owned()),
+            entity: (kind as i32, name.to_owned(), created),
         };
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(hit);
@@ -152,6 +154,7 @@ impl PermissionChecker {
                 permission: permission.as_str().to_owned(),
                 entity_kind: kind as i32,
                 entity: name.to_owned(),
+                entity_create_time: created.map(crate::time::to_timestamp),
             })
             .await
             .map_err(|status| Error::from_upstream("the organizations service", status))?

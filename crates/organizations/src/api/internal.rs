@@ -1,7 +1,11 @@
 //! `orgplane.organizations.v1.OrganizationsInternal`.
 
 use orgplane_platform::{
-    Error, activity::Delivery, grpc::required, principal::Principal, time::to_timestamp,
+    Error,
+    activity::Delivery,
+    grpc::required,
+    principal::Principal,
+    time::{from_timestamp, to_timestamp},
 };
 use orgplane_proto::organizations::{
     self as pb, organizations_internal_server::OrganizationsInternal,
@@ -32,7 +36,12 @@ impl OrganizationsInternal for InternalApi {
             pb::EntityKind::ModelRegistry => Some("model_registry"),
             pb::EntityKind::ComponentHub => Some("component_hub"),
         };
-        let entity = kind.map(|k| (k, r.entity.as_str()));
+        let created = r
+            .entity_create_time
+            .as_ref()
+            .map(|t| from_timestamp(t, "entity_create_time"))
+            .transpose()?;
+        let entity = kind.map(|k| (k, r.entity.as_str(), created));
         let decision = self
             .0
             .check_permission(&principal, &r.organization, &r.permission, entity)

@@ -70,6 +70,7 @@ fn grants(t: &pb::Team) -> Vec<Grant> {
             kind: kind_str(g.kind()).to_owned(),
             name: g.name.clone(),
             role: g.role.clone(),
+            granted_at: 0,
         })
         .collect()
 }

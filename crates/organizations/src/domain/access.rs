@@ -194,7 +194,9 @@ impl Organizations {
         name: &str,
     ) -> Result<Access, Error> {
         let mut access = self.membership(principal, organization).await?;
-        access.role = self.effective_role(&access, kind, name, permission).await?;
+        access.role = self
+            .effective_role(&access, (kind, name, None), permission)
+            .await?;
         if access.role == Role::Outsider {
             return Err(Error::not_found(entity_label(kind), name));
         }
@@ -203,21 +205,21 @@ impl Organizations {
     }
 
     /// The strongest of the caller's organization role, the roles their
-    /// teams and they themselves are granted on `(kind, name)`, and — for
-    /// reading a public project — `viewer`.
+    /// teams and they themselves are granted on `(kind, name)` (created at
+    /// `created`, when known: see [`super::teams::Granted::reaches`]), and — for reading
+    /// a public project — `viewer`.
     pub async fn effective_role(
         &self,
         access: &Access,
-        kind: &str,
-        name: &str,
+        (kind, name, created): EntityRef<'_>,
         permission: Permission,
     ) -> Result<Role, Error> {
         let granted = self
             .granted_roles(access, kind)
             .await?
             .into_iter()
-            .filter(|(granted, _)| granted == name || granted == "*")
-            .map(|(_, role)| role)
+            .filter(|g| g.reaches(name, created))
+            .map(|g| g.role)
             .max();
         let mut role = granted.map_or(access.role, |g| g.max(access.role));
         if kind == "project" && permission == Permission::ProjectsRead && role < Role::Viewer {
@@ -242,14 +244,14 @@ impl Organizations {
         principal: &Principal,
         organization: &str,
         permission: &str,
-        entity: Option<(&str, &str)>,
+        entity: Option<EntityRef<'_>>,
     ) -> Result<Decision, Error> {
         let permission = Permission::parse(permission)
             .ok_or_else(|| Error::invalid("permission", "is not a known permission"))?;
         let standing = match entity {
-            Some((kind, name)) => match self.membership(principal, organization).await {
+            Some(entity) => match self.membership(principal, organization).await {
                 Ok(access) => {
-                    let role = self.effective_role(&access, kind, name, permission).await?;
+                    let role = self.effective_role(&access, entity, permission).await?;
                     (role != Role::Outsider).then_some(Ok((access, role)))
                 }
                 Err(Error::NotFound { .. }) => None,
@@ -298,6 +300,10 @@ impl Organizations {
         })
     }
 }
+
+/// An entity grants may name: kind, slug and, when the caller knows it,
+/// when it was created.
+pub type EntityRef<'a> = (&'a str, &'a str, Option<i64>);
 
 /// A member's stored role.
 pub(crate) fn stored_role(member: &members::Model) -> Result<Role, Error> {

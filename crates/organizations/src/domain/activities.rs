@@ -24,7 +24,7 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 
-use super::{Organizations, access::Access};
+use super::{Organizations, access::Access, teams::revoke_grants_on};
 use crate::storage::{
     activities::{self, sequence},
     settings,
@@ -144,6 +144,19 @@ impl Watch {
     }
 }
 
+/// The grant kind of an entity another service deleted, if `action` on
+/// `subject_kind` is such a deletion.
+fn grantable_deleted(action: &str, subject_kind: &str) -> Option<&'static str> {
+    if action != orgplane_platform::activity::action::DELETED {
+        return None;
+    }
+    match subject_kind {
+        "model" => Some("model_registry"),
+        "component" => Some("component_hub"),
+        _ => None,
+    }
+}
+
 impl Organizations {
     /// Stores `batch`, skipping idempotency keys stored before; how many
     /// were new.
@@ -190,6 +203,21 @@ impl Organizations {
             }
             seq += 1;
             let a = d.activity;
+            let from_registry = d.idempotency_key.starts_with("registry:");
+            if let Some(kind) = grantable_deleted(&a.action, &a.subject_kind)
+                && from_registry
+            {
+                // Another service deleted an entity grants name: they end
+                // with the record of it (until then the registry's checks
+                // already ignore them, see `Granted::reaches`).
+                revoke_grants_on(
+                    &txn,
+                    &a.organization_uuid,
+                    (kind, &a.subject_name),
+                    a.create_time,
+                )
+                .await?;
+            }
             rows.push(activities::ActiveModel {
                 seq: Set(seq),
                 uuid: Set(a.uuid),

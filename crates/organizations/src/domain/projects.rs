@@ -255,7 +255,7 @@ impl Organizations {
                 .granted_roles(&access, "project")
                 .await?
                 .into_iter()
-                .map(|(name, _)| name)
+                .map(|g| g.name)
                 .collect();
             (!granted.iter().any(|n| n == "*")).then(|| {
                 Condition::any()
@@ -408,8 +408,13 @@ impl Organizations {
             .await?;
         // Grants name the project; they die with it, so a new project of
         // the same name is not open to the old grantees.
-        super::teams::revoke_grants_on(&txn, &project.organization_uuid, "project", &project.name)
-            .await?;
+        super::teams::revoke_grants_on(
+            &txn,
+            &project.organization_uuid,
+            ("project", &project.name),
+            i64::MAX,
+        )
+        .await?;
         self.commit_with(txn, project_activity(&project, principal, action::DELETED))
             .await
     }

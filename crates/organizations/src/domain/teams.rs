@@ -42,6 +42,33 @@ pub struct Grant {
     pub name: String,
     /// `viewer`, `member` or `admin`.
     pub role: String,
+    /// When the entity was first granted, microseconds (the server sets it;
+    /// 0 in rows written before it existed, read as the team's last
+    /// change). A grant on a model or component applies only to the entry
+    /// of that name that existed by then, never to a later one of the same
+    /// name.
+    #[serde(default)]
+    pub granted_at: i64,
+}
+
+/// A role the caller holds on entities of one kind through a team or a
+/// grant of their own.
+#[derive(Debug, Clone)]
+pub(crate) struct Granted {
+    /// Slug of the entity, or `*`.
+    pub name: String,
+    pub role: Role,
+    /// When the entity was granted (see [`Grant::granted_at`]).
+    pub granted_at: i64,
+}
+
+impl Granted {
+    /// Whether this grant reaches the entity `name` created at `created`
+    /// (when the caller knows it: the registry's entries; projects' grants
+    /// are deleted with them instead).
+    pub fn reaches(&self, name: &str, created: Option<i64>) -> bool {
+        self.name == "*" || (self.name == name && created.is_none_or(|c| self.granted_at >= c))
+    }
 }
 
 /// A team's fields as created or changed; `None` leaves a field alone.
@@ -68,22 +95,42 @@ pub struct Page<T> {
 
 /// The grants of a team row.
 pub fn grants_of(team: &teams::team::Model) -> Vec<Grant> {
-    serde_json::from_str(&team.grants).unwrap_or_default()
+    let mut grants: Vec<Grant> = serde_json::from_str(&team.grants).unwrap_or_default();
+    for grant in &mut grants {
+        if grant.granted_at == 0 {
+            grant.granted_at = team.update_time;
+        }
+    }
+    grants
 }
 
-/// Ends every grant on the entity `kind`/`name` of an organization — its
-/// members' own grants and its teams' — inside `txn` (the entity is being
-/// deleted). Teams that change get a new etag.
+/// `grants` as stored: each stamped with when its entity was first granted
+/// (kept from `before` when the entity was granted already, else `now`).
+fn stamped(mut grants: Vec<Grant>, before: &[Grant], now: i64) -> Vec<Grant> {
+    for grant in &mut grants {
+        grant.granted_at = before
+            .iter()
+            .find(|b| b.kind == grant.kind && b.name == grant.name)
+            .map_or(now, |b| b.granted_at);
+    }
+    grants
+}
+
+/// Ends every grant on the entity `kind`/`name` of an organization made
+/// before `before` — its members' own grants and its teams' — inside `txn`
+/// (the entity is deleted: a grant made since names a new entity of that
+/// name). Teams that change get a new etag.
 pub(crate) async fn revoke_grants_on(
     txn: &sea_orm::DatabaseTransaction,
     organization_uuid: &str,
-    kind: &str,
-    name: &str,
+    (kind, name): (&str, &str),
+    before: i64,
 ) -> Result<(), Error> {
     grants::member::Entity::delete_many()
         .filter(grants::member::Column::OrganizationUuid.eq(organization_uuid))
         .filter(grants::member::Column::Kind.eq(kind))
         .filter(grants::member::Column::Name.eq(name))
+        .filter(grants::member::Column::CreateTime.lt(before))
         .exec(txn)
         .await?;
     let now = now_micros();
@@ -92,13 +139,13 @@ pub(crate) async fn revoke_grants_on(
         .all(txn)
         .await?
     {
-        let before = grants_of(&team);
-        let kept: Vec<Grant> = before
+        let held = grants_of(&team);
+        let kept: Vec<Grant> = held
             .iter()
-            .filter(|g| !(g.kind == kind && g.name == name))
+            .filter(|g| !(g.kind == kind && g.name == name && g.granted_at < before))
             .cloned()
             .collect();
-        if kept.len() == before.len() {
+        if kept.len() == held.len() {
             continue;
         }
         teams::team::Entity::update_many()
@@ -156,7 +203,7 @@ impl Organizations {
         &self,
         access: &Access,
         kind: &str,
-    ) -> Result<Vec<(String, Role)>, Error> {
+    ) -> Result<Vec<Granted>, Error> {
         let team_uuids: Vec<String> = teams::member::Entity::find()
             .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
             .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
@@ -175,7 +222,13 @@ impl Organizations {
                 rows.iter()
                     .flat_map(grants_of)
                     .filter(|g| g.kind == kind)
-                    .filter_map(|g| Some((g.name, Role::parse(&g.role)?))),
+                    .filter_map(|g| {
+                        Some(Granted {
+                            role: Role::parse(&g.role)?,
+                            name: g.name,
+                            granted_at: g.granted_at,
+                        })
+                    }),
             );
         }
         if let Some(member) = &access.member {
@@ -184,10 +237,13 @@ impl Organizations {
                 .filter(grants::member::Column::Kind.eq(kind))
                 .all(&self.db)
                 .await?;
-            granted.extend(
-                own.into_iter()
-                    .filter_map(|g| Some((g.name, Role::parse(&g.role)?))),
-            );
+            granted.extend(own.into_iter().filter_map(|g| {
+                Some(Granted {
+                    role: Role::parse(&g.role)?,
+                    name: g.name,
+                    granted_at: g.create_time,
+                })
+            }));
         }
         Ok(granted)
     }
@@ -233,8 +289,12 @@ impl Organizations {
             organization_uuid: Set(access.organization.uuid.clone()),
             name: Set(name.clone()),
             description: Set(fields.description.unwrap_or_default()),
-            grants: Set(serde_json::to_string(&fields.grants.unwrap_or_default())
-                .map_err(anyhow::Error::from)?),
+            grants: Set(serde_json::to_string(&stamped(
+                fields.grants.unwrap_or_default(),
+                &[],
+                now,
+            ))
+            .map_err(anyhow::Error::from)?),
             version: Set(1),
             create_time: Set(now),
             update_time: Set(now),
@@ -334,9 +394,10 @@ impl Organizations {
         check_fields(&mut v, &fields);
         v.finish()?;
         check_etag(etag_seen, team.version, "team")?;
+        let now = now_micros();
         let mut update = teams::team::Entity::update_many()
             .col_expr(teams::team::Column::Version, Expr::value(team.version + 1))
-            .col_expr(teams::team::Column::UpdateTime, Expr::value(now_micros()));
+            .col_expr(teams::team::Column::UpdateTime, Expr::value(now));
         if let Some(x) = &fields.name {
             update = update.col_expr(teams::team::Column::Name, Expr::value(x.clone()));
         }
@@ -344,7 +405,8 @@ impl Organizations {
             update = update.col_expr(teams::team::Column::Description, Expr::value(x));
         }
         if let Some(x) = fields.grants {
-            let json = serde_json::to_string(&x).map_err(anyhow::Error::from)?;
+            let json = serde_json::to_string(&stamped(x, &grants_of(&team), now))
+                .map_err(anyhow::Error::from)?;
             update = update.col_expr(teams::team::Column::Grants, Expr::value(json));
         }
         let txn = self.db.begin().await?;
@@ -547,4 +609,44 @@ fn team_member_activity(
 ) -> Activity {
     Activity::new(&team.organization_uuid, actor, action, "team_member", user)
         .parent("team", &team.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(name: &str, granted_at: i64) -> Grant {
+        Grant {
+            kind: "model_registry".into(),
+            name: name.into(),
+            role: "admin".into(),
+            granted_at,
+        }
+    }
+
+    #[test]
+    fn a_named_grant_reaches_only_entities_created_before_it() {
+        let granted = |name: &str| Granted {
+            name: name.into(),
+            role: Role::Admin,
+            granted_at: 100,
+        };
+        assert!(granted("bert").reaches("bert", Some(50)));
+        assert!(granted("bert").reaches("bert", Some(100)));
+        assert!(!granted("bert").reaches("bert", Some(101)), "a later bert");
+        assert!(!granted("bert").reaches("gpt", Some(50)));
+        assert!(granted("bert").reaches("bert", None), "projects: by name");
+        assert!(granted("*").reaches("gpt", Some(1_000)), "`*` reaches all");
+    }
+
+    #[test]
+    fn replacing_grants_keeps_when_each_entity_was_first_granted() {
+        let before = [grant("bert", 10), grant("gpt", 20)];
+        let after = stamped(vec![grant("gpt", 0), grant("t5", 0)], &before, 99);
+        let times: Vec<_> = after
+            .iter()
+            .map(|g| (g.name.as_str(), g.granted_at))
+            .collect();
+        assert_eq!(times, [("gpt", 20), ("t5", 99)]);
+    }
 }

@@ -44,11 +44,12 @@ impl Kind {
         }
     }
 
-    /// The entity team grants name (`model_registry` / `component_hub`).
-    fn entity(self, name: &str) -> Entity<'_> {
+    /// The entity team grants name (`model_registry` / `component_hub`),
+    /// with its creation time when it exists.
+    fn entity(self, name: &str, created: Option<i64>) -> Entity<'_> {
         match self {
-            Kind::Model => Entity::ModelRegistry(name),
-            Kind::Component => Entity::ComponentHub(name),
+            Kind::Model => Entity::ModelRegistry(name, created),
+            Kind::Component => Entity::ComponentHub(name, created),
         }
     }
 
@@ -133,7 +134,12 @@ impl Registry {
             member
         } else {
             checker
-                .require(principal, organization, permission, kind.entity(name))
+                .require(
+                    principal,
+                    organization,
+                    permission,
+                    kind.entity(name, entry.as_ref().map(|e| e.create_time)),
+                )
                 .await?
         };
         let entry = entry.ok_or_else(|| Error::not_found(kind.as_str(), name))?;
