@@ -99,6 +99,7 @@ async fn changes(
     t.create_organization(owner, "acme").await;
     t.projects_as(owner)
         .create_project(org_pb::CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(org_pb::Project {
                 name: "vision".into(),
@@ -110,6 +111,7 @@ async fn changes(
     let mut agents = t.agents_as(owner);
     let agent_token = agents
         .create_agent(CreateAgentRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: Some(Agent {
                 name: "box".into(),
@@ -137,6 +139,7 @@ async fn changes(
     let mut queues = t.queues_as(owner);
     queues
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: "box".into(),
             queue: Some(Queue {
@@ -149,6 +152,7 @@ async fn changes(
     let mut connections = t.connections_as(owner);
     connections
         .create_connection(CreateConnectionRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             connection: Some(Connection {
                 name: "data".into(),
@@ -171,6 +175,7 @@ async fn changes(
     let mut runs = t.runs_as(owner);
     for name in ["train", "eval"] {
         runs.submit_run(SubmitRunRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: "vision".into(),
             queue: "box/q".into(),
@@ -451,6 +456,7 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
         async move {
             connections
                 .create_connection(CreateConnectionRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     connection: Some(Connection {
                         name: name.into(),
@@ -643,6 +649,7 @@ async fn acme_with_vision(t: &TestStack) -> String {
     t.create_organization(&owner, "acme").await;
     t.projects_as(&owner)
         .create_project(org_pb::CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(org_pb::Project {
                 name: "vision".into(),
@@ -809,6 +816,7 @@ async fn only_admins_read_the_organization_feed_and_viewers_read_their_projects(
     let owner = acme_with_vision(&t).await;
     t.invitations_as(&owner)
         .create_invitation(org_pb::CreateInvitationRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             invitation: Some(org_pb::Invitation {
                 email: "secret-hire@example.com".into(),

@@ -344,6 +344,7 @@ async fn every_mutating_rpc_records_one_activity(t: &TestStack) {
     // Last: its feed stays readable only until the organization is gone.
     let mut orgs = s.client(&owner, OrganizationServiceClient::new);
     let create = orgs.create_organization(org_pb::CreateOrganizationRequest {
+        request_id: String::new(),
         organization: Some(org_pb::Organization {
             name: "doomed".into(),
             ..Default::default()
@@ -364,6 +365,7 @@ async fn every_mutating_rpc_records_one_activity(t: &TestStack) {
 async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str, pilot: &str) {
     let mut orgs = s.client(owner, OrganizationServiceClient::new);
     let create = orgs.create_organization(org_pb::CreateOrganizationRequest {
+        request_id: String::new(),
         organization: Some(org_pb::Organization {
             name: "acme".into(),
             ..Default::default()
@@ -422,6 +424,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
     let mut projects = s.client(owner, ProjectServiceClient::new);
     for name in ["vision", "scratch"] {
         let create = projects.create_project(org_pb::CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(org_pb::Project {
                 name: name.into(),
@@ -476,6 +479,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
     // Bob by invitation; walker by open sign-up; pilot by SSO.
     let mut invitations = s.client(owner, InvitationServiceClient::new);
     let invitation_to = |email: &str| org_pb::CreateInvitationRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         invitation: Some(org_pb::Invitation {
             email: email.into(),
@@ -578,6 +582,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
 async fn teams(s: &mut Script<'_>, owner: &str) {
     let mut teams = s.client(owner, TeamServiceClient::new);
     let create = teams.create_team(org_pb::CreateTeamRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         team: Some(org_pb::Team {
             name: "core".into(),
@@ -647,6 +652,7 @@ async fn teams(s: &mut Script<'_>, owner: &str) {
 async fn service_accounts(s: &mut Script<'_>, owner: &str) {
     let mut accounts = s.client(owner, ServiceAccountServiceClient::new);
     let create = accounts.create_service_account(id_pb::CreateServiceAccountRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         service_account: Some(id_pb::ServiceAccount {
             name: "nightly".into(),
@@ -668,6 +674,7 @@ async fn service_accounts(s: &mut Script<'_>, owner: &str) {
     s.step("acme", ("updated", "service_account", "nightly"), update)
         .await;
     let create = accounts.create_service_account_token(id_pb::CreateServiceAccountTokenRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         service_account: "nightly".into(),
         token: Some(id_pb::Token {
@@ -697,6 +704,7 @@ async fn service_accounts(s: &mut Script<'_>, owner: &str) {
 async fn models(s: &mut Script<'_>, owner: &str) {
     let mut models = s.client(owner, ModelRegistryServiceClient::new);
     let create = models.create_model(reg_pb::CreateModelRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         model: Some(reg_pb::Model {
             name: "resnet".into(),
@@ -715,6 +723,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
     });
     s.step("acme", ("updated", "model", "resnet"), update).await;
     let create = models.create_model_version(reg_pb::CreateModelVersionRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         model: "resnet".into(),
         version: Some(reg_pb::ModelVersion {
@@ -785,6 +794,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
 async fn components(s: &mut Script<'_>, owner: &str) {
     let mut hub = s.client(owner, ComponentHubServiceClient::new);
     let create = hub.create_component(reg_pb::CreateComponentRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         component: Some(reg_pb::Component {
             name: "trainer".into(),
@@ -805,6 +815,7 @@ async fn components(s: &mut Script<'_>, owner: &str) {
     s.step("acme", ("updated", "component", "trainer"), update)
         .await;
     let create = hub.create_component_version(reg_pb::CreateComponentVersionRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         component: "trainer".into(),
         version: Some(reg_pb::ComponentVersion {
@@ -861,6 +872,7 @@ async fn components(s: &mut Script<'_>, owner: &str) {
 async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
     let mut agents = s.client(owner, AgentServiceClient::new);
     let create = agents.create_agent(ag_pb::CreateAgentRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         agent: Some(ag_pb::Agent {
             name: "box".into(),
@@ -889,6 +901,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
 
     let mut queues = s.client(owner, QueueServiceClient::new);
     let create = queues.create_queue(ag_pb::CreateQueueRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         agent: "box".into(),
         queue: Some(ag_pb::Queue {
@@ -911,6 +924,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
 
     let mut connections = s.client(owner, ConnectionServiceClient::new);
     let create = connections.create_connection(ag_pb::CreateConnectionRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         connection: Some(ag_pb::Connection {
             name: "data".into(),
@@ -945,6 +959,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
     let mut submitted = Vec::new();
     for name in ["train", "eval"] {
         let submit = runs.submit_run(ag_pb::SubmitRunRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: "vision".into(),
             queue: "box/q".into(),

@@ -27,6 +27,7 @@ fn agent(name: &str) -> Option<Agent> {
 async fn create(t: &TestStack, token: &str, org: &str, name: &str) -> CreateAgentResponse {
     t.agents_as(token)
         .create_agent(CreateAgentRequest {
+            request_id: String::new(),
             organization: org.into(),
             agent: agent(name),
         })
@@ -141,6 +142,7 @@ async fn an_agent_from_creation_to_deletion_with_its_token() {
     let queue_uuid = t
         .queues_as(&owner)
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: "gpu-box".into(),
             queue: Some(Queue {
@@ -224,6 +226,7 @@ async fn bad_input_names_the_field() {
         let status = expect_code(
             agents
                 .create_agent(CreateAgentRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     agent: a,
                 })
@@ -236,6 +239,7 @@ async fn bad_input_names_the_field() {
     expect_code(
         agents
             .create_agent(CreateAgentRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 agent: agent("ok"),
             })
@@ -288,6 +292,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
     let result = match rpc {
         "CreateAgent" => a
             .create_agent(CreateAgentRequest {
+                request_id: String::new(),
                 organization: o,
                 agent: agent("Not A Slug"),
             })
@@ -370,6 +375,7 @@ async fn an_agent_reports_its_status_and_learns_what_to_do() {
     let queue_uuid = t
         .queues_as(&owner)
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: "box".into(),
             queue: Some(Queue {

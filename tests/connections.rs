@@ -43,6 +43,7 @@ async fn create(
 ) -> Result<Connection, tonic::Status> {
     t.connections_as(token)
         .create_connection(CreateConnectionRequest {
+            request_id: String::new(),
             organization: org.into(),
             connection: c,
         })
@@ -288,6 +289,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
     let result = match rpc {
         "CreateConnection" => c
             .create_connection(CreateConnectionRequest {
+                request_id: String::new(),
                 organization: o,
                 connection: connection("new", "s3", &[]),
             })

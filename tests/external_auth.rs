@@ -226,6 +226,7 @@ async fn an_invite_only_organization_admits_members_and_the_invited_only() {
     let invitation = t
         .invitations_as(&owner)
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             invitation: Some(Invitation {
                 email: "invitee@example.com".into(),
@@ -434,6 +435,7 @@ async fn an_organization_that_disables_passwords_refuses_password_sessions() {
     let pat = t
         .tokens_as(&owner)
         .create_token(orgplane_proto::identity::CreateTokenRequest {
+            request_id: String::new(),
             token: Some(orgplane_proto::identity::Token {
                 name: "automation".into(),
                 ..Default::default()
@@ -532,6 +534,7 @@ async fn an_identity_provider_never_takes_over_an_account() {
     t.user("victim").await;
     t.invitations_as(&mallory)
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: "evil".into(),
             invitation: Some(Invitation {
                 email: orgplane::admin::DEV_ADMIN_EMAIL.into(),
@@ -695,6 +698,7 @@ async fn users_link_list_and_unlink_their_external_identities() {
     let pat = t
         .tokens_as(&ada)
         .create_token(orgplane_proto::identity::CreateTokenRequest {
+            request_id: String::new(),
             token: Some(orgplane_proto::identity::Token {
                 name: "ci".into(),
                 ..Default::default()

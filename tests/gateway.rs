@@ -446,6 +446,7 @@ async fn clients_that_stop_reading_do_not_stall_other_callers() {
         async move {
             projects
                 .create_project(org_pb::CreateProjectRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     project: Some(org_pb::Project {
                         name: format!("p{i:04}"),

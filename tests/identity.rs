@@ -56,6 +56,7 @@ async fn token_lifecycle_from_sign_up_to_revocation() {
     let created = t
         .tokens_as(&login.access_token)
         .create_token(CreateTokenRequest {
+            request_id: String::new(),
             token: Some(Token {
                 name: "ci".into(),
                 scopes: vec!["read".into()],
@@ -163,6 +164,7 @@ async fn bad_input_gets_one_violation_per_field() {
     let status = expect_code(
         t.tokens_as(&token)
             .create_token(CreateTokenRequest {
+                request_id: String::new(),
                 token: Some(Token {
                     name: "Not A Slug".into(),
                     scopes: vec!["everything".into()],
@@ -182,7 +184,10 @@ async fn bad_input_gets_one_violation_per_field() {
     );
     let status = expect_code(
         t.tokens_as(&token)
-            .create_token(CreateTokenRequest { token: None })
+            .create_token(CreateTokenRequest {
+                request_id: String::new(),
+                token: None,
+            })
             .await,
         Code::InvalidArgument,
     );
@@ -291,6 +296,7 @@ async fn bad_credentials_are_unauthenticated() {
     let short = t
         .tokens_as(&session)
         .create_token(CreateTokenRequest {
+            request_id: String::new(),
             token: Some(Token {
                 name: "short".into(),
                 expire_time: Some(Timestamp {
@@ -622,6 +628,7 @@ async fn token_scopes_limit_what_a_token_does() {
     let read_only = t
         .tokens_as(&session)
         .create_token(CreateTokenRequest {
+            request_id: String::new(),
             token: Some(Token {
                 name: "reader".into(),
                 scopes: vec!["read".into()],
@@ -653,6 +660,7 @@ async fn token_scopes_limit_what_a_token_does() {
     let status = expect_code(
         t.tokens_as(&session)
             .create_token(CreateTokenRequest {
+                request_id: String::new(),
                 token: Some(Token {
                     name: "escalate".into(),
                     scopes: vec!["admin".into()],
@@ -728,6 +736,7 @@ async fn another_users_token_is_not_found() {
     let b = t.user("bob").await;
     t.tokens_as(&a)
         .create_token(CreateTokenRequest {
+            request_id: String::new(),
             token: Some(Token {
                 name: "mine".into(),
                 ..Default::default()
@@ -766,6 +775,7 @@ async fn another_users_token_is_not_found() {
 async fn personal_token(t: &TestStack, session: &str, name: &str) -> String {
     t.tokens_as(session)
         .create_token(CreateTokenRequest {
+            request_id: String::new(),
             token: Some(Token {
                 name: name.into(),
                 ..Default::default()

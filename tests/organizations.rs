@@ -17,6 +17,7 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
 async fn create(t: &TestStack, token: &str, name: &str) -> Organization {
     t.orgs_as(token)
         .create_organization(CreateOrganizationRequest {
+            request_id: String::new(),
             organization: Some(Organization {
                 name: name.into(),
                 display_name: format!("{name} Inc."),
@@ -161,6 +162,7 @@ async fn bad_input_on_every_organization_rpc() {
         let status = expect_code(
             t.orgs_as(&ada)
                 .create_organization(CreateOrganizationRequest {
+                    request_id: String::new(),
                     organization: Some(Organization {
                         name: name.into(),
                         website: website.into(),
@@ -179,7 +181,10 @@ async fn bad_input_on_every_organization_rpc() {
     }
     let status = expect_code(
         t.orgs_as(&ada)
-            .create_organization(CreateOrganizationRequest { organization: None })
+            .create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
+                organization: None,
+            })
             .await,
         Code::InvalidArgument,
     );
@@ -187,6 +192,7 @@ async fn bad_input_on_every_organization_rpc() {
     expect_code(
         t.orgs_as(&ada)
             .create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
                 organization: Some(Organization {
                     name: "acme".into(),
                     ..Default::default()
@@ -455,6 +461,7 @@ impl Rpc {
             Rpc::CreateProject => t
                 .projects_as(token)
                 .create_project(CreateProjectRequest {
+                    request_id: String::new(),
                     organization: org.into(),
                     project: Some(Project {
                         name: "Not A Slug".into(),
@@ -543,6 +550,7 @@ impl Rpc {
             Rpc::CreateInvitation => t
                 .invitations_as(token)
                 .create_invitation(CreateInvitationRequest {
+                    request_id: String::new(),
                     organization: org.into(),
                     invitation: Some(Invitation {
                         email: "not-an-email".into(),
@@ -563,6 +571,7 @@ impl Rpc {
             Rpc::CreateTeam => t
                 .teams_as(token)
                 .create_team(CreateTeamRequest {
+                    request_id: String::new(),
                     organization: org.into(),
                     team: Some(Team {
                         name: "Not A Slug".into(),
@@ -732,6 +741,7 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
     create(t, &owner, "matrix").await;
     t.projects_as(&owner)
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: "matrix".into(),
             project: Some(Project {
                 name: PROJECT.into(),
@@ -742,6 +752,7 @@ async fn role_matrix_from_the_permission_table(t: &TestStack) {
         .unwrap();
     t.teams_as(&owner)
         .create_team(CreateTeamRequest {
+            request_id: String::new(),
             organization: "matrix".into(),
             team: Some(Team {
                 name: TEAM.into(),
@@ -1311,6 +1322,7 @@ async fn a_project_from_creation_through_archive_to_deletion(t: &TestStack) {
     ] {
         projects
             .create_project(CreateProjectRequest {
+                request_id: String::new(),
                 organization: "lab".into(),
                 project: Some(Project {
                     name: name.into(),
@@ -1324,6 +1336,7 @@ async fn a_project_from_creation_through_archive_to_deletion(t: &TestStack) {
     expect_code(
         projects
             .create_project(CreateProjectRequest {
+                request_id: String::new(),
                 organization: "lab".into(),
                 project: Some(Project {
                     name: "vision".into(),
@@ -1560,6 +1573,7 @@ async fn invite(
 ) -> Result<CreateInvitationResponse, tonic::Status> {
     t.invitations_as(token)
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: org.into(),
             invitation: Some(Invitation {
                 email: email.into(),
@@ -1805,6 +1819,7 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
     for name in ["alpha", "beta"] {
         t.projects_as(&owner)
             .create_project(CreateProjectRequest {
+                request_id: String::new(),
                 organization: "studio".into(),
                 project: Some(Project {
                     name: name.into(),
@@ -1840,6 +1855,7 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
     let team = t
         .teams_as(&owner)
         .create_team(CreateTeamRequest {
+            request_id: String::new(),
             organization: "studio".into(),
             team: Some(Team {
                 name: "alpha-crew".into(),
@@ -1902,6 +1918,7 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
     let status = expect_code(
         t.teams_as(&owner)
             .create_team(CreateTeamRequest {
+                request_id: String::new(),
                 organization: "studio".into(),
                 team: Some(Team {
                     name: "broken".into(),
@@ -1923,6 +1940,7 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
     expect_code(
         t.teams_as(&owner)
             .create_team(CreateTeamRequest {
+                request_id: String::new(),
                 organization: "studio".into(),
                 team: Some(Team {
                     name: "alpha-crew".into(),
@@ -1973,6 +1991,7 @@ async fn settings_lists_are_bounded() {
     t.create_organization(&owner, "acme").await;
     t.projects_as(&owner)
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(Project {
                 name: "vision".into(),
@@ -2079,6 +2098,7 @@ async fn settings_lists_are_bounded() {
     let status = expect_code(
         t.teams_as(&owner)
             .create_team(CreateTeamRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 team: Some(Team {
                     name: "big".into(),

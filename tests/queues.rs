@@ -12,6 +12,7 @@ async fn setup(t: &TestStack, token: &str, org: &str) {
     t.create_organization(token, org).await;
     t.agents_as(token)
         .create_agent(CreateAgentRequest {
+            request_id: String::new(),
             organization: org.into(),
             agent: Some(Agent {
                 name: "box".into(),
@@ -22,6 +23,7 @@ async fn setup(t: &TestStack, token: &str, org: &str) {
         .unwrap();
     t.queues_as(token)
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: org.into(),
             agent: "box".into(),
             queue: Some(Queue {
@@ -66,6 +68,7 @@ async fn a_queue_from_creation_to_deletion(t: &TestStack) {
     let mut queues = t.queues_as(&owner);
     let created = queues
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: "box".into(),
             queue: queue("training"),
@@ -230,6 +233,7 @@ async fn bad_input_names_the_field() {
         let status = expect_code(
             queues
                 .create_queue(CreateQueueRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     agent: "box".into(),
                     queue: Some(q),
@@ -242,6 +246,7 @@ async fn bad_input_names_the_field() {
     expect_code(
         queues
             .create_queue(CreateQueueRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 agent: "no-such-agent".into(),
                 queue: queue("x"),
@@ -252,6 +257,7 @@ async fn bad_input_names_the_field() {
     expect_code(
         queues
             .create_queue(CreateQueueRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 agent: "box".into(),
                 queue: Some(Queue {
@@ -298,6 +304,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
     let result = match rpc {
         "CreateQueue" => q
             .create_queue(CreateQueueRequest {
+                request_id: String::new(),
                 organization: o,
                 agent: a,
                 queue: Some(Queue {

@@ -9,6 +9,7 @@ use tonic::Code;
 async fn project(t: &TestStack, token: &str, name: &str, visibility: Visibility) {
     t.projects_as(token)
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(Project {
                 name: name.into(),
@@ -71,6 +72,7 @@ async fn acme(t: &TestStack) -> String {
     }
     t.teams_as(&owner)
         .create_team(CreateTeamRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             team: Some(Team {
                 name: "ml".into(),
@@ -94,6 +96,7 @@ async fn an_outsider_reaches_only_what_they_were_invited_to() {
     let invited = t
         .invitations_as(&owner)
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             invitation: invitation("guest@example.com", "outsider", &["granted"], &["ml"]),
         })
@@ -287,6 +290,7 @@ async fn outsider_invitations_are_checked() {
         let status = expect_code(
             invitations
                 .create_invitation(CreateInvitationRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     invitation: invitation("guest@example.com", role, projects, teams),
                 })
@@ -302,6 +306,7 @@ async fn outsider_invitations_are_checked() {
     // A project deleted before acceptance is simply not granted.
     let invited = invitations
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             invitation: invitation("guest@example.com", "outsider", &["granted", "secret"], &[]),
         })
@@ -379,6 +384,7 @@ async fn grants_die_with_the_project_they_name() {
     let invited = t
         .invitations_as(&owner)
         .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             invitation: invitation("guest@example.com", "outsider", &["granted"], &["ml"]),
         })

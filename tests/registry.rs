@@ -28,6 +28,7 @@ fn mask(paths: &[&str]) -> Option<FieldMask> {
 async fn model(t: &TestStack, token: &str, org: &str, name: &str, visibility: Visibility) {
     t.models_as(token)
         .create_model(CreateModelRequest {
+            request_id: String::new(),
             organization: org.into(),
             model: Some(Model {
                 name: name.into(),
@@ -44,6 +45,7 @@ async fn model(t: &TestStack, token: &str, org: &str, name: &str, visibility: Vi
 async fn version(t: &TestStack, token: &str, org: &str, model: &str, name: &str) -> ModelVersion {
     t.models_as(token)
         .create_model_version(CreateModelVersionRequest {
+            request_id: String::new(),
             organization: org.into(),
             model: model.into(),
             version: Some(ModelVersion {
@@ -359,6 +361,7 @@ async fn component_specifications_are_validated_on_write() {
     t.create_organization(&owner, "acme").await;
     let mut hub = t.components_as(&owner);
     hub.create_component(CreateComponentRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         component: Some(Component {
             name: "trainer".into(),
@@ -368,6 +371,7 @@ async fn component_specifications_are_validated_on_write() {
     .await
     .unwrap();
     let create = |name: &str, content: &str| CreateComponentVersionRequest {
+        request_id: String::new(),
         organization: "acme".into(),
         component: "trainer".into(),
         version: Some(ComponentVersion {
@@ -577,6 +581,7 @@ async fn grants_die_with_the_model_they_name() {
     };
     t.teams_as(&owner)
         .create_team(CreateTeamRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             team: Some(Team {
                 name: "ml".into(),
@@ -693,6 +698,7 @@ async fn team_grants_and_public_entries_reach_beyond_roles() {
     t.add_member("acme", "accountant", "billing").await;
     t.teams_as(&owner)
         .create_team(CreateTeamRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             team: Some(Team {
                 name: "ml".into(),
@@ -901,6 +907,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
     let result = match rpc {
         "CreateModel" => models
             .create_model(CreateModelRequest {
+                request_id: String::new(),
                 organization: o(),
                 model: Some(Model {
                     name: "Not A Slug".into(),
@@ -945,6 +952,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
             .map(|_| ()),
         "CreateModelVersion" => models
             .create_model_version(CreateModelVersionRequest {
+                request_id: String::new(),
                 organization: o(),
                 model: "m".into(),
                 version: Some(ModelVersion {
@@ -1028,6 +1036,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
             .map(|_| ()),
         "CreateComponent" => hub
             .create_component(CreateComponentRequest {
+                request_id: String::new(),
                 organization: o(),
                 component: Some(Component {
                     name: "Not A Slug".into(),
@@ -1073,6 +1082,7 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
             .map(|_| ()),
         "CreateComponentVersion" => hub
             .create_component_version(CreateComponentVersionRequest {
+                request_id: String::new(),
                 organization: o(),
                 component: "c".into(),
                 version: Some(ComponentVersion {
@@ -1153,6 +1163,7 @@ async fn furnish(t: &TestStack, token: &str, org: &str) {
     version(t, token, org, "m", "v1").await;
     t.components_as(token)
         .create_component(CreateComponentRequest {
+            request_id: String::new(),
             organization: org.into(),
             component: Some(Component {
                 name: "c".into(),
@@ -1163,6 +1174,7 @@ async fn furnish(t: &TestStack, token: &str, org: &str) {
         .unwrap();
     t.components_as(token)
         .create_component_version(CreateComponentVersionRequest {
+            request_id: String::new(),
             organization: org.into(),
             component: "c".into(),
             version: Some(ComponentVersion {
@@ -1231,6 +1243,7 @@ async fn bad_input_names_the_field() {
     for (request, field) in [
         (
             CreateModelRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 model: None,
             },
@@ -1238,6 +1251,7 @@ async fn bad_input_names_the_field() {
         ),
         (
             CreateModelRequest {
+                request_id: String::new(),
                 organization: "Bad Org".into(),
                 model: Some(Model {
                     name: "ok".into(),
@@ -1248,6 +1262,7 @@ async fn bad_input_names_the_field() {
         ),
         (
             CreateModelRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 model: Some(Model {
                     name: "ok".into(),
@@ -1264,6 +1279,7 @@ async fn bad_input_names_the_field() {
     expect_code(
         models
             .create_model(CreateModelRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 model: Some(Model {
                     name: "m".into(),

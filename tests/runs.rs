@@ -39,6 +39,7 @@ async fn setup(t: &TestStack, owner: &str, org: &str) -> String {
     let token = t
         .agents_as(owner)
         .create_agent(CreateAgentRequest {
+            request_id: String::new(),
             organization: org.into(),
             agent: Some(Agent {
                 name: "box".into(),
@@ -57,6 +58,7 @@ async fn setup(t: &TestStack, owner: &str, org: &str) -> String {
 async fn project_named(t: &TestStack, owner: &str, org: &str, name: &str) {
     t.projects_as(owner)
         .create_project(org_pb::CreateProjectRequest {
+            request_id: String::new(),
             organization: org.into(),
             project: Some(org_pb::Project {
                 name: name.into(),
@@ -70,6 +72,7 @@ async fn project_named(t: &TestStack, owner: &str, org: &str, name: &str) {
 async fn queue_with(t: &TestStack, owner: &str, org: &str, q: Queue) {
     t.queues_as(owner)
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: org.into(),
             agent: "box".into(),
             queue: Some(q),
@@ -90,6 +93,7 @@ async fn queue(t: &TestStack, owner: &str, org: &str, name: &str, priority: i32,
 
 fn request(org: &str, project: &str, queue: &str, name: &str) -> SubmitRunRequest {
     SubmitRunRequest {
+        request_id: String::new(),
         organization: org.into(),
         project: project.into(),
         queue: queue.into(),

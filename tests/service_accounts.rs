@@ -30,6 +30,7 @@ fn account(name: &str, role: &str) -> Option<ServiceAccount> {
 async fn create_account(t: &TestStack, token: &str, org: &str, name: &str, role: &str) {
     t.service_accounts_as(token)
         .create_service_account(CreateServiceAccountRequest {
+            request_id: String::new(),
             organization: org.into(),
             service_account: account(name, role),
         })
@@ -40,6 +41,7 @@ async fn create_account(t: &TestStack, token: &str, org: &str, name: &str, role:
 async fn account_token(t: &TestStack, token: &str, org: &str, name: &str) -> String {
     t.service_accounts_as(token)
         .create_service_account_token(CreateServiceAccountTokenRequest {
+            request_id: String::new(),
             organization: org.into(),
             service_account: name.into(),
             token: Some(Token {
@@ -56,6 +58,7 @@ async fn account_token(t: &TestStack, token: &str, org: &str, name: &str) -> Str
 async fn create_project(t: &TestStack, token: &str, org: &str, name: &str) -> Result<(), Code> {
     t.projects_as(token)
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: org.into(),
             project: Some(Project {
                 name: name.into(),
@@ -94,6 +97,7 @@ async fn a_service_account_acts_in_its_organization_with_its_role() {
     expect_reason(
         t.projects_as(&key)
             .create_project(CreateProjectRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 project: Some(Project {
                     name: "from-ci".into(),
@@ -236,6 +240,7 @@ async fn service_accounts_are_listed_read_updated_and_deleted(t: &TestStack) {
     expect_code(
         accounts
             .create_service_account(CreateServiceAccountRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 service_account: account("alpha", "viewer"),
             })
@@ -276,6 +281,7 @@ async fn bad_input_on_every_service_account_rpc() {
         let status = expect_code(
             accounts
                 .create_service_account(CreateServiceAccountRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     service_account: account(name, role),
                 })
@@ -287,6 +293,7 @@ async fn bad_input_on_every_service_account_rpc() {
     let status = expect_code(
         accounts
             .create_service_account(CreateServiceAccountRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 service_account: None,
             })
@@ -335,6 +342,7 @@ async fn bad_input_on_every_service_account_rpc() {
         let status = expect_code(
             accounts
                 .create_service_account_token(CreateServiceAccountTokenRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     service_account: "nightly".into(),
                     token: Some(Token {
@@ -454,6 +462,7 @@ async fn role_matrix_and_tenant_isolation_of_service_accounts() {
                 Permission::ServiceAccountsManage,
                 accounts
                     .create_service_account(CreateServiceAccountRequest {
+                        request_id: String::new(),
                         organization: "acme".into(),
                         service_account: account("Not A Slug", "member"),
                     })
@@ -465,6 +474,7 @@ async fn role_matrix_and_tenant_isolation_of_service_accounts() {
                 Permission::ServiceAccountsManage,
                 accounts
                     .create_service_account_token(CreateServiceAccountTokenRequest {
+                        request_id: String::new(),
                         organization: "acme".into(),
                         service_account: "nightly".into(),
                         token: Some(Token {
@@ -632,6 +642,7 @@ async fn identity_sees_a_role_change_within_five_seconds() {
             matches!(
                 t.service_accounts_as(&manager)
                     .create_service_account(CreateServiceAccountRequest {
+                        request_id: String::new(),
                         organization: "acme".into(),
                         service_account: account("second", "viewer"),
                     })

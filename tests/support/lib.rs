@@ -284,6 +284,7 @@ impl TestStack {
     pub async fn create_organization(&self, token: &str, name: &str) {
         self.orgs_as(token)
             .create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
                 organization: Some(Organization {
                     name: name.into(),
                     ..Default::default()

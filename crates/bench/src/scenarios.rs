@@ -186,6 +186,7 @@ pub async fn create_project(
     let measure = drive(load, &clients, |mut client, n| async move {
         client
             .create_project(CreateProjectRequest {
+                request_id: String::new(),
                 organization: ORGANIZATION.into(),
                 project: Some(Project {
                     name: format!("w-{n}"),
@@ -215,6 +216,7 @@ pub async fn run_admission(
     let mut projects = session.client(&session.owner, ProjectServiceClient::new);
     projects
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: ORGANIZATION.into(),
             project: Some(Project {
                 name: "runs".into(),
@@ -228,6 +230,7 @@ pub async fn run_admission(
         let created = session
             .client(&session.owner, AgentServiceClient::new)
             .create_agent(CreateAgentRequest {
+                request_id: String::new(),
                 organization: ORGANIZATION.into(),
                 agent: Some(Agent {
                     name: agent.clone(),
@@ -239,6 +242,7 @@ pub async fn run_admission(
         session
             .client(&session.owner, QueueServiceClient::new)
             .create_queue(CreateQueueRequest {
+                request_id: String::new(),
                 organization: ORGANIZATION.into(),
                 agent: agent.clone(),
                 queue: Some(Queue {
@@ -308,6 +312,7 @@ pub async fn run_admission(
                 }
                 client
                     .submit_run(SubmitRunRequest {
+                        request_id: String::new(),
                         organization: ORGANIZATION.into(),
                         project: "runs".into(),
                         queue: format!("agent-{}/q", n as usize % AGENTS),

@@ -86,6 +86,7 @@ impl Session {
         session
             .client(&session.owner, OrganizationServiceClient::new)
             .create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
                 organization: Some(Organization {
                     name: ORGANIZATION.into(),
                     ..Default::default()
@@ -95,6 +96,7 @@ impl Session {
         let invited = session
             .client(&session.owner, InvitationServiceClient::new)
             .create_invitation(CreateInvitationRequest {
+                request_id: String::new(),
                 organization: ORGANIZATION.into(),
                 invitation: Some(Invitation {
                     email: "member@example.com".into(),
@@ -131,6 +133,7 @@ impl Session {
                     }
                     client
                         .create_project(CreateProjectRequest {
+                            request_id: String::new(),
                             organization: ORGANIZATION.into(),
                             project: Some(Project {
                                 name: format!("p-{n:06}"),

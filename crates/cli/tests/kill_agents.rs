@@ -208,6 +208,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
         let mut orgs = OrganizationServiceClient::with_interceptor(gateway.clone(), bearer());
         async move {
             orgs.create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
                 organization: Some(Organization {
                     name: "acme".into(),
                     ..Default::default()
@@ -219,6 +220,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     .await;
     ProjectServiceClient::with_interceptor(gateway.clone(), bearer())
         .create_project(CreateProjectRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             project: Some(Project {
                 name: "vision".into(),
@@ -232,6 +234,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
         async move {
             agents
                 .create_agent(CreateAgentRequest {
+                    request_id: String::new(),
                     organization: "acme".into(),
                     agent: Some(Agent {
                         name: "box".into(),
@@ -246,6 +249,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     .token;
     QueueServiceClient::with_interceptor(gateway.clone(), bearer())
         .create_queue(CreateQueueRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             agent: "box".into(),
             queue: Some(Queue {
@@ -260,6 +264,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     for i in 0..20 {
         let run = people
             .submit_run(SubmitRunRequest {
+                request_id: String::new(),
                 organization: "acme".into(),
                 project: "vision".into(),
                 queue: "box/q".into(),
@@ -282,6 +287,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     // outbox, committed with the change, and is shipped after the restart.
     ConnectionServiceClient::with_interceptor(gateway.clone(), bearer())
         .create_connection(CreateConnectionRequest {
+            request_id: String::new(),
             organization: "acme".into(),
             connection: Some(Connection {
                 name: "last-words".into(),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod etag;
 pub mod group_commit;
 pub mod grpc;
+pub mod idempotency;
 pub mod layers;
 pub mod outbox;
 pub mod page;

@@ -3,7 +3,7 @@
 use orgplane_platform::{
     etag::etag,
     grpc::{json_to_struct, require_principal, required, revoking, struct_to_json, update_paths},
-    tags,
+    idempotency, tags,
     time::{now_micros, to_timestamp},
 };
 use orgplane_proto::agents::{self as pb, agent_service_server::AgentService};
@@ -75,17 +75,28 @@ impl AgentService for AgentApi {
         &self,
         req: Request<pb::CreateAgentRequest>,
     ) -> Result<Response<pb::CreateAgentResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let a = required(r.agent, "agent")?;
-        let (row, token) = self
-            .0
-            .create_agent(&principal, &r.organization, &a.name, fields(&a, None))
-            .await?;
-        Ok(Response::new(pb::CreateAgentResponse {
-            agent: Some(agent(row)),
-            token,
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "AgentService/CreateAgent",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let a = required(r.agent, "agent")?;
+                let (row, token) = self
+                    .0
+                    .create_agent(principal, &r.organization, &a.name, fields(&a, None))
+                    .await?;
+                Ok(pb::CreateAgentResponse {
+                    agent: Some(agent(row)),
+                    token,
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_agent(

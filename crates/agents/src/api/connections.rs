@@ -3,7 +3,7 @@
 use orgplane_platform::{
     etag::etag,
     grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
-    tags,
+    idempotency, tags,
     time::to_timestamp,
 };
 use orgplane_proto::agents::{self as pb, connection_service_server::ConnectionService};
@@ -60,16 +60,27 @@ impl ConnectionService for ConnectionApi {
         &self,
         req: Request<pb::CreateConnectionRequest>,
     ) -> Result<Response<pb::CreateConnectionResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let c = required(r.connection, "connection")?;
-        let row = self
-            .0
-            .create_connection(&principal, &r.organization, &c.name, fields(&c, None))
-            .await?;
-        Ok(Response::new(pb::CreateConnectionResponse {
-            connection: Some(connection(row)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ConnectionService/CreateConnection",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let c = required(r.connection, "connection")?;
+                let row = self
+                    .0
+                    .create_connection(principal, &r.organization, &c.name, fields(&c, None))
+                    .await?;
+                Ok(pb::CreateConnectionResponse {
+                    connection: Some(connection(row)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_connection(

@@ -3,6 +3,7 @@
 use orgplane_platform::{
     etag::etag,
     grpc::{require_principal, required, update_paths},
+    idempotency,
     time::to_timestamp,
 };
 use orgplane_proto::agents::{self as pb, queue_service_server::QueueService};
@@ -74,22 +75,33 @@ impl QueueService for QueueApi {
         &self,
         req: Request<pb::CreateQueueRequest>,
     ) -> Result<Response<pb::CreateQueueResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let q = required(r.queue, "queue")?;
-        let row = self
-            .0
-            .create_queue(
-                &principal,
-                &r.organization,
-                &r.agent,
-                &q.name,
-                fields(&q, None),
-            )
-            .await?;
-        Ok(Response::new(pb::CreateQueueResponse {
-            queue: Some(queue(row, &r.agent)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "QueueService/CreateQueue",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let q = required(r.queue, "queue")?;
+                let row = self
+                    .0
+                    .create_queue(
+                        principal,
+                        &r.organization,
+                        &r.agent,
+                        &q.name,
+                        fields(&q, None),
+                    )
+                    .await?;
+                Ok(pb::CreateQueueResponse {
+                    queue: Some(queue(row, &r.agent)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_queue(

@@ -5,6 +5,7 @@ use std::{collections::HashMap, time::Duration};
 use orgplane_platform::{
     Error,
     grpc::{json_to_struct, require_principal, struct_to_json},
+    idempotency,
     time::to_timestamp,
 };
 use orgplane_proto::agents::{self as pb, run_service_server::RunService};
@@ -77,25 +78,36 @@ impl RunService for RunApi {
         &self,
         req: Request<pb::SubmitRunRequest>,
     ) -> Result<Response<pb::SubmitRunResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let submission = Submission {
-            project: r.project,
-            queue: r.queue,
-            name: r.name,
-            spec: r
-                .spec
-                .as_ref()
-                .map(struct_to_json)
-                .unwrap_or_else(|| serde_json::json!({})),
-        };
-        let created = self
-            .0
-            .submit_run(&principal, &r.organization, submission)
-            .await?;
-        Ok(Response::new(pb::SubmitRunResponse {
-            run: self.one(created).await?,
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "RunService/SubmitRun",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let submission = Submission {
+                    project: r.project,
+                    queue: r.queue,
+                    name: r.name,
+                    spec: r
+                        .spec
+                        .as_ref()
+                        .map(struct_to_json)
+                        .unwrap_or_else(|| serde_json::json!({})),
+                };
+                let created = self
+                    .0
+                    .submit_run(principal, &r.organization, submission)
+                    .await?;
+                Ok(pb::SubmitRunResponse {
+                    run: self.one(created).await?,
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_run(

@@ -128,7 +128,7 @@ impl Agents {
 
     /// Deletes the statuses agents reported more than
     /// [`STATUS_RETENTION`] before `now` (one row per heartbeat: about
-    /// 3,000 per agent a day).
+    /// 3,000 per agent a day), and expired answers to idempotent creations.
     pub async fn purge_old_statuses(&self, now: i64) -> Result<u64, Error> {
         let deleted = agent_statuses::Entity::delete_many()
             .filter(
@@ -137,7 +137,8 @@ impl Agents {
             )
             .exec(&self.db)
             .await?;
-        Ok(deleted.rows_affected)
+        let keys = orgplane_platform::idempotency::purge(&self.db, now).await?;
+        Ok(deleted.rows_affected + keys)
     }
 
     /// Until `stop` completes: every second, puts back the runs whose

@@ -18,6 +18,10 @@ impl MigratorTrait for Migrator {
             Box::new(M0006RunService),
             Box::new(M0007ActivityOutbox),
             Box::new(M0008ExpiryIndexes),
+            // Answers to idempotent creations (AIP-155 `request_id`).
+            Box::new(orgplane_platform::idempotency::CreateTable(
+                "m0009_idempotency_keys",
+            )),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, revoking, update_paths},
+    idempotency,
     time::{from_optional_timestamp, to_timestamp},
 };
 use orgplane_proto::identity::{self as pb, service_account_service_server::ServiceAccountService};
@@ -47,24 +48,35 @@ impl ServiceAccountService for ServiceAccountApi {
         &self,
         req: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let a = required(r.service_account, "service_account")?;
-        let row = self
-            .0
-            .create_service_account(
-                &principal,
-                &r.organization,
-                NewServiceAccount {
-                    name: a.name,
-                    description: a.description,
-                    role: a.role,
-                },
-            )
-            .await?;
-        Ok(Response::new(pb::CreateServiceAccountResponse {
-            service_account: Some(service_account(row)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ServiceAccountService/CreateServiceAccount",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let a = required(r.service_account, "service_account")?;
+                let row = self
+                    .0
+                    .create_service_account(
+                        principal,
+                        &r.organization,
+                        NewServiceAccount {
+                            name: a.name,
+                            description: a.description,
+                            role: a.role,
+                        },
+                    )
+                    .await?;
+                Ok(pb::CreateServiceAccountResponse {
+                    service_account: Some(service_account(row)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_service_account(
@@ -152,29 +164,40 @@ impl ServiceAccountService for ServiceAccountApi {
         &self,
         req: Request<pb::CreateServiceAccountTokenRequest>,
     ) -> Result<Response<pb::CreateServiceAccountTokenResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let t = required(r.token, "token")?;
-        let (row, key) = self
-            .0
-            .create_service_account_token(
-                &principal,
-                &r.organization,
-                &r.service_account,
-                NewAccountToken {
-                    name: t.name,
-                    scopes: t.scopes,
-                    expire_time: from_optional_timestamp(
-                        t.expire_time.as_ref(),
-                        "token.expire_time",
-                    )?,
-                },
-            )
-            .await?;
-        Ok(Response::new(pb::CreateServiceAccountTokenResponse {
-            token: Some(account_token(row)),
-            key,
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ServiceAccountService/CreateServiceAccountToken",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let t = required(r.token, "token")?;
+                let (row, key) = self
+                    .0
+                    .create_service_account_token(
+                        principal,
+                        &r.organization,
+                        &r.service_account,
+                        NewAccountToken {
+                            name: t.name,
+                            scopes: t.scopes,
+                            expire_time: from_optional_timestamp(
+                                t.expire_time.as_ref(),
+                                "token.expire_time",
+                            )?,
+                        },
+                    )
+                    .await?;
+                Ok(pb::CreateServiceAccountTokenResponse {
+                    token: Some(account_token(row)),
+                    key,
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn list_service_account_tokens(

@@ -2,6 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, revoking, update_paths},
+    idempotency,
     time::from_optional_timestamp,
 };
 use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
@@ -21,26 +22,38 @@ impl TokenService for TokenApi {
         &self,
         req: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let principal = require_principal(&req)?;
-        let token = required(req.into_inner().token, "token")?;
-        let (token, key) = self
-            .0
-            .create_token(
-                &principal,
-                NewToken {
-                    name: token.name,
-                    scopes: token.scopes,
-                    expire_time: from_optional_timestamp(
-                        token.expire_time.as_ref(),
-                        "token.expire_time",
-                    )?,
-                },
-            )
-            .await?;
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: Some(convert::token(token)),
-            key,
-        }))
+        let principal = &require_principal(&req)?;
+        let r = req.into_inner();
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "TokenService/CreateToken",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let token = required(r.token, "token")?;
+                let (token, key) = self
+                    .0
+                    .create_token(
+                        principal,
+                        NewToken {
+                            name: token.name,
+                            scopes: token.scopes,
+                            expire_time: from_optional_timestamp(
+                                token.expire_time.as_ref(),
+                                "token.expire_time",
+                            )?,
+                        },
+                    )
+                    .await?;
+                Ok(pb::CreateTokenResponse {
+                    token: Some(convert::token(token)),
+                    key,
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn list_tokens(

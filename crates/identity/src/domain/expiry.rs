@@ -17,9 +17,11 @@ const KEEP_IDLE_FAILURES: i64 = DAY;
 impl Identity {
     /// Deletes, as of `now`: delivered or expired messages, used or expired
     /// reset tokens, tokens expired or revoked a week ago, and login
-    /// failure counts idle for a day and not locking. Returns how many rows.
+    /// failure counts idle for a day and not locking, and expired answers
+    /// to idempotent creations. Returns how many rows.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, Error> {
-        let messages = outbox::purge(&self.db, now).await?;
+        let messages = outbox::purge(&self.db, now).await?
+            + orgplane_platform::idempotency::purge(&self.db, now).await?;
         let resets = password_resets::Entity::delete_many()
             .filter(
                 Condition::any()

@@ -18,6 +18,10 @@ impl MigratorTrait for Migrator {
             Box::new(M0005LoginFailures),
             // Messages carrying secrets are purged when the secret dies.
             Box::new(orgplane_platform::outbox::AddExpiry("m0006_outbox_expiry")),
+            // Answers to idempotent creations (AIP-155 `request_id`).
+            Box::new(orgplane_platform::idempotency::CreateTable(
+                "m0007_idempotency_keys",
+            )),
         ]
     }
 }

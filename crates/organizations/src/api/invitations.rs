@@ -2,6 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required},
+    idempotency,
     time::{now_micros, to_timestamp},
 };
 use orgplane_proto::organizations::{self as pb, invitation_service_server::InvitationService};
@@ -45,26 +46,37 @@ impl InvitationService for InvitationApi {
         &self,
         req: Request<pb::CreateInvitationRequest>,
     ) -> Result<Response<pb::CreateInvitationResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let i = required(r.invitation, "invitation")?;
-        let (row, token) = self
-            .0
-            .create_invitation(
-                &principal,
-                &r.organization,
-                NewInvitation {
-                    email: i.email,
-                    role: i.role,
-                    projects: i.projects,
-                    teams: i.teams,
-                },
-            )
-            .await?;
-        Ok(Response::new(pb::CreateInvitationResponse {
-            invitation: Some(invitation(row)),
-            token,
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "InvitationService/CreateInvitation",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let i = required(r.invitation, "invitation")?;
+                let (row, token) = self
+                    .0
+                    .create_invitation(
+                        principal,
+                        &r.organization,
+                        NewInvitation {
+                            email: i.email,
+                            role: i.role,
+                            projects: i.projects,
+                            teams: i.teams,
+                        },
+                    )
+                    .await?;
+                Ok(pb::CreateInvitationResponse {
+                    invitation: Some(invitation(row)),
+                    token,
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn list_invitations(

@@ -1,6 +1,7 @@
 //! `orgplane.organizations.v1.OrganizationService`.
 
 use orgplane_platform::grpc::{require_principal, required, update_paths};
+use orgplane_platform::idempotency;
 use orgplane_proto::organizations::{self as pb, organization_service_server::OrganizationService};
 use tonic::{Request, Response, Status};
 
@@ -42,15 +43,27 @@ impl OrganizationService for OrganizationApi {
         &self,
         req: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let principal = require_principal(&req)?;
-        let org = required(req.into_inner().organization, "organization")?;
-        let view = self
-            .0
-            .create_organization(&principal, &org.name, profile(&org, None))
-            .await?;
-        Ok(Response::new(pb::CreateOrganizationResponse {
-            organization: Some(convert::organization(view)),
-        }))
+        let principal = &require_principal(&req)?;
+        let r = req.into_inner();
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "OrganizationService/CreateOrganization",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let org = required(r.organization, "organization")?;
+                let view = self
+                    .0
+                    .create_organization(principal, &org.name, profile(&org, None))
+                    .await?;
+                Ok(pb::CreateOrganizationResponse {
+                    organization: Some(convert::organization(view)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_organization(

@@ -2,6 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
+    idempotency,
     time::to_timestamp,
 };
 use orgplane_proto::organizations::{self as pb, project_service_server::ProjectService};
@@ -60,16 +61,27 @@ impl ProjectService for ProjectApi {
         &self,
         req: Request<pb::CreateProjectRequest>,
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let p = required(r.project, "project")?;
-        let created = self
-            .0
-            .create_project(&principal, &r.organization, &p.name, fields(&p, None))
-            .await?;
-        Ok(Response::new(pb::CreateProjectResponse {
-            project: Some(project(created)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ProjectService/CreateProject",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let p = required(r.project, "project")?;
+                let created = self
+                    .0
+                    .create_project(principal, &r.organization, &p.name, fields(&p, None))
+                    .await?;
+                Ok(pb::CreateProjectResponse {
+                    project: Some(project(created)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_project(

@@ -2,6 +2,7 @@
 
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
+    idempotency,
     time::to_timestamp,
 };
 use orgplane_proto::organizations::{self as pb, team_service_server::TeamService};
@@ -81,21 +82,32 @@ impl TeamService for TeamApi {
         &self,
         req: Request<pb::CreateTeamRequest>,
     ) -> Result<Response<pb::CreateTeamResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let t = required(r.team, "team")?;
-        let fields = TeamFields {
-            name: (!t.name.is_empty()).then(|| t.name.clone()),
-            description: Some(t.description.clone()),
-            grants: Some(grants(&t)),
-        };
-        let created = self
-            .0
-            .create_team(&principal, &r.organization, fields)
-            .await?;
-        Ok(Response::new(pb::CreateTeamResponse {
-            team: Some(team(created)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "TeamService/CreateTeam",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let t = required(r.team, "team")?;
+                let fields = TeamFields {
+                    name: (!t.name.is_empty()).then(|| t.name.clone()),
+                    description: Some(t.description.clone()),
+                    grants: Some(grants(&t)),
+                };
+                let created = self
+                    .0
+                    .create_team(principal, &r.organization, fields)
+                    .await?;
+                Ok(pb::CreateTeamResponse {
+                    team: Some(team(created)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_team(

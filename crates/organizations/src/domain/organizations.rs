@@ -440,14 +440,15 @@ impl Organizations {
         orgplane_platform::deletions::run_every(
             interval,
             shutdown,
-            "purged deleted organizations, expired activities and messages",
+            "purged deleted organizations, expired activities, messages and idempotency keys",
             || async {
                 let now = now_micros();
                 Ok(self
                     .purge_deleted(now - PURGE_AFTER.as_micros() as i64)
                     .await?
                     + self.purge_expired_activities(now).await?
-                    + orgplane_platform::outbox::purge(&self.db, now).await?)
+                    + orgplane_platform::outbox::purge(&self.db, now).await?
+                    + orgplane_platform::idempotency::purge(&self.db, now).await?)
             },
         )
         .await

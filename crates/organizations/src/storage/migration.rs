@@ -21,6 +21,10 @@ impl MigratorTrait for Migrator {
             Box::new(M0009ProjectsByArchived),
             // Messages carrying secrets are purged when the secret dies.
             Box::new(orgplane_platform::outbox::AddExpiry("m0010_outbox_expiry")),
+            // Answers to idempotent creations (AIP-155 `request_id`).
+            Box::new(orgplane_platform::idempotency::CreateTable(
+                "m0011_idempotency_keys",
+            )),
         ]
     }
 }

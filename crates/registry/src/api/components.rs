@@ -1,6 +1,7 @@
 //! `orgplane.registry.v1.ComponentHubService`.
 
 use orgplane_platform::grpc::{require_principal, required, update_paths};
+use orgplane_platform::idempotency;
 use orgplane_proto::registry::{self as pb, component_hub_service_server::ComponentHubService};
 use tonic::{Request, Response, Status};
 
@@ -56,22 +57,33 @@ impl ComponentHubService for ComponentApi {
         &self,
         req: Request<pb::CreateComponentRequest>,
     ) -> Result<Response<pb::CreateComponentResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let m = required(r.component, "component")?;
-        let row = self
-            .0
-            .create_entry(
-                &principal,
-                &r.organization,
-                KIND,
-                &m.name,
-                entry_fields(&m, None),
-            )
-            .await?;
-        Ok(Response::new(pb::CreateComponentResponse {
-            component: Some(convert::component(row, 0)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ComponentHubService/CreateComponent",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let m = required(r.component, "component")?;
+                let row = self
+                    .0
+                    .create_entry(
+                        principal,
+                        &r.organization,
+                        KIND,
+                        &m.name,
+                        entry_fields(&m, None),
+                    )
+                    .await?;
+                Ok(pb::CreateComponentResponse {
+                    component: Some(convert::component(row, 0)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_component(
@@ -161,23 +173,34 @@ impl ComponentHubService for ComponentApi {
         &self,
         req: Request<pb::CreateComponentVersionRequest>,
     ) -> Result<Response<pb::CreateComponentVersionResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let v = required(r.version, "version")?;
-        let row = self
-            .0
-            .create_version(
-                &principal,
-                &r.organization,
-                KIND,
-                &r.component,
-                &v.name,
-                version_fields(&v, None),
-            )
-            .await?;
-        Ok(Response::new(pb::CreateComponentVersionResponse {
-            version: Some(convert::component_version(row)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ComponentHubService/CreateComponentVersion",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let v = required(r.version, "version")?;
+                let row = self
+                    .0
+                    .create_version(
+                        principal,
+                        &r.organization,
+                        KIND,
+                        &r.component,
+                        &v.name,
+                        version_fields(&v, None),
+                    )
+                    .await?;
+                Ok(pb::CreateComponentVersionResponse {
+                    version: Some(convert::component_version(row)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_component_version(

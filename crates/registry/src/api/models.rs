@@ -1,6 +1,7 @@
 //! `orgplane.registry.v1.ModelRegistryService`.
 
 use orgplane_platform::grpc::{require_principal, required, struct_to_json, update_paths};
+use orgplane_platform::idempotency;
 use orgplane_proto::registry::{self as pb, model_registry_service_server::ModelRegistryService};
 use tonic::{Request, Response, Status};
 
@@ -63,22 +64,33 @@ impl ModelRegistryService for ModelApi {
         &self,
         req: Request<pb::CreateModelRequest>,
     ) -> Result<Response<pb::CreateModelResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let m = required(r.model, "model")?;
-        let row = self
-            .0
-            .create_entry(
-                &principal,
-                &r.organization,
-                KIND,
-                &m.name,
-                entry_fields(&m, None),
-            )
-            .await?;
-        Ok(Response::new(pb::CreateModelResponse {
-            model: Some(convert::model(row, 0)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ModelRegistryService/CreateModel",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let m = required(r.model, "model")?;
+                let row = self
+                    .0
+                    .create_entry(
+                        principal,
+                        &r.organization,
+                        KIND,
+                        &m.name,
+                        entry_fields(&m, None),
+                    )
+                    .await?;
+                Ok(pb::CreateModelResponse {
+                    model: Some(convert::model(row, 0)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_model(
@@ -168,23 +180,34 @@ impl ModelRegistryService for ModelApi {
         &self,
         req: Request<pb::CreateModelVersionRequest>,
     ) -> Result<Response<pb::CreateModelVersionResponse>, Status> {
-        let principal = require_principal(&req)?;
+        let principal = &require_principal(&req)?;
         let r = req.into_inner();
-        let v = required(r.version, "version")?;
-        let row = self
-            .0
-            .create_version(
-                &principal,
-                &r.organization,
-                KIND,
-                &r.model,
-                &v.name,
-                version_fields(&v, None),
-            )
-            .await?;
-        Ok(Response::new(pb::CreateModelVersionResponse {
-            version: Some(convert::model_version(row)),
-        }))
+        let response = idempotency::once(
+            &self.0.db,
+            principal,
+            "ModelRegistryService/CreateModelVersion",
+            r.request_id.clone(),
+            r,
+            |r| async move {
+                let v = required(r.version, "version")?;
+                let row = self
+                    .0
+                    .create_version(
+                        principal,
+                        &r.organization,
+                        KIND,
+                        &r.model,
+                        &v.name,
+                        version_fields(&v, None),
+                    )
+                    .await?;
+                Ok(pb::CreateModelVersionResponse {
+                    version: Some(convert::model_version(row)),
+                })
+            },
+        )
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn get_model_version(

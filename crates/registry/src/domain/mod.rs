@@ -162,8 +162,9 @@ impl Registry {
         .await
     }
 
-    /// Runs [`Self::purge_deleted_organizations`] every `interval` until
-    /// `stop` completes.
+    /// Runs [`Self::purge_deleted_organizations`] and the purge of expired
+    /// answers to idempotent creations every `interval` until `stop`
+    /// completes.
     pub async fn run_purger(
         self,
         interval: std::time::Duration,
@@ -172,8 +173,15 @@ impl Registry {
         deletions::run_every(
             interval,
             stop,
-            "purged the registries of deleted organizations",
-            || self.purge_deleted_organizations(),
+            "purged the registries of deleted organizations and expired idempotency keys",
+            || async {
+                let keys = orgplane_platform::idempotency::purge(
+                    &self.db,
+                    orgplane_platform::time::now_micros(),
+                )
+                .await?;
+                Ok(self.purge_deleted_organizations().await? + keys)
+            },
         )
         .await
     }

@@ -9,7 +9,14 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002ActivityOutbox)]
+        vec![
+            Box::new(M0001Initial),
+            Box::new(M0002ActivityOutbox),
+            // Answers to idempotent creations (AIP-155 `request_id`).
+            Box::new(orgplane_platform::idempotency::CreateTable(
+                "m0003_idempotency_keys",
+            )),
+        ]
     }
 }
 
