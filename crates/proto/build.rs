@@ -21,6 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .include_file("orgplane.rs")
+        // Decode errors are the client's: INVALID_ARGUMENT (see `codec.rs`).
+        .codec_path("crate::codec::ProtoCodec")
         .emit_rerun_if_changed(false)
         .compile_fds(descriptors)?;
 

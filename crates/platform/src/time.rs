@@ -55,6 +55,25 @@ pub fn from_timestamp(ts: &prost_types::Timestamp, field: &str) -> Result<i64, E
     Ok(ts.seconds * 1_000_000 + i64::from(ts.nanos / 1000))
 }
 
+/// Seconds of the longest `google.protobuf.Duration`, about 10,000 years.
+pub const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+
+/// A protobuf duration taken from a message, checked: `INVALID_ARGUMENT`
+/// naming `field` when negative or outside the range a `Duration` may hold
+/// (prost's own conversion panics on some of them).
+pub fn from_duration(d: &prost_types::Duration, field: &str) -> Result<Duration, Error> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(Error::invalid(field, "must not be negative"));
+    }
+    if d.seconds > MAX_DURATION_SECONDS || d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid(
+            field,
+            "must be at most 315576000000 s, with nanos below 1000000000",
+        ));
+    }
+    Ok(Duration::new(d.seconds as u64, d.nanos as u32))
+}
+
 /// [`from_timestamp`] of an optional field.
 pub fn from_optional_timestamp(
     ts: Option<&prost_types::Timestamp>,
@@ -66,6 +85,23 @@ pub fn from_optional_timestamp(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_checked_before_conversion() {
+        let d = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(from_duration(&d(5, 7), "d").unwrap(), Duration::new(5, 7));
+        for bad in [
+            d(-1, 0),
+            d(0, -1),
+            d(i64::MIN, 0),
+            d(i64::MIN, i32::MIN),
+            d(MAX_DURATION_SECONDS + 1, 0),
+            d(1, 1_000_000_000),
+            d(i64::MAX, i32::MAX),
+        ] {
+            assert!(from_duration(&bad, "d").is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn round_trips() {

@@ -8,6 +8,8 @@ pub use prost;
 pub use prost_types;
 pub use tonic;
 
+pub mod codec;
+
 #[allow(clippy::all, missing_docs, rustdoc::all)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/orgplane.rs"));

@@ -6,7 +6,7 @@ use orgplane_platform::{
     Error,
     grpc::{json_to_struct, require_principal, struct_to_json},
     idempotency,
-    time::to_timestamp,
+    time::{from_duration, to_timestamp},
 };
 use orgplane_proto::agents::{self as pb, run_service_server::RunService};
 use tonic::{Request, Response, Status};
@@ -53,10 +53,7 @@ pub(super) fn run(r: runs::Model, labels: &QueueLabels) -> pb::Run {
 /// A lease length as asked for; `None` when unset.
 fn lease(value: Option<prost_types::Duration>) -> Result<Option<Duration>, Error> {
     value
-        .map(|d| {
-            Duration::try_from(d)
-                .map_err(|_| Error::invalid("lease_duration", "must not be negative"))
-        })
+        .map(|d| from_duration(&d, "lease_duration"))
         .transpose()
 }
 

@@ -10,7 +10,7 @@ use orgplane_platform::{
     authz::Permission,
     peers::StatsPeers,
     principal::Principal,
-    time::{DAY, now_micros},
+    time::{DAY, MIN_TIMESTAMP_SECONDS, now_micros},
 };
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
@@ -39,7 +39,12 @@ pub struct Stats {
 /// so no pair of times can wrap into a range of unbounded days.
 fn range(start: Option<i64>, end: Option<i64>) -> Result<(i64, i64), Error> {
     let end = end.unwrap_or_else(now_micros);
-    let start = start.unwrap_or(end.saturating_sub(DEFAULT_RANGE.as_micros() as i64));
+    // The default start never precedes the earliest timestamp (the peers
+    // asked for their part refuse it).
+    let start = start.unwrap_or(
+        end.saturating_sub(DEFAULT_RANGE.as_micros() as i64)
+            .max(MIN_TIMESTAMP_SECONDS * 1_000_000),
+    );
     if start >= end {
         return Err(Error::invalid("start_time", "must be before end_time"));
     }
@@ -220,6 +225,8 @@ mod tests {
         assert!(range(Some(0), Some(400 * DAY)).is_err());
         assert!(range(Some(i64::MIN), Some(i64::MAX)).is_err());
         assert!(range(Some(-DAY), None).is_err());
+        let earliest = MIN_TIMESTAMP_SECONDS * 1_000_000;
+        assert_eq!(range(None, Some(earliest + DAY)).unwrap().0, earliest);
         assert!(empty_series((i64::MAX - DAY, i64::MAX)).len() == 1);
     }
 }
