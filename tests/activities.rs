@@ -315,7 +315,8 @@ async fn statistics_match_the_data(t: &TestStack) {
         ("teams", 0),
         ("projects", 1),
         ("agents", 1),
-        ("queues", 1),
+        // The agent's own `default` queue and the one created.
+        ("queues", 2),
         ("models", 0),
         ("components", 0),
         ("model_versions", 0),

@@ -138,17 +138,13 @@ async fn an_agent_from_creation_to_deletion_with_its_token() {
     assert!(introspect(&t, &first_token).await.is_none());
     assert!(introspect(&t, &second_token).await.is_some());
 
-    // Not while runs wait on its queues.
+    // Not while runs wait on its queues (it came with `default`).
     let queue_uuid = t
         .queues_as(&owner)
-        .create_queue(CreateQueueRequest {
-            request_id: String::new(),
+        .get_queue(GetQueueRequest {
             organization: "acme".into(),
             agent: "gpu-box".into(),
-            queue: Some(Queue {
-                name: "default".into(),
-                ..Default::default()
-            }),
+            queue: "default".into(),
         })
         .await
         .unwrap()
@@ -410,6 +406,34 @@ async fn an_agent_reports_its_status_and_learns_what_to_do() {
         .next_report_time
         .unwrap();
     assert!(next.seconds > 0);
+    // `health:` lists agents as `GetAgent` shows them: `box` reported,
+    // `other-box` never did.
+    let listed = |filter: &str| {
+        let mut agents = t.agents_as(&owner);
+        let request = ListAgentsRequest {
+            organization: "acme".into(),
+            filter: filter.into(),
+            ..Default::default()
+        };
+        async move { agents.list_agents(request).await }
+    };
+    for (filter, expected) in [
+        ("health:healthy", vec!["box"]),
+        ("health:unknown", vec!["other-box"]),
+        ("health:unhealthy", vec![]),
+    ] {
+        let names: Vec<String> = listed(filter)
+            .await
+            .unwrap()
+            .into_inner()
+            .agents
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, expected, "{filter}");
+    }
+    let bad = expect_code(listed("health:sick").await, Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), ["filter"]);
     let shown = t
         .agents_as(&owner)
         .get_agent(GetAgentRequest {

@@ -346,7 +346,7 @@ impl Rpc {
             Rpc::DeleteOrganization => Permission::OrganizationDelete,
             Rpc::ListMembers | Rpc::GetMember => Permission::MembersRead,
             Rpc::UpdateMember | Rpc::RemoveMember => Permission::MembersManage,
-            Rpc::GetOrganizationSettings => Permission::OrganizationRead,
+            Rpc::GetOrganizationSettings => Permission::SettingsRead,
             Rpc::UpdateOrganizationSettings => Permission::SettingsUpdate,
             Rpc::GetProject | Rpc::ListProjects | Rpc::GetProjectSettings => {
                 Permission::ProjectsRead
@@ -1879,7 +1879,9 @@ async fn team_grants_raise_a_role_on_their_entities_only() {
             team: "alpha-crew".into(),
             member: Some(TeamMember {
                 user: "vera".into(),
-                role: "member".into(),
+                // The team's grant applies up to the member's own team
+                // role: an admin of the team acts as admin on alpha.
+                role: "admin".into(),
                 ..Default::default()
             }),
         })
@@ -2110,4 +2112,61 @@ async fn settings_lists_are_bounded() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["team.grants"]);
+}
+
+/// Polyaxon's table: only the owner changes the organization's visibility
+/// (a manager changes the rest of its profile), and only owners and
+/// managers read its settings.
+#[tokio::test]
+async fn visibility_is_the_owners_and_settings_are_for_managers() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    create(&t, &owner, "acme").await;
+    let manager = t.user("deputy").await;
+    t.add_member("acme", "deputy", "manager").await;
+    let admin = t.user("builder").await;
+    t.add_member("acme", "builder", "admin").await;
+    let update = |token: &str, field: &str| {
+        let mut orgs = t.orgs_as(token);
+        let request = UpdateOrganizationRequest {
+            organization: Some(Organization {
+                name: "acme".into(),
+                description: "ours".into(),
+                visibility: Visibility::Public as i32,
+                ..Default::default()
+            }),
+            update_mask: mask(&[field]),
+        };
+        async move { orgs.update_organization(request).await }
+    };
+    update(&manager, "description").await.unwrap();
+    expect_reason(
+        update(&manager, "visibility").await,
+        Code::PermissionDenied,
+        "ROLE_TOO_WEAK",
+    );
+    let public = update(&owner, "visibility")
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(public.visibility(), Visibility::Public);
+
+    let settings = |token: &str| {
+        let mut orgs = t.orgs_as(token);
+        async move {
+            orgs.get_organization_settings(GetOrganizationSettingsRequest {
+                organization: "acme".into(),
+            })
+            .await
+        }
+    };
+    settings(&owner).await.unwrap();
+    settings(&manager).await.unwrap();
+    expect_reason(
+        settings(&admin).await,
+        Code::PermissionDenied,
+        "ROLE_TOO_WEAK",
+    );
 }

@@ -91,7 +91,11 @@ async fn a_queue_from_creation_to_deletion(t: &TestStack) {
         .unwrap()
         .into_inner();
     let names: Vec<_> = listed.queues.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(names, ["q", "training"]);
+    assert_eq!(
+        names,
+        ["default", "q", "training"],
+        "the agent came with `default`"
+    );
     let updated = queues
         .update_queue(UpdateQueueRequest {
             organization: "acme".into(),

@@ -136,15 +136,16 @@ async fn an_outsider_reaches_only_what_they_were_invited_to() {
     assert!(me(&t).await.email_verified);
 
     // Projects: the granted one (as a team `member`: they may change runs,
-    // not the project), the team's, and the public one; never the rest.
+    // not the project) and the team's; never the rest, public ones
+    // included (Polyaxon: outsiders reach only what they were invited to).
     assert_eq!(get_project(&t, &guest, "granted").await, Code::Ok);
     assert_eq!(get_project(&t, &guest, "via-team").await, Code::Ok);
-    assert_eq!(get_project(&t, &guest, "open").await, Code::Ok);
+    assert_eq!(get_project(&t, &guest, "open").await, Code::NotFound);
     assert_eq!(get_project(&t, &guest, "secret").await, Code::NotFound);
     assert_eq!(get_project(&t, &guest, "missing").await, Code::NotFound);
     let mut names = listed(&t, &guest).await;
     names.sort();
-    assert_eq!(names, ["granted", "open", "via-team"]);
+    assert_eq!(names, ["granted", "via-team"]);
     expect_code(
         t.projects_as(&guest)
             .delete_project(DeleteProjectRequest {
@@ -210,8 +211,11 @@ async fn an_outsider_reaches_only_what_they_were_invited_to() {
     assert!(team_members.is_empty());
 }
 
+/// Visibility widens nothing inside the organization (Polyaxon: the billing
+/// role views no projects): billing members read no project, public or
+/// not; viewers and up read every one.
 #[tokio::test]
-async fn public_projects_are_readable_by_everyone_in_the_organization() {
+async fn billing_members_read_no_project_public_or_not() {
     let t = TestStack::start().await;
     let owner = acme(&t).await;
     let billing = t.user("accountant").await;
@@ -220,13 +224,15 @@ async fn public_projects_are_readable_by_everyone_in_the_organization() {
     t.add_member("acme", "reader", "viewer").await;
     let stranger = t.user("stranger").await;
 
-    assert_eq!(listed(&t, &billing).await, ["open"]);
-    assert_eq!(get_project(&t, &billing, "open").await, Code::Ok);
+    assert!(listed(&t, &billing).await.is_empty());
+    assert_eq!(
+        get_project(&t, &billing, "open").await,
+        Code::PermissionDenied
+    );
     assert_eq!(
         get_project(&t, &billing, "secret").await,
         Code::PermissionDenied
     );
-    // Reading is all it gives.
     expect_code(
         t.projects_as(&billing)
             .update_project(UpdateProjectRequest {
@@ -329,7 +335,7 @@ async fn outsider_invitations_are_checked() {
         .unwrap();
     let mut names = listed(&t, &guest).await;
     names.sort();
-    assert_eq!(names, ["granted", "open"]);
+    assert_eq!(names, ["granted"]);
     // An outsider may leave, and then reaches nothing.
     t.members_as(&guest)
         .leave_organization(LeaveOrganizationRequest {

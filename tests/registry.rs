@@ -7,7 +7,7 @@ use std::time::Duration;
 use orgplane_e2e::{
     TestStack, eventually, expect_code, expect_reason, expected_code, violated_fields,
 };
-use orgplane_platform::authz::{Permission, Role};
+use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     common::Condition,
     organizations::{
@@ -42,6 +42,7 @@ async fn model(t: &TestStack, token: &str, org: &str, name: &str, visibility: Vi
         .expect("create model");
 }
 
+/// A version of `model` (not made from a run: promoting a run needs admin).
 async fn version(t: &TestStack, token: &str, org: &str, model: &str, name: &str) -> ModelVersion {
     t.models_as(token)
         .create_model_version(CreateModelVersionRequest {
@@ -51,7 +52,6 @@ async fn version(t: &TestStack, token: &str, org: &str, model: &str, name: &str)
             version: Some(ModelVersion {
                 name: name.into(),
                 project: "vision".into(),
-                run: "01900000-0000-7000-8000-00000000abcd".into(),
                 artifacts: vec!["model.onnx".into()],
                 metadata: Some(prost_types::Struct {
                     fields: [(
@@ -134,6 +134,33 @@ async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
     t.add_member("acme", "maker", "member").await;
     model(t, &owner, "acme", "detector", Visibility::Private).await;
 
+    // Promoting a run to the registry is for admins and up (Polyaxon); a
+    // member creates versions that name no run.
+    let promote = |token: &str, name: &str| {
+        let mut models = t.models_as(token);
+        let request = CreateModelVersionRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            model: "detector".into(),
+            version: Some(ModelVersion {
+                name: name.into(),
+                project: "vision".into(),
+                run: "01900000-0000-7000-8000-00000000abcd".into(),
+                ..Default::default()
+            }),
+        };
+        async move { models.create_model_version(request).await }
+    };
+    expect_reason(
+        promote(&member, "from-run").await,
+        Code::PermissionDenied,
+        "ROLE_TOO_WEAK",
+    );
+    let promoted = promote(&owner, "from-run").await.unwrap().into_inner();
+    assert_eq!(
+        promoted.version.unwrap().run,
+        "01900000-0000-7000-8000-00000000abcd"
+    );
     let v1 = version(t, &member, "acme", "detector", "v1").await;
     assert_eq!(v1.stage, "testing");
     assert_eq!(v1.artifacts, ["model.onnx"]);
@@ -216,7 +243,7 @@ async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
         .into_inner()
         .model
         .unwrap();
-    assert_eq!(got.version_count, 2);
+    assert_eq!(got.version_count, 3, "from-run, v1 and v2");
 
     // A model with versions goes only with `force`.
     expect_reason(
@@ -597,7 +624,8 @@ async fn grants_die_with_the_model_they_name() {
             team: "ml".into(),
             member: Some(orgplane_proto::organizations::TeamMember {
                 user: "reader".into(),
-                role: "member".into(),
+                // The grant applies up to the member's own team role.
+                role: "admin".into(),
                 ..Default::default()
             }),
         })
@@ -685,7 +713,7 @@ async fn grants_die_with_the_model_they_name() {
 }
 
 #[tokio::test]
-async fn team_grants_and_public_entries_reach_beyond_roles() {
+async fn team_grants_reach_beyond_roles_and_visibility_widens_nothing() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
@@ -718,7 +746,8 @@ async fn team_grants_and_public_entries_reach_beyond_roles() {
             team: "ml".into(),
             member: Some(orgplane_proto::organizations::TeamMember {
                 user: "reader".into(),
-                role: "member".into(),
+                // The grant applies up to the member's own team role.
+                role: "admin".into(),
                 ..Default::default()
             }),
         })
@@ -752,7 +781,8 @@ async fn team_grants_and_public_entries_reach_beyond_roles() {
         describe(viewer.clone(), "secret").await,
         Code::PermissionDenied
     );
-    // Billing reads the public model only, and lists only it.
+    // Billing reads no model, public or not (Polyaxon: billing sees no
+    // projects or registry).
     let get = |token: String, name: &'static str| {
         let mut models = t.models_as(&token);
         async move {
@@ -766,22 +796,17 @@ async fn team_grants_and_public_entries_reach_beyond_roles() {
                 .map_or(Code::Ok, |s| s.code())
         }
     };
-    assert_eq!(get(billing.clone(), "open").await, Code::Ok);
+    assert_eq!(get(billing.clone(), "open").await, Code::PermissionDenied);
     assert_eq!(get(billing.clone(), "secret").await, Code::PermissionDenied);
-    let listed: Vec<String> = t
-        .models_as(&billing)
-        .list_models(ListModelsRequest {
-            organization: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .models
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
-    assert_eq!(listed, ["open"]);
+    expect_code(
+        t.models_as(&billing)
+            .list_models(ListModelsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::PermissionDenied,
+    );
     assert_eq!(
         t.models_as(&viewer)
             .list_models(ListModelsRequest {
@@ -984,10 +1009,10 @@ async fn call(t: &TestStack, token: &str, org: &str, rpc: &str) -> Code {
                 model: "m".into(),
                 version: Some(ModelVersion {
                     name: "v1".into(),
-                    run: "not-a-uuid".into(),
+                    project: "Not A Slug".into(),
                     ..Default::default()
                 }),
-                update_mask: mask(&["run"]),
+                update_mask: mask(&["project"]),
                 target_model: String::new(),
             })
             .await
@@ -1197,17 +1222,7 @@ async fn role_matrix_from_the_permission_table() {
     callers.push((None, stranger));
     for (rpc, permission, authorized) in RPCS {
         for (role, token) in &callers {
-            let expected = match role {
-                // Everyone in the organization lists the public entries.
-                Some(r)
-                    if *r != Role::Outsider
-                        && rpc.starts_with("List")
-                        && !rpc.contains("Version") =>
-                {
-                    Code::Ok
-                }
-                _ => expected_code(*role, *permission, *authorized),
-            };
+            let expected = expected_code(*role, *permission, *authorized);
             assert_eq!(
                 call(&t, token, "matrix", rpc).await,
                 expected,

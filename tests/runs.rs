@@ -193,11 +193,17 @@ async fn runs_are_routed_to_the_named_then_the_projects_then_the_organizations_q
     for project in ["plain", "locked", "stale", "old"] {
         project_named(&t, &owner, "acme", project).await;
     }
-    // Nowhere to go yet (each project is routed first once its settings are
+    // No default set: the organization's first queue, the one its first
+    // agent came with (each project is routed first once its settings are
     // final: routing is cached for a few seconds).
+    let first = submit(&t, &owner, "acme", "plain", "", "first").await;
+    assert_eq!(first.queue, "box/default");
+    // An organization without any agent has nowhere to send a run.
+    t.create_organization(&owner, "empty").await;
+    project_named(&t, &owner, "empty", "vision").await;
     expect_reason(
         t.runs_as(&owner)
-            .submit_run(request("acme", "plain", "", "lost"))
+            .submit_run(request("empty", "vision", "", "lost"))
             .await,
         Code::FailedPrecondition,
         "NO_QUEUE",
@@ -306,6 +312,64 @@ async fn runs_are_routed_to_the_named_then_the_projects_then_the_organizations_q
             .await,
         Code::FailedPrecondition,
         "PROJECT_ARCHIVED",
+    );
+}
+
+/// Issue 21: a project's `connections` setting is enforced on the
+/// connections a run names in `spec.connections`.
+#[tokio::test]
+async fn runs_name_only_connections_their_project_allows() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    setup(&t, &owner, "acme").await;
+    let with = |project: &str, connections: serde_json::Value| SubmitRunRequest {
+        spec: Some(json_to_struct(
+            &serde_json::json!({"kind": "job", "connections": connections}),
+        )),
+        ..request("acme", project, "box/batch", "r")
+    };
+    let mut runs = t.runs_as(&owner);
+    // Not a list of names.
+    let bad = expect_code(
+        runs.submit_run(with("vision", serde_json::json!("data")))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&bad), ["spec.connections"]);
+    // A connection that does not exist.
+    expect_code(
+        runs.submit_run(with("vision", serde_json::json!(["data"])))
+            .await,
+        Code::NotFound,
+    );
+    t.connections_as(&owner)
+        .create_connection(CreateConnectionRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            connection: Some(Connection {
+                name: "data".into(),
+                kind: "s3".into(),
+                schema: Some(json_to_struct(&serde_json::json!({"bucket": "s3://data"}))),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    // No list on the project: every connection of the organization.
+    runs.submit_run(with("vision", serde_json::json!(["data"])))
+        .await
+        .unwrap();
+    // A list: only those.
+    let only_lake = org_pb::ProjectSettings {
+        connections: vec!["lake".into()],
+        ..Default::default()
+    };
+    set_project_settings(&t, &owner, "acme", "nlp", only_lake, &["connections"]).await;
+    expect_reason(
+        runs.submit_run(with("nlp", serde_json::json!(["data"])))
+            .await,
+        Code::FailedPrecondition,
+        "CONNECTION_NOT_ALLOWED",
     );
 }
 

@@ -235,8 +235,11 @@ async fn service_accounts_are_listed_read_updated_and_deleted(t: &TestStack) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(tokens.tokens.len(), 1);
-    assert_eq!(tokens.tokens[0].scopes, ["read", "write"]);
+    // The account's first token, `default`, and the one made since.
+    let names: Vec<_> = tokens.tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"default"));
+    assert!(tokens.tokens.iter().all(|t| t.scopes == ["read", "write"]));
     expect_code(
         accounts
             .create_service_account(CreateServiceAccountRequest {
@@ -265,6 +268,42 @@ async fn service_accounts_are_listed_read_updated_and_deleted(t: &TestStack) {
     );
 }
 
+/// As in Polyaxon: an account created without a role is `admin`, and comes
+/// with a first token (`default`, read and write), shown once, that works.
+#[tokio::test]
+async fn an_account_defaults_to_admin_with_a_first_token() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    let created = t
+        .service_accounts_as(&owner)
+        .create_service_account(CreateServiceAccountRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            service_account: account("ci", ""),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.service_account.unwrap().role, "admin");
+    let token = created.token.unwrap();
+    assert_eq!(token.name, "default");
+    assert_eq!(token.scopes, ["read", "write"]);
+    assert!(created.key.starts_with("opa_"), "the secret, shown once");
+    // The key works as the account: an admin creates projects.
+    t.projects_as(&created.key)
+        .create_project(orgplane_proto::organizations::CreateProjectRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            project: Some(orgplane_proto::organizations::Project {
+                name: "by-ci".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn bad_input_on_every_service_account_rpc() {
     let t = TestStack::start().await;
@@ -275,6 +314,9 @@ async fn bad_input_on_every_service_account_rpc() {
     for (name, role, field) in [
         ("Not A Slug", "member", "service_account.name"),
         ("ok", "owner", "service_account.role"),
+        // Polyaxon: an account is at most `admin`, and never `billing`.
+        ("ok", "manager", "service_account.role"),
+        ("ok", "billing", "service_account.role"),
         ("ok", "outsider", "service_account.role"),
         ("ok", "captain", "service_account.role"),
     ] {
@@ -540,7 +582,7 @@ async fn deleting_the_organization_ends_its_service_accounts_and_purges_them_on_
 async fn deleting_the_organization_ends_its_service_accounts_and_purges_them(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
-    create_account(t, &owner, "acme", "nightly", "manager").await;
+    create_account(t, &owner, "acme", "nightly", "admin").await;
     let key = account_token(t, &owner, "acme", "nightly").await;
     let etag = t
         .orgs_as(&owner)

@@ -9,8 +9,8 @@ use crate::{
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
 };
 
-/// A role in an organization (API.md: Polyaxon's roles), strongest last
-/// among the member roles.
+/// A role in an organization (Polyaxon's roles: `docs/permissions.md`),
+/// strongest last among the member roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Not a member: reaches only the projects and teams it was invited to.
@@ -63,12 +63,17 @@ impl Role {
 /// What an RPC needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
-    /// See the organization and its settings.
+    /// See the organization (its profile, not its settings).
     OrganizationRead,
     /// Change the organization's profile.
     OrganizationUpdate,
+    /// Make the organization public or private.
+    OrganizationVisibility,
     /// Delete the organization.
     OrganizationDelete,
+    /// Read the settings: auth settings, identity providers, allowed
+    /// domains, defaults.
+    SettingsRead,
     /// Change settings, including auth settings.
     SettingsUpdate,
     /// List and read members.
@@ -89,7 +94,8 @@ pub enum Permission {
     RegistryRead,
     /// Create and update versions.
     RegistryWrite,
-    /// Create and configure models and components; delete versions.
+    /// Create and configure models and components; delete versions; promote
+    /// a run to the registry (a version made from a run).
     RegistryManage,
     /// Read agents, queues and connections.
     AgentsRead,
@@ -113,7 +119,9 @@ impl Permission {
     pub const NAMES: &[(Permission, &str)] = &[
         (P::OrganizationRead, "organization.read"),
         (P::OrganizationUpdate, "organization.update"),
+        (P::OrganizationVisibility, "organization.visibility"),
         (P::OrganizationDelete, "organization.delete"),
+        (P::SettingsRead, "settings.read"),
         (P::SettingsUpdate, "settings.update"),
         (P::MembersRead, "members.read"),
         (P::MembersManage, "members.manage"),
@@ -175,7 +183,12 @@ pub const TABLE: &[(Permission, &[Role])] = &[
         ],
     ),
     (P::OrganizationUpdate, &[R::Owner, R::Manager]),
+    // Polyaxon: only the owner changes the organization's visibility.
+    (P::OrganizationVisibility, &[R::Owner]),
     (P::OrganizationDelete, &[R::Owner]),
+    // Polyaxon: only owners and managers reach the organization's settings
+    // (identity providers and allowed domains are not for every member).
+    (P::SettingsRead, &[R::Owner, R::Manager]),
     (P::SettingsUpdate, &[R::Owner, R::Manager]),
     (
         P::MembersRead,
@@ -222,6 +235,31 @@ pub fn allows(role: Role, permission: Permission) -> bool {
         .iter()
         .find(|(p, _)| *p == permission)
         .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+/// The role × permission table as Markdown, as `docs/permissions.md` shows
+/// it (a test keeps the two equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| permission |");
+    for role in Role::ALL {
+        out.push_str(&format!(" {} |", role.as_str()));
+    }
+    out.push_str("\n|---|");
+    for _ in Role::ALL {
+        out.push_str(":---:|");
+    }
+    for (permission, _) in TABLE {
+        out.push_str(&format!("\n| `{}` |", permission.as_str()));
+        for role in Role::ALL {
+            out.push_str(if allows(role, *permission) {
+                " ✓ |"
+            } else {
+                " |"
+            });
+        }
+    }
+    out.push('\n');
+    out
 }
 
 /// The `ErrorInfo` reasons of access denials, as `CheckPermission` passes
@@ -291,5 +329,27 @@ mod tests {
             assert_eq!(Permission::parse(permission.as_str()), Some(*permission));
         }
         assert_eq!(TABLE.len(), Permission::NAMES.len());
+    }
+
+    /// `docs/permissions.md` shows [`TABLE`] between its markers; run with
+    /// `ORGPLANE_WRITE_DOCS=1` to rewrite it after changing the table.
+    #[test]
+    fn the_permissions_document_shows_the_table() {
+        const START: &str = "<!-- generated from platform::authz::TABLE -->\n";
+        const END: &str = "<!-- end of the generated table -->";
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/permissions.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (head, rest) = doc.split_once(START).expect("the start marker");
+        let (shown, tail) = rest.split_once(END).expect("the end marker");
+        let table = markdown_table();
+        if shown != table && std::env::var_os("ORGPLANE_WRITE_DOCS").is_some() {
+            std::fs::write(&path, format!("{head}{START}{table}{END}{tail}")).unwrap();
+            return;
+        }
+        assert_eq!(
+            shown, table,
+            "docs/permissions.md is out of date: run ORGPLANE_WRITE_DOCS=1 cargo test -p orgplane-platform"
+        );
     }
 }

@@ -157,6 +157,9 @@ pub struct RunRouting {
     /// Queues (`agent/queue`) runs may use; empty allows every queue of the
     /// allowed agents.
     pub allowed_queues: Vec<String>,
+    /// Connections runs may name (`spec.connections`); empty allows every
+    /// connection of the organization.
+    pub allowed_connections: Vec<String>,
 }
 
 /// The organizations service, as the other services use it.
@@ -221,6 +224,7 @@ impl OrganizationsPeer {
             organization_default_queue: answer.organization_default_queue,
             allowed_agents: answer.allowed_agents,
             allowed_queues: answer.allowed_queues,
+            allowed_connections: answer.allowed_connections,
         };
         self.routing.insert(key, routing.clone()).await;
         Ok(routing)

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, FieldViolation};
 
-/// Longest slug (API.md: 1–63 characters).
+/// Longest slug (1–63 characters, a DNS label's length).
 pub const MAX_SLUG_LEN: usize = 63;
 /// Longest email address accepted (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -63,7 +63,7 @@ impl Violations {
 }
 
 /// A slug: lowercase letters, digits and `-`, 1–63 characters, starting with
-/// a letter (API.md). Also refuses a trailing `-` and `--`, which read as typos.
+/// a letter. Also refuses a trailing `-` and `--`, which read as typos.
 pub fn slug(value: &str) -> Result<(), String> {
     if value.is_empty() {
         return Err("must not be empty".into());

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use orgplane_platform::{Error, statement_shapes::padded_in_list, time::now_micros};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
     sea_query::{Expr, ExprTrait, LockType},
 };
@@ -254,6 +254,27 @@ pub(crate) async fn live_queues(
         .await?)
 }
 
+/// Whether a run waits in `queue_uuid`, or holds a lease lapsed by `now`
+/// (which an acquisition puts back).
+async fn has_work(db: &impl ConnectionTrait, queue_uuid: &str, now: i64) -> Result<bool, Error> {
+    Ok(runs::Entity::find()
+        .select_only()
+        .column(runs::Column::Uuid)
+        .filter(runs::Column::QueueUuid.eq(queue_uuid))
+        .filter(
+            Condition::any().add(runs::Column::Status.eq(QUEUED)).add(
+                Condition::all()
+                    .add(runs::Column::Status.is_in(ACTIVE.to_vec()))
+                    .add(runs::Column::LeaseExpireTime.lt(now)),
+            ),
+        )
+        .limit(1)
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// How much of `queue`'s resource its active runs hold.
 async fn held_quota(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<f64, Error> {
     let held: Option<Option<f64>> = runs::Entity::find()
@@ -415,6 +436,12 @@ impl Agents {
             let wanted = max_runs - leased.len() as u64;
             if wanted == 0 {
                 break;
+            }
+            // A queue with nothing to hand out or put back (an agent's
+            // unused `default`, say) costs one indexed read, not a locked
+            // transaction.
+            if !has_work(&self.db, &queue.uuid, now).await? {
+                continue;
             }
             leased.extend(
                 self.acquire_from(&queue, agent_uuid, wanted, now, expire)

@@ -25,6 +25,7 @@ use sea_orm::{
 use super::{
     Agents,
     admission::{self, Unfinished},
+    queues::{DEFAULT_QUEUE, QueueFields, new_queue},
 };
 use crate::storage::{agent_statuses, agents, queues, runs};
 
@@ -62,6 +63,30 @@ pub fn health(agent: &agents::Model, now: i64) -> &'static str {
             }
         }
     }
+}
+
+/// The agents whose [`health`] at `now` is `value`, as a condition.
+fn health_condition(value: &str, now: i64) -> Result<Condition, Error> {
+    // Fresh: a heartbeat within the agent's own timeout (stored ≥ 1 s).
+    let fresh = || {
+        let timeout = Expr::col(agents::Column::HeartbeatTimeoutSeconds).mul(1_000_000);
+        Expr::col(agents::Column::HeartbeatTime).gte(Expr::val(now).sub(timeout))
+    };
+    Ok(match value {
+        "unknown" => Condition::all().add(agents::Column::HeartbeatTime.is_null()),
+        "healthy" => Condition::all()
+            .add(agents::Column::HeartbeatTime.is_not_null())
+            .add(fresh()),
+        "unhealthy" => Condition::all()
+            .add(agents::Column::HeartbeatTime.is_not_null())
+            .add(fresh().not()),
+        _ => {
+            return Err(Error::invalid(
+                "filter",
+                "health must be healthy, unhealthy or unknown",
+            ));
+        }
+    })
 }
 
 fn check_fields(v: &mut Violations, f: &AgentFields) {
@@ -187,6 +212,19 @@ impl Agents {
         .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "agent", name))?;
+        // Every agent comes with a queue, so that a new organization takes
+        // runs as soon as it has an agent (see `routed_queue`).
+        new_queue(
+            &row,
+            DEFAULT_QUEUE,
+            QueueFields {
+                description: Some("created with the agent".into()),
+                ..QueueFields::default()
+            },
+            now,
+        )
+        .insert(&txn)
+        .await?;
         let activity = Activity::new(
             &row.organization_uuid,
             principal,
@@ -212,7 +250,9 @@ impl Agents {
         self.agent(&standing.organization_uuid, name).await
     }
 
-    /// An organization's agents, filtered by `name:` and `tag:`.
+    /// An organization's agents, filtered by `name:`, `tag:` and
+    /// `health:` (`healthy`, `unhealthy`, `unknown`: as [`health`] says
+    /// at the time of the call).
     pub async fn list_agents(
         &self,
         principal: &Principal,
@@ -226,16 +266,19 @@ impl Agents {
             .require(principal, organization, Permission::AgentsRead)
             .await?;
         let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name", "tag"])?;
+        let terms = parse_filter(filter, &["name", "tag", "health"])?;
         let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
         let mut condition = Condition::all()
             .add(agents::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
         for (key, value) in &terms {
-            condition = condition.add(match *key {
-                "name" => Expr::col(agents::Column::Name)
-                    .like(LikeExpr::new(like_prefix(value)).escape('\\')),
-                _ => agents::Column::Tags.contains(tags::pattern(value)),
-            });
+            condition = match *key {
+                "name" => condition.add(
+                    Expr::col(agents::Column::Name)
+                        .like(LikeExpr::new(like_prefix(value)).escape('\\')),
+                ),
+                "health" => condition.add(health_condition(value, now_micros())?),
+                _ => condition.add(agents::Column::Tags.contains(tags::pattern(value))),
+            };
         }
         let (columns, parts): (Vec<agents::Column>, &[KeyPart]) = match order.field {
             "name" => (vec![agents::Column::Name], &[KeyPart::Text]),

@@ -236,7 +236,8 @@ impl Agents {
         Ok(row)
     }
 
-    async fn connection(
+    /// The organization's connection `name`.
+    pub(crate) async fn connection(
         &self,
         organization_uuid: &str,
         name: &str,

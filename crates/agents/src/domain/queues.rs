@@ -70,6 +70,37 @@ fn check_fields(v: &mut Violations, f: &QueueFields) {
     }
 }
 
+/// The name of the queue every agent is created with.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A queue row of `agent` (unset fields at their defaults: priority 0, no
+/// concurrency limit, `fifo`, no quota).
+pub(crate) fn new_queue(
+    agent: &agents::Model,
+    name: &str,
+    fields: QueueFields,
+    now: i64,
+) -> queues::ActiveModel {
+    queues::ActiveModel {
+        uuid: Set(uuid::Uuid::now_v7().to_string()),
+        organization_uuid: Set(agent.organization_uuid.clone()),
+        agent_uuid: Set(agent.uuid.clone()),
+        name: Set(name.to_owned()),
+        priority: Set(fields.priority.unwrap_or(0)),
+        concurrency: Set(fields.concurrency.unwrap_or(0)),
+        strategy: Set(fields
+            .strategy
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "fifo".into())),
+        version: Set(1),
+        create_time: Set(now),
+        description: Set(fields.description.unwrap_or_default()),
+        resource: Set(fields.resource.unwrap_or_default()),
+        quota: Set(fields.quota.unwrap_or(0.0)),
+        update_time: Set(now),
+    }
+}
+
 impl Agents {
     /// (Through [`super::catalog`]'s cache: [`Agents::agent_and_queue`].)
     pub(crate) async fn read_agent_and_queue(
@@ -108,29 +139,11 @@ impl Agents {
         check_fields(&mut v, &fields);
         v.finish()?;
         let agent = self.agent(&standing.organization_uuid, agent).await?;
-        let now = now_micros();
         let txn = self.db.begin().await?;
-        let row = queues::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            organization_uuid: Set(standing.organization_uuid),
-            agent_uuid: Set(agent.uuid),
-            name: Set(name.to_owned()),
-            priority: Set(fields.priority.unwrap_or(0)),
-            concurrency: Set(fields.concurrency.unwrap_or(0)),
-            strategy: Set(fields
-                .strategy
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "fifo".into())),
-            version: Set(1),
-            create_time: Set(now),
-            description: Set(fields.description.unwrap_or_default()),
-            resource: Set(fields.resource.unwrap_or_default()),
-            quota: Set(fields.quota.unwrap_or(0.0)),
-            update_time: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| Error::from_db(err, "queue", name))?;
+        let row = new_queue(&agent, name, fields, now_micros())
+            .insert(&txn)
+            .await
+            .map_err(|err| Error::from_db(err, "queue", name))?;
         let activity = Activity::new(
             &row.organization_uuid,
             principal,

@@ -21,7 +21,8 @@ use orgplane_platform::{
     validate::{self, Violations},
 };
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 
 use super::{
@@ -29,7 +30,7 @@ use super::{
     admission::{self, Holder, NewRun},
     run_writes::{Enqueue, Report},
 };
-use crate::storage::{agents, runs};
+use crate::storage::{agents, queues, runs};
 
 /// Lease length when an agent does not say.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -78,6 +79,29 @@ pub fn demand(spec: &serde_json::Value, resource: &str) -> Result<f64, String> {
             .filter(|n| n.is_finite() && *n >= 0.0)
             .ok_or_else(|| format!("`resources.{resource}` must be a number, 0 or more")),
     }
+}
+
+/// The connections a run's spec names (`connections`: a list of connection
+/// names, at most 100), checked against the project's settings at
+/// submission.
+fn named_connections(spec: &serde_json::Value) -> Result<Vec<String>, String> {
+    let Some(value) = spec.get("connections") else {
+        return Ok(Vec::new());
+    };
+    let names = value
+        .as_array()
+        .ok_or("must be a list of connection names")?;
+    if names.len() > 100 {
+        return Err("at most 100 connections".into());
+    }
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_str().ok_or("must be a list of connection names")?;
+            validate::slug(name).map_err(|e| format!("{name:?}: {e}"))?;
+            Ok(name.to_owned())
+        })
+        .collect()
 }
 
 /// Whether `routing` lets the project's runs use `agent/queue`.
@@ -206,7 +230,12 @@ impl Agents {
         } else if submission.spec.to_string().len() > MAX_SPEC_BYTES {
             v.add("spec", "must be at most 256 KiB as JSON");
         }
+        let connections = named_connections(&submission.spec);
+        if let Err(e) = &connections {
+            v.add("spec.connections", e.clone());
+        }
         v.finish()?;
+        let connections = connections.unwrap_or_default();
         let standing = self
             .require_on_project(
                 principal,
@@ -226,17 +255,21 @@ impl Agents {
             ));
         }
         let (target, named) = if !submission.queue.is_empty() {
-            (submission.queue.as_str(), true)
+            (submission.queue.clone(), true)
         } else if !routing.project_default_queue.is_empty() {
-            (routing.project_default_queue.as_str(), false)
+            (routing.project_default_queue.clone(), false)
         } else if !routing.organization_default_queue.is_empty() {
-            (routing.organization_default_queue.as_str(), false)
+            (routing.organization_default_queue.clone(), false)
+        } else if let Some(first) = self.first_queue(&standing.organization_uuid).await? {
+            // No default set: the organization's first queue is its default.
+            (first, false)
         } else {
             return Err(Error::precondition(
                 "NO_QUEUE",
-                "name a queue (agent/queue), or set a default queue on the project or the organization",
+                "the organization has no queue yet: create an agent (it comes with a queue)",
             ));
         };
+        let target = target.as_str();
         let (agent, queue) = queue_ref(target).map_err(|e| {
             Error::precondition("DEFAULT_QUEUE_INVALID", format!("default queue: {e}"))
         })?;
@@ -252,6 +285,21 @@ impl Agents {
             }
             other => other?,
         };
+        for connection in &connections {
+            if !routing.allowed_connections.is_empty()
+                && !routing.allowed_connections.contains(connection)
+            {
+                return Err(Error::precondition(
+                    "CONNECTION_NOT_ALLOWED",
+                    format!(
+                        "project {} may not use the connection {connection}",
+                        submission.project
+                    ),
+                ));
+            }
+            self.connection(&standing.organization_uuid, connection)
+                .await?;
+        }
         if !allowed(&routing, agent, queue) {
             return Err(Error::precondition(
                 "QUEUE_NOT_ALLOWED",
@@ -288,6 +336,24 @@ impl Agents {
                 queue: target.to_owned(),
             })
             .await
+    }
+
+    /// The organization's first queue (the oldest) as `agent/queue`: its
+    /// default queue while none is set.
+    async fn first_queue(&self, organization_uuid: &str) -> Result<Option<String>, Error> {
+        let Some(queue) = queues::Entity::find()
+            .filter(queues::Column::OrganizationUuid.eq(organization_uuid))
+            .order_by_asc(queues::Column::CreateTime)
+            .order_by_asc(queues::Column::Uuid)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .agent_by_uuid(&queue.agent_uuid)
+            .await?
+            .map(|agent| format!("{}/{}", agent.name, queue.name)))
     }
 
     /// A run of a project the caller may read.
@@ -539,6 +605,24 @@ mod tests {
         assert!(demand(&bad, "gpu").is_err());
         let negative = serde_json::json!({"resources": {"gpu": -1}});
         assert!(demand(&negative, "gpu").is_err());
+    }
+
+    #[test]
+    fn a_spec_names_its_connections_as_a_list_of_slugs() {
+        let spec = |v| serde_json::json!({ "connections": v });
+        assert_eq!(named_connections(&serde_json::json!({})), Ok(vec![]));
+        assert_eq!(
+            named_connections(&spec(serde_json::json!(["data", "lake"]))),
+            Ok(vec!["data".to_owned(), "lake".to_owned()])
+        );
+        for bad in [
+            serde_json::json!("data"),
+            serde_json::json!([1]),
+            serde_json::json!(["Not A Slug"]),
+            serde_json::json!(vec!["c"; 101]),
+        ] {
+            assert!(named_connections(&spec(bad.clone())).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(orgplane_platform::idempotency::CreateTable(
                 "m0009_idempotency_keys",
             )),
+            Box::new(M0010QueuesByCreation),
         ]
     }
 }
@@ -498,5 +499,41 @@ impl MigrationTrait for M0008ExpiryIndexes {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Finds an organization's first queue (its default while none is set).
+struct M0010QueuesByCreation;
+
+impl MigrationName for M0010QueuesByCreation {
+    fn name(&self) -> &str {
+        "m0010_queues_by_creation"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0010QueuesByCreation {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "queues",
+                "queues_org_created",
+                &["organization_uuid", "create_time", "uuid"][..],
+                false,
+            )],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("queues_org_created")
+                    .table("queues")
+                    .to_owned(),
+            )
+            .await
     }
 }

@@ -58,7 +58,7 @@ impl ServiceAccountService for ServiceAccountApi {
             r,
             |r| async move {
                 let a = required(r.service_account, "service_account")?;
-                let row = self
+                let (row, first, key) = self
                     .0
                     .create_service_account(
                         principal,
@@ -72,6 +72,8 @@ impl ServiceAccountService for ServiceAccountApi {
                     .await?;
                 Ok(pb::CreateServiceAccountResponse {
                     service_account: Some(service_account(row)),
+                    token: Some(account_token(first)),
+                    key,
                 })
             },
         )

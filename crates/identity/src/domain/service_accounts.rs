@@ -36,15 +36,14 @@ use sea_orm::{
 use super::{Identity, secrets};
 use crate::storage::service_accounts::{account, token};
 
-/// Roles a service account may hold: any member role but `owner` (an
-/// account never manages owners) — and never `outsider`.
-pub const ACCOUNT_ROLES: &[Role] = &[
-    Role::Manager,
-    Role::Admin,
-    Role::Member,
-    Role::Viewer,
-    Role::Billing,
-];
+/// Roles a service account may hold: `admin` (the default, as in
+/// Polyaxon) and below — never `owner`, `manager` or `billing` (an account
+/// does not manage the organization's people, settings or plan).
+pub const ACCOUNT_ROLES: &[Role] = &[Role::Admin, Role::Member, Role::Viewer];
+/// The role of an account created without one.
+pub const DEFAULT_ACCOUNT_ROLE: Role = Role::Admin;
+/// The name of the token an account is created with.
+pub const FIRST_TOKEN_NAME: &str = "default";
 
 /// Scopes a service account token may carry.
 pub const ACCOUNT_SCOPES: &[&str] = &[SCOPE_READ, SCOPE_WRITE];
@@ -80,9 +79,33 @@ pub struct NewAccountToken {
     pub expire_time: Option<i64>,
 }
 
+/// A new token of the account `account_uuid` and its secret (only the
+/// secret's hash is stored).
+fn account_token(
+    account_uuid: &str,
+    name: &str,
+    scopes: Vec<String>,
+    expire_time: i64,
+    now: i64,
+) -> (token::ActiveModel, String) {
+    let secret = secrets::generate(secrets::SERVICE_ACCOUNT_PREFIX);
+    let row = token::ActiveModel {
+        uuid: Set(uuid::Uuid::now_v7().to_string()),
+        service_account_uuid: Set(account_uuid.to_owned()),
+        name: Set(name.to_owned()),
+        secret_hash: Set(secrets::hash(&secret)),
+        scopes: Set(scopes.join(" ")),
+        expire_time: Set(expire_time),
+        last_use_time: Set(None),
+        create_time: Set(now),
+        update_time: Set(now),
+    };
+    (row, secret)
+}
+
 fn check_role(v: &mut Violations, field: &str, role: &str) {
     if !Role::parse(role).is_some_and(|r| ACCOUNT_ROLES.contains(&r)) {
-        v.add(field, "must be manager, admin, member, viewer or billing");
+        v.add(field, "must be admin, member or viewer");
     }
 }
 
@@ -122,11 +145,14 @@ impl Identity {
         &self,
         principal: &Principal,
         organization: &str,
-        new: NewServiceAccount,
-    ) -> Result<account::Model, Error> {
+        mut new: NewServiceAccount,
+    ) -> Result<(account::Model, token::Model, String), Error> {
         let standing = self
             .require_in(principal, organization, Permission::ServiceAccountsManage)
             .await?;
+        if new.role.is_empty() {
+            new.role = DEFAULT_ACCOUNT_ROLE.as_str().to_owned();
+        }
         let mut v = Violations::new();
         v.check("service_account.name", validate::slug(&new.name));
         v.check(
@@ -150,8 +176,18 @@ impl Identity {
         .insert(&txn)
         .await
         .map_err(|err| Error::from_db(err, "service account", &new.name))?;
+        // Its first token, as in Polyaxon: read and write, the default
+        // lifetime, shown once.
+        let (first, secret) = account_token(
+            &row.uuid,
+            FIRST_TOKEN_NAME,
+            vec![SCOPE_READ.to_owned(), SCOPE_WRITE.to_owned()],
+            add(now, self.config.default_token_ttl),
+            now,
+        );
+        let first = first.insert(&txn).await?;
         commit_with(txn, account_activity(&row, principal, action::CREATED)).await?;
-        Ok(row)
+        Ok((row, first, secret))
     }
 
     /// One service account.
@@ -303,22 +339,12 @@ impl Identity {
         }
         v.finish()?;
         let account = self.account(&standing, account_name).await?;
-        let secret = secrets::generate(secrets::SERVICE_ACCOUNT_PREFIX);
+        let (row, secret) = account_token(&account.uuid, &new.name, scopes, expire_time, now);
         let txn = self.db.begin().await?;
-        let row = token::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            service_account_uuid: Set(account.uuid.clone()),
-            name: Set(new.name.clone()),
-            secret_hash: Set(secrets::hash(&secret)),
-            scopes: Set(scopes.join(" ")),
-            expire_time: Set(expire_time),
-            last_use_time: Set(None),
-            create_time: Set(now),
-            update_time: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| Error::from_db(err, "token", &new.name))?;
+        let row = row
+            .insert(&txn)
+            .await
+            .map_err(|err| Error::from_db(err, "token", &new.name))?;
         let activity = token_activity(&account, &row.name, principal, action::CREATED)
             .subject_uuid(&row.uuid)
             .metadata(serde_json::json!({"scopes": row.scopes.split(' ').collect::<Vec<_>>()}));

@@ -132,6 +132,7 @@ impl OrganizationsInternal for InternalApi {
             organization_default_queue: routing.organization_default_queue,
             allowed_agents: routing.allowed_agents,
             allowed_queues: routing.allowed_queues,
+            allowed_connections: routing.allowed_connections,
         }))
     }
 

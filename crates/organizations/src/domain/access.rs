@@ -29,7 +29,7 @@ use orgplane_platform::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Organizations;
-use crate::storage::{members, organizations, projects};
+use crate::storage::{members, organizations};
 
 /// How long a membership checked here is trusted when nothing changed in
 /// this process: the bound on seeing another replica's change.
@@ -204,15 +204,24 @@ impl Organizations {
         Ok(access)
     }
 
-    /// The strongest of the caller's organization role, the roles their
-    /// teams and they themselves are granted on `(kind, name)` (created at
-    /// `created`, when known: see [`super::teams::Granted::reaches`]), and — for reading
-    /// a public project — `viewer`.
+    /// The caller's effective role on the entity `(kind, name)` — the one
+    /// place it is computed. It is the strongest of:
+    /// - their organization role;
+    /// - each grant made to them alone (how an outsider reaches what they
+    ///   were invited to);
+    /// - for each team they belong to that is granted the entity, the weaker
+    ///   of the team's grant and their own role in the team (a team `viewer`
+    ///   acts as a viewer wherever the team is granted `admin`).
+    ///
+    /// A named grant reaches a registry entry only if made after the entry
+    /// was created (`created`, see [`super::teams::Granted::reaches`]).
+    /// Visibility widens nothing: billing members and outsiders do not read
+    /// public projects (Polyaxon).
     pub async fn effective_role(
         &self,
         access: &Access,
         (kind, name, created): EntityRef<'_>,
-        permission: Permission,
+        _permission: Permission,
     ) -> Result<Role, Error> {
         let granted = self
             .granted_roles(access, kind)
@@ -221,20 +230,7 @@ impl Organizations {
             .filter(|g| g.reaches(name, created))
             .map(|g| g.role)
             .max();
-        let mut role = granted.map_or(access.role, |g| g.max(access.role));
-        if kind == "project" && permission == Permission::ProjectsRead && role < Role::Viewer {
-            let public = projects::Entity::find()
-                .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
-                .filter(projects::Column::Name.eq(name))
-                .filter(projects::Column::Visibility.eq("public"))
-                .one(&self.db)
-                .await?
-                .is_some();
-            if public {
-                role = Role::Viewer;
-            }
-        }
-        Ok(role)
+        Ok(granted.map_or(access.role, |g| g.max(access.role)))
     }
 
     /// Answers "may `principal` do `permission` in `organization` (on this

@@ -75,6 +75,7 @@ impl Organizations {
             organization_default_queue: organization.default_queue,
             allowed_agents: settings.allowed_agents,
             allowed_queues: settings.allowed_queues,
+            allowed_connections: settings.connections,
         })
     }
 

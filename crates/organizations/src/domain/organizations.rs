@@ -4,7 +4,7 @@
 use orgplane_platform::{
     Error,
     activity::{Activity, action},
-    authz::{Permission, Role},
+    authz::{Permission, Role, check},
     page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
@@ -287,6 +287,13 @@ impl Organizations {
         check_profile(&mut v, &profile);
         v.finish()?;
         let org = access.organization;
+        if profile
+            .visibility
+            .as_ref()
+            .is_some_and(|v| *v != org.visibility)
+        {
+            check(principal, access.role, Permission::OrganizationVisibility)?;
+        }
         // Without an etag the update applies to the version just read; with
         // one, it must be the current version's.
         check_etag(etag_seen, org.version, "organization")?;

@@ -244,8 +244,8 @@ impl Organizations {
     ) -> Result<ProjectPage, Error> {
         let access = self.membership(principal, organization).await?;
         // Members who read every project see them all; everyone else in the
-        // organization (billing, outsiders) sees the public ones and those
-        // granted to them or their teams.
+        // organization (billing, outsiders) sees those granted to them or
+        // their teams.
         let reach = if allows(access.role, Permission::ProjectsRead) {
             check(principal, access.role, Permission::ProjectsRead)?;
             None
@@ -257,11 +257,8 @@ impl Organizations {
                 .into_iter()
                 .map(|g| g.name)
                 .collect();
-            (!granted.iter().any(|n| n == "*")).then(|| {
-                Condition::any()
-                    .add(projects::Column::Visibility.eq("public"))
-                    .add(projects::Column::Name.is_in(granted))
-            })
+            (!granted.iter().any(|n| n == "*"))
+                .then(|| Condition::all().add(projects::Column::Name.is_in(granted)))
         };
         let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
         let terms = parse_filter(filter, &["name", "tag", "archived"])?;

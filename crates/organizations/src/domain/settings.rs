@@ -254,14 +254,15 @@ impl Organizations {
         from_row(self.settings_row(organization_uuid).await?)
     }
 
-    /// An organization's settings.
+    /// An organization's settings (owners and managers: they name the
+    /// identity providers and allowed domains).
     pub async fn get_settings(
         &self,
         principal: &Principal,
         organization: &str,
     ) -> Result<Settings, Error> {
         let access = self
-            .require(principal, organization, Permission::OrganizationRead)
+            .require(principal, organization, Permission::SettingsRead)
             .await?;
         from_row(self.settings_row(&access.organization.uuid).await?)
     }

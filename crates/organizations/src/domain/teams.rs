@@ -3,6 +3,8 @@
 //! acts with the strongest of their organization role and the roles their
 //! teams grant on it ([`Organizations::require_on`]).
 
+use std::collections::HashMap;
+
 use orgplane_platform::{
     Error,
     activity::{Activity, action},
@@ -204,32 +206,37 @@ impl Organizations {
         access: &Access,
         kind: &str,
     ) -> Result<Vec<Granted>, Error> {
-        let team_uuids: Vec<String> = teams::member::Entity::find()
+        // The caller's role in each of their teams.
+        let team_roles: HashMap<String, Role> = teams::member::Entity::find()
             .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
             .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|m| m.team_uuid)
+            .filter_map(|m| Some((m.team_uuid, Role::parse(&m.role)?)))
             .collect();
         let mut granted = Vec::new();
-        if !team_uuids.is_empty() {
+        if !team_roles.is_empty() {
             let rows = teams::team::Entity::find()
-                .filter(teams::team::Column::Uuid.is_in(team_uuids))
+                .filter(teams::team::Column::Uuid.is_in(team_roles.keys().cloned()))
                 .all(&self.db)
                 .await?;
-            granted.extend(
-                rows.iter()
-                    .flat_map(grants_of)
-                    .filter(|g| g.kind == kind)
-                    .filter_map(|g| {
-                        Some(Granted {
-                            role: Role::parse(&g.role)?,
-                            name: g.name,
-                            granted_at: g.granted_at,
-                        })
-                    }),
-            );
+            for team in &rows {
+                let own = team_roles[&team.uuid];
+                granted.extend(
+                    grants_of(team)
+                        .into_iter()
+                        .filter(|g| g.kind == kind)
+                        .filter_map(|g| {
+                            Some(Granted {
+                                // Bounded by the caller's own role in the team.
+                                role: Role::parse(&g.role)?.min(own),
+                                name: g.name,
+                                granted_at: g.granted_at,
+                            })
+                        }),
+                );
+            }
         }
         if let Some(member) = &access.member {
             let own = grants::member::Entity::find()

@@ -146,27 +146,15 @@ impl Registry {
         filter: &str,
         order_by: &str,
     ) -> Result<Page<entries::Model>, Error> {
-        let (standing, everything) = match self
+        let standing = self
             .require(principal, organization, Permission::RegistryRead)
-            .await
-        {
-            Ok(standing) => (standing, true),
-            Err(Error::PermissionDenied { .. }) => (
-                self.require(principal, organization, Permission::OrganizationRead)
-                    .await?,
-                false,
-            ),
-            Err(other) => return Err(other),
-        };
+            .await?;
         let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
         let terms = parse_filter(filter, &["name", "tag"])?;
         let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
         let mut condition = Condition::all()
             .add(entries::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
             .add(entries::Column::Kind.eq(kind.as_str()));
-        if !everything {
-            condition = condition.add(entries::Column::Visibility.eq("public"));
-        }
         for (key, value) in &terms {
             condition = condition.add(match *key {
                 "name" => Expr::col(entries::Column::Name)

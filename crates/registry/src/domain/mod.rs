@@ -100,8 +100,8 @@ impl Registry {
     }
 
     /// The caller's standing and the entry `(kind, name)` if they hold
-    /// `permission` on it — through their role, their teams' grants, or, to
-    /// read a public entry, simply being a member of the organization.
+    /// `permission` on it — through their role or grants (visibility widens
+    /// nothing: billing members do not read public entries, as in Polyaxon).
     pub(crate) async fn entry_with(
         &self,
         principal: &Principal,
@@ -114,7 +114,7 @@ impl Registry {
         v.check(kind.field(), orgplane_platform::validate::slug(name));
         v.finish()?;
         let checker = &self.organizations.permissions;
-        let member = checker
+        let organization_member = checker
             .require(
                 principal,
                 organization,
@@ -123,25 +123,22 @@ impl Registry {
             )
             .await?;
         let entry = entry_rows::Entity::find()
-            .filter(entry_rows::Column::OrganizationUuid.eq(member.organization_uuid.as_str()))
+            .filter(
+                entry_rows::Column::OrganizationUuid
+                    .eq(organization_member.organization_uuid.as_str()),
+            )
             .filter(entry_rows::Column::Kind.eq(kind.as_str()))
             .filter(entry_rows::Column::Name.eq(name))
             .one(&self.db)
             .await?;
-        let public_read = permission == Permission::RegistryRead
-            && entry.as_ref().is_some_and(|e| e.visibility == "public");
-        let standing = if public_read {
-            member
-        } else {
-            checker
-                .require(
-                    principal,
-                    organization,
-                    permission,
-                    kind.entity(name, entry.as_ref().map(|e| e.create_time)),
-                )
-                .await?
-        };
+        let standing = checker
+            .require(
+                principal,
+                organization,
+                permission,
+                kind.entity(name, entry.as_ref().map(|e| e.create_time)),
+            )
+            .await?;
         let entry = entry.ok_or_else(|| Error::not_found(kind.as_str(), name))?;
         Ok((standing, entry))
     }

@@ -111,6 +111,16 @@ pub fn metadata_of(row: &versions::Model) -> serde_json::Value {
     serde_json::from_str(&row.metadata).unwrap_or_else(|_| serde_json::json!({}))
 }
 
+/// What writing `fields` needs: naming a run promotes it to the registry
+/// (`registry.manage`); the rest is `registry.write`.
+fn version_permission(fields: &VersionFields) -> Permission {
+    if fields.run.as_deref().is_some_and(|run| !run.is_empty()) {
+        Permission::RegistryManage
+    } else {
+        Permission::RegistryWrite
+    }
+}
+
 impl Registry {
     /// The version `name` of `entry`.
     pub(crate) async fn version(
@@ -130,7 +140,9 @@ impl Registry {
             .ok_or_else(|| Error::not_found("version", name))
     }
 
-    /// Creates a version of an entry, in stage `testing`.
+    /// Creates a version of an entry, in stage `testing`. Promoting a run
+    /// (a version naming its `run`) needs `registry.manage`, admin and up
+    /// as in Polyaxon; any other version `registry.write`.
     pub async fn create_version(
         &self,
         principal: &Principal,
@@ -146,7 +158,7 @@ impl Registry {
                 organization,
                 kind,
                 entry_name,
-                Permission::RegistryWrite,
+                version_permission(&fields),
             )
             .await?;
         let mut v = Violations::new();
@@ -310,7 +322,7 @@ impl Registry {
                 organization,
                 kind,
                 entry_name,
-                Permission::RegistryWrite,
+                version_permission(&fields),
             )
             .await?;
         let mut v = Violations::new();
