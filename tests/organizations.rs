@@ -3,6 +3,7 @@
 //! `CheckPermission` for the other services.
 
 use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_organizations::domain::members::MemberChanges;
 use orgplane_platform::authz::Permission;
 use orgplane_proto::organizations::*;
 use prost_types::FieldMask;
@@ -1129,8 +1130,8 @@ async fn duel(t: &TestStack) {
         // Straight at the domain, so both transactions overlap as much as
         // the database lets them.
         let (a, b) = tokio::join!(
-            orgs.update_member(&p1, "duel", "second", "admin"),
-            orgs.update_member(&p2, "duel", "first", "admin"),
+            orgs.update_member(&p1, "duel", "second", MemberChanges::role("admin")),
+            orgs.update_member(&p2, "duel", "first", MemberChanges::role("admin")),
         );
         assert!(
             a.is_ok() != b.is_ok(),
@@ -1150,7 +1151,7 @@ async fn duel(t: &TestStack) {
         } else {
             (&p2, "first")
         };
-        orgs.update_member(winner, "duel", loser, "owner")
+        orgs.update_member(winner, "duel", loser, MemberChanges::role("owner"))
             .await
             .unwrap();
     }

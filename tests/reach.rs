@@ -434,3 +434,130 @@ async fn grants_die_with_the_project_they_name() {
         .unwrap();
     assert!(team.grants.is_empty(), "{:?}", team.grants);
 }
+
+/// Issue 21: managers change an outsider's own grants — `viewer`, `member`
+/// or `admin` on what they were invited to — and remove them; nothing new
+/// is granted this way, and members hold no grants of their own.
+#[tokio::test]
+async fn managers_change_and_remove_an_outsiders_grants() {
+    let t = TestStack::start().await;
+    let owner = acme(&t).await;
+    let invited = t
+        .invitations_as(&owner)
+        .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            invitation: invitation("guest@example.com", "outsider", &["granted"], &[]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let guest = t.user("guest").await;
+    let accepted = t
+        .invitations_as(&guest)
+        .accept_invitation(AcceptInvitationRequest {
+            token: invited.token,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap();
+    assert_eq!(
+        accepted
+            .grants
+            .iter()
+            .map(|g| (g.kind(), g.name.as_str(), g.role.as_str()))
+            .collect::<Vec<_>>(),
+        [(EntityKind::Project, "granted", "member")]
+    );
+    let manager = t.user("deputy").await;
+    t.add_member("acme", "deputy", "manager").await;
+    let admin = t.user("builder").await;
+    t.add_member("acme", "builder", "admin").await;
+    let set = |token: &str, user: &str, grants: &[(&str, &str)]| {
+        let mut members = t.members_as(token);
+        let request = UpdateMemberRequest {
+            organization: "acme".into(),
+            member: Some(Member {
+                user: user.into(),
+                grants: grants
+                    .iter()
+                    .map(|(name, role)| MemberGrant {
+                        kind: EntityKind::Project as i32,
+                        name: (*name).into(),
+                        role: (*role).into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["grants".into()],
+            }),
+        };
+        async move { members.update_member(request).await }
+    };
+    let describe = |token: &str| {
+        let mut projects = t.projects_as(token);
+        let request = UpdateProjectRequest {
+            organization: "acme".into(),
+            project: Some(Project {
+                name: "granted".into(),
+                description: "by the guest".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+        };
+        async move {
+            projects
+                .update_project(request)
+                .await
+                .err()
+                .map(|s| s.code())
+        }
+    };
+    // As a member of the project the guest may not configure it...
+    assert_eq!(describe(&guest).await, Some(Code::PermissionDenied));
+    // ...and only managers (and owners) change that.
+    expect_code(
+        set(&admin, "guest", &[("granted", "admin")]).await,
+        Code::PermissionDenied,
+    );
+    let promoted = set(&manager, "guest", &[("granted", "admin")])
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap();
+    assert_eq!(promoted.grants[0].role, "admin");
+    assert_eq!(describe(&guest).await, None, "an admin of the project now");
+    // Nothing new this way, and no role above admin.
+    let bad = expect_code(
+        set(
+            &manager,
+            "guest",
+            &[("granted", "admin"), ("secret", "viewer")],
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&bad), ["member.grants"]);
+    expect_code(
+        set(&manager, "guest", &[("granted", "owner")]).await,
+        Code::InvalidArgument,
+    );
+    // Members act with their role: they hold no grants of their own.
+    let status = expect_code(
+        set(&manager, "builder", &[]).await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        orgplane_e2e::reason(&status).as_deref(),
+        Some("NOT_AN_OUTSIDER")
+    );
+    // Removed, the project is gone for the guest.
+    set(&manager, "guest", &[]).await.unwrap();
+    assert_eq!(get_project(&t, &guest, "granted").await, Code::NotFound);
+}

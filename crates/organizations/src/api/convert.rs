@@ -4,7 +4,10 @@ use orgplane_platform::time::to_timestamp;
 use orgplane_proto::organizations as pb;
 
 use crate::{
-    domain::organizations::{OrganizationView, etag},
+    domain::{
+        organizations::{OrganizationView, etag},
+        teams::Grant,
+    },
     storage::members,
 };
 
@@ -42,8 +45,17 @@ pub fn visibility_str(value: pb::Visibility) -> &'static str {
 }
 
 /// A member.
-pub fn member(m: members::Model) -> pb::Member {
+/// A member, with an outsider's own grants.
+pub fn member(m: members::Model, grants: Vec<Grant>) -> pb::Member {
     pb::Member {
+        grants: grants
+            .into_iter()
+            .map(|g| pb::MemberGrant {
+                kind: kind_of(&g.kind) as i32,
+                name: g.name,
+                role: g.role,
+            })
+            .collect(),
         user: m.username.clone(),
         email: String::new(),
         display_name: m.username,
@@ -79,5 +91,25 @@ pub fn auth_provider(p: crate::domain::settings::AuthProvider) -> pb::AuthProvid
         client_id: p.client_id,
         allowed_email_domains: p.allowed_email_domains,
         enabled: p.enabled,
+    }
+}
+
+/// An entity kind as stored.
+pub fn kind_str(kind: pb::EntityKind) -> &'static str {
+    match kind {
+        pb::EntityKind::Project => "project",
+        pb::EntityKind::ModelRegistry => "model_registry",
+        pb::EntityKind::ComponentHub => "component_hub",
+        pb::EntityKind::Unspecified => "",
+    }
+}
+
+/// A stored entity kind on the wire.
+pub fn kind_of(kind: &str) -> pb::EntityKind {
+    match kind {
+        "project" => pb::EntityKind::Project,
+        "model_registry" => pb::EntityKind::ModelRegistry,
+        "component_hub" => pb::EntityKind::ComponentHub,
+        _ => pb::EntityKind::Unspecified,
     }
 }

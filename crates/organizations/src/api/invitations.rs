@@ -8,7 +8,6 @@ use orgplane_platform::{
 use orgplane_proto::organizations::{self as pb, invitation_service_server::InvitationService};
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use crate::{
     domain::{
         Organizations,
@@ -142,7 +141,7 @@ impl InvitationService for InvitationApi {
             .await?;
         Ok(Response::new(pb::AcceptInvitationResponse {
             organization,
-            member: Some(convert::member(member)),
+            member: super::members::shown(&self.0, vec![member]).await?.pop(),
         }))
     }
 
@@ -156,7 +155,7 @@ impl InvitationService for InvitationApi {
             .join_organization(&principal, &req.get_ref().organization)
             .await?;
         Ok(Response::new(pb::JoinOrganizationResponse {
-            member: Some(convert::member(member)),
+            member: super::members::shown(&self.0, vec![member]).await?.pop(),
         }))
     }
 }

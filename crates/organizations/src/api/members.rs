@@ -1,13 +1,34 @@
 //! `orgplane.organizations.v1.MemberService`.
 
-use orgplane_platform::grpc::{require_principal, required, update_paths};
+use orgplane_platform::{
+    Error,
+    grpc::{require_principal, required, update_paths},
+};
 use orgplane_proto::organizations::{self as pb, member_service_server::MemberService};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::domain::Organizations;
+use crate::{
+    domain::{Organizations, members::MemberChanges, teams::Grant},
+    storage::members,
+};
 
 pub(super) struct MemberApi(pub Organizations);
+
+/// `members` as the API shows them, outsiders with their grants.
+pub(super) async fn shown(
+    organizations: &Organizations,
+    members: Vec<members::Model>,
+) -> Result<Vec<pb::Member>, Error> {
+    let mut grants = organizations.outsider_grants(&members).await?;
+    Ok(members
+        .into_iter()
+        .map(|m| {
+            let own = grants.remove(&m.uuid).unwrap_or_default();
+            convert::member(m, own)
+        })
+        .collect())
+}
 
 #[tonic::async_trait]
 impl MemberService for MemberApi {
@@ -29,7 +50,7 @@ impl MemberService for MemberApi {
             )
             .await?;
         Ok(Response::new(pb::ListMembersResponse {
-            members: page.members.into_iter().map(convert::member).collect(),
+            members: shown(&self.0, page.members).await?,
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))
@@ -46,7 +67,7 @@ impl MemberService for MemberApi {
             .get_member(&principal, &r.organization, &r.user)
             .await?;
         Ok(Response::new(pb::GetMemberResponse {
-            member: Some(convert::member(member)),
+            member: shown(&self.0, vec![member]).await?.pop(),
         }))
     }
 
@@ -56,14 +77,32 @@ impl MemberService for MemberApi {
     ) -> Result<Response<pb::UpdateMemberResponse>, Status> {
         let principal = require_principal(&req)?;
         let r = req.into_inner();
-        update_paths(r.update_mask, &["role"])?;
+        let paths = update_paths(r.update_mask, &["role", "grants"])?;
         let member = required(r.member, "member")?;
+        let changes = MemberChanges {
+            role: paths
+                .iter()
+                .any(|p| p == "role")
+                .then(|| member.role.clone()),
+            grants: paths.iter().any(|p| p == "grants").then(|| {
+                member
+                    .grants
+                    .iter()
+                    .map(|g| Grant {
+                        kind: convert::kind_str(g.kind()).to_owned(),
+                        name: g.name.clone(),
+                        role: g.role.clone(),
+                        granted_at: 0,
+                    })
+                    .collect()
+            }),
+        };
         let member = self
             .0
-            .update_member(&principal, &r.organization, &member.user, &member.role)
+            .update_member(&principal, &r.organization, &member.user, changes)
             .await?;
         Ok(Response::new(pb::UpdateMemberResponse {
-            member: Some(convert::member(member)),
+            member: shown(&self.0, vec![member]).await?.pop(),
         }))
     }
 

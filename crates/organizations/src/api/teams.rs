@@ -8,6 +8,7 @@ use orgplane_platform::{
 use orgplane_proto::organizations::{self as pb, team_service_server::TeamService};
 use tonic::{Request, Response, Status};
 
+use super::convert;
 use crate::{
     domain::{
         Organizations,
@@ -19,30 +20,12 @@ use crate::{
 
 pub(super) struct TeamApi(pub Organizations);
 
-fn kind_str(kind: pb::EntityKind) -> &'static str {
-    match kind {
-        pb::EntityKind::Project => "project",
-        pb::EntityKind::ModelRegistry => "model_registry",
-        pb::EntityKind::ComponentHub => "component_hub",
-        pb::EntityKind::Unspecified => "",
-    }
-}
-
-fn kind_of(kind: &str) -> pb::EntityKind {
-    match kind {
-        "project" => pb::EntityKind::Project,
-        "model_registry" => pb::EntityKind::ModelRegistry,
-        "component_hub" => pb::EntityKind::ComponentHub,
-        _ => pb::EntityKind::Unspecified,
-    }
-}
-
 fn team(t: teams::team::Model) -> pb::Team {
     pb::Team {
         grants: grants_of(&t)
             .into_iter()
             .map(|g| pb::TeamGrant {
-                kind: kind_of(&g.kind) as i32,
+                kind: convert::kind_of(&g.kind) as i32,
                 name: g.name,
                 role: g.role,
             })
@@ -68,7 +51,7 @@ fn grants(t: &pb::Team) -> Vec<Grant> {
     t.grants
         .iter()
         .map(|g| Grant {
-            kind: kind_str(g.kind()).to_owned(),
+            kind: convert::kind_str(g.kind()).to_owned(),
             name: g.name.clone(),
             role: g.role.clone(),
             granted_at: 0,

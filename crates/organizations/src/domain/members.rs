@@ -9,6 +9,8 @@
 //! write lock on SQLite), so two owners demoting each other at once cannot
 //! leave it without one.
 
+use std::collections::HashMap;
+
 use orgplane_platform::{
     Error,
     activity::{Activity, action},
@@ -19,15 +21,79 @@ use orgplane_platform::{
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter, QueryOrder, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
 use super::{
     Organizations,
     access::{Access, check, stored_role},
+    teams::{Grant, MAX_GRANTS, TEAM_ROLES},
 };
-use crate::storage::{members, organizations, teams};
+use crate::storage::{grants, members, organizations, teams};
+
+/// What `UpdateMember` changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct MemberChanges {
+    /// A new organization role (never `outsider`).
+    pub role: Option<String>,
+    /// An outsider's grants, replacing theirs: each must name an entity
+    /// they already reach on their own (an outsider reaches more only by a
+    /// new invitation or a team); its role may change.
+    pub grants: Option<Vec<Grant>>,
+}
+
+impl MemberChanges {
+    /// A change of role alone.
+    pub fn role(role: &str) -> Self {
+        Self {
+            role: Some(role.to_owned()),
+            grants: None,
+        }
+    }
+}
+
+/// Replaces the grants of the outsider `member` with `wanted`, each of
+/// which must name one of theirs (its role may change; when it was first
+/// granted stays).
+async fn set_outsider_grants(
+    txn: &DatabaseTransaction,
+    member: &members::Model,
+    wanted: &[Grant],
+) -> Result<(), Error> {
+    let held = grants::member::Entity::find()
+        .filter(grants::member::Column::MemberUuid.eq(member.uuid.as_str()))
+        .all(txn)
+        .await?;
+    let find = |g: &Grant| held.iter().find(|h| h.kind == g.kind && h.name == g.name);
+    if let Some(new) = wanted.iter().find(|g| find(g).is_none()) {
+        return Err(Error::invalid(
+            "member.grants",
+            format!(
+                "{} {} is not one the outsider was invited to: invite them to it",
+                new.kind, new.name
+            ),
+        ));
+    }
+    for h in &held {
+        match wanted.iter().find(|g| g.kind == h.kind && g.name == h.name) {
+            None => {
+                grants::member::Entity::delete_by_id(h.uuid.clone())
+                    .exec(txn)
+                    .await?;
+            }
+            Some(g) if g.role != h.role => {
+                grants::member::Entity::update_many()
+                    .col_expr(grants::member::Column::Role, Expr::value(g.role.clone()))
+                    .filter(grants::member::Column::Uuid.eq(h.uuid.as_str()))
+                    .exec(txn)
+                    .await?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
 
 /// One page of members.
 #[derive(Debug, Clone)]
@@ -123,43 +189,82 @@ impl Organizations {
 }
 
 impl Organizations {
-    /// Changes a member's role.
+    /// Changes a member's role, or an outsider's grants (see
+    /// [`MemberChanges`]), in one transaction with one activity.
     pub async fn update_member(
         &self,
         principal: &Principal,
         organization: &str,
         user: &str,
-        role: &str,
+        changes: MemberChanges,
     ) -> Result<members::Model, Error> {
         let access = self
             .require(principal, organization, Permission::MembersManage)
             .await?;
         let mut v = Violations::new();
         v.check("member.user", validate::slug(user));
-        let new_role = Role::parse(role).filter(|r| *r != Role::Outsider);
-        if new_role.is_none() {
-            v.add(
-                "member.role",
-                "must be one of owner, manager, admin, member, viewer, billing",
-            );
+        let new_role = match &changes.role {
+            Some(role) => {
+                let parsed = Role::parse(role).filter(|r| *r != Role::Outsider);
+                if parsed.is_none() {
+                    v.add(
+                        "member.role",
+                        "must be one of owner, manager, admin, member, viewer, billing",
+                    );
+                }
+                parsed
+            }
+            None => None,
+        };
+        if let Some(grants) = &changes.grants {
+            v.list("member.grants", grants, MAX_GRANTS, |g| {
+                if Role::parse(&g.role).is_some_and(|r| TEAM_ROLES.contains(&r)) {
+                    Ok(())
+                } else {
+                    Err("role must be viewer, member or admin".into())
+                }
+            });
         }
         v.finish()?;
-        let new_role = new_role.unwrap_or(Role::Viewer);
         let txn = self.lock_memberships(&access).await?;
         let target = find_member(&txn, &access, user).await?;
         let current = stored_role(&target)?;
-        if target.user_uuid == access.caller_uuid && new_role > current {
-            return Err(Error::permission_denied(
-                "SELF_ELEVATION",
-                "nobody raises their own role",
-            ));
+        let mut metadata = serde_json::Map::new();
+        let mut updated = target.clone();
+        if let Some(new_role) = new_role {
+            if target.user_uuid == access.caller_uuid && new_role > current {
+                return Err(Error::permission_denied(
+                    "SELF_ELEVATION",
+                    "nobody raises their own role",
+                ));
+            }
+            if current == Role::Owner || new_role == Role::Owner {
+                require_owner(principal, &access)?;
+            }
+            metadata.insert("from".into(), current.as_str().into());
+            metadata.insert("to".into(), new_role.as_str().into());
+            updated.role = new_role.as_str().to_owned();
         }
-        if current == Role::Owner || new_role == Role::Owner {
-            require_owner(principal, &access)?;
+        if let Some(grants) = changes.grants {
+            if stored_role(&updated)? != Role::Outsider {
+                return Err(Error::precondition(
+                    "NOT_AN_OUTSIDER",
+                    "only an outsider holds grants of their own; members act with their role",
+                ));
+            }
+            set_outsider_grants(&txn, &target, &grants).await?;
+            metadata.insert(
+                "grants".into(),
+                grants
+                    .iter()
+                    .map(|g| format!("{}/{}:{}", g.kind, g.name, g.role))
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
         }
         let now = orgplane_platform::time::now_micros();
         let updated = members::Entity::update_many()
-            .col_expr(members::Column::Role, Expr::value(new_role.as_str()))
+            .col_expr(members::Column::Role, Expr::value(updated.role))
             .col_expr(members::Column::Version, Expr::value(target.version + 1))
             .col_expr(members::Column::UpdateTime, Expr::value(now))
             .filter(members::Column::Uuid.eq(target.uuid.as_str()))
@@ -167,12 +272,43 @@ impl Organizations {
             .await?;
         ensure_an_owner_remains(&txn, &access).await?;
         let activity = member_activity(&access, &target, principal, action::UPDATED)
-            .metadata(serde_json::json!({"from": current.as_str(), "to": new_role.as_str()}));
+            .metadata(serde_json::Value::Object(metadata));
         self.commit_with(txn, activity).await?;
         updated
             .into_iter()
             .next()
             .ok_or_else(|| Error::not_found("member", user))
+    }
+
+    /// The grants of the outsiders among `members`, by member UUID.
+    pub async fn outsider_grants(
+        &self,
+        members: &[members::Model],
+    ) -> Result<HashMap<String, Vec<Grant>>, Error> {
+        let outsiders: Vec<&str> = members
+            .iter()
+            .filter(|m| m.role == Role::Outsider.as_str())
+            .map(|m| m.uuid.as_str())
+            .collect();
+        let mut by_member: HashMap<String, Vec<Grant>> = HashMap::new();
+        if outsiders.is_empty() {
+            return Ok(by_member);
+        }
+        for g in grants::member::Entity::find()
+            .filter(grants::member::Column::MemberUuid.is_in(outsiders))
+            .order_by_asc(grants::member::Column::Kind)
+            .order_by_asc(grants::member::Column::Name)
+            .all(&self.db)
+            .await?
+        {
+            by_member.entry(g.member_uuid).or_default().push(Grant {
+                kind: g.kind,
+                name: g.name,
+                role: g.role,
+                granted_at: g.create_time,
+            });
+        }
+        Ok(by_member)
     }
 
     /// Removes a member.
