@@ -457,6 +457,51 @@ async fn duplicate_sign_up_already_exists() {
     }
 }
 
+/// A password reset proves the mailbox and replaces the password guessed
+/// at: the lockout ends with it (OWASP ASVS), from the guessing address too.
+#[tokio::test]
+async fn a_password_reset_ends_the_lockout() {
+    let t = TestStack::start().await;
+    t.user("holder").await;
+    let login = |password: &str| LoginRequest {
+        username: "holder".into(),
+        password: password.into(),
+    };
+    for i in 0..10 {
+        expect_code(
+            t.auth().login(login(&format!("guess {i}"))).await,
+            Code::Unauthenticated,
+        );
+    }
+    expect_reason(
+        t.auth().login(login("password-holder")).await,
+        Code::Unauthenticated,
+        "ACCOUNT_LOCKED",
+    );
+    t.auth()
+        .request_password_reset(RequestPasswordResetRequest {
+            email: "holder@example.com".into(),
+        })
+        .await
+        .unwrap();
+    let outbox = orgplane_identity::storage::outbox::Entity::find()
+        .all(t.stack.identity.db())
+        .await
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
+    t.auth()
+        .confirm_password_reset(ConfirmPasswordResetRequest {
+            token: payload["token"].as_str().unwrap().to_owned(),
+            new_password: "a brand new password".into(),
+        })
+        .await
+        .unwrap();
+    t.auth()
+        .login(login("a brand new password"))
+        .await
+        .expect("the reset ended the lockout");
+}
+
 #[tokio::test]
 async fn password_reset_is_single_use_and_does_not_reveal_accounts() {
     let t = TestStack::start().await;

@@ -527,6 +527,12 @@ impl Identity {
         // Whoever reset the password holds the mailbox, maybe not the
         // tokens: every bearer token of the user ends, access tokens too.
         revoke_tokens(&txn, &reset.user_uuid, Revoke::Every, now).await?;
+        // Guesses at the old password say nothing of the new one: the
+        // lockouts end everywhere (OWASP ASVS: reset clears the counter).
+        login_failures::Entity::delete_many()
+            .filter(login_failures::Column::UserUuid.eq(reset.user_uuid.as_str()))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         self.user_rows.changed();
         Ok(reset.user_uuid)
