@@ -2,8 +2,11 @@
 //! projects and teams, public projects readable by everyone in the
 //! organization, and the address an accepted invitation proves.
 
-use orgplane_e2e::{TestStack, expect_code, violated_fields};
-use orgplane_proto::{identity::GetCurrentUserRequest, organizations::*};
+use orgplane_e2e::{Bearer, TestStack, expect_code, violated_fields};
+use orgplane_proto::{
+    identity::GetCurrentUserRequest,
+    organizations::{project_service_client::ProjectServiceClient, *},
+};
 use tonic::Code;
 
 async fn project(t: &TestStack, token: &str, name: &str, visibility: Visibility) {
@@ -22,6 +25,7 @@ async fn project(t: &TestStack, token: &str, name: &str, visibility: Visibility)
 }
 
 async fn listed(t: &TestStack, token: &str) -> Vec<String> {
+    // (Restricted projects are left out for those not admitted.)
     t.projects_as(token)
         .list_projects(ListProjectsRequest {
             organization: "acme".into(),
@@ -34,6 +38,33 @@ async fn listed(t: &TestStack, token: &str) -> Vec<String> {
         .into_iter()
         .map(|p| p.name)
         .collect()
+}
+
+/// Changes the description of the project `name` with `projects`: `None`
+/// when allowed, else the refusal's code (configuring needs
+/// `projects.manage` on the project).
+async fn describe_project(
+    mut projects: ProjectServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+    >,
+    name: &str,
+) -> Option<Code> {
+    let request = UpdateProjectRequest {
+        organization: "acme".into(),
+        project: Some(Project {
+            name: name.into(),
+            description: "changed".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["description".into()],
+        }),
+    };
+    projects
+        .update_project(request)
+        .await
+        .err()
+        .map(|s| s.code())
 }
 
 async fn get_project(t: &TestStack, token: &str, name: &str) -> Code {
@@ -497,27 +528,7 @@ async fn managers_change_and_remove_an_outsiders_grants() {
         };
         async move { members.update_member(request).await }
     };
-    let describe = |token: &str| {
-        let mut projects = t.projects_as(token);
-        let request = UpdateProjectRequest {
-            organization: "acme".into(),
-            project: Some(Project {
-                name: "granted".into(),
-                description: "by the guest".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["description".into()],
-            }),
-        };
-        async move {
-            projects
-                .update_project(request)
-                .await
-                .err()
-                .map(|s| s.code())
-        }
-    };
+    let describe = |token: &str| describe_project(t.projects_as(token), "granted");
     // As a member of the project the guest may not configure it...
     assert_eq!(describe(&guest).await, Some(Code::PermissionDenied));
     // ...and only managers (and owners) change that.
@@ -560,4 +571,218 @@ async fn managers_change_and_remove_an_outsiders_grants() {
     // Removed, the project is gone for the guest.
     set(&manager, "guest", &[]).await.unwrap();
     assert_eq!(get_project(&t, &guest, "granted").await, Code::NotFound);
+}
+
+/// Issue 21, the Polyaxon story of restrictions: an owner restricts a
+/// project to a team; a team viewer reads it but cannot change it; an
+/// admin outside the team gets `NOT_FOUND`, and does not see it in lists,
+/// feeds or runs; a manager still reaches it; an outsider in the team,
+/// promoted to team admin, manages it; lifting the restriction restores
+/// the organization-wide rules.
+async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
+    let owner = acme(t).await;
+    let core = |role: &str| TeamGrant {
+        kind: EntityKind::Project as i32,
+        name: "secret".into(),
+        role: role.into(),
+    };
+    t.teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            team: Some(Team {
+                name: "core".into(),
+                grants: vec![core("admin")],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let join = |user: &str, role: &str| {
+        let mut teams = t.teams_as(&owner);
+        let request = AddTeamMemberRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            member: Some(TeamMember {
+                user: user.into(),
+                role: role.into(),
+                ..Default::default()
+            }),
+        };
+        async move { teams.add_team_member(request).await.unwrap() }
+    };
+    let vera = t.user("vera").await;
+    t.add_member("acme", "vera", "viewer").await;
+    join("vera", "viewer").await;
+    let adam = t.user("adam").await;
+    t.add_member("acme", "adam", "admin").await;
+    let mona = t.user("mona").await;
+    t.add_member("acme", "mona", "manager").await;
+    let invited = t
+        .invitations_as(&owner)
+        .create_invitation(CreateInvitationRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            invitation: invitation("olga@example.com", "outsider", &[], &["core"]),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let olga = t.user("olga").await;
+    t.invitations_as(&olga)
+        .accept_invitation(AcceptInvitationRequest {
+            token: invited.token,
+        })
+        .await
+        .unwrap();
+
+    let restrict = |token: &str, restriction: Restriction| {
+        let mut projects = t.projects_as(token);
+        let request = UpdateProjectSettingsRequest {
+            organization: "acme".into(),
+            project: "secret".into(),
+            settings: Some(ProjectSettings {
+                restriction: Some(restriction),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["restriction".into()],
+            }),
+        };
+        async move { projects.update_project_settings(request).await }
+    };
+    let to_core = Restriction {
+        restricted: true,
+        users: vec![],
+        teams: vec!["core".into()],
+    };
+    // Owners and managers restrict; admins may not; names are checked.
+    expect_code(
+        restrict(&adam, to_core.clone()).await,
+        Code::PermissionDenied,
+    );
+    let unknown = expect_code(
+        restrict(
+            &owner,
+            Restriction {
+                teams: vec!["nobody".into()],
+                ..to_core.clone()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&unknown), ["settings.restriction.teams"]);
+    restrict(&owner, to_core.clone()).await.unwrap();
+
+    let describe = |token: &str| describe_project(t.projects_as(token), "secret");
+    // The team viewer reads, but acts as a viewer.
+    assert_eq!(get_project(t, &vera, "secret").await, Code::Ok);
+    assert_eq!(describe(&vera).await, Some(Code::PermissionDenied));
+    // An admin outside the team: not found, not listed, not in the feed.
+    assert_eq!(get_project(t, &adam, "secret").await, Code::NotFound);
+    assert_eq!(describe(&adam).await, Some(Code::NotFound));
+    assert!(!listed(t, &adam).await.contains(&"secret".to_owned()));
+    let feed = |token: &str| {
+        let mut activities = t.activities_as(token);
+        async move {
+            activities
+                .list_activities(ListActivitiesRequest {
+                    organization: "acme".into(),
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .activities
+                .into_iter()
+                .filter(|a| a.project == "secret")
+                .count()
+        }
+    };
+    assert_eq!(feed(&adam).await, 0, "the admin's feed leaves it out");
+    assert!(feed(&owner).await > 0, "the owner's does not");
+    // Nor the organization's runs: a run of the project is listed to the
+    // owner only (the agent comes with its `default` queue).
+    t.agents_as(&owner)
+        .create_agent(orgplane_proto::agents::CreateAgentRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            agent: Some(orgplane_proto::agents::Agent {
+                name: "box".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    t.runs_as(&owner)
+        .submit_run(orgplane_proto::agents::SubmitRunRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            project: "secret".into(),
+            queue: String::new(),
+            name: "hidden".into(),
+            spec: None,
+        })
+        .await
+        .unwrap();
+    let runs = |token: &str| {
+        let mut runs = t.runs_as(token);
+        async move {
+            runs.list_runs(orgplane_proto::agents::ListRunsRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs
+            .len()
+        }
+    };
+    assert_eq!(runs(&owner).await, 1);
+    assert_eq!(runs(&adam).await, 0, "the admin's list leaves it out");
+    // A manager reaches it without being listed.
+    assert_eq!(get_project(t, &mona, "secret").await, Code::Ok);
+    assert!(listed(t, &mona).await.contains(&"secret".to_owned()));
+    // The outsider in the team acts with their team role: a member, then,
+    // promoted to team admin, manages the project.
+    assert_eq!(get_project(t, &olga, "secret").await, Code::Ok);
+    assert_eq!(describe(&olga).await, Some(Code::PermissionDenied));
+    t.teams_as(&owner)
+        .update_team_member(UpdateTeamMemberRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            member: Some(TeamMember {
+                user: "olga".into(),
+                role: "admin".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["role".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(describe(&olga).await, None, "a team admin manages it");
+
+    // Lifted, the organization-wide rules are back.
+    restrict(&owner, Restriction::default()).await.unwrap();
+    assert_eq!(get_project(t, &adam, "secret").await, Code::Ok);
+    assert_eq!(describe(&adam).await, None);
+}
+
+#[tokio::test]
+async fn a_restricted_project_is_reached_by_those_admitted_on_sqlite() {
+    a_restricted_project_is_reached_by_those_admitted(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn a_restricted_project_is_reached_by_those_admitted_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    a_restricted_project_is_reached_by_those_admitted(&t).await;
+    t.drop_schemas().await;
 }

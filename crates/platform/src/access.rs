@@ -29,6 +29,9 @@ pub struct Standing {
     pub organization_uuid: String,
     /// The effective role: organization role and team grants on the entity.
     pub role: Role,
+    /// On the organization itself: the projects restricted away from the
+    /// caller, to leave out of organization-wide lists.
+    pub hidden_projects: Vec<String>,
 }
 
 /// The entity an action is on, for team grants.
@@ -170,6 +173,7 @@ impl PermissionChecker {
             Answer::Allowed(Standing {
                 organization_uuid: answer.organization_uuid.clone(),
                 role,
+                hidden_projects: answer.hidden_projects.clone(),
             })
         };
         if answer.ttl_seconds > 0 {

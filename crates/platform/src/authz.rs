@@ -90,6 +90,8 @@ pub enum Permission {
     ProjectsRead,
     /// Create, configure, archive and delete projects.
     ProjectsManage,
+    /// Restrict a project to chosen users and teams, or lift it.
+    RestrictionsManage,
     /// Read models, components and versions.
     RegistryRead,
     /// Create and update versions.
@@ -130,6 +132,7 @@ impl Permission {
         (P::TeamsManage, "teams.manage"),
         (P::ProjectsRead, "projects.read"),
         (P::ProjectsManage, "projects.manage"),
+        (P::RestrictionsManage, "restrictions.manage"),
         (P::RegistryRead, "registry.read"),
         (P::RegistryWrite, "registry.write"),
         (P::RegistryManage, "registry.manage"),
@@ -206,6 +209,9 @@ pub const TABLE: &[(Permission, &[Role])] = &[
         &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
     ),
     (P::ProjectsManage, &[R::Owner, R::Manager, R::Admin]),
+    // Polyaxon: a restricted entity is reached only by those admitted and
+    // by owners and managers, who set the restriction.
+    (P::RestrictionsManage, &[R::Owner, R::Manager]),
     (
         P::RegistryRead,
         &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],

@@ -395,6 +395,10 @@ impl Agents {
             PageRequest::parse(page.0, page.1, &format!("{project}|{filter}|{descending}"))?;
         let mut condition = Condition::all()
             .add(runs::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
+        if !standing.hidden_projects.is_empty() {
+            // Projects restricted away from the caller.
+            condition = condition.add(runs::Column::Project.is_not_in(standing.hidden_projects));
+        }
         if !project.is_empty() {
             condition = condition.add(runs::Column::Project.eq(project));
         }

@@ -56,6 +56,7 @@ impl OrganizationsInternal for InternalApi {
             organization_uuid: decision.organization_uuid.unwrap_or_default(),
             ttl_seconds: DECISION_TTL_SECONDS,
             denial_reason: decision.denial_reason.unwrap_or_default().to_owned(),
+            hidden_projects: decision.hidden_projects,
         }))
     }
 

@@ -13,7 +13,7 @@ use crate::{
     domain::{
         Organizations,
         organizations::etag,
-        projects::{ProjectFields, ProjectSettings, ProjectSettingsChanges, tags_of},
+        projects::{ProjectFields, ProjectSettings, ProjectSettingsChanges, Restriction, tags_of},
     },
     storage::projects,
 };
@@ -41,6 +41,11 @@ fn settings((s, etag): (ProjectSettings, String)) -> pb::ProjectSettings {
         allowed_agents: s.allowed_agents,
         allowed_queues: s.allowed_queues,
         connections: s.connections,
+        restriction: Some(pb::Restriction {
+            restricted: s.restriction.restricted,
+            users: s.restriction.users,
+            teams: s.restriction.teams,
+        }),
         etag,
     }
 }
@@ -219,6 +224,7 @@ impl ProjectService for ProjectApi {
                 "allowed_agents",
                 "allowed_queues",
                 "connections",
+                "restriction",
             ],
         )?;
         let s = required(r.settings, "settings")?;
@@ -228,6 +234,14 @@ impl ProjectService for ProjectApi {
             allowed_agents: has("allowed_agents").then(|| s.allowed_agents.clone()),
             allowed_queues: has("allowed_queues").then(|| s.allowed_queues.clone()),
             connections: has("connections").then(|| s.connections.clone()),
+            restriction: has("restriction").then(|| {
+                let r = s.restriction.clone().unwrap_or_default();
+                Restriction {
+                    restricted: r.restricted,
+                    users: r.users,
+                    teams: r.teams,
+                }
+            }),
         };
         let updated = self
             .0

@@ -29,7 +29,8 @@ use orgplane_platform::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::Organizations;
-use crate::storage::{members, organizations};
+use super::projects::{Restriction, settings_of};
+use crate::storage::{members, organizations, projects};
 
 /// How long a membership checked here is trusted when nothing changed in
 /// this process: the bound on seeing another replica's change.
@@ -79,6 +80,9 @@ pub struct Decision {
     pub organization_uuid: Option<String>,
     /// Why not, when visible but not allowed.
     pub denial_reason: Option<&'static str>,
+    /// Allowed on the organization: the projects restricted away from the
+    /// caller (see [`Organizations::hidden_projects`]).
+    pub hidden_projects: Vec<String>,
 }
 
 impl Organizations {
@@ -223,6 +227,20 @@ impl Organizations {
         (kind, name, created): EntityRef<'_>,
         _permission: Permission,
     ) -> Result<Role, Error> {
+        if kind == "project" && access.role < Role::Manager {
+            let restricted = projects::Entity::find()
+                .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+                .filter(projects::Column::Name.eq(name))
+                .filter(projects::Column::Restricted.eq(true))
+                .one(&self.db)
+                .await?;
+            if let Some(project) = restricted {
+                let restriction = settings_of(&project)?.restriction;
+                if !self.admitted(access, &restriction).await? {
+                    return Ok(Role::Outsider);
+                }
+            }
+        }
         let granted = self
             .granted_roles(access, kind)
             .await?
@@ -271,12 +289,18 @@ impl Organizations {
         Ok(match standing {
             Some(Ok((access, role))) => {
                 let verdict = check(principal, role, permission);
+                let hidden_projects = if entity.is_none() && verdict.is_ok() {
+                    self.hidden_projects(&access).await?
+                } else {
+                    Vec::new()
+                };
                 Decision {
                     visible: true,
                     allowed: verdict.is_ok(),
                     role: Some(role),
                     organization_uuid: Some(access.organization.uuid),
                     denial_reason: verdict.err().map(reason_of),
+                    hidden_projects,
                 }
             }
             Some(Err(denied)) => Decision {
@@ -285,6 +309,7 @@ impl Organizations {
                 role: None,
                 organization_uuid: None,
                 denial_reason: Some(reason_of(denied)),
+                hidden_projects: Vec::new(),
             },
             None => Decision {
                 visible: false,
@@ -292,8 +317,59 @@ impl Organizations {
                 role: None,
                 organization_uuid: None,
                 denial_reason: None,
+                hidden_projects: Vec::new(),
             },
         })
+    }
+}
+
+impl Organizations {
+    /// Whether `access` is admitted by `restriction`: owners and managers
+    /// always; others when listed, or in a listed team.
+    pub(crate) async fn admitted(
+        &self,
+        access: &Access,
+        restriction: &Restriction,
+    ) -> Result<bool, Error> {
+        if !restriction.restricted || access.role >= Role::Manager {
+            return Ok(true);
+        }
+        if access
+            .member
+            .as_ref()
+            .is_some_and(|m| restriction.users.contains(&m.username))
+        {
+            return Ok(true);
+        }
+        if restriction.teams.is_empty() {
+            return Ok(false);
+        }
+        let mine = self.team_names_of(access).await?;
+        Ok(restriction.teams.iter().any(|t| mine.contains(t)))
+    }
+
+    /// The projects of the organization `access` may not see because of a
+    /// restriction (empty for owners and managers): what org-wide lists,
+    /// feeds and statistics leave out.
+    pub async fn hidden_projects(&self, access: &Access) -> Result<Vec<String>, Error> {
+        if access.role >= Role::Manager {
+            return Ok(Vec::new());
+        }
+        let restricted = projects::Entity::find()
+            .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(projects::Column::Restricted.eq(true))
+            .all(&self.db)
+            .await?;
+        let mut hidden = Vec::new();
+        for project in restricted {
+            if !self
+                .admitted(access, &settings_of(&project)?.restriction)
+                .await?
+            {
+                hidden.push(project.name);
+            }
+        }
+        Ok(hidden)
     }
 }
 

@@ -99,6 +99,9 @@ pub struct Watch {
     organization: String,
     organization_uuid: String,
     project: String,
+    /// Projects restricted away from the watcher (an org-level feed leaves
+    /// their activities out).
+    hidden: Vec<String>,
     after: i64,
     stored: tokio::sync::watch::Receiver<i64>,
     checked: tokio::time::Instant,
@@ -111,9 +114,11 @@ impl Watch {
     pub async fn next(&mut self) -> Result<Vec<(activities::Model, String)>, Error> {
         loop {
             if self.checked.elapsed() > WATCH_RECHECK {
-                self.organizations
+                let access = self
+                    .organizations
                     .feed_access(&self.principal, &self.organization, &self.project, "")
                     .await?;
+                self.hidden = self.organizations.hidden_projects(&access).await?;
                 self.checked = tokio::time::Instant::now();
             }
             let mut query = activities::Entity::find()
@@ -121,6 +126,8 @@ impl Watch {
                 .filter(activities::Column::Seq.gt(self.after));
             if !self.project.is_empty() {
                 query = query.filter(activities::Column::Project.eq(self.project.as_str()));
+            } else if !self.hidden.is_empty() {
+                query = query.filter(activities::Column::Project.is_not_in(self.hidden.clone()));
             }
             let rows = query
                 .order_by_asc(activities::Column::Seq)
@@ -315,6 +322,11 @@ impl Organizations {
             .add(activities::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
         if !project.is_empty() {
             condition = condition.add(activities::Column::Project.eq(project));
+        } else {
+            let hidden = self.hidden_projects(&access).await?;
+            if !hidden.is_empty() {
+                condition = condition.add(activities::Column::Project.is_not_in(hidden));
+            }
         }
         if !team.is_empty() {
             condition = condition.add(
@@ -395,12 +407,14 @@ impl Organizations {
                 .map(|s| s.last)
                 .unwrap_or(0),
         };
+        let hidden = self.hidden_projects(&access).await?;
         Ok(Watch {
             organizations: self.clone(),
             principal: principal.clone(),
             organization: organization.to_owned(),
             organization_uuid: access.organization.uuid,
             project: project.to_owned(),
+            hidden,
             after,
             stored,
             checked: tokio::time::Instant::now(),

@@ -39,8 +39,24 @@ pub struct ProjectSettings {
     pub allowed_agents: Vec<String>,
     /// Queues (`agent/queue`) runs may use; empty allows all.
     pub allowed_queues: Vec<String>,
-    /// Connections runs may mount.
+    /// Connections runs may name; empty allows all.
     pub connections: Vec<String>,
+    /// Who reaches the project besides owners and managers, when
+    /// restricted.
+    #[serde(default)]
+    pub restriction: Restriction,
+}
+
+/// Access narrowed to chosen users and teams (see
+/// `Organizations::admitted`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restriction {
+    /// Whether the entity is restricted.
+    pub restricted: bool,
+    /// Usernames admitted.
+    pub users: Vec<String>,
+    /// Teams whose members are admitted.
+    pub teams: Vec<String>,
 }
 
 /// A project's fields as created or changed; `None` leaves a field alone.
@@ -201,6 +217,7 @@ impl Organizations {
             readme: Set(fields.readme.unwrap_or_default()),
             visibility: Set(fields.visibility.unwrap_or_else(|| "private".into())),
             archived: Set(false),
+            restricted: Set(false),
             settings: Set(String::new()),
             version: Set(1),
             settings_version: Set(1),
@@ -265,6 +282,10 @@ impl Organizations {
         let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
         let mut condition = Condition::all()
             .add(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
+        let hidden = self.hidden_projects(&access).await?;
+        if !hidden.is_empty() {
+            condition = condition.add(projects::Column::Name.is_not_in(hidden));
+        }
         let mut show_archived = false;
         for (key, value) in &terms {
             match *key {
@@ -453,6 +474,39 @@ impl Organizations {
         Ok(row)
     }
 
+    /// Checks that a restriction names teams of the organization and its
+    /// members (outsiders included).
+    async fn check_restriction(&self, access: &Access, r: &Restriction) -> Result<(), Error> {
+        let org = access.organization.uuid.as_str();
+        let teams: Vec<String> = crate::storage::teams::team::Entity::find()
+            .filter(crate::storage::teams::team::Column::OrganizationUuid.eq(org))
+            .filter(crate::storage::teams::team::Column::Name.is_in(r.teams.clone()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let users: Vec<String> = crate::storage::members::Entity::find()
+            .filter(crate::storage::members::Column::OrganizationUuid.eq(org))
+            .filter(crate::storage::members::Column::Username.is_in(r.users.clone()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.username)
+            .collect();
+        let mut v = Violations::new();
+        for team in r.teams.iter().filter(|t| !teams.contains(t)) {
+            v.add("settings.restriction.teams", format!("no team {team}"));
+        }
+        for user in r.users.iter().filter(|u| !users.contains(u)) {
+            v.add(
+                "settings.restriction.users",
+                format!("{user} is not a member"),
+            );
+        }
+        v.finish()
+    }
+
     /// A project's settings with their etag.
     pub async fn get_project_settings(
         &self,
@@ -473,8 +527,8 @@ impl Organizations {
         changes: ProjectSettingsChanges,
         etag_seen: &str,
     ) -> Result<(ProjectSettings, String), Error> {
-        let project = self
-            .project_with(
+        let (access, project) = self
+            .access_to_project(
                 principal,
                 organization,
                 name,
@@ -498,7 +552,25 @@ impl Organizations {
         if let Some(connections) = &changes.connections {
             v.list("settings.connections", connections, MAX_SETTINGS_LIST, slug);
         }
+        if let Some(r) = &changes.restriction {
+            v.list(
+                "settings.restriction.users",
+                &r.users,
+                MAX_SETTINGS_LIST,
+                slug,
+            );
+            v.list(
+                "settings.restriction.teams",
+                &r.teams,
+                MAX_SETTINGS_LIST,
+                slug,
+            );
+        }
         v.finish()?;
+        if let Some(r) = &changes.restriction {
+            check(principal, access.role, Permission::RestrictionsManage)?;
+            self.check_restriction(&access, r).await?;
+        }
         if project.archived {
             return Err(archived(name));
         }
@@ -516,10 +588,17 @@ impl Organizations {
         if let Some(x) = changes.connections {
             next.connections = x;
         }
+        if let Some(x) = changes.restriction {
+            next.restriction = x;
+        }
         let json = serde_json::to_string(&next).map_err(anyhow::Error::from)?;
         let txn = self.db.begin().await?;
         let updated = projects::Entity::update_many()
             .col_expr(projects::Column::Settings, Expr::value(json))
+            .col_expr(
+                projects::Column::Restricted,
+                Expr::value(next.restriction.restricted),
+            )
             .col_expr(
                 projects::Column::SettingsVersion,
                 Expr::value(project.settings_version + 1),
@@ -551,6 +630,8 @@ pub struct ProjectSettingsChanges {
     pub allowed_queues: Option<Vec<String>>,
     /// New connections.
     pub connections: Option<Vec<String>>,
+    /// New restriction (owners and managers only).
+    pub restriction: Option<Restriction>,
 }
 
 /// What `actor` did to a project.

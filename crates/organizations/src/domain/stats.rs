@@ -91,7 +91,7 @@ impl Organizations {
     async fn activity_series(
         &self,
         organization_uuid: &str,
-        project: &str,
+        (project, hidden): (&str, &[String]),
         range: (i64, i64),
     ) -> Result<Vec<(i64, i64)>, Error> {
         // The day as one literal expression: PostgreSQL matches the grouped
@@ -107,6 +107,9 @@ impl Organizations {
             .filter(activities::Column::CreateTime.lt(range.1));
         if !project.is_empty() {
             query = query.filter(activities::Column::Project.eq(project));
+        }
+        if !hidden.is_empty() {
+            query = query.filter(activities::Column::Project.is_not_in(hidden.to_vec()));
         }
         let rows: Vec<(i64, i64)> = query.group_by(day).into_tuple().all(&self.db).await?;
         let mut series = empty_series(range);
@@ -165,10 +168,16 @@ impl Organizations {
             .filter(teams::team::Column::OrganizationUuid.eq(uuid))
             .count(&self.db)
             .await?;
-        let count_projects = projects::Entity::find()
-            .filter(projects::Column::OrganizationUuid.eq(uuid))
-            .count(&self.db)
-            .await?;
+        // Projects restricted away from the caller are left out of what
+        // names or counts them.
+        let hidden = self.hidden_projects(&access).await?;
+        let mut projects_query =
+            projects::Entity::find().filter(projects::Column::OrganizationUuid.eq(uuid));
+        if !hidden.is_empty() {
+            projects_query =
+                projects_query.filter(projects::Column::Name.is_not_in(hidden.clone()));
+        }
+        let count_projects = projects_query.count(&self.db).await?;
         stats.counts.insert("members".into(), count_members as i64);
         stats.counts.insert("teams".into(), count_teams as i64);
         stats
@@ -176,7 +185,7 @@ impl Organizations {
             .insert("projects".into(), count_projects as i64);
         stats.series.insert(
             "activities".into(),
-            self.activity_series(uuid, "", range).await?,
+            self.activity_series(uuid, ("", &hidden), range).await?,
         );
         self.peer_stats(&mut stats, uuid, "", range).await?;
         Ok(stats)
@@ -205,7 +214,7 @@ impl Organizations {
         let mut stats = Stats::default();
         stats.series.insert(
             "activities".into(),
-            self.activity_series(uuid, project, range).await?,
+            self.activity_series(uuid, (project, &[]), range).await?,
         );
         self.peer_stats(&mut stats, uuid, project, range).await?;
         Ok(stats)

@@ -255,6 +255,28 @@ impl Organizations {
         Ok(granted)
     }
 
+    /// The names of the teams the caller of `access` belongs to.
+    pub(crate) async fn team_names_of(&self, access: &Access) -> Result<Vec<String>, Error> {
+        let team_uuids: Vec<String> = teams::member::Entity::find()
+            .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
+            .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.team_uuid)
+            .collect();
+        if team_uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(teams::team::Entity::find()
+            .filter(teams::team::Column::Uuid.is_in(team_uuids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect())
+    }
+
     pub(crate) async fn team(
         &self,
         access: &Access,

@@ -25,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(orgplane_platform::idempotency::CreateTable(
                 "m0011_idempotency_keys",
             )),
+            Box::new(M0012ProjectRestrictions),
         ]
     }
 }
@@ -643,6 +644,40 @@ impl MigrationTrait for M0009ProjectsByArchived {
                 Index::drop()
                     .name("projects_org_archived_name")
                     .table("projects")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// Projects restricted to chosen users and teams (issue 21).
+struct M0012ProjectRestrictions;
+
+impl MigrationName for M0012ProjectRestrictions {
+    fn name(&self) -> &str {
+        "m0012_project_restrictions"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0012ProjectRestrictions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("projects")
+                    .add_column(boolean("restricted").default(false))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("projects")
+                    .drop_column("restricted")
                     .to_owned(),
             )
             .await

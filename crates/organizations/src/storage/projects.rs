@@ -23,6 +23,9 @@ pub struct Model {
     pub visibility: String,
     /// Archived: read-only and hidden from default lists.
     pub archived: bool,
+    /// Restricted to chosen users and teams (kept with the settings, here
+    /// for lists to filter on).
+    pub restricted: bool,
     /// Settings, JSON (see `domain::projects::ProjectSettings`).
     pub settings: String,
     /// Bumped by every change of the project; its etag.
