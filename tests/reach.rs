@@ -3,6 +3,7 @@
 //! organization, and the address an accepted invitation proves.
 
 use orgplane_e2e::{Bearer, TestStack, expect_code, violated_fields};
+use orgplane_platform::authz::{Permission, Role};
 use orgplane_proto::{
     identity::GetCurrentUserRequest,
     organizations::{project_service_client::ProjectServiceClient, *},
@@ -784,5 +785,144 @@ async fn a_restricted_project_is_reached_by_those_admitted_on_postgresql() {
         return;
     };
     a_restricted_project_is_reached_by_those_admitted(&t).await;
+    t.drop_schemas().await;
+}
+
+/// How a caller stands towards the restricted project in the matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Admission {
+    /// Neither listed nor in the admitted team.
+    None,
+    /// A `member` of the admitted team, which is granted `admin` on it.
+    Team,
+    /// Listed by name in the restriction.
+    Listed,
+}
+
+/// What `role` admitted by `admission` gets for `permission` on the
+/// restricted project: the rules of `docs/permissions.md`.
+fn restricted_code(role: Role, admission: Admission, permission: Permission) -> Code {
+    if role < Role::Manager && admission == Admission::None {
+        return Code::NotFound;
+    }
+    let effective = match admission {
+        // The team's `admin` grant, bounded by the `member` team role.
+        Admission::Team => role.max(Role::Member),
+        _ => role,
+    };
+    if effective == Role::Outsider {
+        Code::NotFound
+    } else if orgplane_platform::authz::allows(effective, permission) {
+        Code::Ok
+    } else {
+        Code::PermissionDenied
+    }
+}
+
+/// Issue 21: a restricted project × every role × not admitted, admitted
+/// through a team, admitted by name — reading and configuring it.
+async fn restrictions_over_every_role(t: &TestStack) {
+    let owner = t.user("owner").await;
+    t.create_organization(&owner, "acme").await;
+    project(t, &owner, "secret", Visibility::Private).await;
+    t.teams_as(&owner)
+        .create_team(CreateTeamRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            team: Some(Team {
+                name: "core".into(),
+                grants: vec![TeamGrant {
+                    kind: EntityKind::Project as i32,
+                    name: "secret".into(),
+                    role: "admin".into(),
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut callers = vec![(Role::Owner, Admission::None, owner.clone())];
+    let mut listed_users = Vec::new();
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+        for admission in [Admission::None, Admission::Team, Admission::Listed] {
+            let name = format!("{}-{admission:?}", role.as_str()).to_lowercase();
+            let token = t.user(&name).await;
+            t.add_member("acme", &name, role.as_str()).await;
+            match admission {
+                Admission::Team => {
+                    t.teams_as(&owner)
+                        .add_team_member(AddTeamMemberRequest {
+                            organization: "acme".into(),
+                            team: "core".into(),
+                            member: Some(TeamMember {
+                                user: name.clone(),
+                                role: "member".into(),
+                                ..Default::default()
+                            }),
+                        })
+                        .await
+                        .unwrap();
+                }
+                Admission::Listed => listed_users.push(name.clone()),
+                Admission::None => {}
+            }
+            callers.push((role, admission, token));
+        }
+    }
+    t.projects_as(&owner)
+        .update_project_settings(UpdateProjectSettingsRequest {
+            organization: "acme".into(),
+            project: "secret".into(),
+            settings: Some(ProjectSettings {
+                restriction: Some(Restriction {
+                    restricted: true,
+                    users: listed_users,
+                    teams: vec!["core".into()],
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["restriction".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    for (role, admission, token) in &callers {
+        let read = get_project(t, token, "secret").await;
+        assert_eq!(
+            read,
+            restricted_code(*role, *admission, Permission::ProjectsRead),
+            "read as {role:?} {admission:?}"
+        );
+        let manage = describe_project(t.projects_as(token), "secret")
+            .await
+            .unwrap_or(Code::Ok);
+        assert_eq!(
+            manage,
+            restricted_code(*role, *admission, Permission::ProjectsManage),
+            "configure as {role:?} {admission:?}"
+        );
+        let shown = read == Code::Ok;
+        if *role != Role::Outsider {
+            assert_eq!(
+                listed(t, token).await.contains(&"secret".to_owned()),
+                shown,
+                "listed to {role:?} {admission:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn restrictions_over_every_role_on_sqlite() {
+    restrictions_over_every_role(&TestStack::start().await).await;
+}
+
+#[tokio::test]
+async fn restrictions_over_every_role_on_postgresql() {
+    let Some(t) = TestStack::start_on_postgres().await else {
+        return;
+    };
+    restrictions_over_every_role(&t).await;
     t.drop_schemas().await;
 }
