@@ -2,7 +2,7 @@
 //! projects and teams, public projects readable by everyone in the
 //! organization, and the address an accepted invitation proves.
 
-use orgplane_e2e::{Bearer, TestStack, expect_code, violated_fields};
+use orgplane_e2e::{Bearer, TestStack, expect_code, expect_reason, violated_fields};
 use orgplane_platform::authz::{Permission, Role};
 use orgplane_proto::{
     identity::GetCurrentUserRequest,
@@ -657,10 +657,11 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
         users: vec![],
         teams: vec!["core".into()],
     };
-    // Owners and managers restrict; admins may not; names are checked.
-    expect_code(
-        restrict(&adam, to_core.clone()).await,
+    // Admins and up restrict (a viewer may not); names are checked.
+    expect_reason(
+        restrict(&vera, to_core.clone()).await,
         Code::PermissionDenied,
+        "ROLE_TOO_WEAK",
     );
     let unknown = expect_code(
         restrict(

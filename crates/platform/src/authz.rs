@@ -209,9 +209,10 @@ pub const TABLE: &[(Permission, &[Role])] = &[
         &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],
     ),
     (P::ProjectsManage, &[R::Owner, R::Manager, R::Admin]),
-    // Polyaxon: a restricted entity is reached only by those admitted and
-    // by owners and managers, who set the restriction.
-    (P::RestrictionsManage, &[R::Owner, R::Manager]),
+    // Polyaxon: admins configure projects, registries and hubs, their
+    // restrictions included — on what they reach (a restricted entity is
+    // NOT_FOUND to an admin not admitted); owners and managers reach all.
+    (P::RestrictionsManage, &[R::Owner, R::Manager, R::Admin]),
     (
         P::RegistryRead,
         &[R::Owner, R::Manager, R::Admin, R::Member, R::Viewer],

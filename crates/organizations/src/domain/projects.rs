@@ -630,7 +630,7 @@ pub struct ProjectSettingsChanges {
     pub allowed_queues: Option<Vec<String>>,
     /// New connections.
     pub connections: Option<Vec<String>>,
-    /// New restriction (owners and managers only).
+    /// New restriction (admins and up who reach the project).
     pub restriction: Option<Restriction>,
 }
 
