@@ -151,113 +151,88 @@ where
     if request_id.is_empty() {
         return work(request).await;
     }
+    if uuid::Uuid::try_parse(&request_id).is_err() {
+        return Err(Error::invalid("request_id", "must be a UUID"));
+    }
     let fingerprint = hex::encode(Sha256::digest(request.encode_to_vec()));
-    Store { db }
-        .once(principal, method, &request_id, fingerprint, || {
-            work(request)
-        })
-        .await
-}
-
-/// The table of one service's database.
-struct Store<'a> {
-    db: &'a DatabaseConnection,
-}
-
-impl Store<'_> {
-    async fn once<Resp, Fut>(
-        &self,
-        principal: &Principal,
-        method: &str,
-        request_id: &str,
-        fingerprint: String,
-        work: impl FnOnce() -> Fut,
-    ) -> Result<Resp, Error>
-    where
-        Resp: Message + Default,
-        Fut: Future<Output = Result<Resp, Error>>,
-    {
-        if request_id.is_empty() {
-            return work().await;
+    let scope = format!("{}\n{method}", principal.uuid);
+    let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{request_id}")));
+    if let Some(answer) = reserve(db, &key, &fingerprint).await? {
+        return open(&scope, &request_id, &answer);
+    }
+    match work(request).await {
+        Ok(response) => {
+            let sealed = seal(&scope, &request_id, &response.encode_to_vec())?;
+            Entity::update_many()
+                .col_expr(Column::Response, sealed.into())
+                .filter(Column::Key.eq(key.as_str()))
+                .exec(db)
+                .await?;
+            Ok(response)
         }
-        if uuid::Uuid::try_parse(request_id).is_err() {
-            return Err(Error::invalid("request_id", "must be a UUID"));
-        }
-        let scope = format!("{}\n{method}", principal.uuid);
-        let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{request_id}")));
-        if let Some(answer) = self.reserve(&key, &fingerprint).await? {
-            return open(&scope, request_id, &answer);
-        }
-        match work().await {
-            Ok(response) => {
-                let sealed = seal(&scope, request_id, &response.encode_to_vec())?;
-                Entity::update_many()
-                    .col_expr(Column::Response, sealed.into())
-                    .filter(Column::Key.eq(key.as_str()))
-                    .exec(self.db)
-                    .await?;
-                Ok(response)
-            }
-            Err(error) => {
-                // Nothing was done: a retry may try again.
-                Entity::delete_by_id(key).exec(self.db).await?;
-                Err(error)
-            }
+        Err(error) => {
+            // Nothing was done: a retry may try again.
+            Entity::delete_by_id(key).exec(db).await?;
+            Err(error)
         }
     }
+}
 
-    /// Reserves `key` for this call, or answers the sealed response of the
-    /// call that holds it.
-    async fn reserve(&self, key: &str, fingerprint: &str) -> Result<Option<Vec<u8>>, Error> {
-        let now = now_micros();
-        let row = ActiveModel {
-            key: Set(key.to_owned()),
-            fingerprint: Set(fingerprint.to_owned()),
-            response: Set(None),
-            create_time: Set(now),
-            expire_time: Set(now + RETENTION),
-        };
-        let inserted = Entity::insert(row)
-            .on_conflict(OnConflict::column(Column::Key).do_nothing().to_owned())
-            .exec_without_returning(self.db)
+/// Reserves `key` for this call, or answers the sealed response of the
+/// call that holds it.
+async fn reserve(
+    db: &DatabaseConnection,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<Vec<u8>>, Error> {
+    let now = now_micros();
+    let row = ActiveModel {
+        key: Set(key.to_owned()),
+        fingerprint: Set(fingerprint.to_owned()),
+        response: Set(None),
+        create_time: Set(now),
+        expire_time: Set(now + RETENTION),
+    };
+    let inserted = Entity::insert(row)
+        .on_conflict(OnConflict::column(Column::Key).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let held = Entity::find_by_id(key.to_owned())
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Aborted {
+            reason: "REQUEST_IN_PROGRESS",
+            message: "a call with this request_id just ended without an answer: retry".into(),
+        })?;
+    let stale_pending =
+        held.response.is_none() && now - held.create_time > PENDING_TIMEOUT.as_micros() as i64;
+    if held.expire_time <= now || stale_pending {
+        // Expired, or its call died: take the row over, unless another
+        // retry just did.
+        let taken = Entity::update_many()
+            .col_expr(Column::Fingerprint, fingerprint.into())
+            .col_expr(Column::Response, Option::<Vec<u8>>::None.into())
+            .col_expr(Column::CreateTime, now.into())
+            .col_expr(Column::ExpireTime, (now + RETENTION).into())
+            .filter(Column::Key.eq(key))
+            .filter(Column::CreateTime.eq(held.create_time))
+            .exec(db)
             .await?;
-        if inserted == 1 {
+        if taken.rows_affected == 1 {
             return Ok(None);
         }
-        let held = Entity::find_by_id(key.to_owned())
-            .one(self.db)
-            .await?
-            .ok_or_else(|| Error::Aborted {
-                reason: "REQUEST_IN_PROGRESS",
-                message: "a call with this request_id just ended without an answer: retry".into(),
-            })?;
-        let stale_pending =
-            held.response.is_none() && now - held.create_time > PENDING_TIMEOUT.as_micros() as i64;
-        if held.expire_time <= now || stale_pending {
-            // Expired, or its call died: take the row over, unless another
-            // retry just did.
-            let taken = Entity::update_many()
-                .col_expr(Column::Fingerprint, fingerprint.into())
-                .col_expr(Column::Response, Option::<Vec<u8>>::None.into())
-                .col_expr(Column::CreateTime, now.into())
-                .col_expr(Column::ExpireTime, (now + RETENTION).into())
-                .filter(Column::Key.eq(key))
-                .filter(Column::CreateTime.eq(held.create_time))
-                .exec(self.db)
-                .await?;
-            if taken.rows_affected == 1 {
-                return Ok(None);
-            }
-            return Err(in_progress());
-        }
-        if held.fingerprint != fingerprint {
-            return Err(Error::invalid(
-                "request_id",
-                "was used for a different request",
-            ));
-        }
-        held.response.map(Some).ok_or_else(in_progress)
+        return Err(in_progress());
     }
+    if held.fingerprint != fingerprint {
+        return Err(Error::invalid(
+            "request_id",
+            "was used for a different request",
+        ));
+    }
+    held.response.map(Some).ok_or_else(in_progress)
 }
 
 fn in_progress() -> Error {

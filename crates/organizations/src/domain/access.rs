@@ -198,9 +198,7 @@ impl Organizations {
         name: &str,
     ) -> Result<Access, Error> {
         let mut access = self.membership(principal, organization).await?;
-        access.role = self
-            .effective_role(&access, (kind, name, None), permission)
-            .await?;
+        access.role = self.effective_role(&access, (kind, name, None)).await?;
         if access.role == Role::Outsider {
             return Err(Error::not_found(entity_label(kind), name));
         }
@@ -225,7 +223,6 @@ impl Organizations {
         &self,
         access: &Access,
         (kind, name, created): EntityRef<'_>,
-        _permission: Permission,
     ) -> Result<Role, Error> {
         if kind == "project" && access.role < Role::Manager {
             let restricted = projects::Entity::find()
@@ -265,7 +262,7 @@ impl Organizations {
         let standing = match entity {
             Some(entity) => match self.membership(principal, organization).await {
                 Ok(access) => {
-                    let role = self.effective_role(&access, entity, permission).await?;
+                    let role = self.effective_role(&access, entity).await?;
                     (role != Role::Outsider).then_some(Ok((access, role)))
                 }
                 Err(Error::NotFound { .. }) => None,

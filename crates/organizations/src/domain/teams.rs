@@ -206,15 +206,7 @@ impl Organizations {
         access: &Access,
         kind: &str,
     ) -> Result<Vec<Granted>, Error> {
-        // The caller's role in each of their teams.
-        let team_roles: HashMap<String, Role> = teams::member::Entity::find()
-            .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
-            .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .filter_map(|m| Some((m.team_uuid, Role::parse(&m.role)?)))
-            .collect();
+        let team_roles = self.team_roles_of(access).await?;
         let mut granted = Vec::new();
         if !team_roles.is_empty() {
             let rows = teams::team::Entity::find()
@@ -255,16 +247,21 @@ impl Organizations {
         Ok(granted)
     }
 
-    /// The names of the teams the caller of `access` belongs to.
-    pub(crate) async fn team_names_of(&self, access: &Access) -> Result<Vec<String>, Error> {
-        let team_uuids: Vec<String> = teams::member::Entity::find()
+    /// The caller's role in each of their teams, by team UUID.
+    async fn team_roles_of(&self, access: &Access) -> Result<HashMap<String, Role>, Error> {
+        Ok(teams::member::Entity::find()
             .filter(teams::member::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
             .filter(teams::member::Column::UserUuid.eq(access.caller_uuid.as_str()))
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|m| m.team_uuid)
-            .collect();
+            .filter_map(|m| Some((m.team_uuid, Role::parse(&m.role)?)))
+            .collect())
+    }
+
+    /// The names of the teams the caller of `access` belongs to.
+    pub(crate) async fn team_names_of(&self, access: &Access) -> Result<Vec<String>, Error> {
+        let team_uuids: Vec<String> = self.team_roles_of(access).await?.into_keys().collect();
         if team_uuids.is_empty() {
             return Ok(Vec::new());
         }
