@@ -906,6 +906,8 @@ async fn check_permission_answers_the_other_services() {
         entity_kind: 0,
         entity: String::new(),
         entity_create_time: None,
+        restrictions: Vec::new(),
+        include_teams: false,
     };
     let viewer = principal(viewer_token).await;
     let read = internal

@@ -2,9 +2,13 @@
 //! projects and teams, public projects readable by everyone in the
 //! organization, and the address an accepted invitation proves.
 
-use orgplane_e2e::{Bearer, TestStack, expect_code, expect_reason, violated_fields};
+use orgplane_e2e::{
+    Bearer, RestrictionCaller, TestStack, expect_code, expect_reason, restricted_code,
+    violated_fields,
+};
 use orgplane_platform::authz::{Permission, Role};
 use orgplane_proto::{
+    common::Restriction,
     identity::GetCurrentUserRequest,
     organizations::{project_service_client::ProjectServiceClient, *},
 };
@@ -745,6 +749,17 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
     };
     assert_eq!(runs(&owner).await, 1);
     assert_eq!(runs(&adam).await, 0, "the admin's list leaves it out");
+    // Nor the organization's statistics: its runs are not counted.
+    let counted_runs = |token: String| async move {
+        let counts = t.organization_counts(&token, "acme").await;
+        counts
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("runs."))
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    assert_eq!(counted_runs(owner.clone()).await, 1);
+    assert_eq!(counted_runs(adam.clone()).await, 0, "the admin's leave it out");
     // A manager reaches it without being listed.
     assert_eq!(get_project(t, &mona, "secret").await, Code::Ok);
     assert!(listed(t, &mona).await.contains(&"secret".to_owned()));
@@ -789,37 +804,6 @@ async fn a_restricted_project_is_reached_by_those_admitted_on_postgresql() {
     t.drop_schemas().await;
 }
 
-/// How a caller stands towards the restricted project in the matrix.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Admission {
-    /// Neither listed nor in the admitted team.
-    None,
-    /// A `member` of the admitted team, which is granted `admin` on it.
-    Team,
-    /// Listed by name in the restriction.
-    Listed,
-}
-
-/// What `role` admitted by `admission` gets for `permission` on the
-/// restricted project: the rules of `docs/permissions.md`.
-fn restricted_code(role: Role, admission: Admission, permission: Permission) -> Code {
-    if role < Role::Manager && admission == Admission::None {
-        return Code::NotFound;
-    }
-    let effective = match admission {
-        // The team's `admin` grant, bounded by the `member` team role.
-        Admission::Team => role.max(Role::Member),
-        _ => role,
-    };
-    if effective == Role::Outsider {
-        Code::NotFound
-    } else if orgplane_platform::authz::allows(effective, permission) {
-        Code::Ok
-    } else {
-        Code::PermissionDenied
-    }
-}
-
 /// Issue 21: a restricted project × every role × not admitted, admitted
 /// through a team, admitted by name — reading and configuring it.
 async fn restrictions_over_every_role(t: &TestStack) {
@@ -842,34 +826,7 @@ async fn restrictions_over_every_role(t: &TestStack) {
         })
         .await
         .unwrap();
-    let mut callers = vec![(Role::Owner, Admission::None, owner.clone())];
-    let mut listed_users = Vec::new();
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
-        for admission in [Admission::None, Admission::Team, Admission::Listed] {
-            let name = format!("{}-{admission:?}", role.as_str()).to_lowercase();
-            let token = t.user(&name).await;
-            t.add_member("acme", &name, role.as_str()).await;
-            match admission {
-                Admission::Team => {
-                    t.teams_as(&owner)
-                        .add_team_member(AddTeamMemberRequest {
-                            organization: "acme".into(),
-                            team: "core".into(),
-                            member: Some(TeamMember {
-                                user: name.clone(),
-                                role: "member".into(),
-                                ..Default::default()
-                            }),
-                        })
-                        .await
-                        .unwrap();
-                }
-                Admission::Listed => listed_users.push(name.clone()),
-                Admission::None => {}
-            }
-            callers.push((role, admission, token));
-        }
-    }
+    let (callers, listed_users) = t.restriction_callers(&owner, "acme", "core").await;
     t.projects_as(&owner)
         .update_project_settings(UpdateProjectSettingsRequest {
             organization: "acme".into(),
@@ -888,7 +845,13 @@ async fn restrictions_over_every_role(t: &TestStack) {
         })
         .await
         .unwrap();
-    for (role, admission, token) in &callers {
+    for RestrictionCaller {
+        role,
+        admission,
+        token,
+        ..
+    } in &callers
+    {
         let read = get_project(t, token, "secret").await;
         assert_eq!(
             read,

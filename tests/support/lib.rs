@@ -524,3 +524,130 @@ pub async fn check_role_matrix<F, Fut>(
         );
     }
 }
+
+/// How a caller stands towards a restriction in the restriction matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Neither listed nor in the admitted team.
+    None,
+    /// A `member` of the admitted team, which is granted `admin` on the
+    /// restricted entity.
+    Team,
+    /// Listed by name in the restriction.
+    Listed,
+}
+
+/// One caller of a restriction matrix.
+#[derive(Debug, Clone)]
+pub struct RestrictionCaller {
+    /// Their organization role.
+    pub role: orgplane_platform::authz::Role,
+    /// How the restriction admits them.
+    pub admission: Admission,
+    /// Their username (`<role>-<admission>`, the owner `owner`).
+    pub name: String,
+    /// Their access token.
+    pub token: String,
+}
+
+/// What a caller with organization `role`, admitted by `admission`, gets
+/// for `permission` on a restricted entity (the rules of
+/// `docs/permissions.md`): `NOT_FOUND` below `manager` unless admitted;
+/// then the effective role decides — the team's `admin` grant bounded by
+/// the `member` team role.
+pub fn restricted_code(
+    role: orgplane_platform::authz::Role,
+    admission: Admission,
+    permission: orgplane_platform::authz::Permission,
+) -> Code {
+    use orgplane_platform::authz::{Role, allows};
+    if role < Role::Manager && admission == Admission::None {
+        return Code::NotFound;
+    }
+    let effective = match admission {
+        Admission::Team => role.max(Role::Member),
+        _ => role,
+    };
+    if effective == Role::Outsider {
+        Code::NotFound
+    } else if allows(effective, permission) {
+        Code::Ok
+    } else {
+        Code::PermissionDenied
+    }
+}
+
+impl TestStack {
+    /// The callers of a restriction matrix in `org` (owned by `owner`, named
+    /// `owner`): a member of every other role × every [`Admission`], those
+    /// admitted by team joined to `team` as `member`; and the usernames to
+    /// list in the restriction.
+    pub async fn restriction_callers(
+        &self,
+        owner: &str,
+        org: &str,
+        team: &str,
+    ) -> (Vec<RestrictionCaller>, Vec<String>) {
+        use orgplane_platform::authz::Role;
+        use orgplane_proto::organizations::{AddTeamMemberRequest, TeamMember};
+        let mut callers = vec![RestrictionCaller {
+            role: Role::Owner,
+            admission: Admission::None,
+            name: "owner".into(),
+            token: owner.to_owned(),
+        }];
+        let mut listed = Vec::new();
+        for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+            for admission in [Admission::None, Admission::Team, Admission::Listed] {
+                let name = format!("{}-{admission:?}", role.as_str()).to_lowercase();
+                let token = self.user(&name).await;
+                self.add_member(org, &name, role.as_str()).await;
+                match admission {
+                    Admission::Team => {
+                        self.teams_as(owner)
+                            .add_team_member(AddTeamMemberRequest {
+                                organization: org.into(),
+                                team: team.into(),
+                                member: Some(TeamMember {
+                                    user: name.clone(),
+                                    role: "member".into(),
+                                    ..Default::default()
+                                }),
+                            })
+                            .await
+                            .expect("join the admitted team");
+                    }
+                    Admission::Listed => listed.push(name.clone()),
+                    Admission::None => {}
+                }
+                callers.push(RestrictionCaller {
+                    role,
+                    admission,
+                    name,
+                    token,
+                });
+            }
+        }
+        (callers, listed)
+    }
+
+    /// The organization's statistics' counts, as `token` sees them.
+    pub async fn organization_counts(
+        &self,
+        token: &str,
+        org: &str,
+    ) -> std::collections::BTreeMap<String, i64> {
+        self.activities_as(token)
+            .get_organization_stats(orgplane_proto::organizations::GetOrganizationStatsRequest {
+                organization: org.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("organization statistics")
+            .into_inner()
+            .counts
+            .into_iter()
+            .map(|c| (c.name, c.value))
+            .collect()
+    }
+}

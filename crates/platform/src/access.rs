@@ -15,6 +15,7 @@ use crate::{
     Error,
     authz::{self, Permission, Role},
     principal::Principal,
+    restriction::Restriction,
     validate,
 };
 
@@ -32,6 +33,9 @@ pub struct Standing {
     /// On the organization itself: the projects restricted away from the
     /// caller, to leave out of organization-wide lists.
     pub hidden_projects: Vec<String>,
+    /// The caller's teams, when asked for (see
+    /// [`PermissionChecker::require_within`]).
+    pub teams: Vec<String>,
 }
 
 /// The entity an action is on, for team grants.
@@ -57,6 +61,8 @@ struct Key {
     organization: String,
     permission: Permission,
     entity: (i32, String, Option<i64>),
+    restrictions: Vec<Restriction>,
+    with_teams: bool,
 }
 
 /// A decision as cached.
@@ -108,11 +114,35 @@ impl PermissionChecker {
         permission: Permission,
         entity: Entity<'_>,
     ) -> Result<Standing, Error> {
+        self.require_within(principal, organization, permission, entity, &[], false)
+            .await
+    }
+
+    /// As [`Self::require`], for an entity the asking service keeps
+    /// `restrictions` over (below `manager`, a caller one of them does not
+    /// admit gets `NOT_FOUND`), and with the caller's teams in the standing
+    /// when `with_teams` (to judge restrictions over a list).
+    pub async fn require_within(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        permission: Permission,
+        entity: Entity<'_>,
+        restrictions: &[Restriction],
+        with_teams: bool,
+    ) -> Result<Standing, Error> {
         let mut v = validate::Violations::new();
         v.check("organization", validate::slug(organization));
         v.finish()?;
         match self
-            .standing(principal, organization, permission, entity)
+            .standing(
+                principal,
+                organization,
+                permission,
+                entity,
+                restrictions,
+                with_teams,
+            )
             .await?
         {
             Answer::Allowed(standing) => Ok(standing),
@@ -120,7 +150,12 @@ impl PermissionChecker {
             Answer::Denied(reason, role) => Err(role
                 .and_then(|role| authz::check(principal, role, permission).err())
                 .unwrap_or_else(|| authz::denial(&reason))),
-            Answer::NotVisible => Err(Error::not_found("organization", organization)),
+            Answer::NotVisible => Err(match entity {
+                Entity::Organization => Error::not_found("organization", organization),
+                Entity::Project(name) => Error::not_found("project", name),
+                Entity::ModelRegistry(name, _) => Error::not_found("model", name),
+                Entity::ComponentHub(name, _) => Error::not_found("component", name),
+            }),
         }
     }
 
@@ -130,6 +165,8 @@ impl PermissionChecker {
         organization: &str,
         permission: Permission,
         entity: Entity<'_>,
+        restrictions: &[Restriction],
+        with_teams: bool,
     ) -> Result<Answer, Error> {
         let (kind, name, created) = match entity {
             Entity::Organization => (EntityKind::Unspecified, "", None),
@@ -144,6 +181,8 @@ impl PermissionChecker {
             organization: organization.to_owned(),
             permission,
             entity: (kind as i32, name.to_owned(), created),
+            restrictions: restrictions.to_vec(),
+            with_teams,
         };
         if let Some(hit) = self.cache.get(&key).await {
             return Ok(hit);
@@ -158,6 +197,8 @@ impl PermissionChecker {
                 entity_kind: kind as i32,
                 entity: name.to_owned(),
                 entity_create_time: created.map(crate::time::to_timestamp),
+                restrictions: restrictions.iter().map(Restriction::to_proto).collect(),
+                include_teams: with_teams,
             })
             .await
             .map_err(|status| Error::from_upstream("the organizations service", status))?
@@ -174,6 +215,7 @@ impl PermissionChecker {
                 organization_uuid: answer.organization_uuid.clone(),
                 role,
                 hidden_projects: answer.hidden_projects.clone(),
+                teams: answer.teams.clone(),
             })
         };
         if answer.ttl_seconds > 0 {

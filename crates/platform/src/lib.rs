@@ -22,6 +22,7 @@ pub mod pki;
 pub mod principal;
 pub mod rate_limit;
 pub mod read_cache;
+pub mod restriction;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;

@@ -10,11 +10,14 @@ use orgplane_proto::{
         RevokeOrganizationAgentTokensRequest, identity_internal_client::IdentityInternalClient,
     },
     organizations::{
-        AdmitExternalUserRequest, GetExternalAuthProvidersRequest, GetRunRoutingRequest,
-        ListDeletedOrganizationsRequest, RecordActivitiesRequest,
+        AdmitExternalUserRequest, CheckRestrictionRequest, GetExternalAuthProvidersRequest,
+        GetRunRoutingRequest, ListDeletedOrganizationsRequest, RecordActivitiesRequest,
         organizations_internal_client::OrganizationsInternalClient,
     },
-    registry::{GetRegistryCountsRequest, registry_internal_client::RegistryInternalClient},
+    registry::{
+        GetHiddenEntriesRequest, GetRegistryCountsRequest,
+        registry_internal_client::RegistryInternalClient,
+    },
 };
 use tonic::transport::Channel;
 
@@ -24,7 +27,9 @@ use crate::{
     activity::{ActivitySink, Delivery},
     authz::Role,
     principal::Principal,
+    restriction::{HiddenEntries, Restriction, Viewer, unknown_in_restriction},
     time::{from_optional_timestamp, to_timestamp},
+    validate::Violations,
 };
 
 /// The identity service, as the other services use it.
@@ -234,6 +239,30 @@ impl OrganizationsPeer {
         Error::from_upstream("the organizations service", status)
     }
 
+    /// Checks that `restriction`, about to be stored under `field`, names
+    /// users and teams of the organization (`INVALID_ARGUMENT` otherwise).
+    pub async fn check_restriction(
+        &self,
+        organization_uuid: &str,
+        restriction: &Restriction,
+        field: &str,
+    ) -> Result<(), Error> {
+        let mut v = Violations::new();
+        restriction.check(&mut v, field);
+        v.finish()?;
+        let answer = self
+            .client
+            .clone()
+            .check_restriction(CheckRestrictionRequest {
+                organization_uuid: organization_uuid.to_owned(),
+                restriction: Some(restriction.to_proto()),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        unknown_in_restriction(field, &answer.unknown_users, &answer.unknown_teams).finish()
+    }
+
     /// Deleted organizations after `page_token`, oldest first, and the token
     /// to continue from next time.
     pub async fn deleted_organizations(
@@ -361,11 +390,13 @@ impl StatsPeers {
         }
     }
 
-    /// The registry's counts of an organization (or one project).
+    /// The registry's counts of an organization (or one project), of what
+    /// `viewer` reaches (everything when `None`).
     pub async fn registry_counts(
         &self,
         organization_uuid: &str,
         project: &str,
+        viewer: Option<&Viewer>,
     ) -> Result<Vec<(String, i64)>, Error> {
         let answer = self
             .registry
@@ -373,6 +404,7 @@ impl StatsPeers {
             .get_registry_counts(GetRegistryCountsRequest {
                 organization_uuid: organization_uuid.to_owned(),
                 project: project.to_owned(),
+                viewer: viewer.map(Viewer::to_proto),
             })
             .await
             .map_err(|status| Error::from_upstream("the registry", status))?
@@ -380,12 +412,37 @@ impl StatsPeers {
         Ok(answer.counts.into_iter().collect())
     }
 
+    /// What the registry's restrictions hide from `viewer`.
+    pub async fn hidden_entries(
+        &self,
+        organization_uuid: &str,
+        viewer: &Viewer,
+    ) -> Result<HiddenEntries, Error> {
+        let answer = self
+            .registry
+            .clone()
+            .get_hidden_entries(GetHiddenEntriesRequest {
+                organization_uuid: organization_uuid.to_owned(),
+                viewer: Some(viewer.to_proto()),
+            })
+            .await
+            .map_err(|status| Error::from_upstream("the registry", status))?
+            .into_inner();
+        Ok(HiddenEntries {
+            model_registry: answer.model_registry,
+            component_hub: answer.component_hub,
+            models: answer.models,
+            components: answer.components,
+        })
+    }
+
     /// The agents service's counts of an organization (or one project) and
-    /// its runs per queue per day in `[start, end)`.
+    /// its runs per queue per day in `[start, end)`, without the runs of
+    /// `hidden` projects.
     pub async fn agents_stats(
         &self,
         organization_uuid: &str,
-        project: &str,
+        (project, hidden): (&str, &[String]),
         (start, end): (i64, i64),
     ) -> Result<(Vec<(String, i64)>, Vec<QueueDay>), Error> {
         let answer = self
@@ -396,6 +453,7 @@ impl StatsPeers {
                 project: project.to_owned(),
                 start_time: Some(to_timestamp(start)),
                 end_time: Some(to_timestamp(end)),
+                hidden_projects: hidden.to_vec(),
             })
             .await
             .map_err(|status| Error::from_upstream("the agents service", status))?

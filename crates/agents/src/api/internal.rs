@@ -25,7 +25,11 @@ impl AgentsInternal for InternalApi {
         let end = from_optional_timestamp(r.end_time.as_ref(), "end_time")?.unwrap_or(i64::MAX);
         let (counts, days) = self
             .0
-            .stats(&r.organization_uuid, &r.project, (start, end))
+            .stats(
+                &r.organization_uuid,
+                (&r.project, &r.hidden_projects),
+                (start, end),
+            )
             .await?;
         Ok(Response::new(pb::GetAgentsStatsResponse {
             counts: counts.into_iter().collect(),

@@ -25,11 +25,12 @@ pub struct QueueDay {
 impl Agents {
     /// `agents`, `queues` (without a project) and `runs.<status>` of the
     /// organization (or one project), and runs submitted per queue per day
-    /// in `[start, end)`.
+    /// in `[start, end)` — leaving out the runs of `hidden` projects
+    /// (restricted away from the caller).
     pub async fn stats(
         &self,
         organization_uuid: &str,
-        project: &str,
+        (project, hidden): (&str, &[String]),
         (start, end): (i64, i64),
     ) -> Result<(BTreeMap<String, i64>, Vec<QueueDay>), Error> {
         let mut counts = BTreeMap::new();
@@ -48,10 +49,12 @@ impl Agents {
         let of_scope = || {
             let query =
                 runs::Entity::find().filter(runs::Column::OrganizationUuid.eq(organization_uuid));
-            if project.is_empty() {
-                query
-            } else {
+            if !project.is_empty() {
                 query.filter(runs::Column::Project.eq(project))
+            } else if !hidden.is_empty() {
+                query.filter(runs::Column::Project.is_not_in(hidden.to_vec()))
+            } else {
+                query
             }
         };
         for status in admission::STATUSES {

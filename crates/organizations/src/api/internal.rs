@@ -5,7 +5,9 @@ use orgplane_platform::{
     activity::Delivery,
     grpc::required,
     principal::Principal,
+    restriction::Restriction,
     time::{from_timestamp, to_timestamp},
+    validate::Violations,
 };
 use orgplane_proto::organizations::{
     self as pb, organizations_internal_server::OrganizationsInternal,
@@ -13,13 +15,17 @@ use orgplane_proto::organizations::{
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::domain::{Organizations, federation::Admission};
+use crate::domain::{Organizations, access::EntityRef, federation::Admission};
 
 pub(super) struct InternalApi(pub Organizations);
 
 /// How long callers may cache a `CheckPermission` answer: a role change is
 /// seen everywhere within this time.
 const DECISION_TTL_SECONDS: i32 = 3;
+
+/// Most restrictions one entity lies under (the registry's: its hub's and
+/// its own).
+const MAX_RESTRICTIONS: usize = 4;
 
 #[tonic::async_trait]
 impl OrganizationsInternal for InternalApi {
@@ -41,10 +47,41 @@ impl OrganizationsInternal for InternalApi {
             .as_ref()
             .map(|t| from_timestamp(t, "entity_create_time"))
             .transpose()?;
-        let entity = kind.map(|k| (k, r.entity.as_str(), created));
+        let mut v = Violations::new();
+        if r.restrictions.len() > MAX_RESTRICTIONS {
+            v.add(
+                "restrictions",
+                format!("at most {MAX_RESTRICTIONS} restrictions over one entity"),
+            );
+        }
+        let restrictions: Vec<Restriction> = r
+            .restrictions
+            .iter()
+            .take(MAX_RESTRICTIONS)
+            .map(|x| Restriction::from_proto(Some(x.clone())))
+            .collect();
+        for restriction in &restrictions {
+            restriction.check(&mut v, "restrictions");
+        }
+        if kind.is_none() && !restrictions.is_empty() {
+            v.add("restrictions", "only over an entity");
+        }
+        v.finish()?;
+        let entity = kind.map(|kind| EntityRef {
+            kind,
+            name: r.entity.as_str(),
+            created,
+            restrictions: &restrictions,
+        });
         let decision = self
             .0
-            .check_permission(&principal, &r.organization, &r.permission, entity)
+            .check_permission(
+                &principal,
+                &r.organization,
+                &r.permission,
+                entity,
+                r.include_teams,
+            )
             .await?;
         Ok(Response::new(pb::CheckPermissionResponse {
             allowed: decision.allowed,
@@ -57,6 +94,7 @@ impl OrganizationsInternal for InternalApi {
             ttl_seconds: DECISION_TTL_SECONDS,
             denial_reason: decision.denial_reason.unwrap_or_default().to_owned(),
             hidden_projects: decision.hidden_projects,
+            teams: decision.teams,
         }))
     }
 
@@ -134,6 +172,25 @@ impl OrganizationsInternal for InternalApi {
             allowed_agents: routing.allowed_agents,
             allowed_queues: routing.allowed_queues,
             allowed_connections: routing.allowed_connections,
+        }))
+    }
+
+    async fn check_restriction(
+        &self,
+        req: Request<pb::CheckRestrictionRequest>,
+    ) -> Result<Response<pb::CheckRestrictionResponse>, Status> {
+        let r = req.into_inner();
+        let restriction = Restriction::from_proto(r.restriction);
+        let mut v = Violations::new();
+        restriction.check(&mut v, "restriction");
+        v.finish()?;
+        let (unknown_users, unknown_teams) = self
+            .0
+            .unknown_in_restriction(&r.organization_uuid, &restriction)
+            .await?;
+        Ok(Response::new(pb::CheckRestrictionResponse {
+            unknown_users,
+            unknown_teams,
         }))
     }
 

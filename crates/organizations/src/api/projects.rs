@@ -41,11 +41,7 @@ fn settings((s, etag): (ProjectSettings, String)) -> pb::ProjectSettings {
         allowed_agents: s.allowed_agents,
         allowed_queues: s.allowed_queues,
         connections: s.connections,
-        restriction: Some(pb::Restriction {
-            restricted: s.restriction.restricted,
-            users: s.restriction.users,
-            teams: s.restriction.teams,
-        }),
+        restriction: Some(s.restriction.to_proto()),
         etag,
     }
 }
@@ -234,14 +230,7 @@ impl ProjectService for ProjectApi {
             allowed_agents: has("allowed_agents").then(|| s.allowed_agents.clone()),
             allowed_queues: has("allowed_queues").then(|| s.allowed_queues.clone()),
             connections: has("connections").then(|| s.connections.clone()),
-            restriction: has("restriction").then(|| {
-                let r = s.restriction.clone().unwrap_or_default();
-                Restriction {
-                    restricted: r.restricted,
-                    users: r.users,
-                    teams: r.teams,
-                }
-            }),
+            restriction: has("restriction").then(|| Restriction::from_proto(s.restriction.clone())),
         };
         let updated = self
             .0

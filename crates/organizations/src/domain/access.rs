@@ -28,8 +28,10 @@ use std::time::Duration;
 use orgplane_platform::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use orgplane_platform::restriction::Restriction;
+
 use super::Organizations;
-use super::projects::{Restriction, settings_of};
+use super::projects::settings_of;
 use crate::storage::{members, organizations, projects};
 
 /// How long a membership checked here is trusted when nothing changed in
@@ -83,6 +85,8 @@ pub struct Decision {
     /// Allowed on the organization: the projects restricted away from the
     /// caller (see [`Organizations::hidden_projects`]).
     pub hidden_projects: Vec<String>,
+    /// The caller's teams, when asked for and visible.
+    pub teams: Vec<String>,
 }
 
 impl Organizations {
@@ -198,7 +202,9 @@ impl Organizations {
         name: &str,
     ) -> Result<Access, Error> {
         let mut access = self.membership(principal, organization).await?;
-        access.role = self.effective_role(&access, (kind, name, None)).await?;
+        access.role = self
+            .effective_role(&access, EntityRef::named(kind, name))
+            .await?;
         if access.role == Role::Outsider {
             return Err(Error::not_found(entity_label(kind), name));
         }
@@ -219,30 +225,44 @@ impl Organizations {
     /// was created (`created`, see [`super::teams::Granted::reaches`]).
     /// Visibility widens nothing: billing members and outsiders do not read
     /// public projects (Polyaxon).
+    ///
+    /// Below `manager`, a restriction over the entity that does not admit
+    /// the caller makes them an `outsider` there, whatever their role and
+    /// grants: a project's own (kept here), and those the asking service
+    /// keeps (the registry's, in `entity.restrictions`).
     pub async fn effective_role(
         &self,
         access: &Access,
-        (kind, name, created): EntityRef<'_>,
+        entity: EntityRef<'_>,
     ) -> Result<Role, Error> {
-        if kind == "project" && access.role < Role::Manager {
-            let restricted = projects::Entity::find()
-                .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
-                .filter(projects::Column::Name.eq(name))
-                .filter(projects::Column::Restricted.eq(true))
-                .one(&self.db)
-                .await?;
-            if let Some(project) = restricted {
-                let restriction = settings_of(&project)?.restriction;
-                if !self.admitted(access, &restriction).await? {
+        if Restriction::binds(access.role) {
+            for restriction in entity.restrictions {
+                if !self.admitted(access, restriction).await? {
                     return Ok(Role::Outsider);
+                }
+            }
+            if entity.kind == "project" {
+                let restricted = projects::Entity::find()
+                    .filter(
+                        projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()),
+                    )
+                    .filter(projects::Column::Name.eq(entity.name))
+                    .filter(projects::Column::Restricted.eq(true))
+                    .one(&self.db)
+                    .await?;
+                if let Some(project) = restricted {
+                    let restriction = settings_of(&project)?.restriction;
+                    if !self.admitted(access, &restriction).await? {
+                        return Ok(Role::Outsider);
+                    }
                 }
             }
         }
         let granted = self
-            .granted_roles(access, kind)
+            .granted_roles(access, entity.kind)
             .await?
             .into_iter()
-            .filter(|g| g.reaches(name, created))
+            .filter(|g| g.reaches(entity.name, entity.created))
             .map(|g| g.role)
             .max();
         Ok(granted.map_or(access.role, |g| g.max(access.role)))
@@ -256,6 +276,7 @@ impl Organizations {
         organization: &str,
         permission: &str,
         entity: Option<EntityRef<'_>>,
+        with_teams: bool,
     ) -> Result<Decision, Error> {
         let permission = Permission::parse(permission)
             .ok_or_else(|| Error::invalid("permission", "is not a known permission"))?;
@@ -291,6 +312,11 @@ impl Organizations {
                 } else {
                     Vec::new()
                 };
+                let teams = if with_teams {
+                    self.team_names_of(&access).await?
+                } else {
+                    Vec::new()
+                };
                 Decision {
                     visible: true,
                     allowed: verdict.is_ok(),
@@ -298,6 +324,7 @@ impl Organizations {
                     organization_uuid: Some(access.organization.uuid),
                     denial_reason: verdict.err().map(reason_of),
                     hidden_projects,
+                    teams,
                 }
             }
             Some(Err(denied)) => Decision {
@@ -307,6 +334,7 @@ impl Organizations {
                 organization_uuid: None,
                 denial_reason: Some(reason_of(denied)),
                 hidden_projects: Vec::new(),
+                teams: Vec::new(),
             },
             None => Decision {
                 visible: false,
@@ -315,34 +343,30 @@ impl Organizations {
                 organization_uuid: None,
                 denial_reason: None,
                 hidden_projects: Vec::new(),
+                teams: Vec::new(),
             },
         })
     }
 }
 
 impl Organizations {
-    /// Whether `access` is admitted by `restriction`: owners and managers
-    /// always; others when listed, or in a listed team.
+    /// Whether `access` is admitted by `restriction` (see
+    /// [`Restriction::admits`]); the caller's teams are read only when the
+    /// answer depends on them.
     pub(crate) async fn admitted(
         &self,
         access: &Access,
         restriction: &Restriction,
     ) -> Result<bool, Error> {
-        if !restriction.restricted || access.role >= Role::Manager {
-            return Ok(true);
-        }
-        if access
-            .member
-            .as_ref()
-            .is_some_and(|m| restriction.users.contains(&m.username))
-        {
+        let username = access.member.as_ref().map(|m| m.username.as_str());
+        if !Restriction::binds(access.role) || restriction.admits_user(username) {
             return Ok(true);
         }
         if restriction.teams.is_empty() {
             return Ok(false);
         }
         let mine = self.team_names_of(access).await?;
-        Ok(restriction.teams.iter().any(|t| mine.contains(t)))
+        Ok(restriction.admits(username, &mine))
     }
 
     /// The projects of the organization `access` may not see because of a
@@ -370,9 +394,30 @@ impl Organizations {
     }
 }
 
-/// An entity grants may name: kind, slug and, when the caller knows it,
-/// when it was created.
-pub type EntityRef<'a> = (&'a str, &'a str, Option<i64>);
+/// An entity grants may name.
+#[derive(Debug, Clone, Copy)]
+pub struct EntityRef<'a> {
+    /// `project`, `model_registry` or `component_hub`.
+    pub kind: &'a str,
+    /// Its slug.
+    pub name: &'a str,
+    /// When it was created, when the asking service knows it.
+    pub created: Option<i64>,
+    /// The restrictions the asking service keeps over it.
+    pub restrictions: &'a [Restriction],
+}
+
+impl<'a> EntityRef<'a> {
+    /// The entity `(kind, name)`, nothing more known of it.
+    pub fn named(kind: &'a str, name: &'a str) -> Self {
+        Self {
+            kind,
+            name,
+            created: None,
+            restrictions: &[],
+        }
+    }
+}
 
 /// A member's stored role.
 pub(crate) fn stored_role(member: &members::Model) -> Result<Role, Error> {

@@ -99,9 +99,9 @@ pub struct Watch {
     organization: String,
     organization_uuid: String,
     project: String,
-    /// Projects restricted away from the watcher (an org-level feed leaves
+    /// What restrictions hide from the watcher (an org-level feed leaves
     /// their activities out).
-    hidden: Vec<String>,
+    hidden: super::hidden::Hidden,
     after: i64,
     stored: tokio::sync::watch::Receiver<i64>,
     checked: tokio::time::Instant,
@@ -118,7 +118,7 @@ impl Watch {
                     .organizations
                     .feed_access(&self.principal, &self.organization, &self.project, "")
                     .await?;
-                self.hidden = self.organizations.hidden_projects(&access).await?;
+                self.hidden = self.organizations.hidden(&access).await?;
                 self.checked = tokio::time::Instant::now();
             }
             let mut query = activities::Entity::find()
@@ -126,8 +126,8 @@ impl Watch {
                 .filter(activities::Column::Seq.gt(self.after));
             if !self.project.is_empty() {
                 query = query.filter(activities::Column::Project.eq(self.project.as_str()));
-            } else if !self.hidden.is_empty() {
-                query = query.filter(activities::Column::Project.is_not_in(self.hidden.clone()));
+            } else {
+                query = query.filter(self.hidden.activities());
             }
             let rows = query
                 .order_by_asc(activities::Column::Seq)
@@ -323,10 +323,7 @@ impl Organizations {
         if !project.is_empty() {
             condition = condition.add(activities::Column::Project.eq(project));
         } else {
-            let hidden = self.hidden_projects(&access).await?;
-            if !hidden.is_empty() {
-                condition = condition.add(activities::Column::Project.is_not_in(hidden));
-            }
+            condition = condition.add(self.hidden(&access).await?.activities());
         }
         if !team.is_empty() {
             condition = condition.add(
@@ -407,7 +404,11 @@ impl Organizations {
                 .map(|s| s.last)
                 .unwrap_or(0),
         };
-        let hidden = self.hidden_projects(&access).await?;
+        let hidden = if project.is_empty() {
+            self.hidden(&access).await?
+        } else {
+            super::hidden::Hidden::default()
+        };
         Ok(Watch {
             organizations: self.clone(),
             principal: principal.clone(),

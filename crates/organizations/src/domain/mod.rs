@@ -4,6 +4,7 @@
 pub mod access;
 pub mod activities;
 pub mod federation;
+pub mod hidden;
 pub mod invitations;
 pub mod members;
 pub mod organizations;
@@ -22,7 +23,8 @@ pub struct Organizations {
     pub(crate) identity: Option<IdentityPeer>,
     /// The last activity `seq` stored by this process: wakes watchers.
     pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
-    /// The registry and the agents service, for statistics.
+    /// The registry and the agents service, for statistics (and the
+    /// registry for what its restrictions hide).
     pub(crate) stats: Option<orgplane_platform::peers::StatsPeers>,
     /// Memberships checked lately, until the next change.
     pub(crate) memberships: access::Memberships,

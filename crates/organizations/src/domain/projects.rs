@@ -47,17 +47,7 @@ pub struct ProjectSettings {
     pub restriction: Restriction,
 }
 
-/// Access narrowed to chosen users and teams (see
-/// `Organizations::admitted`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Restriction {
-    /// Whether the entity is restricted.
-    pub restricted: bool,
-    /// Usernames admitted.
-    pub users: Vec<String>,
-    /// Teams whose members are admitted.
-    pub teams: Vec<String>,
-}
+pub use orgplane_platform::restriction::Restriction;
 
 /// A project's fields as created or changed; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
@@ -474,12 +464,15 @@ impl Organizations {
         Ok(row)
     }
 
-    /// Checks that a restriction names teams of the organization and its
-    /// members (outsiders included).
-    async fn check_restriction(&self, access: &Access, r: &Restriction) -> Result<(), Error> {
-        let org = access.organization.uuid.as_str();
+    /// The users and teams `r` lists that the organization lacks: teams it
+    /// does not have, usernames of neither members nor outsiders.
+    pub async fn unknown_in_restriction(
+        &self,
+        organization_uuid: &str,
+        r: &Restriction,
+    ) -> Result<(Vec<String>, Vec<String>), Error> {
         let teams: Vec<String> = crate::storage::teams::team::Entity::find()
-            .filter(crate::storage::teams::team::Column::OrganizationUuid.eq(org))
+            .filter(crate::storage::teams::team::Column::OrganizationUuid.eq(organization_uuid))
             .filter(crate::storage::teams::team::Column::Name.is_in(r.teams.clone()))
             .all(&self.db)
             .await?
@@ -487,24 +480,25 @@ impl Organizations {
             .map(|t| t.name)
             .collect();
         let users: Vec<String> = crate::storage::members::Entity::find()
-            .filter(crate::storage::members::Column::OrganizationUuid.eq(org))
+            .filter(crate::storage::members::Column::OrganizationUuid.eq(organization_uuid))
             .filter(crate::storage::members::Column::Username.is_in(r.users.clone()))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|m| m.username)
             .collect();
-        let mut v = Violations::new();
-        for team in r.teams.iter().filter(|t| !teams.contains(t)) {
-            v.add("settings.restriction.teams", format!("no team {team}"));
-        }
-        for user in r.users.iter().filter(|u| !users.contains(u)) {
-            v.add(
-                "settings.restriction.users",
-                format!("{user} is not a member"),
-            );
-        }
-        v.finish()
+        Ok((
+            r.users
+                .iter()
+                .filter(|u| !users.contains(u))
+                .cloned()
+                .collect(),
+            r.teams
+                .iter()
+                .filter(|t| !teams.contains(t))
+                .cloned()
+                .collect(),
+        ))
     }
 
     /// A project's settings with their etag.
@@ -553,23 +547,20 @@ impl Organizations {
             v.list("settings.connections", connections, MAX_SETTINGS_LIST, slug);
         }
         if let Some(r) = &changes.restriction {
-            v.list(
-                "settings.restriction.users",
-                &r.users,
-                MAX_SETTINGS_LIST,
-                slug,
-            );
-            v.list(
-                "settings.restriction.teams",
-                &r.teams,
-                MAX_SETTINGS_LIST,
-                slug,
-            );
+            r.check(&mut v, "settings.restriction");
         }
         v.finish()?;
         if let Some(r) = &changes.restriction {
             check(principal, access.role, Permission::RestrictionsManage)?;
-            self.check_restriction(&access, r).await?;
+            let (users, teams) = self
+                .unknown_in_restriction(&access.organization.uuid, r)
+                .await?;
+            orgplane_platform::restriction::unknown_in_restriction(
+                "settings.restriction",
+                &users,
+                &teams,
+            )
+            .finish()?;
         }
         if project.archived {
             return Err(archived(name));

@@ -16,7 +16,7 @@ use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };
 
-use super::Organizations;
+use super::{Organizations, hidden::Hidden};
 use crate::storage::{activities, members, projects, teams};
 
 /// The range when none is given: the last 30 days.
@@ -91,7 +91,7 @@ impl Organizations {
     async fn activity_series(
         &self,
         organization_uuid: &str,
-        (project, hidden): (&str, &[String]),
+        (project, hidden): (&str, &Hidden),
         range: (i64, i64),
     ) -> Result<Vec<(i64, i64)>, Error> {
         // The day as one literal expression: PostgreSQL matches the grouped
@@ -108,9 +108,7 @@ impl Organizations {
         if !project.is_empty() {
             query = query.filter(activities::Column::Project.eq(project));
         }
-        if !hidden.is_empty() {
-            query = query.filter(activities::Column::Project.is_not_in(hidden.to_vec()));
-        }
+        query = query.filter(hidden.activities());
         let rows: Vec<(i64, i64)> = query.group_by(day).into_tuple().all(&self.db).await?;
         let mut series = empty_series(range);
         for (day, n) in rows {
@@ -124,13 +122,13 @@ impl Organizations {
         &self,
         stats: &mut Stats,
         organization_uuid: &str,
-        project: &str,
+        (project, hidden): (&str, &Hidden),
         range: (i64, i64),
     ) -> Result<(), Error> {
         let peers = self.stats_peers()?;
         let (registry, agents) = tokio::try_join!(
-            peers.registry_counts(organization_uuid, project),
-            peers.agents_stats(organization_uuid, project, range),
+            peers.registry_counts(organization_uuid, project, hidden.viewer.as_ref()),
+            peers.agents_stats(organization_uuid, (project, &hidden.projects), range),
         )?;
         let (agent_counts, days) = agents;
         stats.counts.extend(registry);
@@ -170,12 +168,12 @@ impl Organizations {
             .await?;
         // Projects restricted away from the caller are left out of what
         // names or counts them.
-        let hidden = self.hidden_projects(&access).await?;
+        let hidden = self.hidden(&access).await?;
         let mut projects_query =
             projects::Entity::find().filter(projects::Column::OrganizationUuid.eq(uuid));
-        if !hidden.is_empty() {
+        if !hidden.projects.is_empty() {
             projects_query =
-                projects_query.filter(projects::Column::Name.is_not_in(hidden.clone()));
+                projects_query.filter(projects::Column::Name.is_not_in(hidden.projects.clone()));
         }
         let count_projects = projects_query.count(&self.db).await?;
         stats.counts.insert("members".into(), count_members as i64);
@@ -187,7 +185,8 @@ impl Organizations {
             "activities".into(),
             self.activity_series(uuid, ("", &hidden), range).await?,
         );
-        self.peer_stats(&mut stats, uuid, "", range).await?;
+        self.peer_stats(&mut stats, uuid, ("", &hidden), range)
+            .await?;
         Ok(stats)
     }
 
@@ -214,9 +213,16 @@ impl Organizations {
         let mut stats = Stats::default();
         stats.series.insert(
             "activities".into(),
-            self.activity_series(uuid, (project, &[]), range).await?,
+            self.activity_series(uuid, (project, &Hidden::default()), range)
+                .await?,
         );
-        self.peer_stats(&mut stats, uuid, project, range).await?;
+        // The project is reached; what the registry hides still counts out.
+        let hidden = Hidden {
+            viewer: self.viewer(&access).await?,
+            ..Hidden::default()
+        };
+        self.peer_stats(&mut stats, uuid, (project, &hidden), range)
+            .await?;
         Ok(stats)
     }
 }

@@ -15,7 +15,7 @@ pub(super) struct ComponentApi(pub Registry);
 const KIND: Kind = Kind::Component;
 
 /// Fields of a component an update may name.
-const ENTRY_FIELDS: &[&str] = &["description", "tags", "readme", "visibility"];
+const ENTRY_FIELDS: &[&str] = &["description", "tags", "readme", "visibility", "restriction"];
 /// Fields of a component version an update may name.
 const VERSION_FIELDS: &[&str] = &[
     "description",
@@ -34,6 +34,7 @@ fn entry_fields(m: &pb::Component, paths: Option<&[String]>) -> EntryFields {
         tags: has("tags").then(|| m.tags.clone()),
         readme: has("readme").then(|| m.readme.clone()),
         visibility: has("visibility").then(|| convert::visibility_str(m.visibility()).to_owned()),
+        restriction: convert::restriction_field(&m.restriction, paths),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Rows → proto messages, and the request fields shared by both faces.
 
-use orgplane_platform::{etag::etag, grpc::json_to_struct, tags, time::to_timestamp};
+use orgplane_platform::{
+    etag::etag, grpc::json_to_struct, restriction::Restriction, tags, time::to_timestamp,
+};
 use orgplane_proto::{common, registry as pb};
 
 use crate::{
@@ -27,6 +29,31 @@ pub fn visibility_str(value: pb::Visibility) -> &'static str {
     }
 }
 
+/// An entry's restriction as stored; a row the registry wrote always reads
+/// back (an unreadable one shows as unrestricted here, while every check
+/// refuses it).
+fn stored_restriction(stored: Option<&str>) -> common::Restriction {
+    Restriction::load(stored).unwrap_or_default().to_proto()
+}
+
+/// The restriction an entry request sets: when named in the update mask
+/// (`paths`), or on creation (no mask) when given restricted.
+pub fn restriction_field(
+    r: &Option<common::Restriction>,
+    paths: Option<&[String]>,
+) -> Option<Restriction> {
+    match paths {
+        Some(paths) => paths
+            .iter()
+            .any(|p| p == "restriction")
+            .then(|| Restriction::from_proto(r.clone())),
+        None => r
+            .as_ref()
+            .filter(|r| r.restricted)
+            .map(|r| Restriction::from_proto(Some(r.clone()))),
+    }
+}
+
 /// A model.
 pub fn model(e: entries::Model, version_count: u64) -> pb::Model {
     pb::Model {
@@ -39,6 +66,7 @@ pub fn model(e: entries::Model, version_count: u64) -> pb::Model {
         version_count: version_count as i32,
         create_time: Some(to_timestamp(e.create_time)),
         update_time: Some(to_timestamp(e.update_time)),
+        restriction: Some(stored_restriction(e.restriction.as_deref())),
         etag: etag(e.version),
     }
 }
@@ -55,6 +83,7 @@ pub fn component(e: entries::Model, version_count: u64) -> pb::Component {
         version_count: version_count as i32,
         create_time: Some(to_timestamp(e.create_time)),
         update_time: Some(to_timestamp(e.update_time)),
+        restriction: Some(stored_restriction(e.restriction.as_deref())),
         etag: etag(e.version),
     }
 }
@@ -125,6 +154,8 @@ pub fn settings(s: RegistrySettings) -> pb::RegistrySettings {
     pb::RegistrySettings {
         max_production_model_versions: s.max_production_model_versions,
         max_production_component_versions: s.max_production_component_versions,
+        model_registry_restriction: Some(s.model_registry_restriction.to_proto()),
+        component_hub_restriction: Some(s.component_hub_restriction.to_proto()),
         etag: s.etag,
     }
 }

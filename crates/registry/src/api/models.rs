@@ -1,7 +1,7 @@
 //! `orgplane.registry.v1.ModelRegistryService`.
 
 use orgplane_platform::grpc::{require_principal, required, struct_to_json, update_paths};
-use orgplane_platform::idempotency;
+use orgplane_platform::{idempotency, restriction::Restriction};
 use orgplane_proto::registry::{self as pb, model_registry_service_server::ModelRegistryService};
 use tonic::{Request, Response, Status};
 
@@ -16,7 +16,7 @@ pub(super) struct ModelApi(pub Registry);
 const KIND: Kind = Kind::Model;
 
 /// Fields of a model an update may name.
-const ENTRY_FIELDS: &[&str] = &["description", "tags", "readme", "visibility"];
+const ENTRY_FIELDS: &[&str] = &["description", "tags", "readme", "visibility", "restriction"];
 /// Fields of a model version an update may name.
 const VERSION_FIELDS: &[&str] = &[
     "description",
@@ -36,6 +36,7 @@ fn entry_fields(m: &pb::Model, paths: Option<&[String]>) -> EntryFields {
         tags: has("tags").then(|| m.tags.clone()),
         readme: has("readme").then(|| m.readme.clone()),
         visibility: has("visibility").then(|| convert::visibility_str(m.visibility()).to_owned()),
+        restriction: convert::restriction_field(&m.restriction, paths),
     }
 }
 
@@ -371,6 +372,8 @@ impl ModelRegistryService for ModelApi {
             &[
                 "max_production_model_versions",
                 "max_production_component_versions",
+                "model_registry_restriction",
+                "component_hub_restriction",
             ],
         )?;
         let has = |p: &str| paths.iter().any(|x| x == p);
@@ -384,6 +387,10 @@ impl ModelRegistryService for ModelApi {
                         .then_some(s.max_production_model_versions),
                     max_production_component_versions: has("max_production_component_versions")
                         .then_some(s.max_production_component_versions),
+                    model_registry_restriction: has("model_registry_restriction")
+                        .then(|| Restriction::from_proto(s.model_registry_restriction.clone())),
+                    component_hub_restriction: has("component_hub_restriction")
+                        .then(|| Restriction::from_proto(s.component_hub_restriction.clone())),
                 },
                 &s.etag,
             )

@@ -1,5 +1,6 @@
 //! Models and components: created, read, listed, changed with an etag, and
-//! deleted — with their versions only when asked to (`force`).
+//! deleted — with their versions only when asked to (`force`). Lists leave
+//! out what restrictions hide from the caller.
 
 use orgplane_platform::{
     Error,
@@ -8,6 +9,7 @@ use orgplane_platform::{
     etag::{check_etag, update_at_version},
     page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
     principal::Principal,
+    restriction::Restriction,
     tags,
     time::now_micros,
     validate::{self, Violations},
@@ -35,6 +37,8 @@ pub struct EntryFields {
     pub readme: Option<String>,
     /// `private` or `public`.
     pub visibility: Option<String>,
+    /// Who reaches it besides owners and managers (`restrictions.manage`).
+    pub restriction: Option<Restriction>,
 }
 
 fn check_fields(v: &mut Violations, kind: Kind, f: &EntryFields) {
@@ -53,6 +57,9 @@ fn check_fields(v: &mut Violations, kind: Kind, f: &EntryFields) {
     {
         v.add(&field("visibility"), "must be private or public");
     }
+    if let Some(r) = &f.restriction {
+        r.check(v, &field("restriction"));
+    }
 }
 
 impl Registry {
@@ -66,9 +73,15 @@ impl Registry {
         fields: EntryFields,
     ) -> Result<entries::Model, Error> {
         let standing = self
+            .require(principal, organization, Permission::OrganizationRead)
+            .await?;
+        let hub = self
+            .restrictions_over(&standing.organization_uuid, kind, None)
+            .await?;
+        let standing = self
             .organizations
             .permissions
-            .require(
+            .require_within(
                 principal,
                 organization,
                 Permission::RegistryManage,
@@ -76,12 +89,17 @@ impl Registry {
                 // entry of that name) does not reach it; the organization
                 // role or a `*` grant does.
                 kind.entity(name, Some(now_micros())),
+                &hub,
+                false,
             )
             .await?;
         let mut v = Violations::new();
         v.check(&format!("{}.name", kind.field()), validate::slug(name));
         check_fields(&mut v, kind, &fields);
         v.finish()?;
+        self.check_new_restriction(principal, &standing, kind, &fields)
+            .await?;
+        let restriction = fields.restriction.unwrap_or_default();
         let now = now_micros();
         let txn = self.db.begin().await?;
         let row = entries::ActiveModel {
@@ -96,6 +114,8 @@ impl Registry {
             version: Set(1),
             create_time: Set(now),
             update_time: Set(now),
+            restricted: Set(restriction.restricted),
+            restriction: Set(restriction.store()),
         }
         .insert(&txn)
         .await
@@ -155,6 +175,20 @@ impl Registry {
         let mut condition = Condition::all()
             .add(entries::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
             .add(entries::Column::Kind.eq(kind.as_str()));
+        let settings = self
+            .settings_of(&self.db, &standing.organization_uuid)
+            .await?;
+        if let Some(viewer) = self
+            .admit_to_hub(principal, organization, &standing, (kind, &settings))
+            .await?
+        {
+            let hidden = self
+                .hidden_names(&self.db, &standing.organization_uuid, kind, &viewer)
+                .await?;
+            if !hidden.is_empty() {
+                condition = condition.add(entries::Column::Name.is_not_in(hidden));
+            }
+        }
         for (key, value) in &terms {
             condition = condition.add(match *key {
                 "name" => Expr::col(entries::Column::Name)
@@ -203,7 +237,7 @@ impl Registry {
         fields: EntryFields,
         etag_seen: &str,
     ) -> Result<entries::Model, Error> {
-        let (_, entry) = self
+        let (standing, entry) = self
             .entry_with(
                 principal,
                 organization,
@@ -215,6 +249,8 @@ impl Registry {
         let mut v = Violations::new();
         check_fields(&mut v, kind, &fields);
         v.finish()?;
+        self.check_new_restriction(principal, &standing, kind, &fields)
+            .await?;
         check_etag(etag_seen, entry.version, kind.as_str())?;
         let now = now_micros();
         let mut update =
@@ -231,6 +267,11 @@ impl Registry {
         if let Some(vis) = fields.visibility {
             update = update.col_expr(entries::Column::Visibility, Expr::value(vis));
         }
+        if let Some(r) = fields.restriction {
+            update = update
+                .col_expr(entries::Column::Restricted, Expr::value(r.restricted))
+                .col_expr(entries::Column::Restriction, Expr::value(r.store()));
+        }
         let txn = self.db.begin().await?;
         update_at_version(
             &txn,
@@ -245,6 +286,29 @@ impl Registry {
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::not_found(kind.as_str(), name))
+    }
+
+    /// When `fields` set a restriction: `restrictions.manage` with the
+    /// caller's effective role on the entry, and users and teams the
+    /// organization has.
+    async fn check_new_restriction(
+        &self,
+        principal: &Principal,
+        standing: &orgplane_platform::access::Standing,
+        kind: Kind,
+        fields: &EntryFields,
+    ) -> Result<(), Error> {
+        let Some(r) = &fields.restriction else {
+            return Ok(());
+        };
+        orgplane_platform::authz::check(principal, standing.role, Permission::RestrictionsManage)?;
+        self.organizations
+            .check_restriction(
+                &standing.organization_uuid,
+                r,
+                &format!("{}.restriction", kind.field()),
+            )
+            .await
     }
 
     /// Deletes an entry; one with versions only with `force` (they go too).

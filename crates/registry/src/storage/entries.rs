@@ -30,6 +30,11 @@ pub struct Model {
     pub create_time: i64,
     /// Last changed.
     pub update_time: i64,
+    /// Whether `restriction` narrows access to it.
+    pub restricted: bool,
+    /// Its restriction as JSON (`platform::restriction`); null while
+    /// unrestricted.
+    pub restriction: Option<String>,
 }
 
 /// No relations are navigated through sea-orm.

@@ -16,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(orgplane_platform::idempotency::CreateTable(
                 "m0003_idempotency_keys",
             )),
+            Box::new(M0004Restrictions),
         ]
     }
 }
@@ -205,5 +206,70 @@ impl MigrationTrait for M0002ActivityOutbox {
         manager
             .drop_table(Table::drop().table("activity_outbox").to_owned())
             .await
+    }
+}
+
+/// Restrictions of the model registry, the component hub and single
+/// entries (issue 21): JSON text, null while unrestricted; `restricted`
+/// indexed, for the lists that leave restricted entries out.
+struct M0004Restrictions;
+
+impl MigrationName for M0004Restrictions {
+    fn name(&self) -> &str {
+        "m0004_restrictions"
+    }
+}
+
+/// The columns added, one `ALTER TABLE` each (SQLite adds one at a time).
+fn restriction_columns() -> [(&'static str, ColumnDef); 4] {
+    [
+        ("entries", boolean("restricted").default(false).to_owned()),
+        ("entries", text_null("restriction")),
+        ("registry_settings", text_null("model_registry_restriction")),
+        ("registry_settings", text_null("component_hub_restriction")),
+    ]
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0004Restrictions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (table, mut column) in restriction_columns() {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        orgplane_platform::db::create_indexes(
+            manager,
+            &[(
+                "entries",
+                "entries_org_kind_restricted",
+                &["organization_uuid", "kind", "restricted"][..],
+                false,
+            )],
+        )
+        .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("entries_org_kind_restricted")
+                    .table("entries")
+                    .to_owned(),
+            )
+            .await?;
+        for (table, column) in restriction_columns() {
+            let name = column.get_column_name();
+            manager
+                .alter_table(Table::alter().table(table).drop_column(name).to_owned())
+                .await?;
+        }
+        Ok(())
     }
 }

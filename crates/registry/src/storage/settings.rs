@@ -18,6 +18,10 @@ pub struct Model {
     pub version: i64,
     /// Last changed.
     pub update_time: i64,
+    /// The model registry's restriction as JSON; null while unrestricted.
+    pub model_registry_restriction: Option<String>,
+    /// The component hub's restriction as JSON; null while unrestricted.
+    pub component_hub_restriction: Option<String>,
 }
 
 /// No relations are navigated through sea-orm.
