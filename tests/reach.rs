@@ -759,7 +759,11 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
             .sum::<i64>()
     };
     assert_eq!(counted_runs(owner.clone()).await, 1);
-    assert_eq!(counted_runs(adam.clone()).await, 0, "the admin's leave it out");
+    assert_eq!(
+        counted_runs(adam.clone()).await,
+        0,
+        "the admin's leave it out"
+    );
     // A manager reaches it without being listed.
     assert_eq!(get_project(t, &mona, "secret").await, Code::Ok);
     assert!(listed(t, &mona).await.contains(&"secret".to_owned()));
