@@ -139,6 +139,7 @@ impl TestStack {
             identity,
             gateway,
             max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
+            request_timeout: orgplane_platform::server::DEFAULT_REQUEST_TIMEOUT,
         })
         .await
         .expect("starting the stack");

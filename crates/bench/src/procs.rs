@@ -246,24 +246,38 @@ impl ControlPlane {
                 path(data.path()),
                 "--listen".into(),
                 listen.clone(),
-                "--identity-addr".into(),
-                addrs[0].clone(),
-                "--organizations-addr".into(),
-                addrs[1].clone(),
-                "--registry-addr".into(),
-                addrs[2].clone(),
-                "--agents-addr".into(),
-                addrs[3].clone(),
-                "--rate-limit".into(),
-                UNLIMITED.into(),
-                "--rate-limit-burst".into(),
-                UNLIMITED.into(),
-                "--address-rate-limit".into(),
-                UNLIMITED.into(),
-                "--address-rate-limit-burst".into(),
-                UNLIMITED.into(),
             ];
-            args.extend(database.args());
+            // Each service takes only the peers it calls.
+            let peers: &[(&str, usize)] = match *service {
+                "identity" | "registry" => &[("--organizations-addr", 1)],
+                "organizations" => &[
+                    ("--identity-addr", 0),
+                    ("--registry-addr", 2),
+                    ("--agents-addr", 3),
+                ],
+                "agents" => &[("--identity-addr", 0), ("--organizations-addr", 1)],
+                _ => &[
+                    ("--identity-addr", 0),
+                    ("--organizations-addr", 1),
+                    ("--registry-addr", 2),
+                    ("--agents-addr", 3),
+                ],
+            };
+            for (flag, index) in peers {
+                args.extend([flag.to_string(), addrs[*index].clone()]);
+            }
+            if *service == "gateway" {
+                for flag in [
+                    "--rate-limit",
+                    "--rate-limit-burst",
+                    "--address-rate-limit",
+                    "--address-rate-limit-burst",
+                ] {
+                    args.extend([flag.to_owned(), UNLIMITED.to_owned()]);
+                }
+            } else {
+                args.extend(database.args());
+            }
             processes.spawn(&format!("orgplane serve {service}"), orgplane, &args)?;
         }
         Ok(Self {

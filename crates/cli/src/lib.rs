@@ -3,6 +3,7 @@
 //! the end-to-end tests start the same way as `orgplane dev`.
 
 pub mod admin;
+pub mod node;
 pub mod stack;
 
 pub use stack::{Stack, StackConfig};

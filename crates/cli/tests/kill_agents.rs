@@ -83,14 +83,35 @@ impl Processes {
             "agents" => &self.agents,
             _ => &self.gateway,
         };
+        // Each service takes only the flags it honours: its peers, and a
+        // database unless it is the gateway.
+        let peers: &[(&str, &str)] = match service {
+            "identity" => &[("--organizations-addr", &self.organizations)],
+            "organizations" => &[
+                ("--identity-addr", &self.identity),
+                ("--agents-addr", &self.agents),
+            ],
+            "agents" => &[
+                ("--identity-addr", &self.identity),
+                ("--organizations-addr", &self.organizations),
+            ],
+            _ => &[
+                ("--identity-addr", &self.identity),
+                ("--organizations-addr", &self.organizations),
+                ("--agents-addr", &self.agents),
+            ],
+        };
+        let database: &[String] = if service == "gateway" {
+            &[]
+        } else {
+            &self.database
+        };
         let child = Command::new(BIN)
             .args(["serve", service, "--data-dir"])
             .arg(&self.data_dir)
-            .args(&self.database)
+            .args(database)
             .args(["--listen", listen])
-            .args(["--identity-addr", &self.identity])
-            .args(["--organizations-addr", &self.organizations])
-            .args(["--agents-addr", &self.agents])
+            .args(peers.iter().flat_map(|(flag, addr)| [*flag, *addr]))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

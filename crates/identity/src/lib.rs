@@ -14,3 +14,38 @@ pub mod storage;
 pub use api::{caller_policy, grpc_server};
 pub use domain::{Identity, IdentityConfig};
 pub use storage::migration::Migrator;
+
+use orgplane_platform::{
+    peers::OrganizationsPeer,
+    service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring},
+};
+use orgplane_proto::Backend;
+use sea_orm::DatabaseConnection;
+
+impl Service for Identity {
+    const BACKEND: Backend = Backend::Identity;
+    const DEFAULT_ADDR: &'static str = "127.0.0.1:50061";
+    type Migrator = Migrator;
+    type Config = IdentityConfig;
+
+    /// Identity, telling organizations of its activities.
+    fn assemble(
+        db: DatabaseConnection,
+        config: IdentityConfig,
+        wiring: Wiring<'_>,
+    ) -> anyhow::Result<(Self, Assembled)> {
+        let identity = Identity::new(db, config).with_organizations(OrganizationsPeer::new(
+            wiring.channel(Backend::Organizations)?,
+        ));
+        let background = vec![
+            Box::pin(
+                identity
+                    .clone()
+                    .run_purger(PEER_PURGE_INTERVAL, wiring.stopped()),
+            ) as _,
+            Box::pin(identity.activity_shipper()?.run(wiring.stopped())) as _,
+        ];
+        let server = wiring.server(grpc_server(identity.clone(), wiring.tls));
+        Ok((identity, Assembled { server, background }))
+    }
+}

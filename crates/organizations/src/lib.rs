@@ -13,3 +13,42 @@ pub mod storage;
 pub use api::{caller_policy, grpc_server};
 pub use domain::Organizations;
 pub use storage::migration::Migrator;
+
+use orgplane_platform::{
+    peers::{IdentityPeer, StatsPeers},
+    service::{Assembled, PURGE_INTERVAL, Service, Wiring},
+};
+use orgplane_proto::Backend;
+use sea_orm::DatabaseConnection;
+
+impl Service for Organizations {
+    const BACKEND: Backend = Backend::Organizations;
+    const DEFAULT_ADDR: &'static str = "127.0.0.1:50062";
+    type Migrator = Migrator;
+    type Config = ();
+
+    /// Organizations, with identity (verified addresses) and the registry
+    /// and agents (statistics, the registry's restrictions).
+    fn assemble(
+        db: DatabaseConnection,
+        (): (),
+        wiring: Wiring<'_>,
+    ) -> anyhow::Result<(Self, Assembled)> {
+        let organizations = Organizations::new(db)
+            .with_identity(IdentityPeer::new(wiring.channel(Backend::Identity)?))
+            .with_stats(StatsPeers::new(
+                wiring.channel(Backend::Registry)?,
+                wiring.channel(Backend::Agents)?,
+            ));
+        let background = vec![
+            Box::pin(
+                organizations
+                    .clone()
+                    .run_purger(PURGE_INTERVAL, wiring.stopped()),
+            ) as _,
+            Box::pin(organizations.activity_shipper().run(wiring.stopped())) as _,
+        ];
+        let server = wiring.server(grpc_server(organizations.clone(), wiring.tls));
+        Ok((organizations, Assembled { server, background }))
+    }
+}

@@ -25,6 +25,7 @@ pub mod read_cache;
 pub mod restriction;
 pub mod secrets;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod statement_shapes;
 pub mod tags;

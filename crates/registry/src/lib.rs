@@ -16,3 +16,39 @@ pub mod storage;
 pub use api::{caller_policy, grpc_server};
 pub use domain::Registry;
 pub use storage::migration::Migrator;
+
+use orgplane_platform::{
+    peers::OrganizationsPeer,
+    service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring},
+};
+use orgplane_proto::Backend;
+use sea_orm::DatabaseConnection;
+
+impl Service for Registry {
+    const BACKEND: Backend = Backend::Registry;
+    const DEFAULT_ADDR: &'static str = "127.0.0.1:50063";
+    type Migrator = Migrator;
+    type Config = ();
+
+    /// The registry, asking organizations who may do what.
+    fn assemble(
+        db: DatabaseConnection,
+        (): (),
+        wiring: Wiring<'_>,
+    ) -> anyhow::Result<(Self, Assembled)> {
+        let registry = Registry::new(
+            db,
+            OrganizationsPeer::new(wiring.channel(Backend::Organizations)?),
+        );
+        let background = vec![
+            Box::pin(
+                registry
+                    .clone()
+                    .run_purger(PEER_PURGE_INTERVAL, wiring.stopped()),
+            ) as _,
+            Box::pin(registry.activity_shipper().run(wiring.stopped())) as _,
+        ];
+        let server = wiring.server(grpc_server(registry.clone(), wiring.tls));
+        Ok((registry, Assembled { server, background }))
+    }
+}

@@ -1,64 +1,55 @@
 //! `orgplane dev`: the embedded default.
 
-use std::{net::SocketAddr, path::PathBuf, time::Instant};
+use std::{net::SocketAddr, time::Instant};
 
 use clap::Args;
 use orgplane::{
     Stack, StackConfig,
     admin::{DEV_ADMIN_EMAIL, bootstrap_admin},
 };
-use orgplane_identity::IdentityConfig;
 use orgplane_platform::shutdown;
 
 use super::{
+    args::{AgentsArgs, DeadlineArgs, GatewayArgs, IdentityArgs, StateArgs},
     migrate::report_bootstrap,
-    serve::{AgentsArgs, GatewayArgs},
 };
 
 /// Arguments of `dev`.
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Folder for certificates and SQLite files; kept between starts.
-    #[arg(long, env = "ORGPLANE_DATA_DIR", default_value = "./.orgplane")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// The gateway's address (h2c, plaintext: keep it on loopback).
     #[arg(long, env = "ORGPLANE_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// PostgreSQL URL; every service then uses its own schema of it.
-    #[arg(long, env = "ORGPLANE_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Prefix of the PostgreSQL schema names.
-    #[arg(long, env = "ORGPLANE_SCHEMA_PREFIX", default_value = "")]
-    pub schema_prefix: String,
     /// The admin's password on first start; generated and printed when unset.
     #[arg(long, env = "ORGPLANE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
-    /// Also fetch identity providers over plain HTTP and on private or
-    /// loopback addresses (a local provider); see `serve --help`.
-    #[arg(long, env = "ORGPLANE_ALLOW_INSECURE_ISSUERS")]
-    pub allow_insecure_issuers: bool,
     /// The admin's email address on first start.
     #[arg(long, env = "ORGPLANE_ADMIN_EMAIL", default_value = DEV_ADMIN_EMAIL)]
     pub admin_email: String,
     #[command(flatten)]
-    pub gateway: GatewayArgs,
+    pub deadline: DeadlineArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     #[command(flatten)]
     pub agents: AgentsArgs,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let state = args.state.state();
     let mut stack = Stack::start(StackConfig {
-        data_dir: args.data_dir.clone(),
-        database_url: args.database_url.clone(),
-        schema_prefix: args.schema_prefix.clone(),
+        data_dir: state.data_dir.clone(),
+        database_url: state.database_url,
+        schema_prefix: state.schema_prefix,
         gateway_listen: args.listen,
-        identity: IdentityConfig {
-            allow_insecure_issuers: args.allow_insecure_issuers,
-            ..IdentityConfig::default()
-        },
-        gateway: args.gateway.config(),
+        identity: args.identity.config(),
+        gateway: args.gateway.config(&args.deadline),
         max_run_attempts: args.agents.max_run_attempts,
+        request_timeout: args.deadline.deadline(),
     })
     .await?;
     report_bootstrap(
@@ -68,7 +59,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!(
         "orgplane dev ready in {} ms: gateway on {addr} (h2c), data in {}. Try: grpcurl -plaintext {addr} list",
         started.elapsed().as_millis(),
-        args.data_dir.display()
+        state.data_dir.display()
     );
     tokio::select! {
         _ = shutdown::signal() => {}

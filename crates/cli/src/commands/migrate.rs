@@ -6,7 +6,7 @@ use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
 use orgplane_platform::db::connect_and_migrate;
 use orgplane_proto::Backend;
 
-use super::StateArgs;
+use super::args::StateArgs;
 
 /// Arguments of `migrate`.
 #[derive(Debug, Args)]
