@@ -1,6 +1,8 @@
 //! What every orgplane service shares: errors and their wire mapping,
 //! validation, keyset pagination, principals, the internal PKI and mTLS,
-//! the server builder with its layers, database access, telemetry and
+//! the server builder with its layers, how a service is assembled
+//! ([`service`]), database access, the activity outbox, the role →
+//! permission table and the access checker, restrictions, telemetry and
 //! shutdown.
 
 pub mod access;
