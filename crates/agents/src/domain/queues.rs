@@ -176,7 +176,10 @@ impl Agents {
 
     /// An agent's queues, filtered by `name:`, ordered by `name` or
     /// `create_time`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_queues(
         &self,
         principal: &Principal,
@@ -224,7 +227,6 @@ impl Agents {
 
     /// Changes a queue; a stale `etag_seen` is `ABORTED`. A lower
     /// concurrency applies to the next acquisitions (leased runs stay).
-    #[allow(clippy::too_many_arguments)]
     pub async fn update_queue(
         &self,
         principal: &Principal,

@@ -35,7 +35,7 @@ impl MigrationName for M0001Admission {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0001Admission {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -151,7 +151,7 @@ impl MigrationName for M0002Connections {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0002Connections {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -217,7 +217,7 @@ impl MigrationName for M0003AgentProfiles {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0003AgentProfiles {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let columns = [
@@ -280,7 +280,7 @@ impl MigrationName for M0004QueueProfiles {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0004QueueProfiles {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let columns = [
@@ -327,7 +327,7 @@ impl MigrationName for M0005AgentStatuses {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0005AgentStatuses {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -382,7 +382,7 @@ impl MigrationName for M0006RunService {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0006RunService {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -441,7 +441,7 @@ impl MigrationName for M0007ActivityOutbox {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0007ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -466,7 +466,7 @@ impl MigrationName for M0008ExpiryIndexes {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0008ExpiryIndexes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(
@@ -511,7 +511,7 @@ impl MigrationName for M0010QueuesByCreation {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0010QueuesByCreation {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(

@@ -353,7 +353,10 @@ impl Identity {
     }
 
     /// An account's tokens, filtered by `name:`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_service_account_tokens(
         &self,
         principal: &Principal,

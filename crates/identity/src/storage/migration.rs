@@ -34,7 +34,7 @@ impl MigrationName for M0001Initial {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0001Initial {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -167,7 +167,7 @@ impl MigrationName for M0002ServiceAccounts {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0002ServiceAccounts {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -295,7 +295,7 @@ impl MigrationName for M0003AgentTokens {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0003AgentTokens {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -342,7 +342,7 @@ impl MigrationName for M0004ActivityOutbox {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0004ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -367,7 +367,7 @@ impl MigrationName for M0005LoginFailures {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0005LoginFailures {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager

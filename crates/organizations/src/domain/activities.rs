@@ -296,7 +296,10 @@ impl Organizations {
     /// The feed newest first: the organization's, one project's, or one
     /// team's (the team and what was done to its members and grants);
     /// `filter` takes `actor:`, `action:` and `subject_kind:`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_activities(
         &self,
         principal: &Principal,

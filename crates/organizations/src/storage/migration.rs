@@ -39,7 +39,7 @@ impl MigrationName for M0001Initial {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0001Initial {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -125,7 +125,7 @@ impl MigrationName for M0002Settings {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0002Settings {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -166,7 +166,7 @@ impl MigrationName for M0003Projects {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0003Projects {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -237,7 +237,7 @@ impl MigrationName for M0004Invitations {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0004Invitations {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -296,7 +296,7 @@ impl MigrationName for M0005Teams {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0005Teams {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -394,7 +394,7 @@ impl MigrationName for M0006Reach {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0006Reach {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for column in ["projects", "teams"] {
@@ -488,7 +488,7 @@ impl MigrationName for M0007Activities {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0007Activities {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -579,7 +579,7 @@ impl MigrationName for M0008ActivityTimeOrder {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0008ActivityTimeOrder {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(
@@ -624,7 +624,7 @@ impl MigrationName for M0009ProjectsByArchived {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0009ProjectsByArchived {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(
@@ -660,7 +660,7 @@ impl MigrationName for M0012ProjectRestrictions {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0012ProjectRestrictions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -697,7 +697,7 @@ impl MigrationName for M0013RestrictedProjects {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0013RestrictedProjects {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         orgplane_platform::db::create_indexes(

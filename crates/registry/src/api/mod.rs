@@ -2,6 +2,7 @@
 
 mod components;
 mod convert;
+mod entry_api;
 mod internal;
 mod models;
 

@@ -155,7 +155,10 @@ impl Registry {
     /// An organization's models or components, filtered by `name:` and
     /// `tag:`. Those who read the whole registry see every entry; everyone
     /// else in the organization sees the public ones.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_entries(
         &self,
         principal: &Principal,

@@ -70,7 +70,6 @@ fn is_reason(value: &str) -> bool {
 
 impl Registry {
     /// Moves a version to `transition.stage`, recording why.
-    #[allow(clippy::too_many_arguments)]
     pub async fn transition(
         &self,
         principal: &Principal,
@@ -171,7 +170,10 @@ impl Registry {
     }
 
     /// A version's stage history, newest first.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_stages(
         &self,
         principal: &Principal,

@@ -234,7 +234,10 @@ impl Registry {
     }
 
     /// An entry's versions, filtered by `stage:`, `tag:` and `project:`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the entity and a list's page, token, filter and order"
+    )]
     pub async fn list_versions(
         &self,
         principal: &Principal,
@@ -304,7 +307,10 @@ impl Registry {
     /// Changes a version's fields; with `target` it moves to that entry of
     /// the same kind (where its name must be free and, in production, the
     /// target's production limit holds).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the caller, the version addressed, its fields, a transfer target and the etag read"
+    )]
     pub async fn update_version(
         &self,
         principal: &Principal,

@@ -29,7 +29,7 @@ impl MigrationName for M0001Initial {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0001Initial {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -194,7 +194,7 @@ impl MigrationName for M0002ActivityOutbox {
     }
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0002ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
@@ -230,7 +230,7 @@ fn restriction_columns() -> [(&'static str, ColumnDef); 4] {
     ]
 }
 
-#[async_trait::async_trait]
+#[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0004Restrictions {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, mut column) in restriction_columns() {
