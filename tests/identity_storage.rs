@@ -3,6 +3,7 @@
 //! PostgreSQL variants read `ORGPLANE_TEST_DATABASE_URL`; without it they
 //! skip, except under CI where they fail.
 
+use orgplane_platform::page::ListQuery;
 use std::sync::Arc;
 
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
@@ -223,10 +224,10 @@ async fn keyset_pages_are_stable_while_rows_arrive(identity: &Identity) {
     let mut added = 0;
     loop {
         let page = identity
-            .list_users(&admin, 7, &token, "", "create_time")
+            .list_users(&admin, &ListQuery::new(7, &token, "", "create_time"))
             .await
             .unwrap();
-        seen.extend(page.users.iter().map(|u| u.username.clone()));
+        seen.extend(page.items.iter().map(|u| u.username.clone()));
         // Rows inserted between pages land after the cursor and are seen once.
         if added < 3 {
             identity

@@ -5,6 +5,7 @@
 use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
 use orgplane_organizations::domain::members::MemberChanges;
 use orgplane_platform::authz::Permission;
+use orgplane_platform::page::ListQuery;
 use orgplane_proto::organizations::*;
 use prost_types::FieldMask;
 use tonic::Code;
@@ -1140,10 +1141,10 @@ async fn duel(t: &TestStack) {
             "round {round}: exactly one demotion wins: {a:?} {b:?}"
         );
         let owners = orgs
-            .list_members(&p1, "duel", 10, "", "role:owner", "")
+            .list_members(&p1, "duel", &ListQuery::new(10, "", "role:owner", ""))
             .await
             .or(orgs
-                .list_members(&p2, "duel", 10, "", "role:owner", "")
+                .list_members(&p2, "duel", &ListQuery::new(10, "", "role:owner", ""))
                 .await)
             .unwrap()
             .total_size;

@@ -3,6 +3,7 @@
 //! gaps, while members join between pages; deleted organizations are purged
 //! with what they own.
 
+use orgplane_platform::page::ListQuery;
 use std::collections::HashSet;
 
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
@@ -68,10 +69,10 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(orgs: &Organizatio
     let mut page_number = 0;
     loop {
         let page = orgs
-            .list_members(&owner, "big", 700, &token, "", "user")
+            .list_members(&owner, "big", &ListQuery::new(700, &token, "", "user"))
             .await
             .unwrap();
-        seen.extend(page.members.into_iter().map(|m| m.username));
+        seen.extend(page.items.into_iter().map(|m| m.username));
         // Members join between pages, before and after the cursor.
         add_members(
             orgs,

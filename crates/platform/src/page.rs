@@ -86,6 +86,59 @@ where
     .await
 }
 
+/// A list request as every list method receives it (AIP-132, AIP-160):
+/// read from the request at the API edge and handed whole to the domain,
+/// which parses the parts it supports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Rows asked for (0: the default).
+    pub page_size: i32,
+    /// `next_page_token` of the previous page; empty for the first.
+    pub page_token: String,
+    /// `key:value` terms; empty for none.
+    pub filter: String,
+    /// A field, optionally followed by ` desc`; empty for the default.
+    pub order_by: String,
+}
+
+impl ListQuery {
+    /// A list request's four fields.
+    pub fn new(page_size: i32, page_token: &str, filter: &str, order_by: &str) -> Self {
+        Self {
+            page_size,
+            page_token: page_token.to_owned(),
+            filter: filter.to_owned(),
+            order_by: order_by.to_owned(),
+        }
+    }
+
+    /// A list without filter or order: pages only.
+    pub fn pages(page_size: i32, page_token: &str) -> Self {
+        Self::new(page_size, page_token, "", "")
+    }
+
+    /// The page asked for. Its token is bound to this filter and order and
+    /// to `scope` (what else narrows the list, e.g. its parent), so a token
+    /// of another list is refused.
+    pub fn page(&self, scope: &str) -> Result<PageRequest, Error> {
+        PageRequest::parse(
+            self.page_size,
+            &self.page_token,
+            &format!("{scope}|{}|{}", self.filter, self.order_by),
+        )
+    }
+
+    /// The order, one of `allowed` (the first is the default).
+    pub fn order<'a>(&self, allowed: &[&'a str]) -> Result<OrderBy<'a>, Error> {
+        OrderBy::parse(&self.order_by, allowed)
+    }
+
+    /// The filter's terms, each key one of `allowed`.
+    pub fn terms(&self, allowed: &[&str]) -> Result<Vec<(&str, &str)>, Error> {
+        parse_filter(&self.filter, allowed)
+    }
+}
+
 /// A validated list request: how many rows, and after which key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {

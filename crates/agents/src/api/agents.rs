@@ -1,5 +1,6 @@
 //! `orgplane.agents.v1.AgentService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     etag::etag,
     grpc::{json_to_struct, require_principal, required, revoking, struct_to_json, update_paths},
@@ -126,10 +127,7 @@ impl AgentService for AgentApi {
             .list_agents(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListAgentsResponse {
@@ -233,8 +231,7 @@ impl AgentService for AgentApi {
                 &principal,
                 &r.organization,
                 &r.agent,
-                r.page_size,
-                &r.page_token,
+                &ListQuery::pages(r.page_size, &r.page_token),
             )
             .await?;
         Ok(Response::new(pb::ListAgentStatusesResponse {

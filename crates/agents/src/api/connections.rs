@@ -1,5 +1,6 @@
 //! `orgplane.agents.v1.ConnectionService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     etag::etag,
     grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
@@ -109,10 +110,7 @@ impl ConnectionService for ConnectionApi {
             .list_connections(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListConnectionsResponse {

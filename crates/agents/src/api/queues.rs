@@ -1,5 +1,6 @@
 //! `orgplane.agents.v1.QueueService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     etag::etag,
     grpc::{require_principal, required, update_paths},
@@ -131,10 +132,7 @@ impl QueueService for QueueApi {
                 &principal,
                 &r.organization,
                 &r.agent,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListQueuesResponse {

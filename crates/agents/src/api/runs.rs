@@ -1,5 +1,6 @@
 //! `orgplane.agents.v1.RunService`, and runs as the API shows them.
 
+use orgplane_platform::page::ListQuery;
 use std::{collections::HashMap, time::Duration};
 
 use orgplane_platform::{
@@ -131,9 +132,7 @@ impl RunService for RunApi {
                 &principal,
                 &r.organization,
                 &r.project,
-                (r.page_size, &r.page_token),
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListRunsResponse {

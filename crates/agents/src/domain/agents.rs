@@ -9,7 +9,7 @@ use orgplane_platform::{
     activity::{self, Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
-    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     peers::IdentityPeer,
     principal::Principal,
     read_cache::Forget,
@@ -257,17 +257,14 @@ impl Agents {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<agents::Model>, Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name", "tag", "health"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name", "tag", "health"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(agents::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
         for (key, value) in &terms {
@@ -538,11 +535,10 @@ impl Agents {
         principal: &Principal,
         organization: &str,
         name: &str,
-        page_size: i32,
-        page_token: &str,
+        query: &ListQuery,
     ) -> Result<Page<agent_statuses::Model>, Error> {
         let agent = self.agent_for(principal, organization, name, false).await?;
-        let page = PageRequest::parse(page_size, page_token, "statuses")?;
+        let page = query.page("statuses")?;
         orgplane_platform::page::text_keyed_page(
             &self.db,
             &page,

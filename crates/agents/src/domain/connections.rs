@@ -10,7 +10,7 @@ use orgplane_platform::{
     activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
-    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     tags,
     time::now_micros,
@@ -271,17 +271,14 @@ impl Agents {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<connections::Model>, Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name", "kind", "tag"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name", "kind", "tag"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(connections::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
         for (key, value) in &terms {

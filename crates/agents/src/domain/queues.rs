@@ -7,7 +7,7 @@ use orgplane_platform::{
     activity::{Activity, action},
     authz::Permission,
     etag::{check_etag, update_at_version},
-    page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
+    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
@@ -176,27 +176,20 @@ impl Agents {
 
     /// An agent's queues, filtered by `name:`, ordered by `name` or
     /// `create_time`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_queues(
         &self,
         principal: &Principal,
         organization: &str,
         agent: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<queues::Model>, Error> {
         let standing = self
             .require(principal, organization, Permission::AgentsRead)
             .await?;
         let agent = self.agent(&standing.organization_uuid, agent).await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all().add(queues::Column::AgentUuid.eq(agent.uuid.as_str()));
         for (_, prefix) in &terms {
             condition = condition

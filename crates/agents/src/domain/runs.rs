@@ -15,7 +15,7 @@ use orgplane_platform::{
     access::{Entity, Standing},
     activity::{Activity, commit_with},
     authz::Permission,
-    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page},
     peers::RunRouting,
     principal::{Principal, PrincipalKind},
     validate::{self, Violations},
@@ -374,9 +374,7 @@ impl Agents {
         principal: &Principal,
         organization: &str,
         project: &str,
-        page: (i32, &str),
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<runs::Model>, Error> {
         let standing = if project.is_empty() {
             self.require(principal, organization, Permission::ProjectsRead)
@@ -388,11 +386,10 @@ impl Agents {
             self.require_on_project(principal, organization, Permission::ProjectsRead, project)
                 .await?
         };
-        let order = OrderBy::parse(order_by, &["create_time"])?;
-        let descending = order.descending || order_by.trim().is_empty();
-        let terms = parse_filter(filter, &["status", "queue"])?;
-        let request =
-            PageRequest::parse(page.0, page.1, &format!("{project}|{filter}|{descending}"))?;
+        let order = query.order(&["create_time"])?;
+        let descending = order.descending || query.order_by.trim().is_empty();
+        let terms = query.terms(&["status", "queue"])?;
+        let request = query.page(project)?;
         let mut condition = Condition::all()
             .add(runs::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
         if !standing.hidden_projects.is_empty() {

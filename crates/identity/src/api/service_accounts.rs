@@ -1,5 +1,6 @@
 //! `orgplane.identity.v1.ServiceAccountService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     grpc::{require_principal, required, revoking, update_paths},
     idempotency,
@@ -107,10 +108,7 @@ impl ServiceAccountService for ServiceAccountApi {
             .list_service_accounts(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListServiceAccountsResponse {
@@ -214,10 +212,7 @@ impl ServiceAccountService for ServiceAccountApi {
                 &principal,
                 &r.organization,
                 &r.service_account,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListServiceAccountTokensResponse {

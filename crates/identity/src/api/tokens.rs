@@ -1,5 +1,6 @@
 //! `orgplane.identity.v1.TokenService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     grpc::{require_principal, required, revoking, update_paths},
     idempotency,
@@ -66,10 +67,7 @@ impl TokenService for TokenApi {
             .0
             .list_tokens(
                 &principal,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListTokensResponse {

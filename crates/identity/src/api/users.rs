@@ -1,6 +1,7 @@
 //! `orgplane.identity.v1.UserService`.
 
 use orgplane_platform::grpc::{require_principal, required, update_paths};
+use orgplane_platform::page::ListQuery;
 use orgplane_proto::identity::{self as pb, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
@@ -63,14 +64,11 @@ impl UserService for UserApi {
             .0
             .list_users(
                 &principal,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: page.users.into_iter().map(convert::user).collect(),
+            users: page.items.into_iter().map(convert::user).collect(),
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))
@@ -99,7 +97,7 @@ impl UserService for UserApi {
         let r = req.get_ref();
         let page = self
             .0
-            .list_external_identities(&principal, r.page_size, &r.page_token)
+            .list_external_identities(&principal, &ListQuery::pages(r.page_size, &r.page_token))
             .await?;
         Ok(Response::new(pb::ListExternalIdentitiesResponse {
             external_identities: page

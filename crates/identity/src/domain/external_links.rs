@@ -11,7 +11,7 @@
 
 use orgplane_platform::{
     Error,
-    page::{Page, PageRequest, text_keyed_page},
+    page::{ListQuery, Page, text_keyed_page},
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
     validate::{self, Violations},
 };
@@ -75,11 +75,10 @@ impl Identity {
     pub async fn list_external_identities(
         &self,
         principal: &Principal,
-        page_size: i32,
-        page_token: &str,
+        query: &ListQuery,
     ) -> Result<Page<external_identities::Model>, Error> {
         require_user_scope(principal, SCOPE_READ)?;
-        let page = PageRequest::parse(page_size, page_token, "")?;
+        let page = query.page("")?;
         text_keyed_page(
             &self.db,
             &page,

@@ -21,7 +21,7 @@ use orgplane_platform::{
     activity::{Activity, Shipper, action, commit_with},
     authz::{Permission, Role},
     deletions,
-    page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
+    page::{ListQuery, Page, like_prefix, text_keyed_page},
     peers::OrganizationsPeer,
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
@@ -208,17 +208,14 @@ impl Identity {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<account::Model>, Error> {
         let standing = self
             .require_in(principal, organization, Permission::ServiceAccountsRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name", "role"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name", "role"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(account::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()));
         for (key, value) in &terms {
@@ -353,26 +350,19 @@ impl Identity {
     }
 
     /// An account's tokens, filtered by `name:`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_service_account_tokens(
         &self,
         principal: &Principal,
         organization: &str,
         account_name: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<token::Model>, Error> {
         let standing = self
             .require_in(principal, organization, Permission::ServiceAccountsRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["create_time", "name"])?;
-        let terms = parse_filter(filter, &["name"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["create_time", "name"])?;
+        let terms = query.terms(&["name"])?;
+        let page = query.page("")?;
         let account = self.account(&standing, account_name).await?;
         let mut condition =
             Condition::all().add(token::Column::ServiceAccountUuid.eq(account.uuid.as_str()));

@@ -5,7 +5,7 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     authz::Role,
-    page::{OrderBy, Page, PageRequest, like_prefix, parse_filter, text_keyed_page},
+    page::{ListQuery, Page, like_prefix, text_keyed_page},
     principal::{Principal, PrincipalKind, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
@@ -136,15 +136,12 @@ impl Identity {
     pub async fn list_tokens(
         &self,
         principal: &Principal,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<tokens::Model>, Error> {
         require_user_scope(principal, SCOPE_READ)?;
-        let order = OrderBy::parse(order_by, &["create_time", "name"])?;
-        let terms = parse_filter(filter, &["name"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["create_time", "name"])?;
+        let terms = query.terms(&["name"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(tokens::Column::UserUuid.eq(principal.uuid.as_str()))
             .add(tokens::Column::Kind.eq(KIND_PERSONAL));

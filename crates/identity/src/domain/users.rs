@@ -3,14 +3,13 @@
 
 use orgplane_platform::{
     Error,
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -42,17 +41,6 @@ pub struct ProfileChanges {
     /// address can reset the password, so a stolen session must not be
     /// enough to move it.
     pub current_password: String,
-}
-
-/// One page of users.
-#[derive(Debug, Clone)]
-pub struct UserPage {
-    /// The users.
-    pub users: Vec<users::Model>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 impl Identity {
@@ -178,11 +166,8 @@ impl Identity {
     pub async fn list_users(
         &self,
         principal: &Principal,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
-    ) -> Result<UserPage, Error> {
+        query: &ListQuery,
+    ) -> Result<Page<users::Model>, Error> {
         if !principal.instance_admin {
             return Err(Error::permission_denied(
                 "INSTANCE_ADMIN_REQUIRED",
@@ -190,9 +175,9 @@ impl Identity {
             ));
         }
         require_user_scope(principal, SCOPE_ADMIN)?;
-        let order = OrderBy::parse(order_by, &["username", "create_time"])?;
-        let terms = parse_filter(filter, &["username", "email"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["username", "create_time"])?;
+        let terms = query.terms(&["username", "email"])?;
+        let page = query.page("")?;
 
         let mut condition = Condition::all();
         for (key, value) in &terms {
@@ -206,11 +191,6 @@ impl Identity {
                     .like(LikeExpr::new(like_prefix(&value.to_lowercase())).escape('\\')),
             );
         }
-        let total_size = users::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
-
         let (columns, parts): (Vec<users::Column>, &[KeyPart]) = match order.field {
             "username" => (vec![users::Column::Username], &[KeyPart::Text]),
             _ => (
@@ -218,23 +198,18 @@ impl Identity {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let rows = page
-            .apply(
-                users::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (users, next_page_token) = page.finish(rows, |u| match order.field {
-            "username" => vec![u.username.clone()],
-            _ => vec![u.create_time.to_string(), u.uuid.clone()],
-        });
-        Ok(UserPage {
-            users,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            users::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |u| match order.field {
+                "username" => vec![u.username.clone()],
+                _ => vec![u.create_time.to_string(), u.uuid.clone()],
+            },
+        )
+        .await
     }
 }

@@ -1,5 +1,6 @@
 //! `orgplane.organizations.v1.ActivityService`.
 
+use orgplane_platform::page::ListQuery;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -78,9 +79,7 @@ impl ActivityService for ActivityApi {
                 &r.organization,
                 &r.project,
                 &r.team,
-                (r.page_size, &r.page_token),
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListActivitiesResponse {

@@ -1,5 +1,6 @@
 //! `orgplane.organizations.v1.InvitationService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     grpc::{require_principal, required},
     idempotency,
@@ -89,14 +90,11 @@ impl InvitationService for InvitationApi {
             .list_invitations(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListInvitationsResponse {
-            invitations: page.invitations.into_iter().map(invitation).collect(),
+            invitations: page.items.into_iter().map(invitation).collect(),
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))

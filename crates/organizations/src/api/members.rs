@@ -1,5 +1,6 @@
 //! `orgplane.organizations.v1.MemberService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     Error,
     grpc::{require_principal, required, update_paths},
@@ -43,14 +44,11 @@ impl MemberService for MemberApi {
             .list_members(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListMembersResponse {
-            members: shown(&self.0, page.members).await?,
+            members: shown(&self.0, page.items).await?,
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))

@@ -2,6 +2,7 @@
 
 use orgplane_platform::grpc::{require_principal, required, update_paths};
 use orgplane_platform::idempotency;
+use orgplane_platform::page::ListQuery;
 use orgplane_proto::organizations::{self as pb, organization_service_server::OrganizationService};
 use tonic::{Request, Response, Status};
 
@@ -90,18 +91,11 @@ impl OrganizationService for OrganizationApi {
             .0
             .list_organizations(
                 &principal,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListOrganizationsResponse {
-            organizations: page
-                .organizations
-                .into_iter()
-                .map(convert::organization)
-                .collect(),
+            organizations: page.items.into_iter().map(convert::organization).collect(),
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))

@@ -1,5 +1,6 @@
 //! `orgplane.organizations.v1.ProjectService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
     idempotency,
@@ -111,14 +112,11 @@ impl ProjectService for ProjectApi {
             .list_projects(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListProjectsResponse {
-            projects: page.projects.into_iter().map(project).collect(),
+            projects: page.items.into_iter().map(project).collect(),
             next_page_token: page.next_page_token,
             total_size: page.total_size as i64,
         }))

@@ -1,5 +1,6 @@
 //! `orgplane.organizations.v1.TeamService`.
 
+use orgplane_platform::page::ListQuery;
 use orgplane_platform::{
     grpc::{require_principal, required, update_paths},
     idempotency,
@@ -119,10 +120,7 @@ impl TeamService for TeamApi {
             .list_teams(
                 &principal,
                 &r.organization,
-                r.page_size,
-                &r.page_token,
-                &r.filter,
-                &r.order_by,
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
             )
             .await?;
         Ok(Response::new(pb::ListTeamsResponse {
@@ -195,8 +193,7 @@ impl TeamService for TeamApi {
                 &principal,
                 &r.organization,
                 &r.team,
-                r.page_size,
-                &r.page_token,
+                &ListQuery::pages(r.page_size, &r.page_token),
             )
             .await?;
         Ok(Response::new(pb::ListTeamMembersResponse {

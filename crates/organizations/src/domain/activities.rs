@@ -14,7 +14,7 @@ use orgplane_platform::{
     Error,
     activity::{ActivitySink, Delivery},
     authz::Permission,
-    page::{KeyPart, Page, PageRequest, keyed_page, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page},
     principal::Principal,
     time::{DAY, now_micros},
     validate::{self, Violations},
@@ -296,31 +296,25 @@ impl Organizations {
     /// The feed newest first: the organization's, one project's, or one
     /// team's (the team and what was done to its members and grants);
     /// `filter` takes `actor:`, `action:` and `subject_kind:`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_activities(
         &self,
         principal: &Principal,
         organization: &str,
         project: &str,
         team: &str,
-        page: (i32, &str),
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<activities::Model>, Error> {
         let access = self
             .feed_access(principal, organization, project, team)
             .await?;
-        if !matches!(order_by.trim(), "" | "create_time desc") {
+        if !matches!(query.order_by.trim(), "" | "create_time desc") {
             return Err(Error::invalid(
                 "order_by",
                 "activities are listed newest first only (`create_time desc`)",
             ));
         }
-        let terms = parse_filter(filter, &["actor", "action", "subject_kind"])?;
-        let request = PageRequest::parse(page.0, page.1, &format!("{project}|{team}|{filter}"))?;
+        let terms = query.terms(&["actor", "action", "subject_kind"])?;
+        let request = query.page(&format!("{project}|{team}"))?;
         let mut condition = Condition::all()
             .add(activities::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
         if !project.is_empty() {

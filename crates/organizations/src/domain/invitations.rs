@@ -15,7 +15,7 @@ use orgplane_platform::{
     activity::{Activity, action},
     authz::{Permission, Role},
     outbox,
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::{Principal, PrincipalKind, SCOPE_WRITE},
     secrets,
     time::{add, now_micros},
@@ -79,17 +79,6 @@ pub const OUTSIDER_GRANT_ROLE: Role = Role::Member;
 /// Slugs as stored: space-separated.
 pub fn slugs_of(stored: &str) -> Vec<String> {
     stored.split_whitespace().map(str::to_owned).collect()
-}
-
-/// One page of invitations.
-#[derive(Debug, Clone)]
-pub struct InvitationPage {
-    /// The invitations.
-    pub invitations: Vec<invitations::Model>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 fn require_user_writer(principal: &Principal) -> Result<(), Error> {
@@ -274,17 +263,14 @@ impl Organizations {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
-    ) -> Result<InvitationPage, Error> {
+        query: &ListQuery,
+    ) -> Result<Page<invitations::Model>, Error> {
         let access = self
             .require(principal, organization, Permission::MembersManage)
             .await?;
-        let order = OrderBy::parse(order_by, &["create_time", "email"])?;
-        let terms = parse_filter(filter, &["state", "email"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["create_time", "email"])?;
+        let terms = query.terms(&["state", "email"])?;
+        let page = query.page("")?;
         let now = now_micros();
         let mut condition = Condition::all()
             .add(invitations::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
@@ -311,10 +297,6 @@ impl Organizations {
                 }
             };
         }
-        let total_size = invitations::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (columns, parts): (Vec<invitations::Column>, &[KeyPart]) = match order.field {
             "email" => (
                 vec![invitations::Column::Email, invitations::Column::Uuid],
@@ -323,24 +305,19 @@ impl Organizations {
             // UUIDv7 orders by creation time.
             _ => (vec![invitations::Column::Uuid], &[KeyPart::Text]),
         };
-        let rows = page
-            .apply(
-                invitations::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (invitations, next_page_token) = page.finish(rows, |i| match order.field {
-            "email" => vec![i.email.clone(), i.uuid.clone()],
-            _ => vec![i.uuid.clone()],
-        });
-        Ok(InvitationPage {
-            invitations,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            invitations::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |i| match order.field {
+                "email" => vec![i.email.clone(), i.uuid.clone()],
+                _ => vec![i.uuid.clone()],
+            },
+        )
+        .await
     }
 
     async fn pending_invitation(

@@ -15,7 +15,7 @@ use orgplane_platform::{
     Error,
     activity::{Activity, action},
     authz::{Permission, Role, allows},
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     validate::{self, Violations},
 };
@@ -95,17 +95,6 @@ async fn set_outsider_grants(
     Ok(())
 }
 
-/// One page of members.
-#[derive(Debug, Clone)]
-pub struct MemberPage {
-    /// The members.
-    pub members: Vec<members::Model>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
-}
-
 impl Organizations {
     /// Members of an organization, filtered by `role:` and `name:` (username
     /// prefix), ordered by `user` or `create_time`.
@@ -113,17 +102,14 @@ impl Organizations {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
-    ) -> Result<MemberPage, Error> {
+        query: &ListQuery,
+    ) -> Result<Page<members::Model>, Error> {
         let access = self
             .require(principal, organization, Permission::MembersRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["user", "create_time"])?;
-        let terms = parse_filter(filter, &["role", "name"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["user", "create_time"])?;
+        let terms = query.terms(&["role", "name"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(members::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
         for (key, value) in &terms {
@@ -135,10 +121,6 @@ impl Organizations {
                 ),
             };
         }
-        let total_size = members::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (columns, parts): (Vec<members::Column>, &[KeyPart]) = match order.field {
             "user" => (vec![members::Column::Username], &[KeyPart::Text]),
             _ => (
@@ -146,24 +128,19 @@ impl Organizations {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let rows = page
-            .apply(
-                members::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (members, next_page_token) = page.finish(rows, |m| match order.field {
-            "user" => vec![m.username.clone()],
-            _ => vec![m.create_time.to_string(), m.uuid.clone()],
-        });
-        Ok(MemberPage {
-            members,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            members::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |m| match order.field {
+                "user" => vec![m.username.clone()],
+                _ => vec![m.create_time.to_string(), m.uuid.clone()],
+            },
+        )
+        .await
     }
 
     /// One member by username.

@@ -5,7 +5,7 @@ use orgplane_platform::{
     Error,
     activity::{Activity, action},
     authz::{Permission, Role, check},
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, like_prefix},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
@@ -67,17 +67,6 @@ pub struct OrganizationView {
     pub organization: organizations::Model,
     /// The caller's role.
     pub role: Role,
-}
-
-/// One page of the caller's organizations.
-#[derive(Debug, Clone)]
-pub struct OrganizationPage {
-    /// The organizations.
-    pub organizations: Vec<OrganizationView>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 fn check_profile(v: &mut Violations, profile: &Profile) {
@@ -195,20 +184,17 @@ impl Organizations {
     pub async fn list_organizations(
         &self,
         principal: &Principal,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
-    ) -> Result<OrganizationPage, Error> {
+        query: &ListQuery,
+    ) -> Result<Page<OrganizationView>, Error> {
         if !principal.has_scope(SCOPE_READ) {
             return Err(Error::permission_denied(
                 "MISSING_SCOPE",
                 "the token lacks the \"read\" scope",
             ));
         }
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name", "role"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name", "role"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(members::Column::UserUuid.eq(principal.uuid.as_str()))
             .add(members::Column::Role.ne(Role::Outsider.as_str()))
@@ -258,15 +244,15 @@ impl Organizations {
             "name" => vec![org.name.clone()],
             _ => vec![org.create_time.to_string(), org.uuid.clone()],
         });
-        let organizations = rows
+        let items = rows
             .into_iter()
             .filter_map(|(organization, member)| {
                 let role = Role::parse(&member?.role)?;
                 Some(OrganizationView { organization, role })
             })
             .collect();
-        Ok(OrganizationPage {
-            organizations,
+        Ok(Page {
+            items,
             next_page_token,
             total_size,
         })

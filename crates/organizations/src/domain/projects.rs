@@ -7,14 +7,13 @@ use orgplane_platform::{
     Error,
     activity::{Activity, action},
     authz::{Permission, Role, allows},
-    page::{KeyPart, OrderBy, PageRequest, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
@@ -60,17 +59,6 @@ pub struct ProjectFields {
     pub readme: Option<String>,
     /// `private` or `public`.
     pub visibility: Option<String>,
-}
-
-/// One page of projects.
-#[derive(Debug, Clone)]
-pub struct ProjectPage {
-    /// The projects.
-    pub projects: Vec<projects::Model>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 /// Tags as stored: ` a b `.
@@ -244,11 +232,8 @@ impl Organizations {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
-    ) -> Result<ProjectPage, Error> {
+        query: &ListQuery,
+    ) -> Result<Page<projects::Model>, Error> {
         let access = self.membership(principal, organization).await?;
         // Members who read every project see them all; everyone else in the
         // organization (billing, outsiders) sees those granted to them or
@@ -267,9 +252,9 @@ impl Organizations {
             (!granted.iter().any(|n| n == "*"))
                 .then(|| Condition::all().add(projects::Column::Name.is_in(granted)))
         };
-        let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
-        let terms = parse_filter(filter, &["name", "tag", "archived"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time", "update_time"])?;
+        let terms = query.terms(&["name", "tag", "archived"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
         let hidden = self.hidden_projects(&access).await?;
@@ -304,10 +289,6 @@ impl Organizations {
         if let Some(reach) = reach {
             condition = condition.add(reach);
         }
-        let total_size = projects::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (columns, parts): (Vec<projects::Column>, &[KeyPart]) = match order.field {
             "name" => (vec![projects::Column::Name], &[KeyPart::Text]),
             "create_time" => (
@@ -319,25 +300,20 @@ impl Organizations {
                 &[KeyPart::Int, KeyPart::Text],
             ),
         };
-        let rows = page
-            .apply(
-                projects::Entity::find().filter(condition),
-                &columns,
-                parts,
-                order.descending,
-            )?
-            .all(&self.db)
-            .await?;
-        let (projects, next_page_token) = page.finish(rows, |p| match order.field {
-            "name" => vec![p.name.clone()],
-            "create_time" => vec![p.create_time.to_string(), p.uuid.clone()],
-            _ => vec![p.update_time.to_string(), p.uuid.clone()],
-        });
-        Ok(ProjectPage {
-            projects,
-            next_page_token,
-            total_size,
-        })
+        keyed_page(
+            &self.db,
+            &page,
+            projects::Entity::find().filter(condition),
+            &columns,
+            parts,
+            order.descending,
+            |p| match order.field {
+                "name" => vec![p.name.clone()],
+                "create_time" => vec![p.create_time.to_string(), p.uuid.clone()],
+                _ => vec![p.update_time.to_string(), p.uuid.clone()],
+            },
+        )
+        .await
     }
 
     /// Changes a project's fields; a stale `etag` is `ABORTED`.

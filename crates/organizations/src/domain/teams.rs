@@ -9,7 +9,7 @@ use orgplane_platform::{
     Error,
     activity::{Activity, action},
     authz::{Permission, Role},
-    page::{KeyPart, OrderBy, PageRequest, after, key_values, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, after, key_values, like_prefix},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
@@ -82,17 +82,6 @@ pub struct TeamFields {
     pub description: Option<String>,
     /// Grants (replaced whole).
     pub grants: Option<Vec<Grant>>,
-}
-
-/// A page of rows.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    /// The rows.
-    pub items: Vec<T>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-    /// Matches in all.
-    pub total_size: u64,
 }
 
 /// The grants of a team row.
@@ -351,17 +340,14 @@ impl Organizations {
         &self,
         principal: &Principal,
         organization: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<teams::team::Model>, Error> {
         let access = self
             .require(principal, organization, Permission::TeamsRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time"])?;
-        let terms = parse_filter(filter, &["name"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time"])?;
+        let terms = query.terms(&["name"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(teams::team::Column::OrganizationUuid.eq(access.organization.uuid.as_str()));
         for (_, prefix) in &terms {
@@ -521,14 +507,13 @@ impl Organizations {
         principal: &Principal,
         organization: &str,
         team: &str,
-        page_size: i32,
-        page_token: &str,
+        query: &ListQuery,
     ) -> Result<Page<teams::member::Model>, Error> {
         let access = self
             .require(principal, organization, Permission::TeamsRead)
             .await?;
         let team = self.team(&access, team, "team").await?;
-        let page = PageRequest::parse(page_size, page_token, "")?;
+        let page = query.page("")?;
         let condition = teams::member::Column::TeamUuid.eq(team.uuid.as_str());
         let total_size = teams::member::Entity::find()
             .filter(condition.clone())

@@ -7,7 +7,7 @@ use orgplane_platform::{
     activity::{Activity, action, commit_with},
     authz::Permission,
     etag::{check_etag, update_at_version},
-    page::{KeyPart, OrderBy, Page, PageRequest, keyed_page, like_prefix, parse_filter},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     restriction::Restriction,
     tags,
@@ -155,26 +155,19 @@ impl Registry {
     /// An organization's models or components, filtered by `name:` and
     /// `tag:`. Those who read the whole registry see every entry; everyone
     /// else in the organization sees the public ones.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_entries(
         &self,
         principal: &Principal,
         organization: &str,
         kind: Kind,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<entries::Model>, Error> {
         let standing = self
             .require(principal, organization, Permission::RegistryRead)
             .await?;
-        let order = OrderBy::parse(order_by, &["name", "create_time", "update_time"])?;
-        let terms = parse_filter(filter, &["name", "tag"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["name", "create_time", "update_time"])?;
+        let terms = query.terms(&["name", "tag"])?;
+        let page = query.page("")?;
         let mut condition = Condition::all()
             .add(entries::Column::OrganizationUuid.eq(standing.organization_uuid.as_str()))
             .add(entries::Column::Kind.eq(kind.as_str()));

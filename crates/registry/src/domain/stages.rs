@@ -10,7 +10,7 @@ use orgplane_platform::{
     Error,
     activity::commit_with,
     authz::Permission,
-    page::{Page, PageRequest, text_keyed_page},
+    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
@@ -170,10 +170,6 @@ impl Registry {
     }
 
     /// A version's stage history, newest first.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_stages(
         &self,
         principal: &Principal,
@@ -181,8 +177,7 @@ impl Registry {
         kind: Kind,
         entry_name: &str,
         name: &str,
-        page_size: i32,
-        page_token: &str,
+        query: &ListQuery,
     ) -> Result<Page<stages::Model>, Error> {
         let (_, entry) = self
             .entry_with(
@@ -194,7 +189,7 @@ impl Registry {
             )
             .await?;
         let row = self.version(&self.db, &entry, name).await?;
-        let page = PageRequest::parse(page_size, page_token, "stages")?;
+        let page = query.page("stages")?;
         text_keyed_page(
             &self.db,
             &page,

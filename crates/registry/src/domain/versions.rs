@@ -7,7 +7,7 @@ use orgplane_platform::{
     activity::{action, commit_with},
     authz::Permission,
     etag::{check_etag, stale},
-    page::{OrderBy, Page, PageRequest, parse_filter, text_keyed_page},
+    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     tags,
     time::now_micros,
@@ -234,20 +234,13 @@ impl Registry {
     }
 
     /// An entry's versions, filtered by `stage:`, `tag:` and `project:`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the caller, the entity and a list's page, token, filter and order"
-    )]
     pub async fn list_versions(
         &self,
         principal: &Principal,
         organization: &str,
         kind: Kind,
         entry_name: &str,
-        page_size: i32,
-        page_token: &str,
-        filter: &str,
-        order_by: &str,
+        query: &ListQuery,
     ) -> Result<Page<versions::Model>, Error> {
         let (_, entry) = self
             .entry_with(
@@ -258,9 +251,9 @@ impl Registry {
                 Permission::RegistryRead,
             )
             .await?;
-        let order = OrderBy::parse(order_by, &["create_time", "name"])?;
-        let terms = parse_filter(filter, &["stage", "tag", "project"])?;
-        let page = PageRequest::parse(page_size, page_token, &format!("{filter}|{order_by}"))?;
+        let order = query.order(&["create_time", "name"])?;
+        let terms = query.terms(&["stage", "tag", "project"])?;
+        let page = query.page("")?;
         let mut condition =
             Condition::all().add(versions::Column::EntryUuid.eq(entry.uuid.as_str()));
         for (key, value) in &terms {
