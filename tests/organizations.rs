@@ -2,7 +2,9 @@
 //! matrix generated from the permission table, tenant isolation, and
 //! `CheckPermission` for the other services.
 
-use orgplane_e2e::{TestStack, expect_code, expect_reason, expected_code, violated_fields};
+use orgplane_e2e::{
+    TestStack, eventually, expect_code, expect_reason, expected_code, violated_fields,
+};
 use orgplane_organizations::domain::members::MemberChanges;
 use orgplane_platform::authz::Permission;
 use orgplane_platform::page::ListQuery;
@@ -1800,8 +1802,19 @@ async fn open_organizations_admit_verified_emails_of_allowed_domains() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await; // the gateway's token cache
-    let member = join(walker.clone())
+    // Admitted once the gateway's token cache sees the verified address.
+    eventually(
+        std::time::Duration::from_secs(6),
+        "the verified address admits",
+        || async { join(walker.clone()).await.is_ok() },
+    )
+    .await;
+    let member = t
+        .members_as(&owner)
+        .get_member(GetMemberRequest {
+            organization: "open-house".into(),
+            user: "walker".into(),
+        })
         .await
         .unwrap()
         .into_inner()
