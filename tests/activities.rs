@@ -406,34 +406,6 @@ async fn statistics_match_the_data(t: &TestStack) {
 }
 
 #[tokio::test]
-async fn statistics_match_the_data_on_sqlite() {
-    statistics_match_the_data(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn statistics_match_the_data_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    statistics_match_the_data(&t).await;
-    t.drop_schemas().await;
-}
-
-#[tokio::test]
-async fn every_change_is_in_the_feed_once_on_sqlite() {
-    every_change_is_in_the_feed_once(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn every_change_is_in_the_feed_once_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    every_change_is_in_the_feed_once(&t).await;
-    t.drop_schemas().await;
-}
-
-#[tokio::test]
 async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
@@ -628,20 +600,6 @@ async fn activities_past_their_retention_are_purged(t: &TestStack) {
             .collect::<Vec<_>>(),
         ["recent"]
     );
-}
-
-#[tokio::test]
-async fn activities_past_their_retention_are_purged_on_sqlite() {
-    activities_past_their_retention_are_purged(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn activities_past_their_retention_are_purged_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    activities_past_their_retention_are_purged(&t).await;
-    t.drop_schemas().await;
 }
 
 /// An owner's token, of organization `acme` with a project `vision`.
@@ -952,3 +910,9 @@ async fn streams_are_limited_per_principal_and_end_with_their_token() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(16));
 }
+
+orgplane_e2e::on_both_databases!(
+    statistics_match_the_data,
+    every_change_is_in_the_feed_once,
+    activities_past_their_retention_are_purged,
+);

@@ -1030,16 +1030,4 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
     s.step("acme", ("deleted", "agent", "box"), delete).await;
 }
 
-#[tokio::test]
-async fn every_mutating_rpc_records_one_activity_on_sqlite() {
-    every_mutating_rpc_records_one_activity(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn every_mutating_rpc_records_one_activity_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    every_mutating_rpc_records_one_activity(&t).await;
-    t.drop_schemas().await;
-}
+orgplane_e2e::on_both_databases!(every_mutating_rpc_records_one_activity,);

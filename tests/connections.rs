@@ -51,20 +51,6 @@ async fn create(
         .map(|r| r.into_inner().connection.unwrap())
 }
 
-#[tokio::test]
-async fn a_connection_from_creation_to_deletion_on_sqlite() {
-    a_connection_from_creation_to_deletion(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn a_connection_from_creation_to_deletion_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    a_connection_from_creation_to_deletion(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn a_connection_from_creation_to_deletion(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
@@ -356,3 +342,5 @@ async fn role_matrix_and_tenant_isolation() {
     })
     .await;
 }
+
+orgplane_e2e::on_both_databases!(a_connection_from_creation_to_deletion,);

@@ -118,20 +118,6 @@ async fn role_of(t: &TestStack, owner: &str, org: &str, user: &str) -> Option<St
         .map(|r| r.into_inner().member.unwrap().role)
 }
 
-#[tokio::test]
-async fn an_open_organization_signs_users_in_with_its_provider_on_sqlite() {
-    an_open_organization_signs_users_in_with_its_provider(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn an_open_organization_signs_users_in_with_its_provider_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    an_open_organization_signs_users_in_with_its_provider(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn an_open_organization_signs_users_in_with_its_provider(t: &TestStack) {
     let issuer = OidcIssuer::start().await;
     let owner = t.user("owner").await;
@@ -832,3 +818,5 @@ async fn issuers_on_private_addresses_are_not_fetched_in_production() {
     assert_eq!(status.message(), "the identity provider is unavailable");
     assert_eq!(issuer.key_fetches(), 0, "nothing was fetched");
 }
+
+orgplane_e2e::on_both_databases!(an_open_organization_signs_users_in_with_its_provider,);

@@ -35,20 +35,6 @@ async fn create(t: &TestStack, token: &str, name: &str) -> Organization {
         .unwrap()
 }
 
-#[tokio::test]
-async fn an_organization_from_creation_to_deletion_on_sqlite() {
-    an_organization_from_creation_to_deletion(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn an_organization_from_creation_to_deletion_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    an_organization_from_creation_to_deletion(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn an_organization_from_creation_to_deletion(t: &TestStack) {
     let ada = t.user("ada").await;
     let org = create(t, &ada, "acme").await;
@@ -726,20 +712,6 @@ impl Rpc {
     }
 }
 
-#[tokio::test]
-async fn role_matrix_from_the_permission_table_on_sqlite() {
-    role_matrix_from_the_permission_table(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn role_matrix_from_the_permission_table_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    role_matrix_from_the_permission_table(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn role_matrix_from_the_permission_table(t: &TestStack) {
     let owner = t.user("owner").await;
     create(t, &owner, "matrix").await;
@@ -963,20 +935,6 @@ async fn set_role(
         .map(|r| r.into_inner().member.unwrap())
 }
 
-#[tokio::test]
-async fn the_member_lifecycle_keeps_its_invariants_on_sqlite() {
-    the_member_lifecycle_keeps_its_invariants(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn the_member_lifecycle_keeps_its_invariants_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    the_member_lifecycle_keeps_its_invariants(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     let owner = t.user("founder").await;
     create(t, &owner, "lifecycle").await;
@@ -1099,21 +1057,8 @@ async fn the_member_lifecycle_keeps_its_invariants(t: &TestStack) {
     );
 }
 
-#[tokio::test]
-async fn two_owners_demoting_each_other_at_once_leave_one_owner_on_sqlite() {
-    duel(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn two_owners_demoting_each_other_at_once_leave_one_owner_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    duel(&t).await;
-    t.drop_schemas().await;
-}
-
-async fn duel(t: &TestStack) {
+/// Two owners demote each other at once: one owner is left.
+async fn two_owners_demoting_each_other_at_once_leave_one_owner(t: &TestStack) {
     let first = t.user("first").await;
     create(t, &first, "duel").await;
     let second = t.user("second").await;
@@ -1301,20 +1246,6 @@ async fn settings_are_invite_only_by_default_and_change_with_an_etag() {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["update_mask"]);
-}
-
-#[tokio::test]
-async fn a_project_from_creation_through_archive_to_deletion_on_sqlite() {
-    a_project_from_creation_through_archive_to_deletion(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn a_project_from_creation_through_archive_to_deletion_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    a_project_from_creation_through_archive_to_deletion(&t).await;
-    t.drop_schemas().await;
 }
 
 async fn a_project_from_creation_through_archive_to_deletion(t: &TestStack) {
@@ -2187,3 +2118,11 @@ async fn visibility_is_the_owners_and_settings_are_for_managers() {
         "ROLE_TOO_WEAK",
     );
 }
+
+orgplane_e2e::on_both_databases!(
+    two_owners_demoting_each_other_at_once_leave_one_owner,
+    an_organization_from_creation_to_deletion,
+    role_matrix_from_the_permission_table,
+    the_member_lifecycle_keeps_its_invariants,
+    a_project_from_creation_through_archive_to_deletion,
+);

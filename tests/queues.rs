@@ -48,20 +48,6 @@ fn queue(name: &str) -> Option<Queue> {
     })
 }
 
-#[tokio::test]
-async fn a_queue_from_creation_to_deletion_on_sqlite() {
-    a_queue_from_creation_to_deletion(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn a_queue_from_creation_to_deletion_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    a_queue_from_creation_to_deletion(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn a_queue_from_creation_to_deletion(t: &TestStack) {
     let owner = t.user("owner").await;
     setup(t, &owner, "acme").await;
@@ -386,3 +372,5 @@ async fn role_matrix_and_tenant_isolation() {
     })
     .await;
 }
+
+orgplane_e2e::on_both_databases!(a_queue_from_creation_to_deletion,);

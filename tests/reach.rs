@@ -794,20 +794,6 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
     assert_eq!(describe(&adam).await, None);
 }
 
-#[tokio::test]
-async fn a_restricted_project_is_reached_by_those_admitted_on_sqlite() {
-    a_restricted_project_is_reached_by_those_admitted(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn a_restricted_project_is_reached_by_those_admitted_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    a_restricted_project_is_reached_by_those_admitted(&t).await;
-    t.drop_schemas().await;
-}
-
 /// Issue 21: a restricted project × every role × not admitted, admitted
 /// through a team, admitted by name — reading and configuring it.
 async fn restrictions_over_every_role(t: &TestStack) {
@@ -881,16 +867,7 @@ async fn restrictions_over_every_role(t: &TestStack) {
     }
 }
 
-#[tokio::test]
-async fn restrictions_over_every_role_on_sqlite() {
-    restrictions_over_every_role(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn restrictions_over_every_role_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    restrictions_over_every_role(&t).await;
-    t.drop_schemas().await;
-}
+orgplane_e2e::on_both_databases!(
+    a_restricted_project_is_reached_by_those_admitted,
+    restrictions_over_every_role,
+);

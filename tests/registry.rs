@@ -113,20 +113,6 @@ async fn history(t: &TestStack, token: &str, org: &str, model: &str, version: &s
         .collect()
 }
 
-#[tokio::test]
-async fn a_model_from_first_version_to_production_and_back_on_sqlite() {
-    a_model_from_first_version_to_production_and_back(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn a_model_from_first_version_to_production_and_back_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    a_model_from_first_version_to_production_and_back(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
@@ -275,20 +261,6 @@ async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
             .await,
         Code::NotFound,
     );
-}
-
-#[tokio::test]
-async fn concurrent_transitions_keep_the_production_rule_on_sqlite() {
-    concurrent_transitions_keep_the_production_rule(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn concurrent_transitions_keep_the_production_rule_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    concurrent_transitions_keep_the_production_rule(&t).await;
-    t.drop_schemas().await;
 }
 
 async fn concurrent_transitions_keep_the_production_rule(t: &TestStack) {
@@ -1417,3 +1389,8 @@ async fn a_deleted_organization_is_gone_here_at_once_and_purged_later() {
         0
     );
 }
+
+orgplane_e2e::on_both_databases!(
+    a_model_from_first_version_to_production_and_back,
+    concurrent_transitions_keep_the_production_rule,
+);

@@ -429,16 +429,4 @@ async fn registry_restrictions_over_every_role(t: &TestStack) {
     assert!(model_activities(t, &admin).await >= 3);
 }
 
-#[tokio::test]
-async fn registry_restrictions_over_every_role_on_sqlite() {
-    registry_restrictions_over_every_role(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn registry_restrictions_over_every_role_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    registry_restrictions_over_every_role(&t).await;
-    t.drop_schemas().await;
-}
+orgplane_e2e::on_both_databases!(registry_restrictions_over_every_role,);

@@ -685,12 +685,12 @@ async fn deleting_with_force_stops_the_unfinished_runs() {
 /// queue is deleted with `force`: every run acknowledged must then be
 /// stopped (it committed before the deletion), and every submission after
 /// it is refused.
-async fn no_run_waits_on_a_deleted_queue(t: TestStack) -> TestStack {
+async fn no_run_waits_on_a_deleted_queue(t: &TestStack) {
     let owner = t.user("owner").await;
-    setup(&t, &owner, "acme").await;
+    setup(t, &owner, "acme").await;
     for round in 0..5 {
         let name = format!("race{round}");
-        queue(&t, &owner, "acme", &name, 1, 0).await;
+        queue(t, &owner, "acme", &name, 1, 0).await;
         let deleted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
         let submitters: Vec<_> = (0..16)
@@ -742,7 +742,7 @@ async fn no_run_waits_on_a_deleted_queue(t: TestStack) -> TestStack {
             uuids.push(uuid);
         }
         for uuid in &uuids {
-            let run = get(&t, &owner, "acme", uuid).await;
+            let run = get(t, &owner, "acme", uuid).await;
             assert_eq!(run.status, "stopped", "round {round}: {run:?}");
         }
         eprintln!(
@@ -750,23 +750,6 @@ async fn no_run_waits_on_a_deleted_queue(t: TestStack) -> TestStack {
             uuids.len()
         );
     }
-    t
-}
-
-#[tokio::test]
-async fn no_run_waits_on_a_deleted_queue_on_sqlite() {
-    no_run_waits_on_a_deleted_queue(TestStack::start_with(unlimited).await).await;
-}
-
-#[tokio::test]
-async fn no_run_waits_on_a_deleted_queue_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres_with(unlimited).await else {
-        return;
-    };
-    no_run_waits_on_a_deleted_queue(t)
-        .await
-        .drop_schemas()
-        .await;
 }
 
 #[tokio::test]
@@ -1167,11 +1150,11 @@ async fn role_matrix_and_tenant_isolation() {
 
 /// 8 agents' workers (one agent token) lease and finish 2,000 runs through
 /// the gateway: every run is handed out exactly once.
-async fn eight_acquirers_over_2000_runs(t: TestStack) -> TestStack {
+async fn eight_acquirers_over_2000_runs(t: &TestStack) {
     let owner = t.user("owner").await;
-    let agent = setup(&t, &owner, "acme").await;
+    let agent = setup(t, &owner, "acme").await;
     queue_with(
-        &t,
+        t,
         &owner,
         "acme",
         Queue {
@@ -1276,7 +1259,6 @@ async fn eight_acquirers_over_2000_runs(t: TestStack) -> TestStack {
         .into_inner()
         .total_size;
     assert_eq!(succeeded, 2000);
-    t
 }
 
 /// No rate limit in the way of 4,000+ calls by one caller.
@@ -1285,15 +1267,8 @@ fn unlimited(_: &mut orgplane_identity::IdentityConfig, g: &mut orgplane_gateway
     g.rate_limit_burst = 1_000_000;
 }
 
-#[tokio::test]
-async fn eight_acquirers_over_2000_runs_on_sqlite() {
-    eight_acquirers_over_2000_runs(TestStack::start_with(unlimited).await).await;
-}
-
-#[tokio::test]
-async fn eight_acquirers_over_2000_runs_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres_with(unlimited).await else {
-        return;
-    };
-    eight_acquirers_over_2000_runs(t).await.drop_schemas().await;
-}
+orgplane_e2e::on_both_databases!(
+    with unlimited:
+    no_run_waits_on_a_deleted_queue,
+    eight_acquirers_over_2000_runs,
+);

@@ -173,20 +173,6 @@ async fn a_service_account_acts_in_its_organization_with_its_role() {
     .await;
 }
 
-#[tokio::test]
-async fn service_accounts_are_listed_read_updated_and_deleted_on_sqlite() {
-    service_accounts_are_listed_read_updated_and_deleted(&TestStack::start().await).await;
-}
-
-#[tokio::test]
-async fn service_accounts_are_listed_read_updated_and_deleted_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    service_accounts_are_listed_read_updated_and_deleted(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn service_accounts_are_listed_read_updated_and_deleted(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
@@ -564,21 +550,6 @@ async fn role_matrix_and_tenant_isolation_of_service_accounts() {
     }
 }
 
-#[tokio::test]
-async fn deleting_the_organization_ends_its_service_accounts_and_purges_them_on_sqlite() {
-    deleting_the_organization_ends_its_service_accounts_and_purges_them(&TestStack::start().await)
-        .await;
-}
-
-#[tokio::test]
-async fn deleting_the_organization_ends_its_service_accounts_and_purges_them_on_postgresql() {
-    let Some(t) = TestStack::start_on_postgres().await else {
-        return;
-    };
-    deleting_the_organization_ends_its_service_accounts_and_purges_them(&t).await;
-    t.drop_schemas().await;
-}
-
 async fn deleting_the_organization_ends_its_service_accounts_and_purges_them(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
@@ -696,3 +667,8 @@ async fn identity_sees_a_role_change_within_five_seconds() {
     .await;
     assert!(took <= Duration::from_secs(5), "{took:?}");
 }
+
+orgplane_e2e::on_both_databases!(
+    deleting_the_organization_ends_its_service_accounts_and_purges_them,
+    service_accounts_are_listed_read_updated_and_deleted,
+);

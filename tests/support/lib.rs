@@ -652,3 +652,59 @@ impl TestStack {
             .collect()
     }
 }
+
+/// Declares, for each async `fn case(t: &TestStack)` named, the tests
+/// `on_sqlite::case` (a fresh stack on SQLite) and `on_postgresql::case`
+/// (a fresh stack in fresh PostgreSQL schemas, dropped afterwards; skipped
+/// without `ORGPLANE_TEST_DATABASE_URL`, which CI sets) — the one way an
+/// end-to-end test runs on both databases. `with adjust: cases` starts the
+/// stacks with [`TestStack::start_with`]'s `adjust` (a function of the
+/// test file).
+#[macro_export]
+macro_rules! on_both_databases {
+    (with $adjust:ident: $($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&$crate::TestStack::start_with(super::$adjust).await).await;
+                }
+            )*
+        }
+        mod on_postgresql {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(t) = $crate::TestStack::start_on_postgres_with(super::$adjust).await
+                    else {
+                        return;
+                    };
+                    super::$case(&t).await;
+                    t.drop_schemas().await;
+                }
+            )*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&$crate::TestStack::start().await).await;
+                }
+            )*
+        }
+        mod on_postgresql {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(t) = $crate::TestStack::start_on_postgres().await else {
+                        return;
+                    };
+                    super::$case(&t).await;
+                    t.drop_schemas().await;
+                }
+            )*
+        }
+    };
+}
