@@ -29,7 +29,6 @@ use crate::{
     principal::Principal,
     restriction::{HiddenEntries, Restriction, Viewer, unknown_in_restriction},
     time::{from_optional_timestamp, to_timestamp},
-    validate::Violations,
 };
 
 /// The identity service, as the other services use it.
@@ -239,17 +238,15 @@ impl OrganizationsPeer {
         Error::from_upstream("the organizations service", status)
     }
 
-    /// Checks that `restriction`, about to be stored under `field`, names
-    /// users and teams of the organization (`INVALID_ARGUMENT` otherwise).
+    /// Checks that `restriction`, about to be stored under `field` (its
+    /// lists already checked, [`Restriction::check`]), names users and teams
+    /// of the organization (`INVALID_ARGUMENT` otherwise).
     pub async fn check_restriction(
         &self,
         organization_uuid: &str,
         restriction: &Restriction,
         field: &str,
     ) -> Result<(), Error> {
-        let mut v = Violations::new();
-        restriction.check(&mut v, field);
-        v.finish()?;
         let answer = self
             .client
             .clone()

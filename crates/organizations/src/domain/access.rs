@@ -28,7 +28,7 @@ use std::time::Duration;
 use orgplane_platform::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use orgplane_platform::restriction::Restriction;
+use orgplane_platform::restriction::{Restriction, Viewer};
 
 use super::Organizations;
 use super::projects::settings_of;
@@ -371,27 +371,45 @@ impl Organizations {
 
     /// The projects of the organization `access` may not see because of a
     /// restriction (empty for owners and managers): what org-wide lists,
-    /// feeds and statistics leave out.
+    /// feeds and statistics leave out. The caller's teams are read once, and
+    /// only when a project is restricted.
     pub async fn hidden_projects(&self, access: &Access) -> Result<Vec<String>, Error> {
-        if access.role >= Role::Manager {
+        if !Restriction::binds(access.role) {
             return Ok(Vec::new());
         }
-        let restricted = projects::Entity::find()
+        let restricted = self.restricted_projects(access).await?;
+        match self.viewer(access).await? {
+            Some(viewer) if !restricted.is_empty() => not_admitting(restricted, &viewer),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The organization's restricted projects (an indexed read).
+    pub(crate) async fn restricted_projects(
+        &self,
+        access: &Access,
+    ) -> Result<Vec<projects::Model>, Error> {
+        Ok(projects::Entity::find()
             .filter(projects::Column::OrganizationUuid.eq(access.organization.uuid.as_str()))
             .filter(projects::Column::Restricted.eq(true))
             .all(&self.db)
-            .await?;
-        let mut hidden = Vec::new();
-        for project in restricted {
-            if !self
-                .admitted(access, &settings_of(&project)?.restriction)
-                .await?
-            {
-                hidden.push(project.name);
-            }
-        }
-        Ok(hidden)
+            .await?)
     }
+}
+
+/// The names of the `restricted` projects whose restriction does not admit
+/// `viewer`.
+pub(crate) fn not_admitting(
+    restricted: Vec<projects::Model>,
+    viewer: &Viewer,
+) -> Result<Vec<String>, Error> {
+    let mut hidden = Vec::new();
+    for project in restricted {
+        if !viewer.admitted_by(&settings_of(&project)?.restriction) {
+            hidden.push(project.name);
+        }
+    }
+    Ok(hidden)
 }
 
 /// An entity grants may name.

@@ -69,7 +69,8 @@ impl Organizations {
         let Some(viewer) = self.viewer(access).await? else {
             return Ok(Hidden::default());
         };
-        let projects = self.hidden_projects(access).await?;
+        let projects =
+            super::access::not_admitting(self.restricted_projects(access).await?, &viewer)?;
         let entries = match &self.stats {
             Some(peers) => {
                 peers
