@@ -157,7 +157,7 @@ async fn changes(
             connection: Some(Connection {
                 name: "data".into(),
                 kind: "s3".into(),
-                schema: Some(orgplane_platform::grpc::json_to_struct(
+                schema: Some(orgplane_platform::json::json_to_struct(
                     &serde_json::json!({"bucket": "s3://data"}),
                 )),
                 ..Default::default()
@@ -434,7 +434,7 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
                     connection: Some(Connection {
                         name: name.into(),
                         kind: "git".into(),
-                        schema: Some(orgplane_platform::grpc::json_to_struct(
+                        schema: Some(orgplane_platform::json::json_to_struct(
                             &serde_json::json!({"url": "https://example.com/repo.git"}),
                         )),
                         ..Default::default()
@@ -504,7 +504,7 @@ async fn a_delivery_retried_is_stored_once() {
     t.create_organization(&owner, "acme").await;
     let organization_uuid = organization_uuid(&t, &owner, "acme").await;
     // As the agents service's shipper calls it, over mTLS.
-    let channel = orgplane_platform::client::mtls_channel(
+    let channel = orgplane_transport::client::mtls_channel(
         &t.stack.organizations_addr.to_string(),
         "organizations",
         &t.stack.certs.load("agents").unwrap(),
@@ -566,9 +566,9 @@ async fn activities_past_their_retention_are_purged(t: &TestStack) {
     let uuid = organization_uuid(t, &owner, "acme").await;
     let day = orgplane_platform::time::DAY;
     let now = orgplane_platform::time::now_micros();
-    let old = |name: &str, age_days: i64| orgplane_platform::activity::Delivery {
+    let old = |name: &str, age_days: i64| orgplane_storage::activity::Delivery {
         idempotency_key: format!("test:{name}"),
-        activity: orgplane_platform::activity::Activity {
+        activity: orgplane_storage::activity::Activity {
             uuid: uuid::Uuid::now_v7().to_string(),
             organization_uuid: uuid.clone(),
             actor: "ci".into(),

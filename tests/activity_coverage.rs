@@ -200,7 +200,7 @@ impl<'t> Script<'t> {
     /// A channel to a service's internal port, as peer `caller` calls it.
     fn internal(&self, service: &str, addr: std::net::SocketAddr, caller: &str) -> Recorder {
         Recorder {
-            channel: orgplane_platform::client::mtls_channel(
+            channel: orgplane_transport::client::mtls_channel(
                 &addr.to_string(),
                 service,
                 &self.t.stack.certs.load(caller).unwrap(),
@@ -416,7 +416,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
         )
         .await;
     assert_eq!(
-        orgplane_platform::grpc::struct_to_json(activity.metadata.as_ref().unwrap()),
+        orgplane_platform::json::struct_to_json(activity.metadata.as_ref().unwrap()),
         serde_json::json!({"fields": ["auth.invite_only", "auth.allowed_email_domains"]}),
         "the fields changed, never their values"
     );
@@ -563,7 +563,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
     });
     let (_, activity) = s.step("acme", ("updated", "member", "bob"), promote).await;
     assert_eq!(
-        orgplane_platform::grpc::struct_to_json(activity.metadata.as_ref().unwrap()),
+        orgplane_platform::json::struct_to_json(activity.metadata.as_ref().unwrap()),
         serde_json::json!({"from": "member", "to": "admin"})
     );
     let remove = members.remove_member(org_pb::RemoveMemberRequest {
@@ -746,7 +746,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
         .await;
     assert_eq!(activity.parent, "model/resnet");
     assert_eq!(
-        orgplane_platform::grpc::struct_to_json(activity.metadata.as_ref().unwrap()),
+        orgplane_platform::json::struct_to_json(activity.metadata.as_ref().unwrap()),
         serde_json::json!({"from": "testing", "to": "staging", "reason": "Promoted"})
     );
     let update = models.update_model_version(reg_pb::UpdateModelVersionRequest {
@@ -929,7 +929,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
         connection: Some(ag_pb::Connection {
             name: "data".into(),
             kind: "s3".into(),
-            schema: Some(orgplane_platform::grpc::json_to_struct(
+            schema: Some(orgplane_platform::json::json_to_struct(
                 &serde_json::json!({"bucket": "s3://data"}),
             )),
             ..Default::default()

@@ -38,7 +38,7 @@ async fn create(t: &TestStack, token: &str, org: &str, name: &str) -> CreateAgen
 
 /// What identity says of a bearer token (asked as the gateway does).
 async fn introspect(t: &TestStack, token: &str) -> Option<orgplane_proto::common::Principal> {
-    let channel = orgplane_platform::client::mtls_channel(
+    let channel = orgplane_transport::client::mtls_channel(
         &t.stack.identity_addr.to_string(),
         "identity",
         &t.stack.certs.load("gateway").unwrap(),

@@ -11,10 +11,8 @@ use orgplane_agents::{
     storage::{agents, queues, runs},
 };
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
-use orgplane_platform::{
-    Error,
-    db::{DbTarget, connect_and_migrate, drop_schema},
-};
+use orgplane_platform::Error;
+use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
 const LEASE: Duration = Duration::from_secs(60);

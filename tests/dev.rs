@@ -21,7 +21,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         identity: IdentityConfig::default(),
         gateway: GatewayConfig::default(),
         max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
-        request_timeout: orgplane_platform::server::DEFAULT_REQUEST_TIMEOUT,
+        request_timeout: orgplane_transport::server::DEFAULT_REQUEST_TIMEOUT,
     }
 }
 
@@ -102,7 +102,7 @@ async fn the_stack_runs_on_postgresql_with_a_schema_per_service() {
         "nothing went to SQLite"
     );
     for service in ["identity", "organizations"] {
-        orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+        orgplane_storage::db::drop_schema(&url, &format!("{prefix}{service}"))
             .await
             .unwrap();
     }

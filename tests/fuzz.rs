@@ -598,7 +598,7 @@ async fn furnish(t: &TestStack, owner: &str) -> String {
             connection: Some(ag_pb::Connection {
                 name: "data".into(),
                 kind: "s3".into(),
-                schema: Some(orgplane_platform::grpc::json_to_struct(
+                schema: Some(orgplane_platform::json::json_to_struct(
                     &serde_json::json!({"bucket": "s3://data"}),
                 )),
                 ..Default::default()

@@ -411,7 +411,7 @@ async fn graceful_shutdown_closes_open_streams_within_the_drain_timeout() {
         dir: _dir,
     } = t;
     let started = std::time::Instant::now();
-    tokio::time::timeout(orgplane_platform::server::DRAIN_TIMEOUT, stack.stop())
+    tokio::time::timeout(orgplane_transport::server::DRAIN_TIMEOUT, stack.stop())
         .await
         .expect("shutdown ends within the drain timeout")
         .unwrap();

@@ -218,7 +218,7 @@ async fn every_creation_answers_a_retry_with_its_first_response() {
             connection: Some(ag_pb::Connection {
                 name: "data".into(),
                 kind: "s3".into(),
-                schema: Some(orgplane_platform::grpc::json_to_struct(
+                schema: Some(orgplane_platform::json::json_to_struct(
                     &serde_json::json!({"bucket": "s3://data"}),
                 )),
                 ..Default::default()

@@ -3,7 +3,7 @@
 //! PostgreSQL variants read `ORGPLANE_TEST_DATABASE_URL`; without it they
 //! skip, except under CI where they fail.
 
-use orgplane_platform::page::ListQuery;
+use orgplane_storage::page::ListQuery;
 use std::sync::Arc;
 
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
@@ -11,11 +11,8 @@ use orgplane_identity::{
     Identity, IdentityConfig, Migrator,
     domain::{accounts::NewUser, tokens::NewToken},
 };
-use orgplane_platform::{
-    Error,
-    db::{DbTarget, connect_and_migrate, drop_schema},
-    principal::Principal,
-};
+use orgplane_platform::{Error, principal::Principal};
+use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 
 /// A migrated identity database that cleans up after itself.
 struct TestDb {

@@ -2,12 +2,12 @@
 //! identities allowed for each method.
 
 use orgplane_e2e::{TestStack, expect_code};
-use orgplane_platform::pki::{CaDir, CertDir};
 use orgplane_proto::identity::{
     GetCurrentUserRequest, IntrospectTokenRequest, LoginRequest,
     auth_service_client::AuthServiceClient, identity_internal_client::IdentityInternalClient,
     user_service_client::UserServiceClient,
 };
+use orgplane_transport::pki::{CaDir, CertDir};
 use tonic::{
     Code,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},

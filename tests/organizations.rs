@@ -7,8 +7,8 @@ use orgplane_e2e::{
 };
 use orgplane_organizations::domain::members::MemberChanges;
 use orgplane_platform::authz::Permission;
-use orgplane_platform::page::ListQuery;
 use orgplane_proto::organizations::*;
+use orgplane_storage::page::ListQuery;
 use prost_types::FieldMask;
 use tonic::Code;
 
@@ -1558,7 +1558,7 @@ async fn the_member_lifecycle_through_an_invitation() {
     );
     let outbox = {
         use sea_orm::EntityTrait;
-        orgplane_platform::outbox::Entity::find()
+        orgplane_storage::outbox::Entity::find()
             .all(t.stack.organizations.db())
             .await
             .unwrap()

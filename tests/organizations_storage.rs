@@ -3,17 +3,15 @@
 //! gaps, while members join between pages; deleted organizations are purged
 //! with what they own.
 
-use orgplane_platform::page::ListQuery;
+use orgplane_storage::page::ListQuery;
 use std::collections::HashSet;
 
 use orgplane_e2e::{postgres_url, unique_schema_prefix};
 use orgplane_organizations::{
     Migrator, Organizations, domain::organizations::Profile, storage::members,
 };
-use orgplane_platform::{
-    db::{DbTarget, connect_and_migrate, drop_schema},
-    principal::{Principal, PrincipalKind},
-};
+use orgplane_platform::principal::{Principal, PrincipalKind};
+use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 use sea_orm::{EntityTrait, Set};
 
 fn owner() -> Principal {

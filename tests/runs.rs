@@ -11,7 +11,8 @@ use std::{collections::HashSet, time::Duration};
 use orgplane_e2e::{
     TestStack, check_role_matrix, eventually, expect_code, expect_reason, violated_fields,
 };
-use orgplane_platform::{authz::Permission, grpc::json_to_struct};
+use orgplane_platform::authz::Permission;
+use orgplane_platform::json::json_to_struct;
 use orgplane_proto::{agents::*, organizations as org_pb};
 use prost_types::FieldMask;
 use tonic::Code;

@@ -56,7 +56,7 @@ async fn spans_are_exported_and_one_call_is_one_trace() {
         .serve_with_incoming(TcpIncoming::from(listener));
     tokio::spawn(server);
 
-    let guard = orgplane_platform::telemetry::init_with("orgplane-test", Some(&endpoint)).unwrap();
+    let guard = orgplane_transport::telemetry::init_with("orgplane-test", Some(&endpoint)).unwrap();
     let t = TestStack::start().await;
     let token = t.user("traced").await;
     t.users_as(&token)

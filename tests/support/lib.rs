@@ -110,7 +110,7 @@ impl TestStack {
         stack.stop().await.unwrap();
         if let Some(url) = url {
             for service in ["identity", "organizations", "registry", "agents"] {
-                orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+                orgplane_storage::db::drop_schema(&url, &format!("{prefix}{service}"))
                     .await
                     .unwrap();
             }
@@ -139,7 +139,7 @@ impl TestStack {
             identity,
             gateway,
             max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
-            request_timeout: orgplane_platform::server::DEFAULT_REQUEST_TIMEOUT,
+            request_timeout: orgplane_transport::server::DEFAULT_REQUEST_TIMEOUT,
         })
         .await
         .expect("starting the stack");

@@ -15,11 +15,9 @@ pub use api::{caller_policy, grpc_server};
 pub use domain::Agents;
 pub use storage::migration::Migrator;
 
-use orgplane_platform::{
-    peers::{IdentityPeer, OrganizationsPeer},
-    service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring},
-};
 use orgplane_proto::Backend;
+use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
+use orgplane_transport::peers::{IdentityPeer, OrganizationsPeer};
 use sea_orm::DatabaseConnection;
 
 impl Service for Agents {

@@ -160,7 +160,7 @@ impl Database {
     pub async fn clean_up(&self) -> anyhow::Result<()> {
         if let Database::Postgres { url, prefix } = self {
             for service in ["identity", "organizations", "registry", "agents"] {
-                orgplane_platform::db::drop_schema(url, &format!("{prefix}{service}")).await?;
+                orgplane_storage::db::drop_schema(url, &format!("{prefix}{service}")).await?;
             }
         }
         Ok(())

@@ -8,7 +8,7 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = commands::Cli::parse();
-    let _telemetry = match orgplane_platform::telemetry::init(cli.command.process_name()) {
+    let _telemetry = match orgplane_transport::telemetry::init(cli.command.process_name()) {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("orgplane: setting up telemetry: {err:#}");

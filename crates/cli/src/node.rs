@@ -9,13 +9,10 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use orgplane_platform::{
-    db::{DbTarget, connect_and_migrate},
-    pki::CertDir,
-    server::GrpcServer,
-    service::{Assembled, PeerAddrs, Service, Wiring},
-    shutdown::{self, Shutdown},
-};
+use orgplane_platform::shutdown::{self, Shutdown};
+use orgplane_service::{Assembled, PeerAddrs, Service, Wiring};
+use orgplane_storage::db::{DbTarget, connect_and_migrate};
+use orgplane_transport::{pki::CertDir, server::GrpcServer};
 use tokio::{net::TcpListener, task::JoinSet};
 
 /// Where a node keeps its state.

@@ -9,12 +9,10 @@ use orgplane_agents::Agents;
 use orgplane_gateway::GatewayConfig;
 use orgplane_identity::{Identity, IdentityConfig};
 use orgplane_organizations::Organizations;
-use orgplane_platform::{
-    pki::{CaDir, CertDir, IDENTITIES},
-    service::PeerAddrs,
-};
 use orgplane_proto::Backend;
 use orgplane_registry::Registry;
+use orgplane_service::PeerAddrs;
+use orgplane_transport::pki::{CaDir, CertDir, IDENTITIES};
 use tokio::net::TcpListener;
 
 use crate::node::{Node, State};

@@ -313,7 +313,7 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
             connection: Some(Connection {
                 name: "last-words".into(),
                 kind: "git".into(),
-                schema: Some(orgplane_platform::grpc::json_to_struct(
+                schema: Some(orgplane_platform::json::json_to_struct(
                     &serde_json::json!({"url": "https://example.com/r.git"}),
                 )),
                 ..Default::default()
@@ -440,7 +440,7 @@ async fn killing_the_agents_service_with_runs_leased_loses_nothing_on_postgresql
     ])
     .await;
     for service in ["identity", "organizations", "agents"] {
-        orgplane_platform::db::drop_schema(&url, &format!("{prefix}{service}"))
+        orgplane_storage::db::drop_schema(&url, &format!("{prefix}{service}"))
             .await
             .unwrap();
     }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use moka::future::Cache;
 use orgplane_platform::{
     principal::Principal,
-    telemetry::propagate_trace_context,
     time::{from_timestamp, now_micros},
 };
 use orgplane_proto::identity::{
     IntrospectTokenRequest, identity_internal_client::IdentityInternalClient,
 };
+use orgplane_transport::telemetry::propagate_trace_context;
 use sha2::{Digest, Sha256};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
 

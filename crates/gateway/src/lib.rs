@@ -14,8 +14,8 @@ pub mod streams;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use orgplane_platform::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::{Backend, PUBLIC_SERVICES};
+use orgplane_transport::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
 use tonic::transport::ServerTlsConfig;
 
 pub use auth::Authenticator;

@@ -24,11 +24,13 @@ use std::{
 use http::{HeaderValue, header};
 use orgplane_platform::{
     Error,
-    grpc::{CLIENT_ADDRESS_METADATA, REVOKED_PRINCIPAL_METADATA},
     principal::{PRINCIPAL_METADATA, Principal},
-    telemetry::inject_current_context,
 };
 use orgplane_proto::{ANONYMOUS_METHODS, Backend};
+use orgplane_transport::{
+    grpc::{CLIENT_ADDRESS_METADATA, REVOKED_PRINCIPAL_METADATA},
+    telemetry::inject_current_context,
+};
 use tonic::{
     body::Body,
     transport::{

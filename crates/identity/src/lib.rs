@@ -15,11 +15,9 @@ pub use api::{caller_policy, grpc_server};
 pub use domain::{Identity, IdentityConfig};
 pub use storage::migration::Migrator;
 
-use orgplane_platform::{
-    peers::OrganizationsPeer,
-    service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring},
-};
 use orgplane_proto::Backend;
+use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
+use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
 impl Service for Identity {

@@ -14,11 +14,9 @@ pub use api::{caller_policy, grpc_server};
 pub use domain::Organizations;
 pub use storage::migration::Migrator;
 
-use orgplane_platform::{
-    peers::{IdentityPeer, StatsPeers},
-    service::{Assembled, PURGE_INTERVAL, Service, Wiring},
-};
 use orgplane_proto::Backend;
+use orgplane_service::{Assembled, PURGE_INTERVAL, Service, Wiring};
+use orgplane_transport::peers::{IdentityPeer, StatsPeers};
 use sea_orm::DatabaseConnection;
 
 impl Service for Organizations {

@@ -3,10 +3,14 @@
 //!
 //! Domain code returns [`Error`]; only the gRPC adapters turn it into a
 //! `tonic::Status`, through the exhaustive `match` in [`Error::into_status`].
-//! Storage errors are mapped to domain errors by [`Error::from_db`].
+//! Storage errors are mapped to domain errors by `Error::from_db` and
+//! `From<DbErr>`, with the `db` feature (which `orgplane-storage` turns on):
+//! the orphan rule puts every conversion of [`Error`] beside it, and a
+//! process without a database (the gateway) compiles no database driver.
 
 use std::{collections::HashMap, fmt, time::Duration};
 
+#[cfg(feature = "db")]
 use sea_orm::{DbErr, SqlErr};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -213,6 +217,7 @@ impl Error {
 
     /// Maps a storage error: a unique violation becomes `AlreadyExists` of the
     /// given resource, everything else is internal.
+    #[cfg(feature = "db")]
     pub fn from_db(err: DbErr, kind: &'static str, name: impl fmt::Display) -> Self {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => Error::already_exists(kind, name),
@@ -311,6 +316,7 @@ impl From<Error> for tonic::Status {
     }
 }
 
+#[cfg(feature = "db")]
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         Error::Internal(anyhow::Error::new(err))

@@ -1,37 +1,24 @@
-//! What every orgplane service shares: errors and their wire mapping,
-//! validation, keyset pagination, principals, the internal PKI and mTLS,
-//! the server builder with its layers, how a service is assembled
-//! ([`service`]), database access, the activity outbox, the role →
-//! permission table and the access checker, restrictions, telemetry and
-//! shutdown.
+//! The rules every orgplane process shares, whatever it talks or stores:
+//! the error model and its one mapping to the wire ([`error`]), validation,
+//! principals, the role → permission table ([`authz`]) and restrictions,
+//! activities as they travel, deleted organizations as they are read, time,
+//! secrets, tags, rate limits and shutdown.
+//!
+//! How processes talk is `orgplane-transport`; how services keep state is
+//! `orgplane-storage`; neither is needed to use this crate, so the gateway
+//! links no database driver.
 
-pub mod access;
 pub mod activity;
 pub mod authz;
-pub mod client;
-pub mod db;
 pub mod deletions;
 pub mod error;
-pub mod etag;
-pub mod group_commit;
-pub mod grpc;
-pub mod idempotency;
-pub mod layers;
-pub mod outbox;
-pub mod page;
-pub mod peers;
-pub mod pki;
+pub mod json;
 pub mod principal;
 pub mod rate_limit;
-pub mod read_cache;
 pub mod restriction;
 pub mod secrets;
-pub mod server;
-pub mod service;
 pub mod shutdown;
-pub mod statement_shapes;
 pub mod tags;
-pub mod telemetry;
 pub mod time;
 pub mod validate;
 

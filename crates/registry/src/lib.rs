@@ -17,11 +17,9 @@ pub use api::{caller_policy, grpc_server};
 pub use domain::Registry;
 pub use storage::migration::Migrator;
 
-use orgplane_platform::{
-    peers::OrganizationsPeer,
-    service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring},
-};
 use orgplane_proto::Backend;
+use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
+use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
 impl Service for Registry {

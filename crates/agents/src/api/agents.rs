@@ -1,13 +1,14 @@
 //! `orgplane.agents.v1.AgentService`.
 
-use orgplane_platform::page::ListQuery;
+use orgplane_platform::json::{json_to_struct, struct_to_json};
 use orgplane_platform::{
-    etag::etag,
-    grpc::{json_to_struct, require_principal, required, revoking, struct_to_json, update_paths},
-    idempotency, tags,
+    tags,
     time::{now_micros, to_timestamp},
 };
 use orgplane_proto::agents::{self as pb, agent_service_server::AgentService};
+use orgplane_storage::page::ListQuery;
+use orgplane_storage::{etag::etag, idempotency};
+use orgplane_transport::grpc::{require_principal, required, revoking, update_paths};
 use tonic::{Request, Response, Status};
 
 use crate::{

@@ -1,13 +1,11 @@
 //! `orgplane.agents.v1.ConnectionService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    etag::etag,
-    grpc::{json_to_struct, require_principal, required, struct_to_json, update_paths},
-    idempotency, tags,
-    time::to_timestamp,
-};
+use orgplane_platform::json::{json_to_struct, struct_to_json};
+use orgplane_platform::{tags, time::to_timestamp};
 use orgplane_proto::agents::{self as pb, connection_service_server::ConnectionService};
+use orgplane_storage::page::ListQuery;
+use orgplane_storage::{etag::etag, idempotency};
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use crate::{

@@ -6,12 +6,12 @@ mod internal;
 mod queues;
 mod runs;
 
-use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::agents::{
     agent_service_server::AgentServiceServer, agents_internal_server::AgentsInternalServer,
     connection_service_server::ConnectionServiceServer, queue_service_server::QueueServiceServer,
     run_service_server::RunServiceServer,
 };
+use orgplane_transport::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 
 use crate::domain::Agents;
 

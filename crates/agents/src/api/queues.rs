@@ -1,13 +1,10 @@
 //! `orgplane.agents.v1.QueueService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    etag::etag,
-    grpc::{require_principal, required, update_paths},
-    idempotency,
-    time::to_timestamp,
-};
+use orgplane_platform::time::to_timestamp;
 use orgplane_proto::agents::{self as pb, queue_service_server::QueueService};
+use orgplane_storage::page::ListQuery;
+use orgplane_storage::{etag::etag, idempotency};
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use crate::{

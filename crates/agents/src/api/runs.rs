@@ -1,15 +1,16 @@
 //! `orgplane.agents.v1.RunService`, and runs as the API shows them.
 
-use orgplane_platform::page::ListQuery;
+use orgplane_storage::page::ListQuery;
 use std::{collections::HashMap, time::Duration};
 
+use orgplane_platform::json::{json_to_struct, struct_to_json};
 use orgplane_platform::{
     Error,
-    grpc::{json_to_struct, require_principal, struct_to_json},
-    idempotency,
     time::{from_duration, to_timestamp},
 };
 use orgplane_proto::agents::{self as pb, run_service_server::RunService};
+use orgplane_storage::idempotency;
+use orgplane_transport::grpc::require_principal;
 use tonic::{Request, Response, Status};
 
 use crate::{

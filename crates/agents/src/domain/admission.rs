@@ -25,7 +25,8 @@
 
 use std::time::Duration;
 
-use orgplane_platform::{Error, statement_shapes::padded_in_list, time::now_micros};
+use orgplane_platform::{Error, time::now_micros};
+use orgplane_storage::statement_shapes::padded_in_list;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,

@@ -5,18 +5,19 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    access::Standing,
-    activity::{self, Activity, action},
     authz::Permission,
-    etag::{check_etag, update_at_version},
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
-    peers::IdentityPeer,
     principal::Principal,
-    read_cache::Forget,
     tags,
     time::now_micros,
     validate::{self, Violations},
 };
+use orgplane_storage::{
+    activity::{self, Activity, action},
+    etag::{check_etag, update_at_version},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
+    read_cache::Forget,
+};
+use orgplane_transport::{access::Standing, peers::IdentityPeer};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
@@ -539,7 +540,7 @@ impl Agents {
     ) -> Result<Page<agent_statuses::Model>, Error> {
         let agent = self.agent_for(principal, organization, name, false).await?;
         let page = query.page("statuses")?;
-        orgplane_platform::page::text_keyed_page(
+        orgplane_storage::page::text_keyed_page(
             &self.db,
             &page,
             agent_statuses::Entity::find()

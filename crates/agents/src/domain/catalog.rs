@@ -10,8 +10,8 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use orgplane_platform::{
-    Error,
+use orgplane_platform::Error;
+use orgplane_storage::{
     activity::Activity,
     read_cache::{Forget, ReadCache},
 };
@@ -62,7 +62,7 @@ impl Agents {
         txn: DatabaseTransaction,
         activity: Activity,
     ) -> Result<(), Error> {
-        orgplane_platform::activity::commit_and_forget(txn, activity, &self.catalog).await
+        orgplane_storage::activity::commit_and_forget(txn, activity, &self.catalog).await
     }
 
     /// The agent `uuid`, if it exists.

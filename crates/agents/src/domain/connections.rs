@@ -7,14 +7,16 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::Permission,
-    etag::{check_etag, update_at_version},
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     tags,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    etag::{check_etag, update_at_version},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,

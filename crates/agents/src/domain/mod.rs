@@ -18,16 +18,11 @@ mod run_writes;
 pub mod runs;
 pub mod stats;
 
-use orgplane_platform::{
-    Error,
+use orgplane_platform::{Error, authz::Permission, principal::Principal, time::now_micros};
+use orgplane_storage::{activity::Shipper, deletions, read_cache::Forget};
+use orgplane_transport::{
     access::{Entity, Standing},
-    activity::Shipper,
-    authz::Permission,
-    deletions,
     peers::{IdentityPeer, OrganizationsPeer},
-    principal::Principal,
-    read_cache::Forget,
-    time::now_micros,
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -137,7 +132,7 @@ impl Agents {
             )
             .exec(&self.db)
             .await?;
-        let keys = orgplane_platform::idempotency::purge(&self.db, now).await?;
+        let keys = orgplane_storage::idempotency::purge(&self.db, now).await?;
         Ok(deleted.rows_affected + keys)
     }
 

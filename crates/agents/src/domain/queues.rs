@@ -4,13 +4,15 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::Permission,
-    etag::{check_etag, update_at_version},
-    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    etag::{check_etag, update_at_version},
+    page::{ListQuery, Page, text_keyed_page},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
@@ -192,10 +194,10 @@ impl Agents {
         let page = query.page("")?;
         let mut condition = Condition::all().add(queues::Column::AgentUuid.eq(agent.uuid.as_str()));
         for (_, prefix) in &terms {
-            condition = condition
-                .add(Expr::col(queues::Column::Name).like(
-                    LikeExpr::new(orgplane_platform::page::like_prefix(prefix)).escape('\\'),
-                ));
+            condition = condition.add(
+                Expr::col(queues::Column::Name)
+                    .like(LikeExpr::new(orgplane_storage::page::like_prefix(prefix)).escape('\\')),
+            );
         }
         let (column, by_name) = match order.field {
             "name" => (queues::Column::Name, true),

@@ -1,15 +1,15 @@
 //! The run cycle's hot writes — a run submitted, a run reported — group
-//! committed ([`orgplane_platform::group_commit`]): at a run admission rate
+//! committed ([`orgplane_storage::group_commit`]): at a run admission rate
 //! of thousands a second, one transaction per call would bound the service
 //! by commits per second (`BENCHMARKS.md`). Each write keeps its activity in
 //! the same transaction, as every change here does.
 
 use std::collections::HashSet;
 
-use orgplane_platform::{
-    Error, activity,
+use orgplane_platform::{Error, principal::Principal};
+use orgplane_storage::{
+    activity,
     group_commit::{BatchWrite, GroupCommit},
-    principal::Principal,
     statement_shapes::{padded_in_list, power_of_two_chunks},
 };
 use sea_orm::{
@@ -48,7 +48,7 @@ pub(crate) struct Report {
 }
 
 /// Stores submitted runs: a statement for the runs and one for their
-/// activities per chunk (see `orgplane_platform::statement_shapes`).
+/// activities per chunk (see `orgplane_storage::statement_shapes`).
 #[derive(Debug)]
 pub(crate) struct Submissions;
 

@@ -12,13 +12,17 @@ use std::{collections::HashMap, time::Duration};
 
 use orgplane_platform::{
     Error,
-    access::{Entity, Standing},
-    activity::{Activity, commit_with},
     authz::Permission,
-    page::{KeyPart, ListQuery, Page, keyed_page},
-    peers::RunRouting,
     principal::{Principal, PrincipalKind},
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, commit_with},
+    page::{KeyPart, ListQuery, Page, keyed_page},
+};
+use orgplane_transport::{
+    access::{Entity, Standing},
+    peers::RunRouting,
 };
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -563,7 +567,7 @@ pub(super) async fn record_stopped(
         .iter()
         .map(|run| run_activity(run, actor, admission::STOPPED))
         .collect();
-    orgplane_platform::activity::record_all(txn, activities).await
+    orgplane_storage::activity::record_all(txn, activities).await
 }
 
 fn holder(agent: &agents::Model) -> Holder<'_> {

@@ -19,7 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0007ActivityOutbox),
             Box::new(M0008ExpiryIndexes),
             // Answers to idempotent creations (AIP-155 `request_id`).
-            Box::new(orgplane_platform::idempotency::CreateTable(
+            Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0009_idempotency_keys",
             )),
             Box::new(M0010QueuesByCreation),
@@ -93,7 +93,7 @@ impl MigrationTrait for M0001Admission {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -174,9 +174,9 @@ impl MigrationTrait for M0002Connections {
             )
             .await?;
         manager
-            .create_table(orgplane_platform::deletions::create_table())
+            .create_table(orgplane_storage::deletions::create_table())
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -351,7 +351,7 @@ impl MigrationTrait for M0005AgentStatuses {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "agent_statuses",
@@ -393,7 +393,7 @@ impl MigrationTrait for M0006RunService {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -445,7 +445,7 @@ impl MigrationName for M0007ActivityOutbox {
 impl MigrationTrait for M0007ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .create_table(orgplane_platform::activity::create_outbox_table())
+            .create_table(orgplane_storage::activity::create_outbox_table())
             .await
     }
 
@@ -469,7 +469,7 @@ impl MigrationName for M0008ExpiryIndexes {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0008ExpiryIndexes {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -514,7 +514,7 @@ impl MigrationName for M0010QueuesByCreation {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0010QueuesByCreation {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "queues",

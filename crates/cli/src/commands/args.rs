@@ -8,8 +8,9 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use orgplane_gateway::GatewayConfig;
-use orgplane_platform::{db::DbTarget, service::PeerAddrs};
 use orgplane_proto::Backend;
+use orgplane_service::PeerAddrs;
+use orgplane_storage::db::DbTarget;
 use tonic::transport::{Identity as TlsIdentity, ServerTlsConfig};
 
 use orgplane::node::State;
@@ -152,7 +153,7 @@ pub fn peer_addrs(given: &[(Backend, Option<String>)]) -> PeerAddrs {
 
 /// Where `backend` listens unless told otherwise.
 pub fn default_addr(backend: Backend) -> &'static str {
-    use orgplane_platform::service::Service;
+    use orgplane_service::Service;
     match backend {
         Backend::Identity => orgplane_identity::Identity::DEFAULT_ADDR,
         Backend::Organizations => orgplane_organizations::Organizations::DEFAULT_ADDR,

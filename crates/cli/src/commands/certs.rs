@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use orgplane_platform::pki::{CaDir, CertDir, IDENTITIES};
+use orgplane_transport::pki::{CaDir, CertDir, IDENTITIES};
 
 /// Certificate subcommands.
 #[derive(Debug, Subcommand)]

@@ -3,8 +3,8 @@
 use clap::{Args, Subcommand};
 use orgplane::admin::{ADMIN_USERNAME, Bootstrap, bootstrap_admin};
 use orgplane_identity::{Identity, IdentityConfig, Migrator as IdentityMigrator};
-use orgplane_platform::db::connect_and_migrate;
 use orgplane_proto::Backend;
+use orgplane_storage::db::connect_and_migrate;
 
 use super::args::StateArgs;
 

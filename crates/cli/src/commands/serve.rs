@@ -6,9 +6,9 @@ use clap::{Args, Subcommand};
 use orgplane_agents::Agents;
 use orgplane_identity::Identity;
 use orgplane_organizations::Organizations;
-use orgplane_platform::service::Service;
 use orgplane_proto::Backend;
 use orgplane_registry::Registry;
+use orgplane_service::Service;
 use tokio::net::TcpListener;
 
 use super::args::{

@@ -1,10 +1,8 @@
 //! `orgplane.identity.v1.AuthService`.
 
-use orgplane_platform::{
-    grpc::{client_address, require_principal, revoking},
-    time::to_timestamp,
-};
+use orgplane_platform::time::to_timestamp;
 use orgplane_proto::identity::{self as pb, auth_service_server::AuthService};
+use orgplane_transport::grpc::{client_address, require_principal, revoking};
 use tonic::{Request, Response, Status};
 
 use super::convert;

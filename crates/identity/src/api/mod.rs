@@ -8,12 +8,12 @@ mod service_accounts;
 mod tokens;
 mod users;
 
-use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::identity::{
     auth_service_server::AuthServiceServer, identity_internal_server::IdentityInternalServer,
     service_account_service_server::ServiceAccountServiceServer,
     token_service_server::TokenServiceServer, user_service_server::UserServiceServer,
 };
+use orgplane_transport::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 
 use crate::domain::Identity;
 

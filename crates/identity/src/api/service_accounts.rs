@@ -1,12 +1,10 @@
 //! `orgplane.identity.v1.ServiceAccountService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    grpc::{require_principal, required, revoking, update_paths},
-    idempotency,
-    time::{from_optional_timestamp, to_timestamp},
-};
+use orgplane_platform::time::{from_optional_timestamp, to_timestamp};
 use orgplane_proto::identity::{self as pb, service_account_service_server::ServiceAccountService};
+use orgplane_storage::idempotency;
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, revoking, update_paths};
 use tonic::{Request, Response, Status};
 
 use crate::{

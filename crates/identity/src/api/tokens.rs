@@ -1,12 +1,10 @@
 //! `orgplane.identity.v1.TokenService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    grpc::{require_principal, required, revoking, update_paths},
-    idempotency,
-    time::from_optional_timestamp,
-};
+use orgplane_platform::time::from_optional_timestamp;
 use orgplane_proto::identity::{self as pb, token_service_server::TokenService};
+use orgplane_storage::idempotency;
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, revoking, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::convert;

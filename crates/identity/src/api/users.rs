@@ -1,8 +1,8 @@
 //! `orgplane.identity.v1.UserService`.
 
-use orgplane_platform::grpc::{require_principal, required, update_paths};
-use orgplane_platform::page::ListQuery;
 use orgplane_proto::identity::{self as pb, user_service_server::UserService};
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::convert;

@@ -3,7 +3,8 @@
 //! of logins long past. Purged by the background task
 //! ([`Identity::run_purger`]).
 
-use orgplane_platform::{Error, outbox, time::DAY};
+use orgplane_platform::{Error, time::DAY};
+use orgplane_storage::outbox;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use super::Identity;
@@ -21,7 +22,7 @@ impl Identity {
     /// to idempotent creations. Returns how many rows.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, Error> {
         let messages = outbox::purge(&self.db, now).await?
-            + orgplane_platform::idempotency::purge(&self.db, now).await?;
+            + orgplane_storage::idempotency::purge(&self.db, now).await?;
         let resets = password_resets::Entity::delete_many()
             .filter(
                 Condition::any()

@@ -25,11 +25,11 @@
 
 use orgplane_platform::{
     Error,
-    peers::ExternalProvider,
     principal::{AUTH_OIDC, Principal, PrincipalKind, SCOPE_ALL},
     time::now_micros,
     validate::{self, Violations},
 };
+use orgplane_transport::peers::ExternalProvider;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{Identity, accounts::Session};

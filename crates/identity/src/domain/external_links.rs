@@ -11,10 +11,10 @@
 
 use orgplane_platform::{
     Error,
-    page::{ListQuery, Page, text_keyed_page},
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
     validate::{self, Violations},
 };
+use orgplane_storage::page::{ListQuery, Page, text_keyed_page};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::{Identity, require_user_scope};

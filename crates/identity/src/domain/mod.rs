@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    peers::OrganizationsPeer,
     principal::{Principal, PrincipalKind},
 };
+use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
 use crate::{domain::passwords::PasswordHasherPool, oidc::OidcVerifier};
@@ -85,7 +85,7 @@ pub struct Identity {
     /// Users as `GetCurrentUser` shows them, read lately; every change to
     /// what it shows forgets them (see [`users::USER_TTL`]).
     pub(crate) user_rows:
-        orgplane_platform::read_cache::ReadCache<String, crate::storage::users::Model>,
+        orgplane_storage::read_cache::ReadCache<String, crate::storage::users::Model>,
     /// Password resets asked per client address.
     pub(crate) reset_requests: accounts::ResetRequests,
 }
@@ -99,7 +99,7 @@ impl Identity {
             oidc: OidcVerifier::new(config.allow_insecure_issuers),
             config,
             organizations: None,
-            user_rows: orgplane_platform::read_cache::ReadCache::new(10_000, users::USER_TTL),
+            user_rows: orgplane_storage::read_cache::ReadCache::new(10_000, users::USER_TTL),
             reset_requests: accounts::ResetRequests::new(),
         }
     }

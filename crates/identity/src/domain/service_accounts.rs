@@ -2,7 +2,7 @@
 //!
 //! Identity stores them; who may manage them is the organizations service's
 //! answer (`service_accounts.read` / `service_accounts.manage`, cached a few
-//! seconds by [`PermissionChecker`](orgplane_platform::access::PermissionChecker)).
+//! seconds by [`PermissionChecker`](orgplane_transport::access::PermissionChecker)).
 //! An account's token introspects to a principal that carries the account's
 //! organization (slug and UUID) and role, so the account acts in that
 //! organization only, with that role, within the token's scopes.
@@ -17,15 +17,19 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    access::{Entity, Standing},
-    activity::{Activity, Shipper, action, commit_with},
     authz::{Permission, Role},
-    deletions,
-    page::{ListQuery, Page, like_prefix, text_keyed_page},
-    peers::OrganizationsPeer,
     principal::{Principal, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, Shipper, action, commit_with},
+    deletions,
+    page::{ListQuery, Page, like_prefix, text_keyed_page},
+};
+use orgplane_transport::{
+    access::{Entity, Standing},
+    peers::OrganizationsPeer,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
@@ -437,7 +441,7 @@ impl Identity {
     }
 
     /// Purges the service accounts of organizations deleted since the last
-    /// run (see [`orgplane_platform::deletions`]). Returns how many.
+    /// run (see [`orgplane_storage::deletions`]). Returns how many.
     pub async fn purge_deleted_organizations(&self) -> Result<u64, Error> {
         deletions::purge_deleted(&self.db, self.organizations()?, |uuids| async move {
             let deleted = account::Entity::delete_many()

@@ -5,11 +5,11 @@ use std::time::Duration;
 use orgplane_platform::{
     Error,
     authz::Role,
-    page::{ListQuery, Page, like_prefix, text_keyed_page},
     principal::{Principal, PrincipalKind, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::{add, now_micros},
     validate::{self, Violations},
 };
+use orgplane_storage::page::{ListQuery, Page, like_prefix, text_keyed_page};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},

@@ -3,11 +3,11 @@
 
 use orgplane_platform::{
     Error,
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::{Principal, SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
 };
+use orgplane_storage::page::{KeyPart, ListQuery, Page, keyed_page, like_prefix};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter, Set,
     sea_query::{Expr, ExprTrait, LikeExpr},

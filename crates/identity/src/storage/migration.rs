@@ -17,9 +17,9 @@ impl MigratorTrait for Migrator {
             Box::new(M0004ActivityOutbox),
             Box::new(M0005LoginFailures),
             // Messages carrying secrets are purged when the secret dies.
-            Box::new(orgplane_platform::outbox::AddExpiry("m0006_outbox_expiry")),
+            Box::new(orgplane_storage::outbox::AddExpiry("m0006_outbox_expiry")),
             // Answers to idempotent creations (AIP-155 `request_id`).
-            Box::new(orgplane_platform::idempotency::CreateTable(
+            Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0007_idempotency_keys",
             )),
         ]
@@ -208,7 +208,7 @@ impl MigrationTrait for M0002ServiceAccounts {
             )
             .await?;
         manager
-            .create_table(orgplane_platform::deletions::create_table())
+            .create_table(orgplane_storage::deletions::create_table())
             .await?;
         manager
             .alter_table(
@@ -236,7 +236,7 @@ impl MigrationTrait for M0002ServiceAccounts {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -312,7 +312,7 @@ impl MigrationTrait for M0003AgentTokens {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "agent_tokens",
@@ -346,7 +346,7 @@ impl MigrationName for M0004ActivityOutbox {
 impl MigrationTrait for M0004ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .create_table(orgplane_platform::activity::create_outbox_table())
+            .create_table(orgplane_storage::activity::create_outbox_table())
             .await
     }
 
@@ -389,7 +389,7 @@ impl MigrationTrait for M0005LoginFailures {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (

@@ -10,4 +10,4 @@ pub mod service_accounts;
 pub mod tokens;
 pub mod users;
 
-pub use orgplane_platform::outbox;
+pub use orgplane_storage::outbox;

@@ -1,15 +1,16 @@
 //! `orgplane.organizations.v1.ActivityService`.
 
-use orgplane_platform::page::ListQuery;
+use orgplane_storage::page::ListQuery;
 use std::pin::Pin;
 
 use futures::Stream;
+use orgplane_platform::json::json_to_struct;
 use orgplane_platform::{
     Error,
-    grpc::{json_to_struct, require_principal},
     time::{from_optional_timestamp, to_timestamp},
 };
 use orgplane_proto::organizations::{self as pb, activity_service_server::ActivityService};
+use orgplane_transport::grpc::require_principal;
 use tonic::{Request, Response, Status};
 
 use crate::{

@@ -2,8 +2,6 @@
 
 use orgplane_platform::{
     Error,
-    activity::Delivery,
-    grpc::required,
     principal::Principal,
     restriction::Restriction,
     time::{from_timestamp, to_timestamp},
@@ -12,6 +10,8 @@ use orgplane_platform::{
 use orgplane_proto::organizations::{
     self as pb, organizations_internal_server::OrganizationsInternal,
 };
+use orgplane_storage::activity::Delivery;
+use orgplane_transport::grpc::required;
 use tonic::{Request, Response, Status};
 
 use super::convert;

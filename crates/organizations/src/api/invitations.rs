@@ -1,12 +1,10 @@
 //! `orgplane.organizations.v1.InvitationService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    grpc::{require_principal, required},
-    idempotency,
-    time::{now_micros, to_timestamp},
-};
+use orgplane_platform::time::{now_micros, to_timestamp};
 use orgplane_proto::organizations::{self as pb, invitation_service_server::InvitationService};
+use orgplane_storage::idempotency;
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required};
 use tonic::{Request, Response, Status};
 
 use crate::{

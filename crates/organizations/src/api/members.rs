@@ -1,11 +1,9 @@
 //! `orgplane.organizations.v1.MemberService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    Error,
-    grpc::{require_principal, required, update_paths},
-};
+use orgplane_platform::Error;
 use orgplane_proto::organizations::{self as pb, member_service_server::MemberService};
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::convert;

@@ -9,7 +9,6 @@ mod organizations;
 mod projects;
 mod teams;
 
-use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::organizations::{
     activity_service_server::ActivityServiceServer,
     invitation_service_server::InvitationServiceServer, member_service_server::MemberServiceServer,
@@ -17,6 +16,7 @@ use orgplane_proto::organizations::{
     organizations_internal_server::OrganizationsInternalServer,
     project_service_server::ProjectServiceServer, team_service_server::TeamServiceServer,
 };
+use orgplane_transport::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 
 use crate::domain::Organizations;
 

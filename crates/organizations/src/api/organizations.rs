@@ -1,9 +1,9 @@
 //! `orgplane.organizations.v1.OrganizationService`.
 
-use orgplane_platform::grpc::{require_principal, required, update_paths};
-use orgplane_platform::idempotency;
-use orgplane_platform::page::ListQuery;
 use orgplane_proto::organizations::{self as pb, organization_service_server::OrganizationService};
+use orgplane_storage::idempotency;
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::convert;

@@ -1,12 +1,10 @@
 //! `orgplane.organizations.v1.ProjectService`.
 
-use orgplane_platform::page::ListQuery;
-use orgplane_platform::{
-    grpc::{require_principal, required, update_paths},
-    idempotency,
-    time::to_timestamp,
-};
+use orgplane_platform::time::to_timestamp;
 use orgplane_proto::organizations::{self as pb, project_service_server::ProjectService};
+use orgplane_storage::idempotency;
+use orgplane_storage::page::ListQuery;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::convert;

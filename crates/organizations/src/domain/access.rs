@@ -25,7 +25,7 @@ use orgplane_platform::{
 };
 use std::time::Duration;
 
-use orgplane_platform::read_cache::ReadCache;
+use orgplane_storage::read_cache::ReadCache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use orgplane_platform::restriction::{Restriction, Viewer};

@@ -1,5 +1,5 @@
 //! The activity store: every service's activities (see
-//! `orgplane_platform::activity`), stored once per idempotency key, in
+//! `orgplane_storage::activity`), stored once per idempotency key, in
 //! commit order (`seq`), listed newest first (by when they happened) and
 //! watched live (in the order stored).
 //!
@@ -12,12 +12,14 @@ use std::{collections::HashSet, time::Duration};
 
 use orgplane_platform::{
     Error,
-    activity::{ActivitySink, Delivery},
     authz::Permission,
-    page::{KeyPart, ListQuery, Page, keyed_page},
     principal::Principal,
     time::{DAY, now_micros},
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{ActivitySink, Delivery},
+    page::{KeyPart, ListQuery, Page, keyed_page},
 };
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
@@ -154,7 +156,7 @@ impl Watch {
 /// The grant kind of an entity another service deleted, if `action` on
 /// `subject_kind` is such a deletion.
 fn grantable_deleted(action: &str, subject_kind: &str) -> Option<&'static str> {
-    if action != orgplane_platform::activity::action::DELETED {
+    if action != orgplane_storage::activity::action::DELETED {
         return None;
     }
     match subject_kind {

@@ -7,10 +7,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use orgplane_platform::{
     Error,
     authz::Role,
-    peers::RunRouting,
     principal::{Principal, PrincipalKind},
     time::now_micros,
 };
+use orgplane_transport::peers::RunRouting;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Organizations, projects::settings_of, settings::AuthProvider};

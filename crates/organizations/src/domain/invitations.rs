@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role},
-    outbox,
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::{Principal, PrincipalKind, SCOPE_WRITE},
     secrets,
     time::{add, now_micros},
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    outbox,
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,

@@ -13,11 +13,13 @@ use std::collections::HashMap;
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role, allows},
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,

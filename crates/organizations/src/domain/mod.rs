@@ -13,7 +13,9 @@ pub mod settings;
 pub mod stats;
 pub mod teams;
 
-use orgplane_platform::{Error, activity::Activity, peers::IdentityPeer};
+use orgplane_platform::Error;
+use orgplane_storage::activity::Activity;
+use orgplane_transport::peers::IdentityPeer;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
 /// The organizations service's state.
@@ -25,7 +27,7 @@ pub struct Organizations {
     pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
     /// The registry and the agents service, for statistics (and the
     /// registry for what its restrictions hide).
-    pub(crate) stats: Option<orgplane_platform::peers::StatsPeers>,
+    pub(crate) stats: Option<orgplane_transport::peers::StatsPeers>,
     /// Memberships checked lately, until the next change.
     pub(crate) memberships: access::Memberships,
 }
@@ -50,11 +52,11 @@ impl Organizations {
         txn: DatabaseTransaction,
         activity: Activity,
     ) -> Result<(), Error> {
-        orgplane_platform::activity::commit_and_forget(txn, activity, &self.memberships).await
+        orgplane_storage::activity::commit_and_forget(txn, activity, &self.memberships).await
     }
 
     /// With the registry and the agents service, which statistics count.
-    pub fn with_stats(mut self, stats: orgplane_platform::peers::StatsPeers) -> Self {
+    pub fn with_stats(mut self, stats: orgplane_transport::peers::StatsPeers) -> Self {
         self.stats = Some(stats);
         self
     }
@@ -67,8 +69,8 @@ impl Organizations {
     }
 
     /// The shipper of this service's own activities into its store.
-    pub fn activity_shipper(&self) -> orgplane_platform::activity::Shipper<activities::LocalStore> {
-        orgplane_platform::activity::Shipper::new(
+    pub fn activity_shipper(&self) -> orgplane_storage::activity::Shipper<activities::LocalStore> {
+        orgplane_storage::activity::Shipper::new(
             self.db.clone(),
             "organizations",
             activities::LocalStore(self.clone()),

@@ -3,12 +3,14 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role, check},
-    page::{KeyPart, ListQuery, Page, like_prefix},
     principal::{Principal, PrincipalKind, SCOPE_READ, SCOPE_WRITE},
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    page::{KeyPart, ListQuery, Page, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
@@ -97,7 +99,7 @@ fn check_profile(v: &mut Violations, profile: &Profile) {
     }
 }
 
-pub use orgplane_platform::etag::{check_etag, etag, stale};
+pub use orgplane_storage::etag::{check_etag, etag, stale};
 
 /// How long a deleted organization is kept (unreachable) before it is
 /// purged with everything it owns here.
@@ -430,7 +432,7 @@ impl Organizations {
         interval: std::time::Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        orgplane_platform::deletions::run_every(
+        orgplane_storage::deletions::run_every(
             interval,
             shutdown,
             "purged deleted organizations, expired activities, messages and idempotency keys",
@@ -440,8 +442,8 @@ impl Organizations {
                     .purge_deleted(now - PURGE_AFTER.as_micros() as i64)
                     .await?
                     + self.purge_expired_activities(now).await?
-                    + orgplane_platform::outbox::purge(&self.db, now).await?
-                    + orgplane_platform::idempotency::purge(&self.db, now).await?)
+                    + orgplane_storage::outbox::purge(&self.db, now).await?
+                    + orgplane_storage::idempotency::purge(&self.db, now).await?)
             },
         )
         .await

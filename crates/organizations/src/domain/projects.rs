@@ -5,12 +5,14 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role, allows},
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,

@@ -4,12 +4,12 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
 };
+use orgplane_storage::activity::{Activity, action};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
     TransactionTrait, sea_query::Expr,

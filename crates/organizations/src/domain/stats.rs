@@ -8,10 +8,10 @@ use std::{collections::BTreeMap, time::Duration};
 use orgplane_platform::{
     Error,
     authz::Permission,
-    peers::StatsPeers,
     principal::Principal,
     time::{DAY, MIN_TIMESTAMP_SECONDS, now_micros},
 };
+use orgplane_transport::peers::StatsPeers;
 use sea_orm::{
     ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, sea_query::Expr,
 };

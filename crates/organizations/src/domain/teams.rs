@@ -7,12 +7,14 @@ use std::collections::HashMap;
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action},
     authz::{Permission, Role},
-    page::{KeyPart, ListQuery, Page, after, key_values, like_prefix},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action},
+    page::{KeyPart, ListQuery, Page, after, key_values, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,

@@ -20,9 +20,9 @@ impl MigratorTrait for Migrator {
             Box::new(M0008ActivityTimeOrder),
             Box::new(M0009ProjectsByArchived),
             // Messages carrying secrets are purged when the secret dies.
-            Box::new(orgplane_platform::outbox::AddExpiry("m0010_outbox_expiry")),
+            Box::new(orgplane_storage::outbox::AddExpiry("m0010_outbox_expiry")),
             // Answers to idempotent creations (AIP-155 `request_id`).
-            Box::new(orgplane_platform::idempotency::CreateTable(
+            Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0011_idempotency_keys",
             )),
             Box::new(M0012ProjectRestrictions),
@@ -80,7 +80,7 @@ impl MigrationTrait for M0001Initial {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -195,7 +195,7 @@ impl MigrationTrait for M0003Projects {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -274,7 +274,7 @@ impl MigrationTrait for M0004Invitations {
             )
             .await?;
         manager
-            .create_table(orgplane_platform::outbox::create_table())
+            .create_table(orgplane_storage::outbox::create_table())
             .await
     }
 
@@ -340,7 +340,7 @@ impl MigrationTrait for M0005Teams {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -437,7 +437,7 @@ impl MigrationTrait for M0006Reach {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -512,7 +512,7 @@ impl MigrationTrait for M0007Activities {
                     .to_owned(),
             )
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -555,7 +555,7 @@ impl MigrationTrait for M0007Activities {
             )
             .await?;
         manager
-            .create_table(orgplane_platform::activity::create_outbox_table())
+            .create_table(orgplane_storage::activity::create_outbox_table())
             .await?;
         Ok(())
     }
@@ -582,7 +582,7 @@ impl MigrationName for M0008ActivityTimeOrder {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0008ActivityTimeOrder {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -627,7 +627,7 @@ impl MigrationName for M0009ProjectsByArchived {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0009ProjectsByArchived {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "projects",
@@ -700,7 +700,7 @@ impl MigrationName for M0013RestrictedProjects {
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for M0013RestrictedProjects {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "projects",

@@ -11,4 +11,4 @@ pub mod projects;
 pub mod settings;
 pub mod teams;
 
-pub use orgplane_platform::outbox;
+pub use orgplane_storage::outbox;

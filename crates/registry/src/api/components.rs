@@ -1,8 +1,8 @@
 //! `orgplane.registry.v1.ComponentHubService`.
 
-use orgplane_platform::grpc::{require_principal, required, update_paths};
-use orgplane_platform::idempotency;
 use orgplane_proto::registry::{self as pb, component_hub_service_server::ComponentHubService};
+use orgplane_storage::idempotency;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::{convert, entry_api::entry_api};

@@ -1,9 +1,9 @@
 //! Rows → proto messages, and the request fields shared by both faces.
 
-use orgplane_platform::{
-    etag::etag, grpc::json_to_struct, restriction::Restriction, tags, time::to_timestamp,
-};
+use orgplane_platform::json::json_to_struct;
+use orgplane_platform::{restriction::Restriction, tags, time::to_timestamp};
 use orgplane_proto::{common, registry as pb};
+use orgplane_storage::etag::etag;
 
 use crate::{
     domain::{

@@ -91,7 +91,7 @@ macro_rules! entry_api {
                         &principal,
                         &r.organization,
                         KIND,
-                        &orgplane_platform::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
                     )
                     .await?;
                 let mut entries = Vec::with_capacity(page.items.len());
@@ -205,7 +205,7 @@ macro_rules! entry_api {
                         &r.organization,
                         KIND,
                         &r.$entry,
-                        &orgplane_platform::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
                     )
                     .await?;
                 Ok(Response::new(pb::$ListVersionsRes {
@@ -298,7 +298,7 @@ macro_rules! entry_api {
                         KIND,
                         &r.$entry,
                         &r.version,
-                        &orgplane_platform::page::ListQuery::pages(r.page_size, &r.page_token),
+                        &orgplane_storage::page::ListQuery::pages(r.page_size, &r.page_token),
                     )
                     .await?;
                 Ok(Response::new(pb::$ListStagesRes {

@@ -6,12 +6,12 @@ mod entry_api;
 mod internal;
 mod models;
 
-use orgplane_platform::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 use orgplane_proto::registry::{
     component_hub_service_server::ComponentHubServiceServer,
     model_registry_service_server::ModelRegistryServiceServer,
     registry_internal_server::RegistryInternalServer,
 };
+use orgplane_transport::{layers::caller::CallerPolicy, pki::ServiceTls, server::GrpcServer};
 
 use crate::domain::Registry;
 

@@ -1,8 +1,10 @@
 //! `orgplane.registry.v1.ModelRegistryService`.
 
-use orgplane_platform::grpc::{require_principal, required, struct_to_json, update_paths};
-use orgplane_platform::{idempotency, restriction::Restriction};
+use orgplane_platform::json::struct_to_json;
+use orgplane_platform::restriction::Restriction;
 use orgplane_proto::registry::{self as pb, model_registry_service_server::ModelRegistryService};
+use orgplane_storage::idempotency;
+use orgplane_transport::grpc::{require_principal, required, update_paths};
 use tonic::{Request, Response, Status};
 
 use super::{convert, entry_api::entry_api};

@@ -4,15 +4,17 @@
 
 use orgplane_platform::{
     Error,
-    activity::{Activity, action, commit_with},
     authz::Permission,
-    etag::{check_etag, update_at_version},
-    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
     principal::Principal,
     restriction::Restriction,
     tags,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{Activity, action, commit_with},
+    etag::{check_etag, update_at_version},
+    page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, Set,
@@ -290,7 +292,7 @@ impl Registry {
     async fn check_new_restriction(
         &self,
         principal: &Principal,
-        standing: &orgplane_platform::access::Standing,
+        standing: &orgplane_transport::access::Standing,
         kind: Kind,
         fields: &EntryFields,
     ) -> Result<(), Error> {

@@ -16,12 +16,14 @@ pub mod versions;
 
 use orgplane_platform::{
     Error,
-    access::{Entity, Standing},
     authz::Permission,
-    deletions,
-    peers::OrganizationsPeer,
     principal::{Principal, PrincipalKind},
     restriction::{Restriction, Viewer},
+};
+use orgplane_storage::deletions;
+use orgplane_transport::{
+    access::{Entity, Standing},
+    peers::OrganizationsPeer,
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
@@ -82,8 +84,8 @@ impl Registry {
     }
 
     /// The shipper of this service's activities to the activity store.
-    pub fn activity_shipper(&self) -> orgplane_platform::activity::Shipper<OrganizationsPeer> {
-        orgplane_platform::activity::Shipper::new(
+    pub fn activity_shipper(&self) -> orgplane_storage::activity::Shipper<OrganizationsPeer> {
+        orgplane_storage::activity::Shipper::new(
             self.db.clone(),
             "registry",
             self.organizations.clone(),
@@ -283,7 +285,7 @@ impl Registry {
             stop,
             "purged the registries of deleted organizations and expired idempotency keys",
             || async {
-                let keys = orgplane_platform::idempotency::purge(
+                let keys = orgplane_storage::idempotency::purge(
                     &self.db,
                     orgplane_platform::time::now_micros(),
                 )

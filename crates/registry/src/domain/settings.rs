@@ -3,14 +3,12 @@
 //! registry and the component hub when they are restricted.
 
 use orgplane_platform::{
-    Error,
-    activity::{Activity, action, commit_with},
-    authz::Permission,
-    etag::{check_etag, etag, stale},
-    principal::Principal,
-    restriction::Restriction,
-    time::now_micros,
+    Error, authz::Permission, principal::Principal, restriction::Restriction, time::now_micros,
     validate::Violations,
+};
+use orgplane_storage::{
+    activity::{Activity, action, commit_with},
+    etag::{check_etag, etag, stale},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,

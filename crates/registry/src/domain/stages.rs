@@ -8,12 +8,14 @@
 
 use orgplane_platform::{
     Error,
-    activity::commit_with,
     authz::Permission,
-    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::commit_with,
+    page::{ListQuery, Page, text_keyed_page},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
@@ -129,7 +131,7 @@ impl Registry {
             transition.reason
         };
         let now = now_micros();
-        orgplane_platform::etag::update_at_version(
+        orgplane_storage::etag::update_at_version(
             &txn,
             versions::Entity::update_many()
                 .col_expr(

@@ -4,14 +4,16 @@
 
 use orgplane_platform::{
     Error,
-    activity::{action, commit_with},
     authz::Permission,
-    etag::{check_etag, stale},
-    page::{ListQuery, Page, text_keyed_page},
     principal::Principal,
     tags,
     time::now_micros,
     validate::{self, Violations},
+};
+use orgplane_storage::{
+    activity::{action, commit_with},
+    etag::{check_etag, stale},
+    page::{ListQuery, Page, text_keyed_page},
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,

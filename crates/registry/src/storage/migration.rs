@@ -13,7 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Initial),
             Box::new(M0002ActivityOutbox),
             // Answers to idempotent creations (AIP-155 `request_id`).
-            Box::new(orgplane_platform::idempotency::CreateTable(
+            Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0003_idempotency_keys",
             )),
             Box::new(M0004Restrictions),
@@ -116,9 +116,9 @@ impl MigrationTrait for M0001Initial {
             )
             .await?;
         manager
-            .create_table(orgplane_platform::deletions::create_table())
+            .create_table(orgplane_storage::deletions::create_table())
             .await?;
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[
                 (
@@ -198,7 +198,7 @@ impl MigrationName for M0002ActivityOutbox {
 impl MigrationTrait for M0002ActivityOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .create_table(orgplane_platform::activity::create_outbox_table())
+            .create_table(orgplane_storage::activity::create_outbox_table())
             .await
     }
 
@@ -243,7 +243,7 @@ impl MigrationTrait for M0004Restrictions {
                 )
                 .await?;
         }
-        orgplane_platform::db::create_indexes(
+        orgplane_storage::db::create_indexes(
             manager,
             &[(
                 "entries",

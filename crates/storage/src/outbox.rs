@@ -90,7 +90,7 @@ impl sea_orm_migration::MigrationTrait for AddExpiry {
 }
 
 /// How long a message without `expire_time` is kept.
-const KEEP_UNDATED: i64 = 7 * crate::time::DAY;
+const KEEP_UNDATED: i64 = 7 * orgplane_platform::time::DAY;
 
 /// Deletes the messages delivered or expired by `now`; returns how many.
 pub async fn purge(db: &impl sea_orm::ConnectionTrait, now: i64) -> Result<u64, DbErr> {
@@ -126,7 +126,7 @@ pub async fn enqueue(
         kind: Set(kind.to_owned()),
         recipient: Set(recipient.to_owned()),
         payload: Set(payload.to_string()),
-        create_time: Set(crate::time::now_micros()),
+        create_time: Set(orgplane_platform::time::now_micros()),
         deliver_time: Set(None),
         expire_time: Set(Some(expire_time)),
     }

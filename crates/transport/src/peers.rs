@@ -21,11 +21,12 @@ use orgplane_proto::{
 };
 use tonic::transport::Channel;
 
-use crate::{
+use crate::access::{MAX_DECISION_TTL, PermissionChecker};
+use orgplane_platform::{
     Error,
-    access::{MAX_DECISION_TTL, PermissionChecker},
     activity::{ActivitySink, Delivery},
     authz::Role,
+    deletions::{DeletedOrganization, DeletionLog},
     principal::Principal,
     restriction::{HiddenEntries, Restriction, Viewer, unknown_in_restriction},
     time::{from_optional_timestamp, to_timestamp},
@@ -108,17 +109,6 @@ impl IdentityPeer {
             .map_err(|status| Error::from_upstream("the identity service", status))?;
         Ok(())
     }
-}
-
-/// A deleted organization, for the services that purge what they hold of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeletedOrganization {
-    /// Its UUID.
-    pub uuid: String,
-    /// Its slug at deletion.
-    pub name: String,
-    /// When it was deleted (microseconds).
-    pub delete_time: i64,
 }
 
 /// An organization's OIDC identity provider.
@@ -258,38 +248,6 @@ impl OrganizationsPeer {
             .map_err(Self::upstream)?
             .into_inner();
         unknown_in_restriction(field, &answer.unknown_users, &answer.unknown_teams).finish()
-    }
-
-    /// Deleted organizations after `page_token`, oldest first, and the token
-    /// to continue from next time.
-    pub async fn deleted_organizations(
-        &self,
-        page_token: &str,
-        page_size: i32,
-    ) -> Result<(Vec<DeletedOrganization>, String), Error> {
-        let answer = self
-            .client
-            .clone()
-            .list_deleted_organizations(ListDeletedOrganizationsRequest {
-                page_size,
-                page_token: page_token.to_owned(),
-            })
-            .await
-            .map_err(Self::upstream)?
-            .into_inner();
-        let deleted = answer
-            .deleted_organizations
-            .into_iter()
-            .map(|d| {
-                Ok(DeletedOrganization {
-                    delete_time: from_optional_timestamp(d.delete_time.as_ref(), "delete_time")?
-                        .unwrap_or(0),
-                    uuid: d.uuid,
-                    name: d.name,
-                })
-            })
-            .collect::<Result<_, Error>>()?;
-        Ok((deleted, answer.next_page_token))
     }
 
     /// The enabled OIDC providers of `organization` (none when it does not
@@ -467,5 +425,37 @@ impl StatsPeers {
             })
             .collect::<Result<_, Error>>()?;
         Ok((answer.counts.into_iter().collect(), days))
+    }
+}
+
+impl DeletionLog for OrganizationsPeer {
+    async fn deleted_organizations(
+        &self,
+        page_token: &str,
+        page_size: i32,
+    ) -> Result<(Vec<DeletedOrganization>, String), Error> {
+        let answer = self
+            .client
+            .clone()
+            .list_deleted_organizations(ListDeletedOrganizationsRequest {
+                page_size,
+                page_token: page_token.to_owned(),
+            })
+            .await
+            .map_err(Self::upstream)?
+            .into_inner();
+        let deleted = answer
+            .deleted_organizations
+            .into_iter()
+            .map(|d| {
+                Ok(DeletedOrganization {
+                    delete_time: from_optional_timestamp(d.delete_time.as_ref(), "delete_time")?
+                        .unwrap_or(0),
+                    uuid: d.uuid,
+                    name: d.name,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok((deleted, answer.next_page_token))
     }
 }

@@ -21,7 +21,7 @@ use std::{future::Future, sync::Arc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::Error;
+use orgplane_platform::Error;
 
 /// What a [`GroupCommit`] applies.
 pub trait BatchWrite: Send + Sync + 'static {

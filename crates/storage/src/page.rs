@@ -13,7 +13,7 @@ use sea_orm::{
     QuerySelect, Select, Value,
 };
 
-use crate::error::Error;
+use orgplane_platform::error::Error;
 
 /// Page size when a request asks for 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;

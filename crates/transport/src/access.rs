@@ -11,7 +11,7 @@ use orgplane_proto::organizations::{
 };
 use tonic::transport::Channel;
 
-use crate::{
+use orgplane_platform::{
     Error,
     authz::{self, Permission, Role},
     principal::Principal,
@@ -196,7 +196,7 @@ impl PermissionChecker {
                 permission: permission.as_str().to_owned(),
                 entity_kind: kind as i32,
                 entity: name.to_owned(),
-                entity_create_time: created.map(crate::time::to_timestamp),
+                entity_create_time: created.map(orgplane_platform::time::to_timestamp),
                 restrictions: restrictions.iter().map(Restriction::to_proto).collect(),
                 include_teams: with_teams,
             })

@@ -28,7 +28,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::{
+use orgplane_platform::{
     Error,
     principal::Principal,
     time::{DAY, now_micros},

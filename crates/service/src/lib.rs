@@ -14,7 +14,8 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use tonic::transport::Channel;
 
-use crate::{client::mtls_channel, pki::ServiceTls, server::GrpcServer, shutdown::Shutdown};
+use orgplane_platform::shutdown::Shutdown;
+use orgplane_transport::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
 
 /// How often the organizations service purges deleted organizations past
 /// their grace period.

@@ -8,7 +8,7 @@ use sea_orm::{
     sea_query::{Expr, SimpleExpr},
 };
 
-use crate::Error;
+use orgplane_platform::Error;
 
 /// The etag of a row version.
 pub fn etag(version: i64) -> String {

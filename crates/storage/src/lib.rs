@@ -1,0 +1,15 @@
+//! How orgplane services keep state: connections and per-service schemas
+//! ([`db`]), the activity outbox ([`activity`], [`outbox`]), group commit,
+//! idempotent creations, keyset pages ([`page`]), etags, read caches and the
+//! purge of deleted organizations ([`deletions`]).
+
+pub mod activity;
+pub mod db;
+pub mod deletions;
+pub mod etag;
+pub mod group_commit;
+pub mod idempotency;
+pub mod outbox;
+pub mod page;
+pub mod read_cache;
+pub mod statement_shapes;

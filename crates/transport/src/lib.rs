@@ -1,0 +1,14 @@
+//! How orgplane processes talk: the gRPC server builder ([`server`]) and
+//! its layers, the internal PKI and mTLS ([`pki`], [`client`]), principals
+//! and masks on the wire ([`grpc`]), the clients of other services' internal
+//! RPCs speaking domain types ([`peers`]), the cached access checker
+//! ([`access`]) and telemetry.
+
+pub mod access;
+pub mod client;
+pub mod grpc;
+pub mod layers;
+pub mod peers;
+pub mod pki;
+pub mod server;
+pub mod telemetry;
