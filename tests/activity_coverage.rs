@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use orgplane_e2e::{Bearer, TestStack};
+use orgplane_e2e::{Bearer, TestStack, mask};
 use orgplane_proto::{
     agents::{
         self as ag_pb, agent_service_client::AgentServiceClient,
@@ -308,12 +308,6 @@ impl<'t> Script<'t> {
     }
 }
 
-fn mask(path: &str) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: vec![path.into()],
-    })
-}
-
 /// Marks `username`'s email verified, as an identity provider would; before
 /// their first call, so the gateway has not cached the unverified one.
 async fn verify_email(t: &TestStack, username: &str) {
@@ -386,7 +380,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
             description: "makers".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "organization", "acme"), update)
         .await;
@@ -440,7 +434,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
             description: "eyes".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     let (_, activity) = s
         .step("acme", ("updated", "project", "vision"), update)
@@ -453,7 +447,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
             allowed_agents: vec!["box".into()],
             ..Default::default()
         }),
-        update_mask: mask("allowed_agents"),
+        update_mask: mask(&["allowed_agents"]),
     });
     s.step("acme", ("updated", "project_settings", "vision"), settings)
         .await;
@@ -559,7 +553,7 @@ async fn organizations(s: &mut Script<'_>, owner: &str, bob: &str, walker: &str,
             role: "admin".into(),
             ..Default::default()
         }),
-        update_mask: mask("role"),
+        update_mask: mask(&["role"]),
     });
     let (_, activity) = s.step("acme", ("updated", "member", "bob"), promote).await;
     assert_eq!(
@@ -597,7 +591,7 @@ async fn teams(s: &mut Script<'_>, owner: &str) {
             description: "the core".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "team", "core"), update).await;
     let member = |role: &str| {
@@ -618,7 +612,7 @@ async fn teams(s: &mut Script<'_>, owner: &str) {
         organization: "acme".into(),
         team: "core".into(),
         member: member("admin"),
-        update_mask: mask("role"),
+        update_mask: mask(&["role"]),
     });
     s.step("acme", ("updated", "team_member", "bob"), update)
         .await;
@@ -669,7 +663,7 @@ async fn service_accounts(s: &mut Script<'_>, owner: &str) {
             role: "viewer".into(),
             ..Default::default()
         }),
-        update_mask: mask("role"),
+        update_mask: mask(&["role"]),
     });
     s.step("acme", ("updated", "service_account", "nightly"), update)
         .await;
@@ -719,7 +713,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
             description: "image classifier".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "model", "resnet"), update).await;
     let create = models.create_model_version(reg_pb::CreateModelVersionRequest {
@@ -757,7 +751,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
             description: "first".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
         target_model: String::new(),
     });
     s.step("acme", ("updated", "model_version", "v1"), update)
@@ -768,7 +762,7 @@ async fn models(s: &mut Script<'_>, owner: &str) {
             max_production_model_versions: 2,
             ..Default::default()
         }),
-        update_mask: mask("max_production_model_versions"),
+        update_mask: mask(&["max_production_model_versions"]),
     });
     s.step(
         "acme",
@@ -810,7 +804,7 @@ async fn components(s: &mut Script<'_>, owner: &str) {
             description: "trains".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "component", "trainer"), update)
         .await;
@@ -848,7 +842,7 @@ async fn components(s: &mut Script<'_>, owner: &str) {
             description: "first".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
         target_component: String::new(),
     });
     s.step("acme", ("updated", "component_version", "v1"), update)
@@ -887,7 +881,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
             description: "the GPU box".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "agent", "box"), update).await;
     let rotate = agents.rotate_agent_token(ag_pb::RotateAgentTokenRequest {
@@ -918,7 +912,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
             description: "the queue".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "queue", "q"), update).await;
 
@@ -944,7 +938,7 @@ async fn agents_and_runs(s: &mut Script<'_>, owner: &str) {
             description: "the lake".into(),
             ..Default::default()
         }),
-        update_mask: mask("description"),
+        update_mask: mask(&["description"]),
     });
     s.step("acme", ("updated", "connection", "data"), update)
         .await;

@@ -3,44 +3,22 @@
 //! cancellation, restarts, and 8 concurrent acquirers over 2,000 runs with
 //! no run handed out twice and none lost.
 
-use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use orgplane_agents::{
     Agents, Migrator,
     domain::admission::{self, Holder, NewRun},
     storage::{agents, queues, runs},
 };
-use orgplane_e2e::{postgres_url, unique_schema_prefix};
+use orgplane_e2e::TestDatabase;
 use orgplane_platform::Error;
-use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
 const LEASE: Duration = Duration::from_secs(60);
 
-/// Runs `test` on SQLite, then on PostgreSQL where configured; `test` gets
-/// a way to open the same database again (a restart).
-async fn on_both<F, Fut>(test: F)
-where
-    F: Fn(Arc<dyn Fn() -> DbTarget + Send + Sync>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("agents.db");
-    test(Arc::new(move || DbTarget::Sqlite(path.clone()))).await;
-    if let Some(url) = postgres_url() {
-        let schema = format!("{}agents", unique_schema_prefix());
-        let (u, s) = (url.clone(), schema.clone());
-        test(Arc::new(move || DbTarget::Postgres {
-            url: u.clone(),
-            schema: s.clone(),
-        }))
-        .await;
-        drop_schema(&url, &schema).await.unwrap();
-    }
-}
-
-async fn open(target: &DbTarget) -> Agents {
-    Agents::new(connect_and_migrate::<Migrator>(target).await.unwrap())
+/// The agents service over `db` (again: a restart).
+async fn open(db: &TestDatabase) -> Agents {
+    Agents::new(db.open::<Migrator>().await)
 }
 
 /// An agent of organization `org` (fixture rows: the CRUD surface comes
@@ -126,314 +104,294 @@ fn names(runs: &[runs::Model]) -> Vec<&str> {
     runs.iter().map(|r| r.name.as_str()).collect()
 }
 
-#[tokio::test]
-async fn priority_first_within_each_queues_concurrency() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "gpu-box").await;
-        let hi = queue(&a, &ag, "urgent", 10, 2, "fifo").await;
-        let lo = queue(&a, &ag, "batch", 1, 0, "fifo").await;
-        for i in 0..3 {
-            submit(&a, &lo, "p", &format!("lo{i}")).await;
+async fn priority_first_within_each_queues_concurrency(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "gpu-box").await;
+    let hi = queue(&a, &ag, "urgent", 10, 2, "fifo").await;
+    let lo = queue(&a, &ag, "batch", 1, 0, "fifo").await;
+    for i in 0..3 {
+        submit(&a, &lo, "p", &format!("lo{i}")).await;
+    }
+    for i in 0..3 {
+        submit(&a, &hi, "p", &format!("hi{i}")).await;
+    }
+    let first = a.acquire(&ag, 4, LEASE).await.unwrap();
+    assert_eq!(names(&first), ["hi0", "hi1", "lo0", "lo1"]);
+    let stats = a.queue_stats(&hi).await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.leased, stats.running, stats.done),
+        (1, 2, 0, 0)
+    );
+    assert!(stats.oldest_wait.is_some());
+    // The urgent queue is full until a run of it ends.
+    assert_eq!(names(&a.acquire(&ag, 1, LEASE).await.unwrap()), ["lo2"]);
+    assert!(a.acquire(&ag, 5, LEASE).await.unwrap().is_empty());
+    let done = &first[0];
+    a.report(
+        held(&ag),
+        &done.uuid,
+        done.lease_id.as_deref().unwrap(),
+        "running",
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(
+        a.acquire(&ag, 5, LEASE).await.unwrap().is_empty(),
+        "running holds its slot"
+    );
+    a.report(
+        held(&ag),
+        &done.uuid,
+        done.lease_id.as_deref().unwrap(),
+        "succeeded",
+        "ok",
+    )
+    .await
+    .unwrap();
+    assert_eq!(names(&a.acquire(&ag, 5, LEASE).await.unwrap()), ["hi2"]);
+    a.db().clone().close().await.unwrap();
+}
+
+async fn the_fair_strategy_takes_turns_across_projects(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "shared").await;
+    let fair = queue(&a, &ag, "fair", 1, 0, "fair").await;
+    let fifo_agent = agent(&a, "org", "plain").await;
+    let fifo = queue(&a, &fifo_agent, "fifo", 1, 0, "fifo").await;
+    for q in [&fair, &fifo] {
+        for i in 0..6 {
+            submit(&a, q, "big", &format!("big{i}")).await;
         }
-        for i in 0..3 {
-            submit(&a, &hi, "p", &format!("hi{i}")).await;
+        for i in 0..2 {
+            submit(&a, q, "small", &format!("small{i}")).await;
         }
-        let first = a.acquire(&ag, 4, LEASE).await.unwrap();
-        assert_eq!(names(&first), ["hi0", "hi1", "lo0", "lo1"]);
-        let stats = a.queue_stats(&hi).await.unwrap();
-        assert_eq!(
-            (stats.queued, stats.leased, stats.running, stats.done),
-            (1, 2, 0, 0)
-        );
-        assert!(stats.oldest_wait.is_some());
-        // The urgent queue is full until a run of it ends.
-        assert_eq!(names(&a.acquire(&ag, 1, LEASE).await.unwrap()), ["lo2"]);
-        assert!(a.acquire(&ag, 5, LEASE).await.unwrap().is_empty());
-        let done = &first[0];
-        a.report(
-            held(&ag),
-            &done.uuid,
-            done.lease_id.as_deref().unwrap(),
-            "running",
-            "",
+    }
+    let fair_order = a.acquire(&ag, 6, LEASE).await.unwrap();
+    assert_eq!(
+        names(&fair_order),
+        ["big0", "small0", "big1", "small1", "big2", "big3"]
+    );
+    let fifo_order = a.acquire(&fifo_agent, 6, LEASE).await.unwrap();
+    assert_eq!(
+        names(&fifo_order),
+        ["big0", "big1", "big2", "big3", "big4", "big5"]
+    );
+    a.db().clone().close().await.unwrap();
+}
+
+async fn a_quota_holds_back_the_run_that_does_not_fit_and_those_behind_it(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "gpu-box").await;
+    let q = queue(&a, &ag, "gpus", 1, 0, "fifo").await;
+    queues::Entity::update_many()
+        .col_expr(
+            queues::Column::Resource,
+            sea_orm::sea_query::Expr::value("gpu"),
         )
+        .col_expr(queues::Column::Quota, sea_orm::sea_query::Expr::value(4.0))
+        .filter(queues::Column::Uuid.eq(q.as_str()))
+        .exec(a.db())
         .await
         .unwrap();
-        assert!(
-            a.acquire(&ag, 5, LEASE).await.unwrap().is_empty(),
-            "running holds its slot"
-        );
-        a.report(
-            held(&ag),
-            &done.uuid,
-            done.lease_id.as_deref().unwrap(),
-            "succeeded",
-            "ok",
-        )
+    for (name, gpus) in [("g2", 2.0), ("g3", 3.0), ("g1", 1.0)] {
+        a.enqueue(NewRun {
+            organization_uuid: "org".into(),
+            project: "p".into(),
+            queue_uuid: q.clone(),
+            name: name.into(),
+            spec: serde_json::json!({"resources": {"gpu": gpus}}),
+            submitter: "ada".into(),
+            demand: gpus,
+        })
         .await
         .unwrap();
-        assert_eq!(names(&a.acquire(&ag, 5, LEASE).await.unwrap()), ["hi2"]);
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
+    }
+    let first = a.acquire(&ag, 10, LEASE).await.unwrap();
+    assert_eq!(names(&first), ["g2"], "3 more would exceed 4");
+    let lease = first[0].lease_id.clone().unwrap();
+    a.report(held(&ag), &first[0].uuid, &lease, "succeeded", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&a.acquire(&ag, 10, LEASE).await.unwrap()),
+        ["g3", "g1"]
+    );
+    a.db().clone().close().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_fair_strategy_takes_turns_across_projects() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "shared").await;
-        let fair = queue(&a, &ag, "fair", 1, 0, "fair").await;
-        let fifo_agent = agent(&a, "org", "plain").await;
-        let fifo = queue(&a, &fifo_agent, "fifo", 1, 0, "fifo").await;
-        for q in [&fair, &fifo] {
-            for i in 0..6 {
-                submit(&a, q, "big", &format!("big{i}")).await;
-            }
-            for i in 0..2 {
-                submit(&a, q, "small", &format!("small{i}")).await;
-            }
-        }
-        let fair_order = a.acquire(&ag, 6, LEASE).await.unwrap();
-        assert_eq!(
-            names(&fair_order),
-            ["big0", "small0", "big1", "small1", "big2", "big3"]
-        );
-        let fifo_order = a.acquire(&fifo_agent, 6, LEASE).await.unwrap();
-        assert_eq!(
-            names(&fifo_order),
-            ["big0", "big1", "big2", "big3", "big4", "big5"]
-        );
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn a_quota_holds_back_the_run_that_does_not_fit_and_those_behind_it() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "gpu-box").await;
-        let q = queue(&a, &ag, "gpus", 1, 0, "fifo").await;
-        queues::Entity::update_many()
-            .col_expr(
-                queues::Column::Resource,
-                sea_orm::sea_query::Expr::value("gpu"),
-            )
-            .col_expr(queues::Column::Quota, sea_orm::sea_query::Expr::value(4.0))
-            .filter(queues::Column::Uuid.eq(q.as_str()))
-            .exec(a.db())
-            .await
-            .unwrap();
-        for (name, gpus) in [("g2", 2.0), ("g3", 3.0), ("g1", 1.0)] {
-            a.enqueue(NewRun {
-                organization_uuid: "org".into(),
-                project: "p".into(),
-                queue_uuid: q.clone(),
-                name: name.into(),
-                spec: serde_json::json!({"resources": {"gpu": gpus}}),
-                submitter: "ada".into(),
-                demand: gpus,
-            })
-            .await
-            .unwrap();
-        }
-        let first = a.acquire(&ag, 10, LEASE).await.unwrap();
-        assert_eq!(names(&first), ["g2"], "3 more would exceed 4");
-        let lease = first[0].lease_id.clone().unwrap();
-        a.report(held(&ag), &first[0].uuid, &lease, "succeeded", "")
-            .await
-            .unwrap();
-        assert_eq!(
-            names(&a.acquire(&ag, 10, LEASE).await.unwrap()),
-            ["g3", "g1"]
-        );
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn an_expired_lease_puts_its_run_back_then_fails_it() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "flaky").await;
-        let q = queue(&a, &ag, "q", 1, 1, "fifo").await;
-        let run = submit(&a, &q, "p", "r").await;
-        let short = Duration::from_millis(30);
-        let mut last_lease = String::new();
-        for attempt in 1..=admission::DEFAULT_MAX_ATTEMPTS {
-            let leased = a.acquire(&ag, 1, short).await.unwrap();
-            assert_eq!(leased.len(), 1, "attempt {attempt}");
-            assert_eq!(leased[0].uuid, run);
-            assert_eq!(leased[0].attempts, attempt);
-            last_lease = leased[0].lease_id.clone().unwrap();
-            tokio::time::sleep(Duration::from_millis(60)).await;
-        }
-        // A report on a lease that expired is refused.
-        let late = a
-            .report(held(&ag), &run, &last_lease, "succeeded", "")
-            .await;
-        assert!(
-            matches!(
-                late,
-                Err(Error::FailedPrecondition {
-                    reason: "LEASE_LOST",
-                    ..
-                })
-            ),
-            "{late:?}"
-        );
-        assert!(a.acquire(&ag, 1, LEASE).await.unwrap().is_empty());
-        let row = runs::Entity::find_by_id(run)
-            .one(a.db())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.status, admission::FAILED, "leased too often");
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn the_attempts_are_configured_per_service() {
-    on_both(|target| async move {
-        let a = open(&target()).await.with_max_attempts(1);
-        let ag = agent(&a, "org", "flaky").await;
-        let q = queue(&a, &ag, "q", 1, 1, "fifo").await;
-        let run = submit(&a, &q, "p", "r").await;
-        assert_eq!(
-            a.acquire(&ag, 1, Duration::from_millis(30))
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+async fn an_expired_lease_puts_its_run_back_then_fails_it(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "flaky").await;
+    let q = queue(&a, &ag, "q", 1, 1, "fifo").await;
+    let run = submit(&a, &q, "p", "r").await;
+    let short = Duration::from_millis(30);
+    let mut last_lease = String::new();
+    for attempt in 1..=admission::DEFAULT_MAX_ATTEMPTS {
+        let leased = a.acquire(&ag, 1, short).await.unwrap();
+        assert_eq!(leased.len(), 1, "attempt {attempt}");
+        assert_eq!(leased[0].uuid, run);
+        assert_eq!(leased[0].attempts, attempt);
+        last_lease = leased[0].lease_id.clone().unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert!(a.acquire(&ag, 1, LEASE).await.unwrap().is_empty());
-        let row = runs::Entity::find_by_id(run)
-            .one(a.db())
+    }
+    // A report on a lease that expired is refused.
+    let late = a
+        .report(held(&ag), &run, &last_lease, "succeeded", "")
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(Error::FailedPrecondition {
+                reason: "LEASE_LOST",
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    assert!(a.acquire(&ag, 1, LEASE).await.unwrap().is_empty());
+    let row = runs::Entity::find_by_id(run)
+        .one(a.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, admission::FAILED, "leased too often");
+    a.db().clone().close().await.unwrap();
+}
+
+async fn the_attempts_are_configured_per_service(db: &TestDatabase) {
+    let a = open(db).await.with_max_attempts(1);
+    let ag = agent(&a, "org", "flaky").await;
+    let q = queue(&a, &ag, "q", 1, 1, "fifo").await;
+    let run = submit(&a, &q, "p", "r").await;
+    assert_eq!(
+        a.acquire(&ag, 1, Duration::from_millis(30))
             .await
             .unwrap()
-            .unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.message.as_str()),
-            (admission::FAILED, "its lease expired 1 times")
-        );
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(a.acquire(&ag, 1, LEASE).await.unwrap().is_empty());
+    let row = runs::Entity::find_by_id(run)
+        .one(a.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.message.as_str()),
+        (admission::FAILED, "its lease expired 1 times")
+    );
+    a.db().clone().close().await.unwrap();
 }
 
-#[tokio::test]
-async fn cancellation_reaches_the_agent() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "worker").await;
-        let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
-        let waiting = submit(&a, &q, "p", "waiting").await;
-        let started = submit(&a, &q, "p", "started").await;
-        let leased = a.acquire(&ag, 1, LEASE).await.unwrap();
-        assert_eq!(leased[0].uuid, waiting);
-        let lease = leased[0].lease_id.clone().unwrap();
-        assert_eq!(a.cancel(&started).await.unwrap().status, admission::STOPPED);
-        assert_eq!(
-            a.cancel(&waiting).await.unwrap().status,
-            admission::STOPPING
-        );
-        let (to_start, to_stop) = a.agent_state(&ag).await.unwrap();
-        assert!(to_start.is_empty());
-        assert_eq!(names(&to_stop), ["waiting"]);
-        let stopped = a
-            .report(held(&ag), &waiting, &lease, "stopped", "cancelled")
-            .await
-            .unwrap();
-        assert_eq!(stopped.status, admission::STOPPED);
-        assert!(a.agent_state(&ag).await.unwrap().1.is_empty());
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
+async fn cancellation_reaches_the_agent(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "worker").await;
+    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
+    let waiting = submit(&a, &q, "p", "waiting").await;
+    let started = submit(&a, &q, "p", "started").await;
+    let leased = a.acquire(&ag, 1, LEASE).await.unwrap();
+    assert_eq!(leased[0].uuid, waiting);
+    let lease = leased[0].lease_id.clone().unwrap();
+    assert_eq!(a.cancel(&started).await.unwrap().status, admission::STOPPED);
+    assert_eq!(
+        a.cancel(&waiting).await.unwrap().status,
+        admission::STOPPING
+    );
+    let (to_start, to_stop) = a.agent_state(&ag).await.unwrap();
+    assert!(to_start.is_empty());
+    assert_eq!(names(&to_stop), ["waiting"]);
+    let stopped = a
+        .report(held(&ag), &waiting, &lease, "stopped", "cancelled")
+        .await
+        .unwrap();
+    assert_eq!(stopped.status, admission::STOPPED);
+    assert!(a.agent_state(&ag).await.unwrap().1.is_empty());
+    a.db().clone().close().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_restart_with_runs_leased_loses_nothing() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "worker").await;
-        let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
-        for i in 0..5 {
-            submit(&a, &q, "p", &format!("r{i}")).await;
-        }
-        let leased = a.acquire(&ag, 5, Duration::from_millis(50)).await.unwrap();
-        assert_eq!(leased.len(), 5);
-        // The service and its agent die with every run leased.
-        a.db().clone().close().await.unwrap();
-        drop(a);
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        let b = open(&target()).await;
-        let again = b.acquire(&ag, 10, LEASE).await.unwrap();
-        assert_eq!(again.len(), 5, "every run comes back");
-        assert!(again.iter().all(|r| r.attempts == 2));
-        b.db().clone().close().await.unwrap();
-    })
-    .await;
+async fn a_restart_with_runs_leased_loses_nothing(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "worker").await;
+    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
+    for i in 0..5 {
+        submit(&a, &q, "p", &format!("r{i}")).await;
+    }
+    let leased = a.acquire(&ag, 5, Duration::from_millis(50)).await.unwrap();
+    assert_eq!(leased.len(), 5);
+    // The service and its agent die with every run leased.
+    a.db().clone().close().await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let b = open(db).await;
+    let again = b.acquire(&ag, 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 5, "every run comes back");
+    assert!(again.iter().all(|r| r.attempts == 2));
+    b.db().clone().close().await.unwrap();
 }
 
-#[tokio::test]
-async fn eight_acquirers_over_2000_runs_hand_out_each_run_once() {
-    on_both(|target| async move {
-        let a = open(&target()).await;
-        let ag = agent(&a, "org", "fleet").await;
-        let queues = [
-            queue(&a, &ag, "q1", 2, 0, "fifo").await,
-            queue(&a, &ag, "q2", 1, 64, "fair").await,
-        ];
-        let mut submitted = HashSet::new();
-        for i in 0..2000 {
-            let q = &queues[i % 2];
-            submitted.insert(submit(&a, q, &format!("p{}", i % 7), &format!("r{i}")).await);
-        }
-        let mut workers = Vec::new();
-        for _ in 0..8 {
-            let a = a.clone();
-            let ag = ag.clone();
-            workers.push(tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let leased = a.acquire(&ag, 16, LEASE).await.unwrap();
-                    if leased.is_empty() {
-                        break;
-                    }
-                    for run in leased {
-                        let lease = run.lease_id.clone().unwrap();
-                        a.report(held(&ag), &run.uuid, &lease, "succeeded", "")
-                            .await
-                            .unwrap();
-                        mine.push(run.uuid);
-                    }
+async fn eight_acquirers_over_2000_runs_hand_out_each_run_once(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "fleet").await;
+    let queues = [
+        queue(&a, &ag, "q1", 2, 0, "fifo").await,
+        queue(&a, &ag, "q2", 1, 64, "fair").await,
+    ];
+    let mut submitted = HashSet::new();
+    for i in 0..2000 {
+        let q = &queues[i % 2];
+        submitted.insert(submit(&a, q, &format!("p{}", i % 7), &format!("r{i}")).await);
+    }
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let a = a.clone();
+        let ag = ag.clone();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let leased = a.acquire(&ag, 16, LEASE).await.unwrap();
+                if leased.is_empty() {
+                    break;
                 }
-                mine
-            }));
-        }
-        let mut seen = HashSet::new();
-        let mut handed_out = 0;
-        for worker in workers {
-            for uuid in worker.await.unwrap() {
-                handed_out += 1;
-                assert!(seen.insert(uuid), "a run was handed out twice");
+                for run in leased {
+                    let lease = run.lease_id.clone().unwrap();
+                    a.report(held(&ag), &run.uuid, &lease, "succeeded", "")
+                        .await
+                        .unwrap();
+                    mine.push(run.uuid);
+                }
             }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut handed_out = 0;
+    for worker in workers {
+        for uuid in worker.await.unwrap() {
+            handed_out += 1;
+            assert!(seen.insert(uuid), "a run was handed out twice");
         }
-        assert_eq!(handed_out, 2000, "no duplicates");
-        assert_eq!(seen, submitted, "no losses");
-        let succeeded = runs::Entity::find()
-            .filter(runs::Column::Status.eq(admission::SUCCEEDED))
-            .count(a.db())
-            .await
-            .unwrap();
-        assert_eq!(succeeded, 2000);
-        a.db().clone().close().await.unwrap();
-    })
-    .await;
+    }
+    assert_eq!(handed_out, 2000, "no duplicates");
+    assert_eq!(seen, submitted, "no losses");
+    let succeeded = runs::Entity::find()
+        .filter(runs::Column::Status.eq(admission::SUCCEEDED))
+        .count(a.db())
+        .await
+        .unwrap();
+    assert_eq!(succeeded, 2000);
+    a.db().clone().close().await.unwrap();
 }
+
+orgplane_e2e::on_both_databases!(
+    database:
+    priority_first_within_each_queues_concurrency,
+    the_fair_strategy_takes_turns_across_projects,
+    a_quota_holds_back_the_run_that_does_not_fit_and_those_behind_it,
+    an_expired_lease_puts_its_run_back_then_fails_it,
+    the_attempts_are_configured_per_service,
+    cancellation_reaches_the_agent,
+    a_restart_with_runs_leased_loses_nothing,
+    eight_acquirers_over_2000_runs_hand_out_each_run_once,
+);

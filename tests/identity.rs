@@ -2,17 +2,13 @@
 
 use std::time::Duration;
 
-use orgplane_e2e::{TestStack, eventually, expect_code, expect_reason, reason, violated_fields};
+use orgplane_e2e::{
+    TestStack, eventually, expect_code, expect_reason, mask, reason, violated_fields,
+};
 use orgplane_proto::identity::*;
 use prost_types::{FieldMask, Timestamp};
 use sea_orm::EntityTrait;
 use tonic::Code;
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
-}
 
 #[tokio::test]
 async fn token_lifecycle_from_sign_up_to_revocation() {

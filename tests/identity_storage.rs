@@ -6,83 +6,20 @@
 use orgplane_storage::page::ListQuery;
 use std::sync::Arc;
 
-use orgplane_e2e::{postgres_url, unique_schema_prefix};
+use orgplane_e2e::TestDatabase;
 use orgplane_identity::{
     Identity, IdentityConfig, Migrator,
     domain::{accounts::NewUser, tokens::NewToken},
 };
 use orgplane_platform::{Error, principal::Principal};
-use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 
-/// A migrated identity database that cleans up after itself.
-struct TestDb {
-    identity: Identity,
-    _dir: Option<tempfile::TempDir>,
-    schema: Option<(String, String)>,
+/// Identity over a fresh test database.
+async fn open(db: &TestDatabase) -> Identity {
+    Identity::new(db.open::<Migrator>().await, config())
 }
 
-impl TestDb {
-    async fn sqlite(config: IdentityConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let target = DbTarget::Sqlite(dir.path().join("identity.db"));
-        let db = connect_and_migrate::<Migrator>(&target).await.unwrap();
-        Self {
-            identity: Identity::new(db, config),
-            _dir: Some(dir),
-            schema: None,
-        }
-    }
-
-    async fn postgres(config: IdentityConfig) -> Option<Self> {
-        let url = postgres_url()?;
-        let schema = format!("{}identity", unique_schema_prefix());
-        let target = DbTarget::Postgres {
-            url: url.clone(),
-            schema: schema.clone(),
-        };
-        let db = connect_and_migrate::<Migrator>(&target).await.unwrap();
-        Some(Self {
-            identity: Identity::new(db, config),
-            _dir: None,
-            schema: Some((url, schema)),
-        })
-    }
-
-    async fn cleanup(self) {
-        if let Some((url, schema)) = self.schema {
-            self.identity.db().clone().close().await.unwrap();
-            drop_schema(&url, &schema).await.unwrap();
-        }
-    }
-}
-
-/// Runs a storage case on both backends.
-macro_rules! storage_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let db = super::TestDb::sqlite(super::config()).await;
-                    super::$case(&db.identity).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    let Some(db) = super::TestDb::postgres(super::config()).await else { return };
-                    super::$case(&db.identity).await;
-                    db.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-storage_tests!(
+orgplane_e2e::on_both_databases!(
+    database:
     sign_up_login_and_duplicates,
     parallel_failures_never_pass_the_limit,
     keyset_pages_are_stable_while_rows_arrive,
@@ -121,7 +58,8 @@ async fn principal_of(identity: &Identity, name: &str) -> Principal {
         .principal
 }
 
-async fn sign_up_login_and_duplicates(identity: &Identity) {
+async fn sign_up_login_and_duplicates(db: &TestDatabase) {
+    let identity = &open(db).await;
     let user = identity.sign_up(new_user("ada")).await.unwrap();
     assert_eq!(user.display_name, "ada");
     let session = identity
@@ -141,7 +79,8 @@ async fn sign_up_login_and_duplicates(identity: &Identity) {
     ));
 }
 
-async fn parallel_failures_never_pass_the_limit(identity: &Identity) {
+async fn parallel_failures_never_pass_the_limit(db: &TestDatabase) {
+    let identity = &open(db).await;
     identity.sign_up(new_user("target")).await.unwrap();
     let identity = Arc::new(identity.clone());
     let attempts: Vec<_> = (0..20)
@@ -203,7 +142,8 @@ async fn parallel_failures_never_pass_the_limit(identity: &Identity) {
         .unwrap();
 }
 
-async fn keyset_pages_are_stable_while_rows_arrive(identity: &Identity) {
+async fn keyset_pages_are_stable_while_rows_arrive(db: &TestDatabase) {
+    let identity = &open(db).await;
     identity.bootstrap_admin(new_user("root")).await.unwrap();
     let admin = {
         let mut p = principal_of(identity, "root").await;
@@ -247,7 +187,8 @@ async fn keyset_pages_are_stable_while_rows_arrive(identity: &Identity) {
     assert_eq!(&seen[31..], ["late0", "late1", "late2"]);
 }
 
-async fn tokens_introspect_until_revoked_or_deleted(identity: &Identity) {
+async fn tokens_introspect_until_revoked_or_deleted(db: &TestDatabase) {
+    let identity = &open(db).await;
     identity.sign_up(new_user("tok")).await.unwrap();
     let session = identity.login("tok", "password-tok").await.unwrap();
     let principal = identity
@@ -294,7 +235,8 @@ async fn tokens_introspect_until_revoked_or_deleted(identity: &Identity) {
     );
 }
 
-async fn a_reset_token_is_spent_once_under_concurrency(identity: &Identity) {
+async fn a_reset_token_is_spent_once_under_concurrency(db: &TestDatabase) {
+    let identity = &open(db).await;
     use sea_orm::EntityTrait;
     identity.sign_up(new_user("reset")).await.unwrap();
     identity
@@ -331,7 +273,8 @@ async fn a_reset_token_is_spent_once_under_concurrency(identity: &Identity) {
 /// Issue 15, item 16: reset messages carry live secrets; they are purged
 /// once the secret expires (with the reset itself), and an account gets at
 /// most three reset messages an hour.
-async fn secrets_are_purged_when_they_expire_and_resets_are_limited(identity: &Identity) {
+async fn secrets_are_purged_when_they_expire_and_resets_are_limited(db: &TestDatabase) {
+    let identity = &open(db).await;
     use orgplane_identity::storage::{outbox, password_resets};
     use sea_orm::EntityTrait;
     identity.sign_up(new_user("forgetful")).await.unwrap();
@@ -381,7 +324,8 @@ async fn secrets_are_purged_when_they_expire_and_resets_are_limited(identity: &I
 /// A success deletes the failure count while other attempts of the same
 /// account count theirs: none of them may read that as a lock (the bench
 /// saw `ACCOUNT_LOCKED` for a right password under concurrent logins).
-async fn concurrent_successful_logins_never_lock_the_account(identity: &Identity) {
+async fn concurrent_successful_logins_never_lock_the_account(db: &TestDatabase) {
+    let identity = &open(db).await;
     identity.sign_up(new_user("busy")).await.unwrap();
     let identity = Arc::new(identity.clone());
     // Fewer at once than the limit (5): counted before checking, more

@@ -6,12 +6,11 @@
 use orgplane_storage::page::ListQuery;
 use std::collections::HashSet;
 
-use orgplane_e2e::{postgres_url, unique_schema_prefix};
+use orgplane_e2e::TestDatabase;
 use orgplane_organizations::{
     Migrator, Organizations, domain::organizations::Profile, storage::members,
 };
 use orgplane_platform::principal::{Principal, PrincipalKind};
-use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 use sea_orm::{EntityTrait, Set};
 
 fn owner() -> Principal {
@@ -52,7 +51,8 @@ async fn add_members(orgs: &Organizations, org_uuid: &str, names: impl Iterator<
     }
 }
 
-async fn ten_thousand_members_page_without_duplicates_or_gaps(orgs: &Organizations) {
+async fn ten_thousand_members_page_without_duplicates_or_gaps(db: &TestDatabase) {
+    let orgs = &Organizations::new(db.open::<Migrator>().await);
     let owner = owner();
     let org = orgs
         .create_organization(&owner, "big", Profile::default())
@@ -104,7 +104,8 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(orgs: &Organizatio
     );
 }
 
-async fn deleted_organizations_are_purged_with_what_they_own(orgs: &Organizations) {
+async fn deleted_organizations_are_purged_with_what_they_own(db: &TestDatabase) {
+    let orgs = &Organizations::new(db.open::<Migrator>().await);
     use orgplane_organizations::storage::organizations;
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
     let owner = owner();
@@ -145,46 +146,8 @@ async fn deleted_organizations_are_purged_with_what_they_own(orgs: &Organization
         .expect("the name is free again");
 }
 
-#[tokio::test]
-async fn sqlite_deleted_organizations_are_purged_with_what_they_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = DbTarget::Sqlite(dir.path().join("organizations.db"));
-    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
-    deleted_organizations_are_purged_with_what_they_own(&orgs).await;
-}
-
-#[tokio::test]
-async fn postgres_deleted_organizations_are_purged_with_what_they_own() {
-    let Some(url) = postgres_url() else { return };
-    let schema = format!("{}organizations", unique_schema_prefix());
-    let target = DbTarget::Postgres {
-        url: url.clone(),
-        schema: schema.clone(),
-    };
-    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
-    deleted_organizations_are_purged_with_what_they_own(&orgs).await;
-    orgs.db().clone().close().await.unwrap();
-    drop_schema(&url, &schema).await.unwrap();
-}
-
-#[tokio::test]
-async fn sqlite_ten_thousand_members_page_without_duplicates_or_gaps() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = DbTarget::Sqlite(dir.path().join("organizations.db"));
-    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
-    ten_thousand_members_page_without_duplicates_or_gaps(&orgs).await;
-}
-
-#[tokio::test]
-async fn postgres_ten_thousand_members_page_without_duplicates_or_gaps() {
-    let Some(url) = postgres_url() else { return };
-    let schema = format!("{}organizations", unique_schema_prefix());
-    let target = DbTarget::Postgres {
-        url: url.clone(),
-        schema: schema.clone(),
-    };
-    let orgs = Organizations::new(connect_and_migrate::<Migrator>(&target).await.unwrap());
-    ten_thousand_members_page_without_duplicates_or_gaps(&orgs).await;
-    orgs.db().clone().close().await.unwrap();
-    drop_schema(&url, &schema).await.unwrap();
-}
+orgplane_e2e::on_both_databases!(
+    database:
+    deleted_organizations_are_purged_with_what_they_own,
+    ten_thousand_members_page_without_duplicates_or_gaps,
+);

@@ -3,7 +3,7 @@
 //! organization, and the address an accepted invitation proves.
 
 use orgplane_e2e::{
-    Bearer, RestrictionCaller, TestStack, expect_code, expect_reason, restricted_code,
+    Bearer, RestrictionCaller, TestStack, expect_code, expect_reason, grant, restricted_code,
     violated_fields,
 };
 use orgplane_platform::authz::{Permission, Role};
@@ -106,22 +106,13 @@ async fn acme(t: &TestStack) -> String {
     ] {
         project(t, &owner, name, visibility).await;
     }
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "ml".into(),
-                grants: vec![TeamGrant {
-                    kind: EntityKind::Project as i32,
-                    name: "via-team".into(),
-                    role: "viewer".into(),
-                }],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(
+        &owner,
+        "acme",
+        "ml",
+        vec![grant(EntityKind::Project, "via-team", "viewer")],
+    )
+    .await;
     owner
 }
 
@@ -591,18 +582,8 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
         name: "secret".into(),
         role: role.into(),
     };
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "core".into(),
-                grants: vec![core("admin")],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(&owner, "acme", "core", vec![core("admin")])
+        .await;
     let join = |user: &str, role: &str| {
         let mut teams = t.teams_as(&owner);
         let request = AddTeamMemberRequest {
@@ -800,22 +781,13 @@ async fn restrictions_over_every_role(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
     project(t, &owner, "secret", Visibility::Private).await;
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "core".into(),
-                grants: vec![TeamGrant {
-                    kind: EntityKind::Project as i32,
-                    name: "secret".into(),
-                    role: "admin".into(),
-                }],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(
+        &owner,
+        "acme",
+        "core",
+        vec![grant(EntityKind::Project, "secret", "admin")],
+    )
+    .await;
     let (callers, listed_users) = t.restriction_callers(&owner, "acme", "core").await;
     t.projects_as(&owner)
         .update_project_settings(UpdateProjectSettingsRequest {

@@ -5,25 +5,19 @@
 use std::time::Duration;
 
 use orgplane_e2e::{
-    TestStack, eventually, expect_code, expect_reason, expected_code, violated_fields,
+    TestStack,
+    catalog::{self, Kind},
+    eventually, expect_code, expect_reason, expected_code, grant, mask, violated_fields,
 };
 use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     common::Condition,
     organizations::{
-        CreateTeamRequest, DeleteOrganizationRequest, EntityKind, GetOrganizationRequest, Team,
-        TeamGrant,
+        DeleteOrganizationRequest, EntityKind, GetOrganizationRequest, Team, TeamGrant,
     },
     registry::*,
 };
-use prost_types::FieldMask;
 use tonic::Code;
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
-    })
-}
 
 async fn model(t: &TestStack, token: &str, org: &str, name: &str, visibility: Visibility) {
     t.models_as(token)
@@ -113,169 +107,147 @@ async fn history(t: &TestStack, token: &str, org: &str, model: &str, version: &s
         .collect()
 }
 
-async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
+const RUN: &str = "01900000-0000-7000-8000-00000000abcd";
+
+/// A condition with a reason, as a caller gives it.
+fn evaluated(version: &str, stage: &str) -> Option<Condition> {
+    Some(Condition {
+        reason: "Evaluated".into(),
+        message: format!("{version} to {stage}"),
+        ..Default::default()
+    })
+}
+
+/// Moves `version` of acme's `detector` to `stage`, with a reason.
+async fn move_to(
+    t: &TestStack,
+    kind: Kind,
+    token: &str,
+    version: &str,
+    stage: &str,
+) -> Result<catalog::Version, tonic::Status> {
+    let reason = evaluated(version, stage);
+    kind.transition(t, token, "acme", "detector", version, stage, reason)
+        .await
+}
+
+/// An entry of `kind` from its first version to production and back: the
+/// stage rules, the history, lists, counts and deletion.
+async fn an_entry_from_first_version_to_production_and_back(t: &TestStack, kind: Kind) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
     let member = t.user("maker").await;
     t.add_member("acme", "maker", "member").await;
-    model(t, &owner, "acme", "detector", Visibility::Private).await;
+    kind.create(t, &owner, "acme", "detector").await.unwrap();
 
     // Promoting a run to the registry is for admins and up (Polyaxon); a
     // member creates versions that name no run.
-    let promote = |token: &str, name: &str| {
-        let mut models = t.models_as(token);
-        let request = CreateModelVersionRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            model: "detector".into(),
-            version: Some(ModelVersion {
-                name: name.into(),
-                project: "vision".into(),
-                run: "01900000-0000-7000-8000-00000000abcd".into(),
-                ..Default::default()
-            }),
-        };
-        async move { models.create_model_version(request).await }
-    };
     expect_reason(
-        promote(&member, "from-run").await,
+        kind.create_version(t, &member, "acme", "detector", "from-run", RUN)
+            .await,
         Code::PermissionDenied,
         "ROLE_TOO_WEAK",
     );
-    let promoted = promote(&owner, "from-run").await.unwrap().into_inner();
-    assert_eq!(
-        promoted.version.unwrap().run,
-        "01900000-0000-7000-8000-00000000abcd"
-    );
-    let v1 = version(t, &member, "acme", "detector", "v1").await;
+    let promoted = kind
+        .create_version(t, &owner, "acme", "detector", "from-run", RUN)
+        .await
+        .unwrap();
+    assert_eq!(promoted.run, RUN);
+    let v1 = kind
+        .create_version(t, &member, "acme", "detector", "v1", "")
+        .await
+        .unwrap();
     assert_eq!(v1.stage, "testing");
-    assert_eq!(v1.artifacts, ["model.onnx"]);
+    assert_eq!(v1.artifacts, ["artifact.bin"]);
     assert_eq!(v1.stage_condition.as_ref().unwrap().actor, "maker");
-    let staged = transition(t, &member, "acme", "detector", "v1", "staging")
-        .await
-        .unwrap();
+    let staged = move_to(t, kind, &member, "v1", "staging").await.unwrap();
     assert_eq!(staged.stage_condition.as_ref().unwrap().reason, "Evaluated");
-    transition(t, &member, "acme", "detector", "v1", "production")
+    move_to(t, kind, &member, "v1", "production").await.unwrap();
+
+    // At most one production version per entry (the default rule).
+    kind.create_version(t, &member, "acme", "detector", "v2", "")
         .await
         .unwrap();
-
-    // At most one production version per model (the default rule).
-    version(t, &member, "acme", "detector", "v2").await;
     expect_reason(
-        transition(t, &member, "acme", "detector", "v2", "production").await,
+        move_to(t, kind, &member, "v2", "production").await,
         Code::FailedPrecondition,
         "PRODUCTION_LIMIT",
     );
     expect_reason(
-        transition(t, &member, "acme", "detector", "v1", "production").await,
+        move_to(t, kind, &member, "v1", "production").await,
         Code::FailedPrecondition,
         "ALREADY_IN_STAGE",
     );
-    transition(t, &member, "acme", "detector", "v1", "disabled")
+    move_to(t, kind, &member, "v1", "disabled").await.unwrap();
+    move_to(t, kind, &member, "v2", "production").await.unwrap();
+    // ...and back, with the reason the service gives.
+    let back = kind
+        .transition(t, &member, "acme", "detector", "v2", "staging", None)
         .await
-        .unwrap();
-    transition(t, &member, "acme", "detector", "v2", "production")
-        .await
-        .unwrap();
-    // ...and back.
-    let back = t
-        .models_as(&member)
-        .transition_model_version_stage(TransitionModelVersionStageRequest {
-            organization: "acme".into(),
-            model: "detector".into(),
-            version: "v2".into(),
-            stage: "staging".into(),
-            condition: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .version
         .unwrap();
     assert_eq!(back.stage_condition.unwrap().reason, "Demoted");
 
     // The history is append-only, newest first.
     assert_eq!(
-        history(t, &member, "acme", "detector", "v1").await,
+        kind.history(t, &member, "acme", "detector", "v1")
+            .await
+            .unwrap(),
         ["disabled", "production", "staging", "testing"]
     );
     assert_eq!(
-        history(t, &member, "acme", "detector", "v2").await,
+        kind.history(t, &member, "acme", "detector", "v2")
+            .await
+            .unwrap(),
         ["staging", "production", "testing"]
     );
 
     // Lists with filters and the version count.
-    let listed = t
-        .models_as(&member)
-        .list_model_versions(ListModelVersionsRequest {
-            organization: "acme".into(),
-            model: "detector".into(),
-            filter: "stage:disabled".into(),
-            ..Default::default()
-        })
+    let (disabled, total) = kind
+        .list_versions(t, &member, "acme", "detector", "stage:disabled")
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.total_size, 1);
-    assert_eq!(listed.versions[0].name, "v1");
-    let got = t
-        .models_as(&member)
-        .get_model(GetModelRequest {
-            organization: "acme".into(),
-            model: "detector".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .model
         .unwrap();
-    assert_eq!(got.version_count, 3, "from-run, v1 and v2");
+    assert_eq!(total, 1);
+    assert_eq!(disabled[0].name, "v1");
+    assert_eq!(
+        kind.version_count(t, &member, "acme", "detector")
+            .await
+            .unwrap(),
+        3,
+        "from-run, v1 and v2"
+    );
 
-    // A model with versions goes only with `force`.
+    // An entry with versions goes only with `force`.
     expect_reason(
-        t.models_as(&owner)
-            .delete_model(DeleteModelRequest {
-                organization: "acme".into(),
-                model: "detector".into(),
-                force: false,
-            })
-            .await,
+        kind.delete(t, &owner, "acme", "detector", false).await,
         Code::FailedPrecondition,
         "HAS_VERSIONS",
     );
-    t.models_as(&owner)
-        .delete_model(DeleteModelRequest {
-            organization: "acme".into(),
-            model: "detector".into(),
-            force: true,
-        })
+    kind.delete(t, &owner, "acme", "detector", true)
         .await
         .unwrap();
     expect_code(
-        t.models_as(&owner)
-            .get_model_version(GetModelVersionRequest {
-                organization: "acme".into(),
-                model: "detector".into(),
-                version: "v1".into(),
-            })
-            .await,
+        kind.get_version(t, &owner, "acme", "detector", "v1").await,
         Code::NotFound,
     );
 }
 
-async fn concurrent_transitions_keep_the_production_rule(t: &TestStack) {
+/// Concurrent promotions of versions of one entry of `kind` never pass the
+/// production bound, which is a setting of the kind.
+async fn concurrent_transitions_keep_the_production_rule(t: &TestStack, kind: Kind) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
-    model(t, &owner, "acme", "ranker", Visibility::Private).await;
+    kind.create(t, &owner, "acme", "ranker").await.unwrap();
     let names: Vec<String> = (0..12).map(|i| format!("v{i}")).collect();
     for name in &names {
-        version(t, &owner, "acme", "ranker", name).await;
+        kind.create_version(t, &owner, "acme", "ranker", name, "")
+            .await
+            .unwrap();
     }
     let promote_all = || {
         futures::future::join_all(
             names
                 .iter()
-                .map(|name| transition(t, &owner, "acme", "ranker", name, "production")),
+                .map(|name| kind.transition(t, &owner, "acme", "ranker", name, "production", None)),
         )
     };
     let results = promote_all().await;
@@ -296,48 +268,44 @@ async fn concurrent_transitions_keep_the_production_rule(t: &TestStack) {
         .into_inner()
         .settings
         .unwrap();
-    assert_eq!(settings.max_production_model_versions, 1);
-    t.models_as(&owner)
-        .update_registry_settings(UpdateRegistrySettingsRequest {
-            organization: "acme".into(),
-            settings: Some(RegistrySettings {
-                max_production_model_versions: 3,
-                etag: settings.etag.clone(),
-                ..Default::default()
-            }),
-            update_mask: mask(&["max_production_model_versions"]),
-        })
+    assert_eq!(kind.max_production(&settings), 1);
+    let update = |limit: i32| {
+        let (settings, mask) = kind.with_max_production(limit, settings.etag.clone());
+        let mut registry = t.models_as(&owner);
+        async move {
+            registry
+                .update_registry_settings(UpdateRegistrySettingsRequest {
+                    organization: "acme".into(),
+                    settings: Some(settings),
+                    update_mask: Some(mask),
+                })
+                .await
+        }
+    };
+    update(3).await.unwrap();
+    expect_reason(update(5).await, Code::Aborted, "STALE_ETAG");
+    let results = promote_all().await;
+    let (_, in_production) = kind
+        .list_versions(t, &owner, "acme", "ranker", "stage:production")
         .await
         .unwrap();
-    expect_reason(
-        t.models_as(&owner)
-            .update_registry_settings(UpdateRegistrySettingsRequest {
-                organization: "acme".into(),
-                settings: Some(RegistrySettings {
-                    max_production_model_versions: 5,
-                    etag: settings.etag,
-                    ..Default::default()
-                }),
-                update_mask: mask(&["max_production_model_versions"]),
-            })
-            .await,
-        Code::Aborted,
-        "STALE_ETAG",
-    );
-    let results = promote_all().await;
-    let in_production = t
-        .models_as(&owner)
-        .list_model_versions(ListModelVersionsRequest {
-            organization: "acme".into(),
-            model: "ranker".into(),
-            filter: "stage:production".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .total_size;
     assert_eq!(in_production, 3, "{results:?}");
+}
+
+async fn a_model_from_first_version_to_production_and_back(t: &TestStack) {
+    an_entry_from_first_version_to_production_and_back(t, Kind::Model).await;
+}
+
+async fn a_component_from_first_version_to_production_and_back(t: &TestStack) {
+    an_entry_from_first_version_to_production_and_back(t, Kind::Component).await;
+}
+
+async fn concurrent_model_transitions_keep_the_production_rule(t: &TestStack) {
+    concurrent_transitions_keep_the_production_rule(t, Kind::Model).await;
+}
+
+async fn concurrent_component_transitions_keep_the_production_rule(t: &TestStack) {
+    concurrent_transitions_keep_the_production_rule(t, Kind::Component).await;
 }
 
 const GOOD_SPEC: &str = "\
@@ -578,18 +546,7 @@ async fn grants_die_with_the_model_they_name() {
         name: "bert".into(),
         role: "admin".into(),
     };
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "ml".into(),
-                grants: vec![grant()],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(&owner, "acme", "ml", vec![grant()]).await;
     t.teams_as(&owner)
         .add_team_member(orgplane_proto::organizations::AddTeamMemberRequest {
             organization: "acme".into(),
@@ -696,22 +653,13 @@ async fn team_grants_reach_beyond_roles_and_visibility_widens_nothing() {
     t.add_member("acme", "reader", "viewer").await;
     let billing = t.user("accountant").await;
     t.add_member("acme", "accountant", "billing").await;
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "ml".into(),
-                grants: vec![TeamGrant {
-                    kind: EntityKind::ModelRegistry as i32,
-                    name: "granted".into(),
-                    role: "admin".into(),
-                }],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(
+        &owner,
+        "acme",
+        "ml",
+        vec![grant(EntityKind::ModelRegistry, "granted", "admin")],
+    )
+    .await;
     t.teams_as(&owner)
         .add_team_member(orgplane_proto::organizations::AddTeamMemberRequest {
             organization: "acme".into(),
@@ -1392,5 +1340,7 @@ async fn a_deleted_organization_is_gone_here_at_once_and_purged_later() {
 
 orgplane_e2e::on_both_databases!(
     a_model_from_first_version_to_production_and_back,
-    concurrent_transitions_keep_the_production_rule,
+    a_component_from_first_version_to_production_and_back,
+    concurrent_model_transitions_keep_the_production_rule,
+    concurrent_component_transitions_keep_the_production_rule,
 );

@@ -6,23 +6,16 @@
 use std::time::Duration;
 
 use orgplane_e2e::{
-    Admission, RestrictionCaller, TestStack, eventually, expect_code, restricted_code,
+    Admission, RestrictionCaller, TestStack, eventually, expect_code, grant, mask, restricted_code,
     violated_fields,
 };
 use orgplane_platform::authz::{Permission, Role, allows};
 use orgplane_proto::{
     common::Restriction,
-    organizations::{CreateTeamRequest, EntityKind, ListActivitiesRequest, Team, TeamGrant},
+    organizations::{EntityKind, ListActivitiesRequest},
     registry::*,
 };
-use prost_types::FieldMask;
 use tonic::Code;
-
-fn mask(path: &str) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: vec![path.to_owned()],
-    })
-}
 
 fn restricted(users: &[String], teams: &[&str]) -> Option<Restriction> {
     Some(Restriction {
@@ -97,7 +90,7 @@ async fn describe_model(t: &TestStack, token: &str, name: &str) -> Code {
                 etag,
                 ..Default::default()
             }),
-            update_mask: mask("description"),
+            update_mask: mask(&["description"]),
         })
         .await
     {
@@ -163,7 +156,7 @@ async fn restrict_registry(
         .update_registry_settings(UpdateRegistrySettingsRequest {
             organization: "acme".into(),
             settings: Some(settings),
-            update_mask: mask(path),
+            update_mask: mask(&[path]),
         })
         .await
         .map(|r| r.into_inner().settings.unwrap())
@@ -196,7 +189,7 @@ async fn restrict_component(
                 etag,
                 ..Default::default()
             }),
-            update_mask: mask("restriction"),
+            update_mask: mask(&["restriction"]),
         })
         .await
         .map(|r| r.into_inner().component.unwrap())
@@ -259,22 +252,13 @@ async fn registry_restrictions_over_every_role(t: &TestStack) {
             .await
             .unwrap();
     }
-    t.teams_as(&owner)
-        .create_team(CreateTeamRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            team: Some(Team {
-                name: "ml".into(),
-                grants: vec![TeamGrant {
-                    kind: EntityKind::ModelRegistry as i32,
-                    name: "*".into(),
-                    role: "admin".into(),
-                }],
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    t.create_team(
+        &owner,
+        "acme",
+        "ml",
+        vec![grant(EntityKind::ModelRegistry, "*", "admin")],
+    )
+    .await;
     let (callers, listed_users) = t.restriction_callers(&owner, "acme", "ml").await;
     let token_of = |name: &str| {
         callers

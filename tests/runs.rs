@@ -9,24 +9,17 @@
 use std::{collections::HashSet, time::Duration};
 
 use orgplane_e2e::{
-    TestStack, check_role_matrix, eventually, expect_code, expect_reason, violated_fields,
+    TestStack, check_role_matrix, eventually, expect_code, expect_reason, mask, violated_fields,
 };
 use orgplane_platform::authz::Permission;
 use orgplane_platform::json::json_to_struct;
 use orgplane_proto::{agents::*, organizations as org_pb};
-use prost_types::FieldMask;
 use tonic::Code;
 
 const SHORT_LEASE: Duration = Duration::from_secs(1);
 
 fn lease(d: Duration) -> Option<prost_types::Duration> {
     Some(prost_types::Duration::try_from(d).unwrap())
-}
-
-fn mask(paths: &[&str]) -> Option<FieldMask> {
-    Some(FieldMask {
-        paths: paths.iter().map(|p| p.to_string()).collect(),
-    })
 }
 
 /// An organization with projects `vision` and `nlp`, the agent `box` with

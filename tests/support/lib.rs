@@ -2,6 +2,7 @@
 //! temporary folder, on ephemeral loopback ports, and generated clients that
 //! call it through the gateway as users would.
 
+pub mod catalog;
 pub mod oidc;
 
 use std::{future::Future, time::Duration};
@@ -19,7 +20,8 @@ use orgplane_proto::identity::{
     token_service_client::TokenServiceClient, user_service_client::UserServiceClient,
 };
 use orgplane_proto::organizations::{
-    CreateOrganizationRequest, Organization, activity_service_client::ActivityServiceClient,
+    CreateOrganizationRequest, CreateTeamRequest, EntityKind, Member, Organization, Team,
+    TeamGrant, UpdateMemberRequest, activity_service_client::ActivityServiceClient,
     invitation_service_client::InvitationServiceClient, member_service_client::MemberServiceClient,
     organization_service_client::OrganizationServiceClient,
     project_service_client::ProjectServiceClient, team_service_client::TeamServiceClient,
@@ -28,6 +30,10 @@ use orgplane_proto::registry::{
     component_hub_service_client::ComponentHubServiceClient,
     model_registry_service_client::ModelRegistryServiceClient,
 };
+use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
+use prost_types::FieldMask;
+use sea_orm::DatabaseConnection;
+use sea_orm_migration::MigratorTrait;
 use tonic::{
     Code, Status,
     metadata::MetadataValue,
@@ -60,6 +66,76 @@ pub fn postgres_url() -> Option<String> {
 /// A unique schema prefix for one test on PostgreSQL.
 pub fn unique_schema_prefix() -> String {
     format!("t{}_", uuid::Uuid::now_v7().simple())
+}
+
+/// An update mask naming `paths`.
+pub fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+/// A team's grant of `role` on the entity of `kind` named `name` (`*`: all).
+pub fn grant(kind: EntityKind, name: &str, role: &str) -> TeamGrant {
+    TeamGrant {
+        kind: kind as i32,
+        name: name.into(),
+        role: role.into(),
+    }
+}
+
+/// A fresh database for one storage test: a SQLite file in a temporary
+/// folder, or a fresh PostgreSQL schema dropped by [`TestDatabase::drop`].
+/// [`TestDatabase::target`] names the same database every time, so a test
+/// can open it again (a restart).
+pub struct TestDatabase {
+    target: DbTarget,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// A SQLite file of its own.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        Self {
+            target: DbTarget::Sqlite(dir.path().join("test.db")),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A PostgreSQL schema of its own; `None` (skip) without
+    /// `ORGPLANE_TEST_DATABASE_URL`, which CI sets.
+    pub fn postgres() -> Option<Self> {
+        let url = postgres_url()?;
+        Some(Self {
+            target: DbTarget::Postgres {
+                url,
+                schema: format!("{}storage", unique_schema_prefix()),
+            },
+            _dir: None,
+        })
+    }
+
+    /// Where the database is.
+    pub fn target(&self) -> DbTarget {
+        self.target.clone()
+    }
+
+    /// The database, migrated by `M`.
+    pub async fn open<M: MigratorTrait>(&self) -> DatabaseConnection {
+        connect_and_migrate::<M>(&self.target)
+            .await
+            .expect("migrated test database")
+    }
+
+    /// Drops the PostgreSQL schema (a SQLite file goes with its folder).
+    pub async fn drop(self) {
+        if let DbTarget::Postgres { url, schema } = &self.target {
+            drop_schema(url, schema)
+                .await
+                .expect("drop the test schema");
+        }
+    }
 }
 
 /// Installs rustls' crypto provider once per test process.
@@ -281,18 +357,70 @@ impl TestStack {
         ServiceAccountServiceClient::with_interceptor(self.gateway.clone(), Bearer::new(token))
     }
 
-    /// Creates the organization `name` as `token` (its owner).
-    pub async fn create_organization(&self, token: &str, name: &str) {
+    /// Creates the organization `name` (display name `<name> Inc.`) as
+    /// `token` (its owner).
+    pub async fn create_organization(&self, token: &str, name: &str) -> Organization {
         self.orgs_as(token)
             .create_organization(CreateOrganizationRequest {
                 request_id: String::new(),
                 organization: Some(Organization {
                     name: name.into(),
+                    display_name: format!("{name} Inc."),
                     ..Default::default()
                 }),
             })
             .await
-            .expect("create organization");
+            .expect("create organization")
+            .into_inner()
+            .organization
+            .unwrap()
+    }
+
+    /// Changes `user`'s role in `organization`, as `token`; the member.
+    pub async fn set_member_role(
+        &self,
+        token: &str,
+        organization: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<Member, tonic::Status> {
+        self.members_as(token)
+            .update_member(UpdateMemberRequest {
+                organization: organization.into(),
+                member: Some(Member {
+                    user: user.into(),
+                    role: role.into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["role"]),
+            })
+            .await
+            .map(|r| r.into_inner().member.unwrap())
+    }
+
+    /// Creates team `name` in `organization` with `grants`, as `token`.
+    pub async fn create_team(
+        &self,
+        token: &str,
+        organization: &str,
+        name: &str,
+        grants: Vec<TeamGrant>,
+    ) -> Team {
+        self.teams_as(token)
+            .create_team(CreateTeamRequest {
+                request_id: String::new(),
+                organization: organization.into(),
+                team: Some(Team {
+                    name: name.into(),
+                    grants,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create team")
+            .into_inner()
+            .team
+            .unwrap()
     }
 
     /// A model registry client calling with `token`.
@@ -659,9 +787,32 @@ impl TestStack {
 /// without `ORGPLANE_TEST_DATABASE_URL`, which CI sets) — the one way an
 /// end-to-end test runs on both databases. `with adjust: cases` starts the
 /// stacks with [`TestStack::start_with`]'s `adjust` (a function of the
-/// test file).
+/// test file). `database: cases` is the same for storage tests: each
+/// `async fn case(db: &TestDatabase)` gets a fresh database of its own.
 #[macro_export]
 macro_rules! on_both_databases {
+    (database: $($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(&$crate::TestDatabase::sqlite()).await;
+                }
+            )*
+        }
+        mod on_postgresql {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(db) = $crate::TestDatabase::postgres() else {
+                        return;
+                    };
+                    super::$case(&db).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
     (with $adjust:ident: $($case:ident),* $(,)?) => {
         mod on_sqlite {
             $(
