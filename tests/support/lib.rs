@@ -32,7 +32,7 @@ use orgplane_proto::registry::{
 };
 use orgplane_storage::db::{DbTarget, connect_and_migrate, drop_schema};
 use prost_types::FieldMask;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
 use tonic::{
     Code, Status,
@@ -176,7 +176,32 @@ impl TestStack {
         adjust: impl FnOnce(&mut IdentityConfig, &mut GatewayConfig),
     ) -> Option<Self> {
         let url = postgres_url()?;
-        Some(Self::start_on(Some(url), unique_schema_prefix(), adjust).await)
+        let prefix = unique_schema_prefix();
+        // Its connections carry the prefix as their application name, so
+        // a test can drop them (see [`TestStack::drop_database_connections`]).
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}application_name={prefix}");
+        Some(Self::start_on(Some(url), prefix, adjust).await)
+    }
+
+    /// Terminates every PostgreSQL connection of this stack, as a database
+    /// restart or a network failure would; how many there were.
+    pub async fn drop_database_connections(&self) -> u64 {
+        let url = postgres_url().expect("a stack on PostgreSQL");
+        let db = sea_orm::Database::connect(&url).await.expect("connect");
+        let terminated = db
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                [self.stack.schema_prefix.clone().into()],
+            ))
+            .await
+            .expect("terminate the stack's connections")
+            .and_then(|row| row.try_get::<i64>("", "n").ok())
+            .unwrap_or(0);
+        db.close().await.ok();
+        terminated as u64
     }
 
     /// Drops the PostgreSQL schemas of a stack from [`TestStack::start_on_postgres`].

@@ -216,12 +216,12 @@ impl Error {
     }
 
     /// Maps a storage error: a unique violation becomes `AlreadyExists` of the
-    /// given resource, everything else is internal.
+    /// given resource, the rest as `From<DbErr>` maps it.
     #[cfg(feature = "db")]
     pub fn from_db(err: DbErr, kind: &'static str, name: impl fmt::Display) -> Self {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => Error::already_exists(kind, name),
-            _ => Error::Internal(anyhow::Error::new(err)),
+            _ => Error::from(err),
         }
     }
 
@@ -316,10 +316,46 @@ impl From<Error> for tonic::Status {
     }
 }
 
+/// A database that cannot be reached, restarts or drops connections is a
+/// dependency down: `UNAVAILABLE`, which clients retry. Anything else the
+/// database answers is a bug on one side: `INTERNAL`.
 #[cfg(feature = "db")]
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
-        Error::Internal(anyhow::Error::new(err))
+        if database_unavailable(&err) {
+            Error::Unavailable(format!("the database is unavailable: {err}"))
+        } else {
+            Error::Internal(anyhow::Error::new(err))
+        }
+    }
+}
+
+/// Whether `err` says the database could not be reached or lost the
+/// connection (rather than refused the statement): no connection could be
+/// had, the socket failed, the pool closed, or PostgreSQL answered a
+/// connection exception (SQLSTATE class `08`) or an operator intervention
+/// (`57P01`–`57P05`: shutdown, restart, crash, lost connection).
+#[cfg(feature = "db")]
+fn database_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(err) = runtime else {
+        return matches!(err, DbErr::Conn(_));
+    };
+    match err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "57P05")
+        }),
+        _ => false,
     }
 }
 
@@ -362,6 +398,45 @@ mod tests {
         let info = status.get_error_details().error_info().cloned().unwrap();
         assert_eq!(info.reason, "LAST_OWNER");
         assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+
+    #[cfg(feature = "db")]
+    #[test]
+    fn an_unreachable_database_is_unavailable_and_a_refused_statement_internal() {
+        use std::sync::Arc;
+
+        use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
+
+        let sqlx = |e: sqlx::Error| RuntimeErr::SqlxError(Arc::new(e));
+        let unavailable = [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::Conn(sqlx(sqlx::Error::PoolClosed)),
+            DbErr::Exec(sqlx(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )))),
+            DbErr::Query(sqlx(sqlx::Error::PoolTimedOut)),
+        ];
+        for err in unavailable {
+            let described = err.to_string();
+            assert_eq!(
+                Error::from(err).into_status().code(),
+                Code::Unavailable,
+                "{described}"
+            );
+        }
+        let internal = [
+            DbErr::Custom("a bug".into()),
+            DbErr::Query(sqlx(sqlx::Error::RowNotFound)),
+            DbErr::RecordNotFound("x".into()),
+        ];
+        for err in internal {
+            let described = err.to_string();
+            assert_eq!(
+                Error::from(err).into_status().code(),
+                Code::Internal,
+                "{described}"
+            );
+        }
     }
 
     #[test]
