@@ -22,6 +22,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         gateway: GatewayConfig::default(),
         max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
         request_timeout: orgplane_transport::server::DEFAULT_REQUEST_TIMEOUT,
+        admin: None,
     }
 }
 

@@ -241,6 +241,7 @@ impl TestStack {
             gateway,
             max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,
             request_timeout: orgplane_transport::server::DEFAULT_REQUEST_TIMEOUT,
+            admin: None,
         })
         .await
         .expect("starting the stack");

@@ -13,6 +13,15 @@ pub const ADMIN_USERNAME: &str = "admin";
 /// admin's account, so it must be a mailbox the operator holds.
 pub const DEV_ADMIN_EMAIL: &str = "admin@orgplane.local";
 
+/// The instance admin to create when missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSeed {
+    /// Its email address.
+    pub email: String,
+    /// Its password; generated (and shown once) when unset.
+    pub password: Option<String>,
+}
+
 /// What bootstrap did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootstrap {

@@ -83,6 +83,7 @@ pub struct Node {
     state: State,
     peers: PeerAddrs,
     request_timeout: Duration,
+    drain_delay: Duration,
     shutdown: Shutdown,
     gateway_shutdown: Shutdown,
     gateway_task: Option<tokio::task::Id>,
@@ -98,11 +99,20 @@ impl Node {
             state,
             peers,
             request_timeout,
+            drain_delay: Duration::ZERO,
             shutdown: Shutdown::new(),
             gateway_shutdown: Shutdown::new(),
             gateway_task: None,
             tasks: JoinSet::new(),
         }
+    }
+
+    /// Each server of this node, asked to stop, reports `NOT_SERVING` and
+    /// goes on accepting calls for `delay` (see
+    /// [`GrpcServer::drain_delay`]) before it drains.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
     }
 
     /// Migrates `S`'s tables, assembles it with `config` and serves it on
@@ -131,8 +141,9 @@ impl Node {
     /// Serves `assembled` on `listener` and runs its background work until
     /// the node stops.
     fn run(&mut self, assembled: Assembled, listener: TcpListener) {
+        let server = assembled.server.drain_delay(self.drain_delay);
         self.tasks
-            .spawn(assembled.server.serve(listener, self.shutdown.wait()));
+            .spawn(server.serve(listener, self.shutdown.wait()));
         for work in assembled.background {
             self.tasks.spawn(async move {
                 work.await;
@@ -143,6 +154,7 @@ impl Node {
 
     /// Serves the gateway on `listener`; it stops before the services.
     pub fn start_gateway(&mut self, gateway: GrpcServer, listener: TcpListener) {
+        let gateway = gateway.drain_delay(self.drain_delay);
         let task = self
             .tasks
             .spawn(gateway.serve(listener, self.gateway_shutdown.wait()));

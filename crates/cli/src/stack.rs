@@ -15,7 +15,10 @@ use orgplane_service::PeerAddrs;
 use orgplane_transport::pki::{CaDir, CertDir, IDENTITIES};
 use tokio::net::TcpListener;
 
-use crate::node::{Node, State};
+use crate::{
+    admin::{AdminSeed, Bootstrap, bootstrap_admin},
+    node::{Node, State},
+};
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ pub struct StackConfig {
     /// The backends' bound on a call (a shorter `grpc-timeout` wins; the
     /// gateway gives calls without one its own default deadline).
     pub request_timeout: std::time::Duration,
+    /// The instance admin, created (when missing) before the gateway
+    /// answers: a client's first `Login` finds it.
+    pub admin: Option<AdminSeed>,
 }
 
 /// A running stack.
@@ -64,6 +70,8 @@ pub struct Stack {
     pub registry: Registry,
     /// The agents domain, for tests.
     pub agents: Agents,
+    /// What bootstrapping the admin did, when asked to.
+    pub bootstrap: Option<Bootstrap>,
     node: Node,
 }
 
@@ -117,6 +125,15 @@ impl Stack {
             .start::<Agents>(config.max_run_attempts, listener(Backend::Agents))
             .await?;
 
+        let bootstrap = match &config.admin {
+            Some(seed) => {
+                Some(bootstrap_admin(&identity, &seed.email, seed.password.clone()).await?)
+            }
+            None => None,
+        };
+
+        // The gateway answers last: its port may have been accepting
+        // connections since it was bound, and their calls wait until now.
         let mut gateway_config = config.gateway.clone();
         gateway_config.backends = Backend::ALL
             .into_iter()
@@ -138,6 +155,7 @@ impl Stack {
             organizations,
             registry,
             agents,
+            bootstrap,
             node,
         })
     }

@@ -1,6 +1,8 @@
-//! `orgplane serve <service>` as an operator runs it: each service takes
-//! only the flags it honours, and stops cleanly — server, purger and
-//! activity shipper — on `SIGTERM`, even with its peers absent.
+//! `orgplane serve <service>` and `orgplane dev` as an operator runs them:
+//! each service takes only the flags it honours; on `SIGTERM` it reports
+//! `NOT_SERVING` while still accepting calls for its drain delay, then stops
+//! cleanly — server, purger and activity shipper —, even with its peers
+//! absent; `dev` answers its first `Login` once the admin exists.
 
 use std::{
     net::TcpListener,
@@ -13,6 +15,50 @@ const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
 fn free_port() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
+}
+
+fn certs_init(dir: &std::path::Path) {
+    let status = Command::new(BIN)
+        .args(["certs", "init", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "orgplane certs init");
+}
+
+/// A child process killed when dropped: a failed test leaves none behind
+/// (it would also hold the test's output open).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn terminate(child: &std::process::Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+}
+
+/// Waits for `child` to exit, at most `bound`.
+async fn exit_within(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
+    let stopping = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if stopping.elapsed() > bound {
+            let _ = child.kill();
+            panic!("did not stop within {bound:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[test]
@@ -35,19 +81,13 @@ fn a_flag_a_service_would_ignore_is_refused() {
 #[test]
 fn every_service_stops_on_sigterm_with_its_background_work() {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(BIN)
-        .args(["certs", "init", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "orgplane certs init");
+    certs_init(dir.path());
     for service in ["identity", "organizations", "registry", "agents", "gateway"] {
         let listen = free_port();
         let mut child = Command::new(BIN)
             .args(["serve", service, "--data-dir"])
             .arg(dir.path())
-            .args(["--listen", &listen])
+            .args(["--listen", &listen, "--drain-delay-secs", "0"])
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .spawn()
@@ -85,4 +125,99 @@ fn every_service_stops_on_sigterm_with_its_background_work() {
         };
         assert!(status.success(), "{service} stopped with {status}");
     }
+}
+
+#[tokio::test]
+async fn on_sigterm_health_turns_not_serving_while_calls_are_still_accepted() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    certs_init(dir.path());
+    let listen = free_port();
+    let mut running = Running(
+        Command::new(BIN)
+            .args(["serve", "gateway", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &listen, "--drain-delay-secs", "2"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut running.0;
+    let url = format!("http://{listen}");
+    let status = |channel: tonic::transport::Channel| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .map(|r| r.into_inner().status())
+    };
+    let connected = orgplane_e2e::channel(&url).await;
+    orgplane_e2e::eventually(Duration::from_secs(60), "SERVING once up", || {
+        let connected = connected.clone();
+        async move { status(connected).await.ok() == Some(ServingStatus::Serving) }
+    })
+    .await;
+
+    terminate(child);
+    let terminated = Instant::now();
+    orgplane_e2e::eventually(Duration::from_secs(1), "NOT_SERVING at once", || {
+        let connected = connected.clone();
+        async move { status(connected).await.ok() == Some(ServingStatus::NotServing) }
+    })
+    .await;
+    // Still accepting: a new connection is answered during the delay.
+    assert_eq!(
+        status(orgplane_e2e::channel(&url).await).await.unwrap(),
+        ServingStatus::NotServing
+    );
+    let exit = exit_within(child, Duration::from_secs(15)).await;
+    assert!(exit.success(), "stopped with {exit}");
+    assert!(
+        terminated.elapsed() >= Duration::from_secs(2),
+        "it served through its drain delay"
+    );
+}
+
+#[tokio::test]
+async fn dev_answers_its_first_login_with_the_admin_created() {
+    use orgplane_proto::identity::{LoginRequest, auth_service_client::AuthServiceClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_port();
+    let mut running = Running(
+        Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &listen])
+            .env("ORGPLANE_ADMIN_PASSWORD", "first login password")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut running.0;
+    // Call from the moment the port takes connections: the first answer
+    // must be the admin's session, not "no such user".
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "dev exited");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "dev never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let login = AuthServiceClient::new(orgplane_e2e::channel(&format!("http://{listen}")).await)
+        .login(LoginRequest {
+            username: "admin".into(),
+            password: "first login password".into(),
+        })
+        .await;
+    assert!(login.is_ok(), "the first login: {login:?}");
+    terminate(child);
+    let exit = exit_within(child, Duration::from_secs(15)).await;
+    assert!(exit.success(), "stopped with {exit}");
 }

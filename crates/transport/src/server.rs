@@ -42,6 +42,7 @@ pub struct GrpcServer {
     policy: Option<CallerPolicy>,
     grpc_web: bool,
     request_timeout: Duration,
+    drain_delay: Duration,
     on_drain: Vec<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -65,8 +66,18 @@ impl GrpcServer {
             policy: None,
             grpc_web: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            drain_delay: Duration::ZERO,
             on_drain: Vec::new(),
         }
+    }
+
+    /// How long the server, once asked to stop, reports `NOT_SERVING` while
+    /// it still accepts calls, before it stops accepting: long enough for
+    /// load balancers and Kubernetes to stop sending it new calls (a
+    /// rolling restart then fails none). Zero by default.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
     }
 
     /// Sets `draining` to true when the server starts draining, so that
@@ -146,8 +157,9 @@ impl GrpcServer {
         self
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops accepting,
-    /// reports NOT_SERVING and lets in-flight calls finish — for at most
+    /// Serves on `listener` until `shutdown` completes; then reports
+    /// `NOT_SERVING`, goes on accepting for the [`GrpcServer::drain_delay`],
+    /// stops accepting and lets in-flight calls finish — for at most
     /// [`DRAIN_TIMEOUT`], after which open calls are closed.
     pub async fn serve(
         self,
@@ -200,15 +212,20 @@ impl GrpcServer {
         let served = self.served.clone();
         let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
         let on_drain = self.on_drain;
+        let drain_delay = self.drain_delay;
         let signal = async move {
             shutdown.await;
-            for draining in &on_drain {
-                draining.send_replace(true);
-            }
-            for name in &served {
+            for name in served.iter().map(String::as_str).chain([""]) {
                 health_on_shutdown
                     .set_service_status(name, ServingStatus::NotServing)
                     .await;
+            }
+            if !drain_delay.is_zero() {
+                tracing::info!(addr = %local, delay = ?drain_delay, "not serving: accepting calls until the drain delay ends");
+                tokio::time::sleep(drain_delay).await;
+            }
+            for draining in &on_drain {
+                draining.send_replace(true);
             }
             tracing::info!(addr = %local, "draining in-flight calls");
             let _ = draining.send(());

@@ -98,6 +98,24 @@ impl DeadlineArgs {
     }
 }
 
+/// How a stopping process hands its clients over.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// Seconds the process, on SIGTERM, reports NOT_SERVING on health while
+    /// it still accepts calls, before it stops accepting and finishes what
+    /// is in flight (at most 10 s more): load balancers and Kubernetes stop
+    /// sending it calls meanwhile, so a rolling restart fails none.
+    #[arg(long, env = "ORGPLANE_DRAIN_DELAY_SECS", default_value_t = 5)]
+    pub drain_delay_secs: u64,
+}
+
+impl DrainArgs {
+    /// As a duration.
+    pub fn delay(&self) -> Duration {
+        Duration::from_secs(self.drain_delay_secs)
+    }
+}
+
 /// Where identity is.
 #[derive(Debug, Clone, Args)]
 pub struct IdentityAddrArgs {

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Instant};
 use clap::Args;
 use orgplane::{
     Stack, StackConfig,
-    admin::{DEV_ADMIN_EMAIL, bootstrap_admin},
+    admin::{AdminSeed, DEV_ADMIN_EMAIL},
 };
 use orgplane_platform::shutdown;
 
@@ -50,11 +50,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         gateway: args.gateway.config(&args.deadline),
         max_run_attempts: args.agents.max_run_attempts,
         request_timeout: args.deadline.deadline(),
+        admin: Some(AdminSeed {
+            email: args.admin_email,
+            password: args.admin_password,
+        }),
     })
     .await?;
-    report_bootstrap(
-        bootstrap_admin(&stack.identity, &args.admin_email, args.admin_password).await?,
-    );
+    if let Some(bootstrap) = stack.bootstrap.take() {
+        report_bootstrap(bootstrap);
+    }
     let addr = stack.gateway_addr;
     println!(
         "orgplane dev ready in {} ms: gateway on {addr} (h2c), data in {}. Try: grpcurl -plaintext {addr} list",

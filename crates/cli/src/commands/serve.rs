@@ -12,9 +12,9 @@ use orgplane_service::Service;
 use tokio::net::TcpListener;
 
 use super::args::{
-    AgentsAddrArgs, AgentsArgs, DataDirArgs, DeadlineArgs, GatewayArgs, IdentityAddrArgs,
-    IdentityArgs, ListenArgs, OrganizationsAddrArgs, PublicTlsArgs, RegistryAddrArgs, StateArgs,
-    default_addr, peer_addrs,
+    AgentsAddrArgs, AgentsArgs, DataDirArgs, DeadlineArgs, DrainArgs, GatewayArgs,
+    IdentityAddrArgs, IdentityArgs, ListenArgs, OrganizationsAddrArgs, PublicTlsArgs,
+    RegistryAddrArgs, StateArgs, default_addr, peer_addrs,
 };
 use orgplane::node::{Node, State};
 
@@ -47,6 +47,8 @@ pub struct BackendArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub deadline: DeadlineArgs,
+    #[command(flatten)]
+    pub drain: DrainArgs,
 }
 
 /// `serve identity`.
@@ -104,6 +106,8 @@ pub struct GatewayServe {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub deadline: DeadlineArgs,
+    #[command(flatten)]
+    pub drain: DrainArgs,
     #[command(flatten)]
     pub identity: IdentityAddrArgs,
     #[command(flatten)]
@@ -173,7 +177,8 @@ async fn serve<S: Service>(
         args.state.state(),
         peer_addrs(peers),
         args.deadline.deadline(),
-    );
+    )
+    .drain_delay(args.drain.delay());
     node.start::<S>(config, listen).await?;
     node.run_until_signal().await
 }
@@ -205,7 +210,8 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|err| anyhow::anyhow!("binding {listen}: {err}"))?;
-    let mut node = Node::new(state, peer_addrs(&[]), a.deadline.deadline());
+    let mut node =
+        Node::new(state, peer_addrs(&[]), a.deadline.deadline()).drain_delay(a.drain.delay());
     node.start_gateway(server, listener);
     node.run_until_signal().await
 }
