@@ -132,18 +132,18 @@ const WITHOUT_ACTIVITY: &[(&str, &str)] = &[
 
 /// A channel that notes the gRPC path of every call sent through it.
 #[derive(Clone)]
-struct Recorder {
-    channel: tonic::transport::Channel,
+struct Recorder<C = tonic::transport::Channel> {
+    channel: C,
     calls: Arc<Mutex<Vec<String>>>,
 }
 
-impl tower::Service<http::Request<tonic::body::Body>> for Recorder {
-    type Response =
-        <tonic::transport::Channel as tower::Service<http::Request<tonic::body::Body>>>::Response;
-    type Error =
-        <tonic::transport::Channel as tower::Service<http::Request<tonic::body::Body>>>::Error;
-    type Future =
-        <tonic::transport::Channel as tower::Service<http::Request<tonic::body::Body>>>::Future;
+impl<C> tower::Service<http::Request<tonic::body::Body>> for Recorder<C>
+where
+    C: tower::Service<http::Request<tonic::body::Body>>,
+{
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.channel.poll_ready(cx)
@@ -198,7 +198,12 @@ impl<'t> Script<'t> {
     }
 
     /// A channel to a service's internal port, as peer `caller` calls it.
-    fn internal(&self, service: &str, addr: std::net::SocketAddr, caller: &str) -> Recorder {
+    fn internal(
+        &self,
+        service: &str,
+        addr: std::net::SocketAddr,
+        caller: &str,
+    ) -> Recorder<orgplane_transport::client::Channel> {
         Recorder {
             channel: orgplane_transport::client::mtls_channel(
                 &addr.to_string(),

@@ -1,7 +1,9 @@
 //! What clients see when something under the control plane fails: a
 //! database that drops its connections (a PostgreSQL restart, a network
 //! failure) is answered `UNAVAILABLE`, which clients retry, never
-//! `INTERNAL`, and loses nothing it acknowledged.
+//! `INTERNAL`, and loses nothing it acknowledged; a backend address names
+//! several replicas, calls spread over them, and a replica that goes away
+//! costs no call and comes back when it does.
 
 use std::{
     collections::BTreeSet,
@@ -9,9 +11,15 @@ use std::{
     time::Duration,
 };
 
-use orgplane_e2e::TestStack;
+use orgplane_e2e::{TestStack, eventually};
 use orgplane_proto::organizations::{CreateProjectRequest, ListProjectsRequest, Project};
+use orgplane_transport::{
+    client::mtls_channel,
+    pki::{CaDir, CertDir, IDENTITIES, ServiceTls},
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 /// Writers creating projects while the stack's database connections are
 /// terminated again and again: every call succeeds or is `UNAVAILABLE`, and
@@ -99,4 +107,110 @@ async fn dropped_database_connections_are_unavailable_and_lose_nothing() {
     let lost: Vec<_> = acknowledged.difference(&listed).collect();
     assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
     t.drop_schemas().await;
+}
+
+/// A replica of "identity" on `listener` (mTLS) whose health knows only the
+/// service `name`: which replica answered a check shows in the answer. It
+/// stops when `stop` fires.
+fn replica(
+    listener: TcpListener,
+    tls: &ServiceTls,
+    name: &'static str,
+    stop: oneshot::Receiver<()>,
+) -> JoinHandle<()> {
+    let server = tonic::transport::Server::builder()
+        .tls_config(tls.server_config())
+        .unwrap();
+    tokio::spawn(async move {
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+        let mut server = server;
+        server
+            .add_service(health)
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async {
+                    let _ = stop.await;
+                },
+            )
+            .await
+            .unwrap();
+    })
+}
+
+/// Which replica answered a check of "a": `Some(true)` a, `Some(false)` b
+/// (it does not know "a"), `None` a failure.
+async fn answered_by_a(channel: &orgplane_transport::client::Channel) -> Option<bool> {
+    let checked = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "a".into(),
+        })
+        .await;
+    match checked {
+        Ok(_) => Some(true),
+        Err(status) if status.code() == Code::NotFound => Some(false),
+        Err(status) => {
+            eprintln!("check failed: {status:?}");
+            None
+        }
+    }
+}
+
+/// Two replicas behind one address list (an IP and a DNS name): calls go to
+/// both; one stopping costs no call (refused calls are sent again to the
+/// other, which takes every call) and it is used again once back.
+#[tokio::test]
+async fn calls_spread_over_replicas_and_skip_one_that_is_gone() {
+    orgplane_e2e::init();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = CertDir::new(dir.path().join("certs"));
+    certs
+        .init(&CaDir::new(dir.path().join("ca")), IDENTITIES, &[])
+        .unwrap();
+    let server_tls = certs.load("identity").unwrap();
+    let a = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let (_stop_a, stop) = oneshot::channel();
+    let _a = replica(a, &server_tls, "a", stop);
+    let (stop_b, stop) = oneshot::channel();
+    let b_task = replica(b, &server_tls, "b", stop);
+
+    let channel = mtls_channel(
+        &format!("{a_addr},localhost:{}", b_addr.port()),
+        "identity",
+        &certs.load("gateway").unwrap(),
+    )
+    .unwrap();
+    let spread = |n: usize| {
+        let channel = &channel;
+        async move {
+            let answers = futures::future::join_all((0..n).map(|_| answered_by_a(channel))).await;
+            let failed = answers.iter().filter(|a| a.is_none()).count();
+            let by_a = answers.iter().filter(|a| **a == Some(true)).count();
+            (by_a, n - failed - by_a, failed)
+        }
+    };
+    let (by_a, by_b, failed) = spread(200).await;
+    assert_eq!(failed, 0);
+    assert!(by_a >= 20 && by_b >= 20, "a {by_a}, b {by_b}");
+
+    // b goes away: no call fails, a takes them all.
+    stop_b.send(()).unwrap();
+    b_task.await.unwrap();
+    for _ in 0..5 {
+        let (by_a, by_b, failed) = spread(40).await;
+        assert_eq!((by_a, by_b, failed), (40, 0, 0));
+    }
+
+    // b comes back on its address: it is probed and used again.
+    let b = TcpListener::bind(b_addr).await.unwrap();
+    let (_stop_b, stop) = oneshot::channel();
+    let _b = replica(b, &server_tls, "b", stop);
+    eventually(Duration::from_secs(10), "b takes calls again", || async {
+        spread(20).await.1 > 0
+    })
+    .await;
 }

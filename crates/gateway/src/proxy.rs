@@ -1,8 +1,10 @@
 //! The passthrough: one call in, the same call out to its backend.
 //!
-//! Bodies are never decoded: the request body stream and the response body
-//! stream (with its trailers) are handed to the backend's HTTP/2 connection
-//! as they are, so unary and streaming calls cost the same hop. What the
+//! Bodies are never decoded: the request body and the response body stream
+//! (with its trailers) are handed to the backend's channel as they are
+//! (which sends a call again to another replica when one refused the
+//! connection: `orgplane_transport::client`), so unary and streaming calls
+//! cost the same hop. What the
 //! gateway changes is metadata: it drops the bearer token and any
 //! `x-orgplane-*` header a client sent, adds the authenticated principal,
 //! the client's address (for identity's lockout), a deadline when the
@@ -27,16 +29,14 @@ use orgplane_platform::{
     principal::{PRINCIPAL_METADATA, Principal},
 };
 use orgplane_proto::{ANONYMOUS_METHODS, Backend};
+use orgplane_transport::client::Channel;
 use orgplane_transport::{
     grpc::{CLIENT_ADDRESS_METADATA, REVOKED_PRINCIPAL_METADATA},
     telemetry::inject_current_context,
 };
 use tonic::{
     body::Body,
-    transport::{
-        Channel,
-        server::{TcpConnectInfo, TlsConnectInfo},
-    },
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
 };
 use tower::{Service, ServiceExt};
 
@@ -179,7 +179,7 @@ impl Proxy {
         let mut response = channel
             .oneshot(req)
             .await
-            .map_err(|err| backend_failure(self.backend, &err))?;
+            .map_err(|err| backend_failure(self.backend, &*err))?;
         if let Some(revoked) = response.headers_mut().remove(REVOKED_PRINCIPAL_METADATA)
             && let Ok(uuid) = revoked.to_str()
         {
@@ -249,6 +249,9 @@ fn bearer_token(value: &HeaderValue) -> Result<String, tonic::Status> {
 fn backend_failure(backend: Backend, err: &(dyn std::error::Error + 'static)) -> tonic::Status {
     let mut source = Some(err);
     while let Some(err) = source {
+        if let Some(status) = err.downcast_ref::<tonic::Status>() {
+            return tonic::Status::new(status.code(), status.message());
+        }
         if err.is::<tonic::TimeoutExpired>() {
             return tonic::Status::deadline_exceeded(
                 "the deadline passed before the backend answered",

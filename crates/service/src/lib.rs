@@ -10,9 +10,9 @@
 use std::{future::Future, pin::Pin, time::Duration};
 
 use orgplane_proto::Backend;
+use orgplane_transport::client::Channel;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
-use tonic::transport::Channel;
 
 use orgplane_platform::shutdown::Shutdown;
 use orgplane_transport::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use crate::client::Channel;
 use moka::future::Cache;
 use orgplane_proto::organizations::{
     CheckPermissionRequest, EntityKind, organizations_internal_client::OrganizationsInternalClient,
 };
-use tonic::transport::Channel;
 
 use orgplane_platform::{
     Error,

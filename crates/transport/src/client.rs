@@ -1,11 +1,67 @@
-//! Clients between services: pooled HTTP/2 over mTLS to a backend.
+//! Clients between services: mTLS to every replica of a backend. A
+//! [`Channel`] spreads calls over every
+//! replica a backend address names, with tower's power-of-two-choices
+//! balancer (least pending requests of two picked at random).
+//!
+//! An address is a comma-separated list of `host:port`; a host that is a
+//! DNS name stands for every address it resolves to, resolved again every
+//! [`RESOLVE_INTERVAL`] (a Kubernetes headless Service), so replicas come
+//! and go without a restart. A replica not up yet is not an error:
+//! processes start in any order.
+//!
+//! A replica whose connection fails is dropped from the balancer at once —
+//! otherwise power of two choices would favour it, since a replica that
+//! refuses connections never has calls pending — and probed every
+//! [`PROBE_INTERVAL`] until it accepts connections again; a call refused
+//! that way is sent again, to another replica (up to [`MAX_SENDS`] times).
+//! When no replica is
+//! reachable a call fails at once (`UNAVAILABLE` to its caller) rather than
+//! waiting for one.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeSet, HashMap},
+    fmt,
+    future::Future,
+    net::{IpAddr, SocketAddr},
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use anyhow::Context;
-use tonic::transport::{Channel, Endpoint};
+use anyhow::{Context as _, bail};
+use futures::{StreamExt, channel::mpsc};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tonic::{body::Body, transport::Endpoint};
+use tower::{
+    BoxError, Service, ServiceExt,
+    balance::p2c::Balance,
+    buffer::Buffer,
+    discover::Change,
+    load::{CompleteOnResponse, PendingRequests},
+};
 
 use crate::pki::ServiceTls;
+
+/// How often DNS names of replicas are resolved again.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a replica that failed is tried again.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// Calls waiting for the balancer (the buffer in front of it).
+const BUFFER: usize = 1024;
+/// The largest request a channel sends: a server decodes at most 4 MiB a
+/// message, plus the 5 bytes of gRPC framing. Requests are one message (no
+/// method streams requests) and are read whole, so that a call is sent
+/// again when a replica refused the connection.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 5;
+/// Sends of one call: the first, and again (to another replica: the one
+/// that refused is dropped from the balancer) while replicas refuse to
+/// connect — such a call never reached a server, so any call may be sent
+/// again.
+pub const MAX_SENDS: usize = 3;
 
 /// Receive window of one stream of a service-to-service connection.
 pub const STREAM_WINDOW: u32 = 1024 * 1024;
@@ -13,27 +69,438 @@ pub const STREAM_WINDOW: u32 = 1024 * 1024;
 /// left unread exhaust it, not one.
 pub const CONNECTION_WINDOW: u32 = 256 * 1024 * 1024;
 
-/// A lazily connected channel to the backend `server` (its certificate's DNS
-/// name) at `addr` (`host:port`), presenting `tls`. One HTTP/2 connection
-/// carries every call; it reconnects on failure.
-pub fn mtls_channel(addr: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
-        .with_context(|| format!("invalid backend address {addr:?}"))?
-        .tls_config(tls.client_config(server))
-        .context("configuring client TLS")?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        // Flow control of a connection many callers share: a caller that
-        // stops reading its (large) answer holds up to one stream window of
-        // the connection's window. Adaptive windows grew the stream window
-        // to the connection's, so one stalled reader stalled every call on
-        // the connection (tests/gateway.rs
-        // clients_that_stop_reading_do_not_stall_other_callers); fixed
-        // windows bound each stream to 1 MiB of a 256 MiB connection window.
-        .http2_adaptive_window(false)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW);
-    Ok(endpoint.connect_lazy())
+/// Where a backend's replicas are: `host:port` entries, a DNS name standing
+/// for all its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaAddrs(Vec<(String, u16)>);
+
+impl ReplicaAddrs {
+    /// Parses `host:port[,host:port...]` (IPv6 hosts in brackets).
+    pub fn parse(list: &str) -> anyhow::Result<Self> {
+        let mut entries = Vec::new();
+        for entry in list.split(',').map(str::trim) {
+            let Some((host, port)) = entry.rsplit_once(':') else {
+                bail!("invalid backend address {entry:?}: expected host:port");
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("invalid port in backend address {entry:?}"))?;
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                bail!("invalid host in backend address {entry:?}");
+            }
+            entries.push((host.to_owned(), port));
+        }
+        Ok(Self(entries))
+    }
+
+    /// The socket addresses these entries name now; a name that does not
+    /// resolve (yet) names none.
+    pub async fn resolve(&self) -> BTreeSet<SocketAddr> {
+        let mut resolved = BTreeSet::new();
+        for (host, port) in &self.0 {
+            match host.parse::<IpAddr>() {
+                Ok(ip) => {
+                    resolved.insert(SocketAddr::new(ip, *port));
+                }
+                Err(_) => match tokio::net::lookup_host((host.as_str(), *port)).await {
+                    Ok(addrs) => resolved.extend(addrs),
+                    Err(err) => tracing::debug!(host, error = %err, "not resolved"),
+                },
+            }
+        }
+        resolved
+    }
+}
+
+/// A channel to every replica of one backend over mTLS. Cheap to clone:
+/// clones share the balancer and its connections.
+#[derive(Clone)]
+pub struct Channel {
+    balancer: Buffer<http::Request<Body>, ResponseFuture>,
+    replicas: Arc<Replicas>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("server", &self.replicas.server)
+            .finish_non_exhaustive()
+    }
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, BoxError>> + Send>>;
+
+/// What the discovery task and the callers share: the replicas in the
+/// balancer, each with the flag its failed calls set.
+struct Replicas {
+    server: String,
+    up: Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>,
+    resolved_once: AtomicBool,
+}
+
+impl Replicas {
+    /// Whether a call may wait for the balancer: a replica is up, or the
+    /// first resolution has not finished.
+    fn any_up(&self) -> bool {
+        !self.resolved_once.load(Ordering::Acquire)
+            || self
+                .up
+                .lock()
+                .expect("replicas lock")
+                .values()
+                .any(|down| !down.load(Ordering::Relaxed))
+    }
+}
+
+/// A channel to the replicas `addrs` names (see [`ReplicaAddrs::parse`])
+/// of the backend `server` (its certificates' DNS name), presenting `tls`.
+pub fn mtls_channel(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Channel> {
+    Channel::new(addrs, server, tls)
+}
+
+impl Channel {
+    /// A channel to the replicas `addrs` names of the backend `server` (the
+    /// DNS name its certificates carry), presenting `tls`. Connections are
+    /// made lazily; discovery runs until the last clone is dropped.
+    pub fn new(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Self> {
+        let addrs = ReplicaAddrs::parse(addrs)?;
+        let connect = Connect {
+            server: server.to_owned(),
+            tls: tls.clone(),
+        };
+        let (changes, discovered) = mpsc::unbounded();
+        let replicas = Arc::new(Replicas {
+            server: server.to_owned(),
+            up: Mutex::new(HashMap::new()),
+            resolved_once: AtomicBool::new(false),
+        });
+        let balancer = Balance::new(discovered.map(Ok::<_, BoxError>));
+        let fail_fast = FailFast {
+            balancer,
+            replicas: replicas.clone(),
+            failing: false,
+        };
+        let (balancer, worker) = Buffer::pair(fail_fast, BUFFER);
+        tokio::spawn(worker);
+        tokio::spawn(discover(addrs, connect, changes, replicas.clone()));
+        Ok(Self { balancer, replicas })
+    }
+}
+
+impl Service<http::Request<Body>> for Channel {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.balancer.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        // The handle `poll_ready` made ready sends first; this one takes
+        // its place.
+        let mut ready = self.balancer.clone();
+        std::mem::swap(&mut ready, &mut self.balancer);
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(err) if err.is::<LengthLimitError>() => {
+                    return Err(tonic::Status::resource_exhausted(format!(
+                        "the request is larger than {MAX_REQUEST_BYTES} bytes"
+                    ))
+                    .into());
+                }
+                Err(err) => {
+                    return Err(
+                        tonic::Status::cancelled(format!("reading the request: {err}")).into(),
+                    );
+                }
+            };
+            let request = || {
+                let mut request = http::Request::new(Body::new(Full::new(body.clone())));
+                *request.method_mut() = parts.method.clone();
+                *request.uri_mut() = parts.uri.clone();
+                *request.version_mut() = parts.version;
+                *request.headers_mut() = parts.headers.clone();
+                request
+            };
+            let mut answer = ready.call(request()).await;
+            for _ in 1..MAX_SENDS {
+                match &answer {
+                    Err(err) if connection_refused(err.as_ref()) => {
+                        tracing::debug!(error = %err, "a replica refused the connection; sending again");
+                        answer = ready.ready().await?.call(request()).await;
+                    }
+                    _ => break,
+                }
+            }
+            answer
+        })
+    }
+}
+
+/// Whether `err` says the call never reached a server: the connection was
+/// refused, or it closed before the request was taken from the queue
+/// (hyper's "canceled").
+fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Whether `err` is a failure of the replica's connection — it could not
+/// be opened (refused, TLS, timed out) or it broke (a socket error, closed
+/// under a queued call) — rather than of one call on it (a stream reset,
+/// e.g. at its deadline), which says nothing of the replica.
+fn connection_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(err) = source {
+        // (Not tonic's `TimeoutExpired`: that is the call's deadline.)
+        if err.is::<std::io::Error>() || err.is::<tower::timeout::error::Elapsed>() {
+            return true;
+        }
+        if let Some(hyper) = err.downcast_ref::<hyper::Error>()
+            && (hyper.is_canceled() || hyper.is_closed())
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// How to open a connection to one replica.
+struct Connect {
+    server: String,
+    tls: ServiceTls,
+}
+
+impl Connect {
+    fn replica(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
+        let endpoint = Endpoint::from_shared(format!("https://{addr}"))?
+            .tls_config(self.tls.client_config(&self.server))
+            .context("configuring client TLS")?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true)
+            // Flow control of a connection many callers share: a caller that
+            // stops reading its (large) answer holds up to one stream window
+            // of the connection's window. Adaptive windows grew the stream
+            // window to the connection's, so one stalled reader stalled every
+            // call on the connection (tests/gateway.rs
+            // clients_that_stop_reading_do_not_stall_other_callers); fixed
+            // windows bound each stream to 1 MiB of a 256 MiB connection
+            // window.
+            .http2_adaptive_window(false)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW);
+        Ok(Replica {
+            channel: endpoint.connect_lazy(),
+            down: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+type Discovered = Change<SocketAddr, PendingRequests<Replica, CompleteOnResponse>>;
+
+/// Keeps the balancer's replicas in step with what the addresses resolve to
+/// and which replicas accept connections, until the channel is dropped.
+async fn discover(
+    addrs: ReplicaAddrs,
+    connect: Connect,
+    changes: mpsc::UnboundedSender<Discovered>,
+    replicas: Arc<Replicas>,
+) {
+    let mut resolved = BTreeSet::new();
+    let mut resolve = tokio::time::interval(RESOLVE_INTERVAL);
+    let mut probe = tokio::time::interval(PROBE_INTERVAL);
+    for ticker in [&mut resolve, &mut probe] {
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    let insert = |addr: SocketAddr| {
+        let replica = match connect.replica(addr) {
+            Ok(replica) => replica,
+            Err(err) => {
+                tracing::warn!(%addr, error = %err, "replica not added");
+                return;
+            }
+        };
+        replicas
+            .up
+            .lock()
+            .expect("replicas lock")
+            .insert(addr, replica.down.clone());
+        let load = PendingRequests::new(replica, CompleteOnResponse::default());
+        let _ = changes.unbounded_send(Change::Insert(addr, load));
+    };
+    loop {
+        tokio::select! {
+            _ = resolve.tick() => {
+                let now = addrs.resolve().await;
+                for gone in resolved.difference(&now) {
+                    replicas.up.lock().expect("replicas lock").remove(gone);
+                    let _ = changes.unbounded_send(Change::Remove(*gone));
+                }
+                for new in now.difference(&resolved) {
+                    insert(*new);
+                }
+                if now.is_empty() {
+                    tracing::warn!(server = connect.server, "no replica address resolved");
+                }
+                resolved = now;
+                replicas.resolved_once.store(true, Ordering::Release);
+            }
+            _ = probe.tick() => {
+                let failed: Vec<SocketAddr> = replicas
+                    .up
+                    .lock()
+                    .expect("replicas lock")
+                    .iter()
+                    .filter(|(_, down)| down.load(Ordering::Relaxed))
+                    .map(|(addr, _)| *addr)
+                    .collect();
+                for addr in failed {
+                    let probe = tokio::net::TcpStream::connect(addr);
+                    if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, probe).await {
+                        tracing::info!(server = connect.server, %addr, "replica accepts connections again");
+                        insert(addr);
+                    }
+                }
+            }
+        }
+        if changes.is_closed() {
+            return;
+        }
+    }
+}
+
+/// One replica: its connection, and the flag a call that found the
+/// connection failed sets, so that the balancer drops the replica (its
+/// readiness fails) until a probe succeeds.
+struct Replica {
+    channel: tonic::transport::Channel,
+    down: Arc<AtomicBool>,
+}
+
+impl Service<http::Request<Body>> for Replica {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.down.load(Ordering::Relaxed) {
+            return Poll::Ready(Err("the replica's connection failed".into()));
+        }
+        self.channel.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let down = self.down.clone();
+        let call = self.channel.call(req);
+        Box::pin(async move {
+            call.await.map_err(|err| {
+                if connection_failed(&err) {
+                    down.store(true, Ordering::Relaxed);
+                }
+                err.into()
+            })
+        })
+    }
+}
+
+/// The balancer, failing calls at once when no replica is up (it would
+/// hold them until one comes back).
+struct FailFast<B> {
+    balancer: B,
+    replicas: Arc<Replicas>,
+    /// `poll_ready` found no replica up: the next call fails (the balancer
+    /// was not made ready, so it may not be called).
+    failing: bool,
+}
+
+impl<B> Service<http::Request<Body>> for FailFast<B>
+where
+    B: Service<http::Request<Body>, Response = http::Response<Body>, Error = BoxError>,
+    B::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.failing = !self.replicas.any_up();
+        if self.failing {
+            return Poll::Ready(Ok(()));
+        }
+        self.balancer.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if self.failing {
+            let status = tonic::Status::unavailable(format!(
+                "no replica of {} accepts connections",
+                self.replicas.server
+            ));
+            return Box::pin(async move { Err(status.into()) });
+        }
+        Box::pin(self.balancer.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_lists_of_host_and_port() {
+        let parsed =
+            ReplicaAddrs::parse("10.0.0.1:50061, identity.orgplane:50061,[::1]:7").unwrap();
+        assert_eq!(
+            parsed.0,
+            [
+                ("10.0.0.1".to_owned(), 50061),
+                ("identity.orgplane".to_owned(), 50061),
+                ("::1".to_owned(), 7),
+            ]
+        );
+        for bad in [
+            "",
+            "host",
+            "host:port",
+            ":50061",
+            "a:1,,b:2",
+            "a:70000",
+            "user@h:1",
+        ] {
+            assert!(ReplicaAddrs::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn names_resolve_to_every_address_and_ips_to_themselves() {
+        let addrs = ReplicaAddrs::parse("127.0.0.1:1,localhost:2").unwrap();
+        let resolved = addrs.resolve().await;
+        assert!(resolved.contains(&"127.0.0.1:1".parse().unwrap()));
+        assert!(
+            resolved
+                .iter()
+                .any(|a| a.port() == 2 && a.ip().is_loopback())
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! How orgplane processes talk: the gRPC server builder ([`server`]) and
-//! its layers, the internal PKI and mTLS ([`pki`], [`client`]), principals
+//! its layers, the internal PKI and mTLS ([`pki`]), channels balanced over a
+//! backend's replicas ([`client`]), principals
 //! and masks on the wire ([`grpc`]), the clients of other services' internal
 //! RPCs speaking domain types ([`peers`]), the cached access checker
 //! ([`access`]) and telemetry.

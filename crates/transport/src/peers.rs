@@ -2,6 +2,7 @@
 //! domain's types: domain code calls these without knowing gRPC. Each wraps
 //! a lazily connected mTLS channel (see [`crate::client::mtls_channel`]).
 
+use crate::client::Channel;
 use moka::future::Cache;
 use orgplane_proto::{
     agents::{GetAgentsStatsRequest, agents_internal_client::AgentsInternalClient},
@@ -19,7 +20,6 @@ use orgplane_proto::{
         registry_internal_client::RegistryInternalClient,
     },
 };
-use tonic::transport::Channel;
 
 use crate::access::{MAX_DECISION_TTL, PermissionChecker};
 use orgplane_platform::{

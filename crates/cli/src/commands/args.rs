@@ -119,7 +119,9 @@ impl DrainArgs {
 /// Where identity is.
 #[derive(Debug, Clone, Args)]
 pub struct IdentityAddrArgs {
-    /// Address of identity (default 127.0.0.1:50061).
+    /// Where identity's replicas are: host:port, or a comma-separated list;
+    /// a DNS name stands for every address it resolves to, resolved again
+    /// every 10 s (default 127.0.0.1:50061).
     #[arg(long, env = "ORGPLANE_IDENTITY_ADDR")]
     pub identity_addr: Option<String>,
 }
@@ -127,8 +129,9 @@ pub struct IdentityAddrArgs {
 /// Where organizations is.
 #[derive(Debug, Clone, Args)]
 pub struct OrganizationsAddrArgs {
-    /// Address of organizations (default 127.0.0.1:50062; for the gateway,
-    /// unset means not deployed: its services answer UNIMPLEMENTED).
+    /// Where organizations' replicas are, as --identity-addr (default
+    /// 127.0.0.1:50062; for the gateway, unset means not deployed: its
+    /// services answer UNIMPLEMENTED).
     #[arg(long, env = "ORGPLANE_ORGANIZATIONS_ADDR")]
     pub organizations_addr: Option<String>,
 }
@@ -136,8 +139,9 @@ pub struct OrganizationsAddrArgs {
 /// Where the registry is.
 #[derive(Debug, Clone, Args)]
 pub struct RegistryAddrArgs {
-    /// Address of the registry (default 127.0.0.1:50063; for the gateway,
-    /// unset means not deployed: its services answer UNIMPLEMENTED).
+    /// Where the registry's replicas are, as --identity-addr (default
+    /// 127.0.0.1:50063; for the gateway, unset means not deployed: its
+    /// services answer UNIMPLEMENTED).
     #[arg(long, env = "ORGPLANE_REGISTRY_ADDR")]
     pub registry_addr: Option<String>,
 }
@@ -145,8 +149,9 @@ pub struct RegistryAddrArgs {
 /// Where agents is.
 #[derive(Debug, Clone, Args)]
 pub struct AgentsAddrArgs {
-    /// Address of agents (default 127.0.0.1:50064; for the gateway, unset
-    /// means not deployed: its services answer UNIMPLEMENTED).
+    /// Where agents' replicas are, as --identity-addr (default
+    /// 127.0.0.1:50064; for the gateway, unset means not deployed: its
+    /// services answer UNIMPLEMENTED).
     #[arg(long, env = "ORGPLANE_AGENTS_ADDR")]
     pub agents_addr: Option<String>,
 }
