@@ -3,7 +3,8 @@
 //! failure) is answered `UNAVAILABLE`, which clients retry, never
 //! `INTERNAL`, and loses nothing it acknowledged; a backend address names
 //! several replicas, calls spread over them, and a replica that goes away
-//! costs no call and comes back when it does.
+//! costs no call and comes back when it does; periodic work runs on one
+//! replica at a time.
 
 use std::{
     collections::BTreeSet,
@@ -213,4 +214,61 @@ async fn calls_spread_over_replicas_and_skip_one_that_is_gone() {
         spread(20).await.1 > 0
     })
     .await;
+}
+
+/// Two replicas of a service (two pools on one schema) running the same
+/// periodic work: never both at once; another lock name is another lock.
+#[tokio::test]
+async fn periodic_work_runs_on_one_replica_at_a_time() {
+    use std::sync::atomic::AtomicUsize;
+
+    use orgplane_storage::{db::connect, exclusive::exclusively};
+
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let replicas = [
+        connect(&db.target()).await.unwrap(),
+        connect(&db.target()).await.unwrap(),
+    ];
+    let (running, most, ran) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    let round = |replica: usize, name: &'static str| {
+        let (replicas, running, most, ran) = (&replicas, &running, &most, &ran);
+        async move {
+            exclusively(&replicas[replica], name, || async {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let mut skipped = 0;
+    for _ in 0..20 {
+        let (a, b) = tokio::join!(round(0, "purger"), round(1, "purger"));
+        skipped += usize::from(a.is_none()) + usize::from(b.is_none());
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 1, "never two at once");
+    assert!(
+        ran.load(Ordering::SeqCst) >= 20,
+        "every round ran somewhere"
+    );
+    assert!(skipped > 0, "a replica skipped a round the other was doing");
+
+    most.store(0, Ordering::SeqCst);
+    let (a, b) = tokio::join!(round(0, "purger"), round(1, "activity shipper"));
+    assert!(a.is_some() && b.is_some(), "different work does not wait");
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+    for replica in replicas {
+        replica.close().await.unwrap();
+    }
+    db.drop().await;
 }

@@ -179,8 +179,17 @@ impl<S: ActivitySink> Shipper<S> {
     }
 
     /// Delivers one batch, oldest first, and deletes it from the outbox once
-    /// the store acknowledged it; how many were delivered (0: outbox empty).
+    /// the store acknowledged it; how many were delivered (0: outbox empty,
+    /// or another replica of the service is shipping).
     pub async fn ship_once(&self) -> Result<u64, Error> {
+        let shipped =
+            crate::exclusive::exclusively(&self.db, "activity shipper", || self.ship_batch())
+                .await?;
+        Ok(shipped.unwrap_or(0))
+    }
+
+    /// One batch, whichever replica ships it.
+    async fn ship_batch(&self) -> Result<u64, Error> {
         let rows = outbox::Entity::find()
             .order_by_asc(outbox::Column::Uuid)
             .limit(BATCH)

@@ -95,7 +95,10 @@ where
 
 /// Runs `task` every `interval` until `stop` completes, logging what it did
 /// under `what`; a failure (a peer down) is logged and retried next time.
+/// One replica of the service (sharing `db`) runs each round; the others
+/// skip it ([`crate::exclusive`]).
 pub async fn run_every<F, Fut>(
+    db: &DatabaseConnection,
     interval: Duration,
     stop: impl Future<Output = ()>,
     what: &str,
@@ -112,9 +115,9 @@ pub async fn run_every<F, Fut>(
             _ = &mut stop => return,
             _ = ticker.tick() => {}
         }
-        match task().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rows = n, "{what}"),
+        match crate::exclusive::exclusively(db, what, &mut task).await {
+            Ok(None | Some(0)) => {}
+            Ok(Some(n)) => tracing::info!(rows = n, "{what}"),
             Err(err) => tracing::warn!(error = %err, "{what} failed; retrying later"),
         }
     }

@@ -1,12 +1,14 @@
 //! How orgplane services keep state: connections and per-service schemas
 //! ([`db`]), the activity outbox ([`activity`], [`outbox`]), group commit,
-//! idempotent creations, keyset pages ([`page`]), etags, read caches and the
-//! purge of deleted organizations ([`deletions`]).
+//! idempotent creations, keyset pages ([`page`]), etags, read caches, the
+//! purge of deleted organizations ([`deletions`]) and background work one
+//! replica does at a time ([`exclusive`]).
 
 pub mod activity;
 pub mod db;
 pub mod deletions;
 pub mod etag;
+pub mod exclusive;
 pub mod group_commit;
 pub mod idempotency;
 pub mod outbox;

@@ -148,6 +148,7 @@ impl Agents {
         let mut next_purge = tokio::time::Instant::now();
         let this = &self;
         deletions::run_every(
+            &self.db,
             admission::LEASE_SWEEP_INTERVAL,
             stop,
             "swept lapsed leases and purged the agents data of deleted organizations",

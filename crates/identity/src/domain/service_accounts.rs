@@ -462,6 +462,7 @@ impl Identity {
     /// [`Self::purge_expired`] every `interval` until `stop` completes.
     pub async fn run_purger(self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
         deletions::run_every(
+            &self.db,
             interval,
             stop,
             "purged service accounts of deleted organizations and expired secrets",

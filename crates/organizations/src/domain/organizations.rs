@@ -433,6 +433,7 @@ impl Organizations {
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         orgplane_storage::deletions::run_every(
+            &self.db,
             interval,
             shutdown,
             "purged deleted organizations, expired activities, messages and idempotency keys",

@@ -281,6 +281,7 @@ impl Registry {
         stop: impl std::future::Future<Output = ()>,
     ) {
         deletions::run_every(
+            &self.db,
             interval,
             stop,
             "purged the registries of deleted organizations and expired idempotency keys",
