@@ -1,7 +1,7 @@
 //! The admission engine of the agents service on SQLite and PostgreSQL:
 //! priority, concurrency, the fair strategy, lease expiry and re-delivery,
-//! cancellation, restarts, and 8 concurrent acquirers over 2,000 runs with
-//! no run handed out twice and none lost.
+//! cancellation, restarts, and 8 concurrent acquirers of two replicas of
+//! the service over 2,000 runs with no run handed out twice and none lost.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -123,9 +123,11 @@ async fn priority_first_within_each_queues_concurrency(db: &TestDatabase) {
         (1, 2, 0, 0)
     );
     assert!(stats.oldest_wait.is_some());
-    // The urgent queue is full until a run of it ends.
-    assert_eq!(names(&a.acquire(&ag, 1, LEASE).await.unwrap()), ["lo2"]);
-    assert!(a.acquire(&ag, 5, LEASE).await.unwrap().is_empty());
+    // The urgent queue is full until a run of it ends, for every replica
+    // of the service (another pool on the same database).
+    let b = open(db).await;
+    assert_eq!(names(&b.acquire(&ag, 1, LEASE).await.unwrap()), ["lo2"]);
+    assert!(b.acquire(&ag, 5, LEASE).await.unwrap().is_empty());
     let done = &first[0];
     a.report(
         held(&ag),
@@ -137,7 +139,7 @@ async fn priority_first_within_each_queues_concurrency(db: &TestDatabase) {
     .await
     .unwrap();
     assert!(
-        a.acquire(&ag, 5, LEASE).await.unwrap().is_empty(),
+        b.acquire(&ag, 5, LEASE).await.unwrap().is_empty(),
         "running holds its slot"
     );
     a.report(
@@ -149,8 +151,9 @@ async fn priority_first_within_each_queues_concurrency(db: &TestDatabase) {
     )
     .await
     .unwrap();
-    assert_eq!(names(&a.acquire(&ag, 5, LEASE).await.unwrap()), ["hi2"]);
+    assert_eq!(names(&b.acquire(&ag, 5, LEASE).await.unwrap()), ["hi2"]);
     a.db().clone().close().await.unwrap();
+    b.db().clone().close().await.unwrap();
 }
 
 async fn the_fair_strategy_takes_turns_across_projects(db: &TestDatabase) {
@@ -331,8 +334,11 @@ async fn a_restart_with_runs_leased_loses_nothing(db: &TestDatabase) {
     b.db().clone().close().await.unwrap();
 }
 
+/// Two replicas of the service (two pools on one database), four
+/// acquirers each.
 async fn eight_acquirers_over_2000_runs_hand_out_each_run_once(db: &TestDatabase) {
     let a = open(db).await;
+    let replicas = [a.clone(), open(db).await];
     let ag = agent(&a, "org", "fleet").await;
     let queues = [
         queue(&a, &ag, "q1", 2, 0, "fifo").await,
@@ -344,8 +350,8 @@ async fn eight_acquirers_over_2000_runs_hand_out_each_run_once(db: &TestDatabase
         submitted.insert(submit(&a, q, &format!("p{}", i % 7), &format!("r{i}")).await);
     }
     let mut workers = Vec::new();
-    for _ in 0..8 {
-        let a = a.clone();
+    for i in 0..8 {
+        let a = replicas[i % 2].clone();
         let ag = ag.clone();
         workers.push(tokio::spawn(async move {
             let mut mine = Vec::new();
@@ -381,7 +387,9 @@ async fn eight_acquirers_over_2000_runs_hand_out_each_run_once(db: &TestDatabase
         .await
         .unwrap();
     assert_eq!(succeeded, 2000);
-    a.db().clone().close().await.unwrap();
+    for replica in replicas {
+        replica.db().clone().close().await.unwrap();
+    }
 }
 
 orgplane_e2e::on_both_databases!(
