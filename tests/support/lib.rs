@@ -138,6 +138,20 @@ impl TestDatabase {
     }
 }
 
+/// A free loopback address (`127.0.0.1:port`) for a process that binds it
+/// later (after its migrations). The port is picked below Linux's
+/// ephemeral range (32768–60999): a port the kernel hands out (`bind(0)`,
+/// outgoing connections) could be taken by another test in between; one
+/// outside the range only by another pick.
+pub fn free_port() -> String {
+    loop {
+        let port = 20_000 + (uuid::Uuid::now_v7().as_u128() % 12_000) as u16;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap().to_string();
+        }
+    }
+}
+
 /// Installs rustls' crypto provider once per test process.
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();

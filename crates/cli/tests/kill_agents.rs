@@ -9,7 +9,6 @@
 use std::{
     collections::HashSet,
     future::Future,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -36,11 +35,6 @@ use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
 
-fn free_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// One `orgplane serve` process per service, killed on drop.
 struct Processes {
     data_dir: PathBuf,
@@ -64,10 +58,10 @@ impl Processes {
         let mut p = Self {
             data_dir: data_dir.to_owned(),
             database,
-            identity: free_port(),
-            organizations: free_port(),
-            agents: free_port(),
-            gateway: free_port(),
+            identity: orgplane_e2e::free_port(),
+            organizations: orgplane_e2e::free_port(),
+            agents: orgplane_e2e::free_port(),
+            gateway: orgplane_e2e::free_port(),
             children: Vec::new(),
         };
         for service in ["identity", "organizations", "agents", "gateway"] {

@@ -5,17 +5,11 @@
 //! absent; `dev` answers its first `Login` once the admin exists.
 
 use std::{
-    net::TcpListener,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
-
-fn free_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
 
 fn certs_init(dir: &std::path::Path) {
     let status = Command::new(BIN)
@@ -83,7 +77,7 @@ fn every_service_stops_on_sigterm_with_its_background_work() {
     let dir = tempfile::tempdir().unwrap();
     certs_init(dir.path());
     for service in ["identity", "organizations", "registry", "agents", "gateway"] {
-        let listen = free_port();
+        let listen = orgplane_e2e::free_port();
         let mut child = Command::new(BIN)
             .args(["serve", service, "--data-dir"])
             .arg(dir.path())
@@ -135,7 +129,7 @@ async fn on_sigterm_health_turns_not_serving_while_calls_are_still_accepted() {
 
     let dir = tempfile::tempdir().unwrap();
     certs_init(dir.path());
-    let listen = free_port();
+    let listen = orgplane_e2e::free_port();
     let mut running = Running(
         Command::new(BIN)
             .args(["serve", "gateway", "--data-dir"])
@@ -186,7 +180,7 @@ async fn dev_answers_its_first_login_with_the_admin_created() {
     use orgplane_proto::identity::{LoginRequest, auth_service_client::AuthServiceClient};
 
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_port();
+    let listen = orgplane_e2e::free_port();
     let mut running = Running(
         Command::new(BIN)
             .args(["dev", "--data-dir"])
