@@ -11,8 +11,7 @@ use orgplane_platform::{
 use orgplane_proto::identity::{
     IntrospectTokenRequest, identity_internal_client::IdentityInternalClient,
 };
-use orgplane_transport::client::Channel;
-use orgplane_transport::telemetry::propagate_trace_context;
+use orgplane_transport::{client::Channel, telemetry::propagate_trace_context};
 use sha2::{Digest, Sha256};
 use tonic::service::interceptor::InterceptedService;
 

@@ -29,8 +29,8 @@ use orgplane_platform::{
     principal::{PRINCIPAL_METADATA, Principal},
 };
 use orgplane_proto::{ANONYMOUS_METHODS, Backend};
-use orgplane_transport::client::Channel;
 use orgplane_transport::{
+    client::{Channel, error_chain},
     grpc::{CLIENT_ADDRESS_METADATA, REVOKED_PRINCIPAL_METADATA},
     telemetry::inject_current_context,
 };
@@ -247,8 +247,7 @@ fn bearer_token(value: &HeaderValue) -> Result<String, tonic::Status> {
 /// The status of a call the backend did not answer: its deadline passed, or
 /// the backend could not be reached.
 fn backend_failure(backend: Backend, err: &(dyn std::error::Error + 'static)) -> tonic::Status {
-    let mut source = Some(err);
-    while let Some(err) = source {
+    for err in error_chain(err) {
         if let Some(status) = err.downcast_ref::<tonic::Status>() {
             return tonic::Status::new(status.code(), status.message());
         }
@@ -257,7 +256,6 @@ fn backend_failure(backend: Backend, err: &(dyn std::error::Error + 'static)) ->
                 "the deadline passed before the backend answered",
             );
         }
-        source = err.source();
     }
     tracing::warn!(backend = backend.name(), error = %err, "backend call failed");
     tonic::Status::unavailable(format!("the {} service is unavailable", backend.name()))

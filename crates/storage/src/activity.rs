@@ -12,7 +12,7 @@
 //! dies between the change and the delivery.
 //!
 //! The activity itself, its delivery and the sink are
-//! `crate::activity`, re-exported here for the services that
+//! `orgplane_platform::activity`, re-exported here for the services that
 //! record.
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -182,6 +182,18 @@ impl<S: ActivitySink> Shipper<S> {
     /// the store acknowledged it; how many were delivered (0: outbox empty,
     /// or another replica of the service is shipping).
     pub async fn ship_once(&self) -> Result<u64, Error> {
+        // An idle shipper looks every `POLL`: an empty outbox costs that one
+        // read, not a transaction and a lock.
+        let waiting = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Uuid)
+            .limit(1)
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await?;
+        if waiting.is_none() {
+            return Ok(0);
+        }
         let shipped =
             crate::exclusive::exclusively(&self.db, "activity shipper", || self.ship_batch())
                 .await?;

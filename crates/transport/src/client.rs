@@ -155,15 +155,14 @@ impl Replicas {
 
 /// A channel to the replicas `addrs` names (see [`ReplicaAddrs::parse`])
 /// of the backend `server` (its certificates' DNS name), presenting `tls`.
+/// Connections are made lazily; discovery runs until the last clone of the
+/// channel is dropped.
 pub fn mtls_channel(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Channel> {
     Channel::new(addrs, server, tls)
 }
 
 impl Channel {
-    /// A channel to the replicas `addrs` names of the backend `server` (the
-    /// DNS name its certificates carry), presenting `tls`. Connections are
-    /// made lazily; discovery runs until the last clone is dropped.
-    pub fn new(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Self> {
+    fn new(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Self> {
         let addrs = ReplicaAddrs::parse(addrs)?;
         let connect = Connect {
             server: server.to_owned(),
@@ -241,47 +240,39 @@ impl Service<http::Request<Body>> for Channel {
     }
 }
 
+/// `err` and every error under it, outermost first.
+pub fn error_chain<'e>(
+    err: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |err| err.source())
+}
+
 /// Whether `err` says the call never reached a server: the connection was
 /// refused, or it closed before the request was taken from the queue
 /// (hyper's "canceled").
 fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        if err
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_canceled)
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
+    error_chain(err).any(|err| {
+        err.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            || err
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+    })
 }
 
 /// Whether `err` is a failure of the replica's connection — it could not
 /// be opened (refused, TLS, timed out) or it broke (a socket error, closed
 /// under a queued call) — rather than of one call on it (a stream reset,
-/// e.g. at its deadline), which says nothing of the replica.
+/// e.g. at its deadline), which says nothing of the replica. (Not tonic's
+/// `TimeoutExpired`: that is the call's deadline.)
 fn connection_failed(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(err) = source {
-        // (Not tonic's `TimeoutExpired`: that is the call's deadline.)
-        if err.is::<std::io::Error>() || err.is::<tower::timeout::error::Elapsed>() {
-            return true;
-        }
-        if let Some(hyper) = err.downcast_ref::<hyper::Error>()
-            && (hyper.is_canceled() || hyper.is_closed())
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
+    error_chain(err).any(|err| {
+        err.is::<std::io::Error>()
+            || err.is::<tower::timeout::error::Elapsed>()
+            || err
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(|hyper| hyper.is_canceled() || hyper.is_closed())
+    })
 }
 
 /// How to open a connection to one replica.

@@ -2,7 +2,7 @@
 //! each naming its service once as a SPIFFE URI SAN `spiffe://orgplane/<service>`.
 //!
 //! rustls checks that a peer's chain ends at the CA; which service the peer
-//! is, and whether it may call a method, is our check ([`crate::caller`]).
+//! is, and whether it may call a method, is our check ([`crate::layers::caller`]).
 
 use std::{
     fs,
