@@ -333,6 +333,20 @@ async fn grpc_web_calls_pass_through() {
     assert!(text.contains("grpc-status:0"), "{text}");
 }
 
+/// A request over the largest message a backend takes is refused before it
+/// is sent (the channel reads requests whole to resend them), and the
+/// gateway goes on serving.
+#[tokio::test]
+async fn a_request_over_the_message_limit_is_refused_before_it_is_sent() {
+    let t = TestStack::start().await;
+    let huge = LoginRequest {
+        username: "someone".into(),
+        password: "x".repeat(orgplane_transport::client::MAX_REQUEST_BYTES),
+    };
+    expect_code(t.auth().login(huge).await, Code::ResourceExhausted);
+    t.user("after").await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_completes_in_flight_calls() {
     let t = TestStack::start().await;
