@@ -272,3 +272,125 @@ async fn periodic_work_runs_on_one_replica_at_a_time() {
     }
     db.drop().await;
 }
+
+/// Replicas of a service started together migrate one at a time (an
+/// advisory lock per schema): without it, one failed on a duplicate catalog
+/// row as both created the same tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_migrate_one_at_a_time() {
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let target = db.target();
+    let starts = (0..4).map(|_| {
+        let target = target.clone();
+        tokio::spawn(async move {
+            orgplane_storage::db::connect_and_migrate::<orgplane_organizations::Migrator>(&target)
+                .await
+        })
+    });
+    for started in futures::future::join_all(starts).await {
+        started.unwrap().expect("every replica migrates and starts");
+    }
+    db.drop().await;
+}
+
+/// Two replicas of a service (two pools on one schema): a change one
+/// publishes reaches the other's subscribers (PostgreSQL `NOTIFY`), keys
+/// sent together arrive together; when the listening connection is lost,
+/// subscribers are told to forget everything, and changes arrive again once
+/// it listens anew. Another schema's changes never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_every_replica_and_a_lost_listener_forgets_everything() {
+    use futures::StreamExt;
+    use orgplane_storage::{
+        changes::{ChangeFeed, Notice},
+        db::connect,
+    };
+    use sea_orm::ConnectionTrait;
+
+    let (Some(db), Some(elsewhere)) = (
+        orgplane_e2e::TestDatabase::postgres(),
+        orgplane_e2e::TestDatabase::postgres(),
+    ) else {
+        return;
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let feed = |db| ChangeFeed::new(db, "test");
+    let (one, two, other) = (
+        feed(connect(&db.target()).await.unwrap()),
+        feed(connect(&db.target()).await.unwrap()),
+        feed(connect(&elsewhere.target()).await.unwrap()),
+    );
+    let mut heard = Box::pin(two.changes());
+    let mut heard_elsewhere = Box::pin(other.changes());
+    async fn next(stream: &mut (impl futures::Stream<Item = Notice> + Unpin)) -> Notice {
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("a notice within 5 s")
+            .expect("the stream stays open")
+    }
+    for feed in [&one, &two, &other] {
+        tokio::spawn(feed.clone().run(until_stopped()));
+    }
+    assert_eq!(next(&mut heard).await, Notice::default(), "subscribed");
+    assert_eq!(next(&mut heard_elsewhere).await, Notice::default());
+    // Listening: each feed tells its subscribers to forget everything once.
+    assert!(next(&mut heard).await.everything);
+    assert!(next(&mut heard_elsewhere).await.everything);
+
+    one.publish("org-1");
+    let notice = next(&mut heard).await;
+    assert_eq!(notice.keys, ["org-1"], "{notice:?}");
+
+    // The listening connection is lost: forget everything, then hear again.
+    let admin = connect(&db.target()).await.unwrap();
+    let orgplane_storage::db::DbTarget::Postgres { schema, .. } = db.target() else {
+        unreachable!("a PostgreSQL test database")
+    };
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query = 'LISTEN \"{schema}:test\"'"
+        ))
+        .await
+        .unwrap();
+    let mut forgot = false;
+    for _ in 0..3 {
+        if next(&mut heard).await.everything {
+            forgot = true;
+            break;
+        }
+    }
+    assert!(
+        forgot,
+        "a lost listener makes subscribers forget everything"
+    );
+    one.publish("org-2");
+    let start = std::time::Instant::now();
+    loop {
+        let notice = next(&mut heard).await;
+        if notice.keys.contains(&"org-2".to_owned()) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "heard again");
+    }
+    // The other schema heard none of it.
+    while let Ok(Some(notice)) =
+        tokio::time::timeout(Duration::from_millis(300), heard_elsewhere.next()).await
+    {
+        assert!(
+            notice.keys.is_empty(),
+            "another schema's change: {notice:?}"
+        );
+    }
+    let _ = stop.send(true);
+    db.drop().await;
+    elsewhere.drop().await;
+}

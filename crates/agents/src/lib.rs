@@ -17,7 +17,7 @@ pub use storage::migration::Migrator;
 
 use orgplane_proto::Backend;
 use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
-use orgplane_transport::peers::{IdentityPeer, OrganizationsPeer};
+use orgplane_transport::peers::IdentityPeer;
 use sea_orm::DatabaseConnection;
 
 impl Service for Agents {
@@ -34,13 +34,13 @@ impl Service for Agents {
         max_run_attempts: u32,
         wiring: Wiring<'_>,
     ) -> anyhow::Result<(Self, Assembled)> {
+        let (organizations, following) = wiring.organizations()?;
         let agents = Agents::new(db)
             .with_max_attempts(max_run_attempts)
-            .with_organizations(OrganizationsPeer::new(
-                wiring.channel(Backend::Organizations)?,
-            ))
+            .with_organizations(organizations)
             .with_identity(IdentityPeer::new(wiring.channel(Backend::Identity)?));
         let background = vec![
+            following,
             Box::pin(
                 agents
                     .clone()

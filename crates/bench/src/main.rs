@@ -54,7 +54,9 @@ struct Cli {
     deep_rows: u64,
     /// Also run the write and run admission scenarios on PostgreSQL at this
     /// URL (in fresh schemas, dropped afterwards), e.g.
-    /// postgres://postgres@127.0.0.1:5432/test.
+    /// postgres://postgres@127.0.0.1:5432/test — in `dev`, and (unless
+    /// --no-multi-process) with two replicas of every service and two
+    /// gateways.
     #[arg(long)]
     postgres: Option<String>,
     /// Skip the multi-process layout.
@@ -124,6 +126,15 @@ async fn main() -> anyhow::Result<()> {
         let result = dev_on_postgres(&mut report, &orgplane, load, database.clone(), &only).await;
         database.clean_up().await?;
         result?;
+        if !cli.no_multi_process {
+            let database = Database::Postgres {
+                url: url.clone(),
+                prefix: format!("bench{}_replicas_", std::process::id()),
+            };
+            let result = replicas_on_postgres(&mut report, &orgplane, load, &database, &only).await;
+            database.clean_up().await?;
+            result?;
+        }
     }
     if !cli.no_multi_process {
         multi_process(&mut report, &orgplane, load, &only).await?;
@@ -271,11 +282,29 @@ async fn multi_process(
     load: Load,
     only: &Only,
 ) -> anyhow::Result<()> {
-    let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite)?;
+    let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite, 1)?;
     let session = plane.open(load).await?;
     let target = plane.target();
     plain(report, &target, &session, load, only, READS).await?;
     report.memory("multi-process, sqlite", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+/// Two processes of every service and two gateways on one PostgreSQL, the
+/// load spread over both gateways.
+async fn replicas_on_postgres(
+    report: &mut Report,
+    orgplane: &std::path::Path,
+    load: Load,
+    database: &Database,
+    only: &Only,
+) -> anyhow::Result<()> {
+    let mut plane = ControlPlane::multi_process(orgplane, database.clone(), 2)?;
+    let session = plane.open(load).await?;
+    let target = plane.target();
+    let names = ["auth-read", "authz-read", "write", "admission"];
+    plain(report, &target, &session, load, only, &names).await?;
+    report.memory("2 replicas, postgresql", plane.processes.peak_rss()?);
     Ok(())
 }
 
@@ -307,7 +336,7 @@ async fn plain(
 impl ControlPlane {
     async fn open(&mut self, load: Load) -> anyhow::Result<Session> {
         self.ready().await?;
-        Session::open(&self.gateway, load.connections).await
+        Session::open(&self.gateways, load.connections).await
     }
 
     fn target(&self) -> Target<'_> {

@@ -175,9 +175,9 @@ const UNLIMITED: &str = "100000000";
 pub struct ControlPlane {
     /// Its processes.
     pub processes: Processes,
-    /// The gateway's address.
-    pub gateway: String,
-    /// `dev` or `multi-process`.
+    /// The gateways' addresses.
+    pub gateways: Vec<String>,
+    /// `dev`, `multi-process` or `2 replicas`.
     pub layout: &'static str,
     /// Where its data is.
     pub database: Database,
@@ -214,16 +214,22 @@ impl ControlPlane {
         Ok(Self {
             processes,
             listening: vec![gateway.clone()],
-            gateway,
+            gateways: vec![gateway],
             layout: "dev",
             database,
             _data: data,
         })
     }
 
-    /// One `orgplane serve` per service, over loopback mTLS, as in
-    /// production.
-    pub fn multi_process(orgplane: &Path, database: Database) -> anyhow::Result<Self> {
+    /// `replicas` `orgplane serve` processes per service (gateways
+    /// included), over loopback mTLS, as in production: each is given
+    /// every replica of each peer, and the load is spread over the
+    /// gateways.
+    pub fn multi_process(
+        orgplane: &Path,
+        database: Database,
+        replicas: usize,
+    ) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let status = Command::new(orgplane)
             .args(["certs", "init", "--data-dir", &path(data.path())])
@@ -233,59 +239,69 @@ impl ControlPlane {
             bail!("orgplane certs init failed");
         }
         let services = ["identity", "organizations", "registry", "agents", "gateway"];
-        let addrs: Vec<String> = services
-            .iter()
-            .map(|_| free_addr())
-            .collect::<Result<_, _>>()?;
+        let mut addrs: std::collections::HashMap<&str, Vec<String>> = Default::default();
+        for service in services {
+            addrs.insert(
+                service,
+                (0..replicas)
+                    .map(|_| free_addr())
+                    .collect::<Result<_, _>>()?,
+            );
+        }
         let mut processes = Processes::default();
-        for (service, listen) in services.iter().zip(&addrs) {
-            let mut args = vec![
-                "serve".to_owned(),
-                service.to_string(),
-                "--data-dir".into(),
-                path(data.path()),
-                "--listen".into(),
-                listen.clone(),
-            ];
+        for service in services {
             // Each service takes only the peers it calls.
-            let peers: &[(&str, usize)] = match *service {
-                "identity" | "registry" => &[("--organizations-addr", 1)],
-                "organizations" => &[
-                    ("--identity-addr", 0),
-                    ("--registry-addr", 2),
-                    ("--agents-addr", 3),
-                ],
-                "agents" => &[("--identity-addr", 0), ("--organizations-addr", 1)],
-                _ => &[
-                    ("--identity-addr", 0),
-                    ("--organizations-addr", 1),
-                    ("--registry-addr", 2),
-                    ("--agents-addr", 3),
-                ],
+            let peers: &[&str] = match service {
+                "identity" | "registry" => &["organizations"],
+                "organizations" => &["identity", "registry", "agents"],
+                "agents" => &["identity", "organizations"],
+                _ => &["identity", "organizations", "registry", "agents"],
             };
-            for (flag, index) in peers {
-                args.extend([flag.to_string(), addrs[*index].clone()]);
-            }
-            if *service == "gateway" {
-                for flag in [
-                    "--rate-limit",
-                    "--rate-limit-burst",
-                    "--address-rate-limit",
-                    "--address-rate-limit-burst",
-                ] {
-                    args.extend([flag.to_owned(), UNLIMITED.to_owned()]);
+            for (replica, listen) in addrs[service].iter().enumerate() {
+                let mut args = vec![
+                    "serve".to_owned(),
+                    service.to_string(),
+                    "--data-dir".into(),
+                    path(data.path()),
+                    "--listen".into(),
+                    listen.clone(),
+                ];
+                for peer in peers {
+                    args.extend([format!("--{peer}-addr"), addrs[peer].join(",")]);
                 }
-            } else {
-                args.extend(database.args());
+                if service == "gateway" {
+                    for flag in [
+                        "--rate-limit",
+                        "--rate-limit-burst",
+                        "--address-rate-limit",
+                        "--address-rate-limit-burst",
+                    ] {
+                        args.extend([flag.to_owned(), UNLIMITED.to_owned()]);
+                    }
+                } else {
+                    args.extend(database.args());
+                }
+                let name = if replicas == 1 {
+                    format!("orgplane serve {service}")
+                } else {
+                    format!("orgplane serve {service} #{}", replica + 1)
+                };
+                processes.spawn(&name, orgplane, &args)?;
             }
-            processes.spawn(&format!("orgplane serve {service}"), orgplane, &args)?;
         }
         Ok(Self {
             processes,
-            gateway: addrs[4].clone(),
-            layout: "multi-process",
+            gateways: addrs["gateway"].clone(),
+            layout: if replicas == 1 {
+                "multi-process"
+            } else {
+                "2 replicas"
+            },
             database,
-            listening: addrs.clone(),
+            listening: services
+                .iter()
+                .flat_map(|service| addrs[service].clone())
+                .collect(),
             _data: data,
         })
     }

@@ -74,8 +74,14 @@ impl Session {
 
     /// Signs the owner and the
     /// member up and makes the organization with the member in it.
-    pub async fn open(gateway: &str, connections: usize) -> anyhow::Result<Self> {
-        let channels = crate::load::connect(gateway, connections).await?;
+    /// Connections are spread over `gateways`.
+    pub async fn open(gateways: &[String], connections: usize) -> anyhow::Result<Self> {
+        let mut channels = Vec::new();
+        for (i, gateway) in gateways.iter().enumerate() {
+            let share =
+                connections / gateways.len() + usize::from(i < connections % gateways.len());
+            channels.extend(crate::load::connect(gateway, share.max(1)).await?);
+        }
         let owner = sign_up(&channels[0], "owner").await?;
         let member = sign_up(&channels[0], "member").await?;
         let session = Self {

@@ -1,7 +1,7 @@
 //! Bearer tokens → principals, through `IdentityInternal.IntrospectToken`,
 //! with answers cached briefly (keyed by the token's hash, never the token).
 
-use std::time::Duration;
+use std::{collections::HashSet, future::Future, time::Duration};
 
 use moka::future::Cache;
 use orgplane_platform::{
@@ -9,9 +9,10 @@ use orgplane_platform::{
     time::{from_timestamp, now_micros},
 };
 use orgplane_proto::identity::{
-    IntrospectTokenRequest, identity_internal_client::IdentityInternalClient,
+    IntrospectTokenRequest, WatchRevocationsRequest, WatchRevocationsResponse,
+    identity_internal_client::IdentityInternalClient,
 };
-use orgplane_transport::{client::Channel, telemetry::propagate_trace_context};
+use orgplane_transport::{client::Channel, follow::follow, telemetry::propagate_trace_context};
 use sha2::{Digest, Sha256};
 use tonic::service::interceptor::InterceptedService;
 
@@ -63,18 +64,46 @@ impl Authenticator {
         }
     }
 
-    /// Forgets every cached answer for the principal `uuid` (some of its
-    /// tokens were revoked through this gateway): its next calls are
+    /// Forgets every cached answer for the principals `uuids` (some of
+    /// their tokens were revoked, or they changed): their next calls are
     /// looked up again.
-    pub fn forget_principal(&self, uuid: &str) {
-        let uuid = uuid.to_owned();
+    pub fn forget_principals(&self, uuids: impl IntoIterator<Item = String>) {
+        let uuids: HashSet<String> = uuids.into_iter().collect();
+        if uuids.is_empty() {
+            return;
+        }
         if let Err(err) = self.cache.invalidate_entries_if(move |_, answer| {
             answer
                 .as_ref()
-                .is_some_and(|(principal, _)| principal.uuid == uuid)
+                .is_some_and(|(principal, _)| uuids.contains(&principal.uuid))
         }) {
             tracing::warn!(%err, "could not forget a revoked principal's tokens; they expire with the cache");
         }
+    }
+
+    /// Follows identity's revocations, made through any gateway and any
+    /// replica of identity, until `stop` completes: a revoked token stops
+    /// working here as soon as the notice arrives, not when its cached
+    /// answer expires.
+    pub async fn follow_revocations(self, stop: impl Future<Output = ()>) {
+        let client = self.client.clone();
+        follow(
+            "revocations",
+            move || {
+                let mut client = client.clone();
+                async move { client.watch_revocations(WatchRevocationsRequest {}).await }
+            },
+            |notice: WatchRevocationsResponse| {
+                if notice.everything {
+                    self.cache.invalidate_all();
+                } else {
+                    self.forget_principals(notice.principal_uuids);
+                }
+            },
+            || self.cache.invalidate_all(),
+            stop,
+        )
+        .await;
     }
 
     /// The principal `token` authenticates, if that answer is cached (no

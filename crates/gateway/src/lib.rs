@@ -108,6 +108,12 @@ pub fn grpc_server(
         channels.insert(*backend, mtls_channel(addr, backend.name(), internal)?);
     }
     let (draining, drain_started) = tokio::sync::watch::channel(false);
+    // Revocations are followed until the gateway drains (or its server is
+    // dropped, which drops `draining`).
+    let mut until_drained = drain_started.clone();
+    tokio::spawn(authenticator.clone().follow_revocations(async move {
+        let _ = until_drained.wait_for(|draining| *draining).await;
+    }));
     let open_streams = streams::OpenStreams::new(drain_started);
     let mut server = GrpcServer::new("gateway")
         .on_drain(draining)

@@ -183,7 +183,7 @@ impl Proxy {
         if let Some(revoked) = response.headers_mut().remove(REVOKED_PRINCIPAL_METADATA)
             && let Ok(uuid) = revoked.to_str()
         {
-            self.authenticator.forget_principal(uuid);
+            self.authenticator.forget_principals([uuid.to_owned()]);
         }
         Ok(match stream {
             Some((slot, token)) => {

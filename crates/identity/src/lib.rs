@@ -17,7 +17,6 @@ pub use storage::migration::Migrator;
 
 use orgplane_proto::Backend;
 use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
-use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
 impl Service for Identity {
@@ -32,10 +31,11 @@ impl Service for Identity {
         config: IdentityConfig,
         wiring: Wiring<'_>,
     ) -> anyhow::Result<(Self, Assembled)> {
-        let identity = Identity::new(db, config).with_organizations(OrganizationsPeer::new(
-            wiring.channel(Backend::Organizations)?,
-        ));
+        let (organizations, following) = wiring.organizations()?;
+        let identity = Identity::new(db, config).with_organizations(organizations);
         let background = vec![
+            following,
+            Box::pin(identity.revocations().clone().run(wiring.stopped())) as _,
             Box::pin(
                 identity
                     .clone()

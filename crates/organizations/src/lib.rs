@@ -45,6 +45,7 @@ impl Service for Organizations {
                     .run_purger(PURGE_INTERVAL, wiring.stopped()),
             ) as _,
             Box::pin(organizations.activity_shipper().run(wiring.stopped())) as _,
+            Box::pin(organizations.access_changes().clone().run(wiring.stopped())) as _,
         ];
         let server = wiring.server(grpc_server(organizations.clone(), wiring.tls));
         Ok((organizations, Assembled { server, background }))

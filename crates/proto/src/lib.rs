@@ -130,6 +130,13 @@ pub fn mutating_methods() -> Vec<String> {
     methods().filter(|m| !m.read).map(|m| m.path).collect()
 }
 
+/// The gRPC paths of every method marked
+/// `option idempotency_level = NO_SIDE_EFFECTS`: calls that may be sent
+/// again when the connection carrying them broke.
+pub fn read_methods() -> Vec<String> {
+    methods().filter(|m| m.read).map(|m| m.path).collect()
+}
+
 /// The gRPC paths of every method whose responses stream.
 pub fn streaming_methods() -> Vec<String> {
     methods()
@@ -226,9 +233,15 @@ mod tests {
             mutating_methods()
                 .contains(&"/orgplane.registry.v1.ModelRegistryService/CreateModel".to_owned())
         );
+        let mut streaming = streaming_methods();
+        streaming.sort();
         assert_eq!(
-            streaming_methods(),
-            ["/orgplane.organizations.v1.ActivityService/WatchActivities"]
+            streaming,
+            [
+                "/orgplane.identity.v1.IdentityInternal/WatchRevocations",
+                "/orgplane.organizations.v1.ActivityService/WatchActivities",
+                "/orgplane.organizations.v1.OrganizationsInternal/WatchAccessChanges",
+            ]
         );
     }
 }

@@ -19,7 +19,6 @@ pub use storage::migration::Migrator;
 
 use orgplane_proto::Backend;
 use orgplane_service::{Assembled, PEER_PURGE_INTERVAL, Service, Wiring};
-use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
 impl Service for Registry {
@@ -34,11 +33,10 @@ impl Service for Registry {
         (): (),
         wiring: Wiring<'_>,
     ) -> anyhow::Result<(Self, Assembled)> {
-        let registry = Registry::new(
-            db,
-            OrganizationsPeer::new(wiring.channel(Backend::Organizations)?),
-        );
+        let (organizations, following) = wiring.organizations()?;
+        let registry = Registry::new(db, organizations);
         let background = vec![
+            following,
             Box::pin(
                 registry
                     .clone()

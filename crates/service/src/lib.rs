@@ -15,7 +15,9 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 
 use orgplane_platform::shutdown::Shutdown;
-use orgplane_transport::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
+use orgplane_transport::{
+    client::mtls_channel, peers::OrganizationsPeer, pki::ServiceTls, server::GrpcServer,
+};
 
 /// How often the organizations service purges deleted organizations past
 /// their grace period.
@@ -67,6 +69,14 @@ impl Wiring<'_> {
     /// up yet is not an error).
     pub fn channel(&self, backend: Backend) -> anyhow::Result<Channel> {
         mtls_channel(self.peers.of(backend), backend.name(), self.tls)
+    }
+
+    /// The organizations service as a peer, and the work that keeps its
+    /// cached access decisions current (run it in the background).
+    pub fn organizations(&self) -> anyhow::Result<(OrganizationsPeer, Background)> {
+        let peer = OrganizationsPeer::new(self.channel(Backend::Organizations)?);
+        let following = Box::pin(peer.clone().follow_access_changes(self.stopped()));
+        Ok((peer, following))
     }
 
     /// Completes when the process stops.

@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
@@ -128,12 +128,42 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Opens `target` and brings its tables up to date with `M`.
+///
+/// On PostgreSQL, replicas of a service starting together would race to
+/// create the same schema and tables (one fails on a duplicate catalog
+/// row): each holds a session advisory lock named after the schema while
+/// it creates and migrates, so the others wait and then find the tables up
+/// to date. A process that dies holding it releases it with its connection.
 pub async fn connect_and_migrate<M: MigratorTrait>(
     target: &DbTarget,
 ) -> anyhow::Result<DatabaseConnection> {
-    let db = connect(target).await?;
-    M::up(&db, None).await.context("running migrations")?;
-    Ok(db)
+    let DbTarget::Postgres { url, schema } = target else {
+        let db = connect(target).await?;
+        M::up(&db, None).await.context("running migrations")?;
+        return Ok(db);
+    };
+    let mut options = ConnectOptions::new(url.clone());
+    options.max_connections(1).sqlx_logging(false);
+    let lock = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    let key = format!("orgplane migrations of {schema}");
+    lock.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+        [key.clone().into()],
+    ))
+    .await
+    .context("waiting for other replicas' migrations")?;
+    let migrated = async {
+        let db = connect(target).await?;
+        M::up(&db, None).await.context("running migrations")?;
+        anyhow::Ok(db)
+    }
+    .await;
+    // Closing the connection releases the lock whatever happened.
+    let _ = lock.close().await;
+    migrated
 }
 
 /// An index for [`create_indexes`]: table, name, columns, unique.

@@ -1,10 +1,12 @@
 //! How orgplane services keep state: connections and per-service schemas
 //! ([`db`]), the activity outbox ([`activity`], [`outbox`]), group commit,
 //! idempotent creations, keyset pages ([`page`]), etags, read caches, the
-//! purge of deleted organizations ([`deletions`]) and background work one
-//! replica does at a time ([`exclusive`]).
+//! purge of deleted organizations ([`deletions`]), background work one
+//! replica does at a time ([`exclusive`]) and changes every replica hears
+//! at once ([`changes`]).
 
 pub mod activity;
+pub mod changes;
 pub mod db;
 pub mod deletions;
 pub mod etag;

@@ -1,9 +1,19 @@
 //! Access decisions for the services that do not own memberships: they ask
-//! `OrganizationsInternal.CheckPermission` and cache each answer for at most
-//! the few seconds it allows, so a role change is seen everywhere within
-//! that time while repeated calls cost no round trip.
+//! `OrganizationsInternal.CheckPermission` and cache each answer, so that
+//! repeated calls cost no round trip. A change of access in an organization
+//! (a role, a membership, a grant, a setting) forgets that organization's
+//! answers as soon as `WatchAccessChanges` reports it (see
+//! [`crate::peers::OrganizationsPeer::follow_access_changes`]); the few
+//! seconds an answer may live are the bound when a report is lost.
 
-use std::time::Duration;
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::client::Channel;
 use moka::future::Cache;
@@ -80,7 +90,12 @@ enum Answer {
 #[derive(Clone)]
 pub struct PermissionChecker {
     client: OrganizationsInternalClient<Channel>,
-    cache: Cache<Key, Answer>,
+    /// Answers with the UUID of their organization (empty when it is not
+    /// visible to the caller).
+    cache: Cache<Key, (String, Answer)>,
+    /// Moves on every forgetting: an answer asked for before it is not
+    /// cached (it may predate the change).
+    forgotten: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PermissionChecker {
@@ -99,8 +114,30 @@ impl PermissionChecker {
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(MAX_DECISION_TTL)
+                .support_invalidation_closures()
                 .build(),
+            forgotten: Arc::default(),
         }
+    }
+
+    /// Forgets the answers about the organizations `uuids` (access changed
+    /// there), and every "not visible" (a caller may have joined).
+    pub fn forget_organizations(&self, uuids: Vec<String>) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        let uuids: HashSet<String> = uuids.into_iter().collect();
+        if let Err(err) = self
+            .cache
+            .invalidate_entries_if(move |_, (uuid, _)| uuid.is_empty() || uuids.contains(uuid))
+        {
+            tracing::warn!(%err, "could not forget access decisions; they expire with the cache");
+            self.cache.invalidate_all();
+        }
+    }
+
+    /// Forgets every answer.
+    pub fn forget_all(&self) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
     }
 
     /// The caller's standing if they hold `permission` in `organization` (on
@@ -184,9 +221,10 @@ impl PermissionChecker {
             restrictions: restrictions.to_vec(),
             with_teams,
         };
-        if let Some(hit) = self.cache.get(&key).await {
+        if let Some((_, hit)) = self.cache.get(&key).await {
             return Ok(hit);
         }
+        let asked_at = self.forgotten.load(Ordering::Acquire);
         let answer = self
             .client
             .clone()
@@ -218,8 +256,13 @@ impl PermissionChecker {
                 teams: answer.teams.clone(),
             })
         };
-        if answer.ttl_seconds > 0 {
-            self.cache.insert(key, decided.clone()).await;
+        if answer.ttl_seconds > 0 && self.forgotten.load(Ordering::Acquire) == asked_at {
+            let uuid = if answer.visible {
+                answer.organization_uuid
+            } else {
+                String::new()
+            };
+            self.cache.insert(key, (uuid, decided.clone())).await;
         }
         Ok(decided)
     }

@@ -201,6 +201,7 @@ impl Service<http::Request<Body>> for Channel {
         // its place.
         let mut ready = self.balancer.clone();
         std::mem::swap(&mut ready, &mut self.balancer);
+        let replicas = self.replicas.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
@@ -225,6 +226,7 @@ impl Service<http::Request<Body>> for Channel {
                 *request.headers_mut() = parts.headers.clone();
                 request
             };
+            let read = is_read(parts.uri.path());
             let mut answer = ready.call(request()).await;
             for _ in 1..MAX_SENDS {
                 match &answer {
@@ -232,12 +234,38 @@ impl Service<http::Request<Body>> for Channel {
                         tracing::debug!(error = %err, "a replica refused the connection; sending again");
                         answer = ready.ready().await?.call(request()).await;
                     }
+                    Err(err) if read && connection_failed(err.as_ref()) => {
+                        tracing::debug!(error = %err, "a replica's connection broke under a read; sending it again");
+                        answer = ready.ready().await?.call(request()).await;
+                    }
                     _ => break,
                 }
             }
-            answer
+            // A connection that broke under the call (the replica died with
+            // it in flight) is the backend being unavailable, which callers
+            // may retry — not an unknown error.
+            answer.map_err(|err| {
+                if connection_failed(err.as_ref()) {
+                    tracing::debug!(server = replicas.server, error = %err, "a replica's connection failed under a call");
+                    tonic::Status::unavailable(format!(
+                        "the {} service is unavailable: a replica's connection failed",
+                        replicas.server
+                    ))
+                    .into()
+                } else {
+                    err
+                }
+            })
         })
     }
+}
+
+/// Whether `path` names a method without side effects (marked so in
+/// `proto/`), which may be sent again even if a replica received it.
+fn is_read(path: &str) -> bool {
+    static READS: std::sync::LazyLock<std::collections::HashSet<String>> =
+        std::sync::LazyLock::new(|| orgplane_proto::read_methods().into_iter().collect());
+    READS.contains(path)
 }
 
 /// `err` and every error under it, outermost first.

@@ -3,10 +3,12 @@
 //! backend's replicas ([`client`]), principals
 //! and masks on the wire ([`grpc`]), the clients of other services' internal
 //! RPCs speaking domain types ([`peers`]), the cached access checker
-//! ([`access`]) and telemetry.
+//! ([`access`]), following the changes of the service a cache holds
+//! answers of ([`follow`]) and telemetry.
 
 pub mod access;
 pub mod client;
+pub mod follow;
 pub mod grpc;
 pub mod layers;
 pub mod peers;

@@ -13,6 +13,7 @@ use orgplane_proto::{
     organizations::{
         AdmitExternalUserRequest, CheckRestrictionRequest, GetExternalAuthProvidersRequest,
         GetRunRoutingRequest, ListDeletedOrganizationsRequest, RecordActivitiesRequest,
+        WatchAccessChangesRequest, WatchAccessChangesResponse,
         organizations_internal_client::OrganizationsInternalClient,
     },
     registry::{
@@ -184,8 +185,52 @@ impl OrganizationsPeer {
             routing: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(MAX_DECISION_TTL)
+                .support_invalidation_closures()
                 .build(),
         }
+    }
+
+    /// Follows the changes of access made through any replica of the
+    /// organizations service until `stop` completes, forgetting the access
+    /// decisions and run routings of each organization named.
+    pub async fn follow_access_changes(self, stop: impl std::future::Future<Output = ()>) {
+        let client = self.client.clone();
+        crate::follow::follow(
+            "access changes",
+            move || {
+                let mut client = client.clone();
+                async move {
+                    client
+                        .watch_access_changes(WatchAccessChangesRequest {})
+                        .await
+                }
+            },
+            |notice: WatchAccessChangesResponse| {
+                if notice.everything {
+                    self.forget_all();
+                    return;
+                }
+                let uuids: std::collections::HashSet<String> =
+                    notice.organization_uuids.iter().cloned().collect();
+                self.permissions
+                    .forget_organizations(notice.organization_uuids);
+                if self
+                    .routing
+                    .invalidate_entries_if(move |(uuid, _), _| uuids.contains(uuid))
+                    .is_err()
+                {
+                    self.routing.invalidate_all();
+                }
+            },
+            || self.forget_all(),
+            stop,
+        )
+        .await;
+    }
+
+    fn forget_all(&self) {
+        self.permissions.forget_all();
+        self.routing.invalidate_all();
     }
 
     /// Where the runs of `project` go; `NOT_FOUND` when it does not exist.

@@ -2,14 +2,35 @@
 
 use orgplane_platform::time::to_timestamp;
 use orgplane_proto::identity::{self as pb, identity_internal_server::IdentityInternal};
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{Identity, agent_tokens::AgentIdentity};
 
 pub(super) struct InternalApi(pub Identity);
 
+type RevocationStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchRevocationsResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl IdentityInternal for InternalApi {
+    type WatchRevocationsStream = RevocationStream;
+
+    async fn watch_revocations(
+        &self,
+        _req: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<RevocationStream>, Status> {
+        let notices = self.0.revocations().changes().map(|notice| {
+            Ok(pb::WatchRevocationsResponse {
+                principal_uuids: notice.keys,
+                everything: notice.everything,
+            })
+        });
+        Ok(Response::new(Box::pin(notices)))
+    }
+
     async fn introspect_token(
         &self,
         req: Request<pb::IntrospectTokenRequest>,

@@ -28,6 +28,10 @@ pub fn caller_policy() -> CallerPolicy {
             &["gateway", "organizations", "registry", "agents"],
         )
         .allow(
+            "/orgplane.identity.v1.IdentityInternal/WatchRevocations",
+            &["gateway"],
+        )
+        .allow(
             "/orgplane.identity.v1.IdentityInternal/MarkEmailVerified",
             &["organizations"],
         )

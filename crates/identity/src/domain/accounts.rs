@@ -371,6 +371,7 @@ impl Identity {
             .filter(tokens::Column::RevokeTime.is_null())
             .exec(&self.db)
             .await?;
+        self.revoked(&principal.uuid);
         Ok(())
     }
 
@@ -418,7 +419,7 @@ impl Identity {
         )
         .await?;
         txn.commit().await?;
-        self.user_rows.changed();
+        self.revoked(&user.uuid);
         Ok(())
     }
 
@@ -534,7 +535,7 @@ impl Identity {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        self.user_rows.changed();
+        self.revoked(&reset.user_uuid);
         Ok(reset.user_uuid)
     }
 

@@ -44,6 +44,7 @@ impl Identity {
         );
         v.finish()?;
         let secret = secrets::generate(secrets::AGENT_PREFIX);
+        let agent_uuid = agent.agent_uuid.clone();
         let txn = self.db.begin().await?;
         agent_tokens::Entity::delete_many()
             .filter(agent_tokens::Column::AgentUuid.eq(agent.agent_uuid.as_str()))
@@ -61,6 +62,7 @@ impl Identity {
         .insert(&txn)
         .await?;
         txn.commit().await?;
+        self.revoked(&agent_uuid);
         Ok(secret)
     }
 
@@ -69,11 +71,13 @@ impl Identity {
         let mut v = Violations::new();
         v.check("agent_uuid", validate::required(agent_uuid, 64));
         v.finish()?;
-        Ok(agent_tokens::Entity::delete_many()
+        let revoked = agent_tokens::Entity::delete_many()
             .filter(agent_tokens::Column::AgentUuid.eq(agent_uuid))
             .exec(&self.db)
             .await?
-            .rows_affected)
+            .rows_affected;
+        self.revoked(agent_uuid);
+        Ok(revoked)
     }
 
     /// Revokes every agent token of the organization `organization_uuid`
@@ -88,11 +92,14 @@ impl Identity {
             validate::required(organization_uuid, 64),
         );
         v.finish()?;
-        Ok(agent_tokens::Entity::delete_many()
+        let revoked = agent_tokens::Entity::delete_many()
             .filter(agent_tokens::Column::OrganizationUuid.eq(organization_uuid))
             .exec(&self.db)
             .await?
-            .rows_affected)
+            .rows_affected;
+        // Which agents held them is not kept: every cached answer goes.
+        self.revocations.publish_everything();
+        Ok(revoked)
     }
 
     pub(crate) async fn introspect_agent(

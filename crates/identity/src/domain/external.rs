@@ -279,7 +279,7 @@ impl Identity {
         {
             tracing::warn!(user = %user.username, error = %err, "could not remove a refused external user");
         }
-        self.user_rows.changed();
+        self.revoked(&user.uuid);
     }
 }
 

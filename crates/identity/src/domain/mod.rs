@@ -20,6 +20,7 @@ use orgplane_platform::{
     Error,
     principal::{Principal, PrincipalKind},
 };
+use orgplane_storage::changes::ChangeFeed;
 use orgplane_transport::peers::OrganizationsPeer;
 use sea_orm::DatabaseConnection;
 
@@ -88,18 +89,23 @@ pub struct Identity {
         orgplane_storage::read_cache::ReadCache<String, crate::storage::users::Model>,
     /// Password resets asked per client address.
     pub(crate) reset_requests: accounts::ResetRequests,
+    /// Principals whose tokens or profile changed, for every replica and
+    /// every gateway (`WatchRevocations`).
+    pub(crate) revocations: ChangeFeed,
 }
 
 impl Identity {
     /// Identity over a migrated database.
     pub fn new(db: DatabaseConnection, config: IdentityConfig) -> Self {
+        let user_rows = orgplane_storage::read_cache::ReadCache::new(10_000, users::USER_TTL);
         Self {
+            revocations: ChangeFeed::new(db.clone(), "revocations").forgetting(user_rows.clone()),
+            user_rows,
             db,
             hasher: PasswordHasherPool::new(config.hash_concurrency, config.hash_queue),
             oidc: OidcVerifier::new(config.allow_insecure_issuers),
             config,
             organizations: None,
-            user_rows: orgplane_storage::read_cache::ReadCache::new(10_000, users::USER_TTL),
             reset_requests: accounts::ResetRequests::new(),
         }
     }
@@ -115,6 +121,19 @@ impl Identity {
     /// The database (for tests and tools).
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The revocations every replica hears: what `WatchRevocations`
+    /// streams, and what the user rows read here forget.
+    pub fn revocations(&self) -> &ChangeFeed {
+        &self.revocations
+    }
+
+    /// After a commit that ended some of `principal_uuid`'s tokens or
+    /// changed what its introspection shows: the user rows read by every
+    /// replica, and every gateway's cached answers about it, are forgotten.
+    pub(crate) fn revoked(&self, principal_uuid: &str) {
+        self.revocations.publish(principal_uuid);
     }
 }
 

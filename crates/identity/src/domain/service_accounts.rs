@@ -283,6 +283,7 @@ impl Identity {
         let txn = self.db.begin().await?;
         let row = active.update(&txn).await?;
         commit_with(txn, account_activity(&row, principal, action::UPDATED)).await?;
+        self.revoked(&row.uuid);
         Ok(row)
     }
 
@@ -302,6 +303,7 @@ impl Identity {
             .exec(&txn)
             .await?;
         commit_with(txn, account_activity(&row, principal, action::DELETED)).await?;
+        self.revoked(&row.uuid);
         Ok(row.uuid)
     }
 
@@ -427,6 +429,7 @@ impl Identity {
             token_activity(&account, token_name, principal, action::DELETED),
         )
         .await?;
+        self.revoked(&account.uuid);
         Ok(account.uuid)
     }
 

@@ -245,19 +245,23 @@ impl Identity {
             active.scopes = Set(scopes.join(" "));
         }
         active.update_time = Set(now_micros());
-        active
+        let updated = active
             .update(&self.db)
             .await
-            .map_err(|err| Error::from_db(err, "token", changes.name.unwrap_or_default()))
+            .map_err(|err| Error::from_db(err, "token", changes.name.unwrap_or_default()))?;
+        self.revoked(&principal.uuid);
+        Ok(updated)
     }
 
-    /// Deletes a token; the gateway stops accepting it within its cache TTL.
+    /// Deletes a token; every gateway stops accepting it once it hears of
+    /// it (`WatchRevocations`), within its cache TTL at worst.
     pub async fn delete_token(&self, principal: &Principal, name: &str) -> Result<(), Error> {
         require_user_scope(principal, SCOPE_WRITE)?;
         let token = self.own_token(principal, name, "token").await?;
         tokens::Entity::delete_by_id(token.uuid)
             .exec(&self.db)
             .await?;
+        self.revoked(&principal.uuid);
         Ok(())
     }
 

@@ -60,7 +60,7 @@ impl Identity {
             .filter(users::Column::EmailVerified.eq(false))
             .exec(&self.db)
             .await?;
-        self.user_rows.changed();
+        self.revoked(user_uuid);
         let user = users::Entity::find_by_id(user_uuid.to_owned())
             .one(&self.db)
             .await?;
@@ -137,7 +137,7 @@ impl Identity {
             .update(&self.db)
             .await
             .map_err(|err| Error::from_db(err, "email", email.unwrap_or_default()));
-        self.user_rows.changed();
+        self.revoked(&user.uuid);
         updated
     }
 

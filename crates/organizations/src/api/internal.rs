@@ -12,6 +12,9 @@ use orgplane_proto::organizations::{
 };
 use orgplane_storage::activity::Delivery;
 use orgplane_transport::grpc::required;
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -19,9 +22,12 @@ use crate::domain::{Organizations, access::EntityRef, federation::Admission};
 
 pub(super) struct InternalApi(pub Organizations);
 
-/// How long callers may cache a `CheckPermission` answer: a role change is
-/// seen everywhere within this time.
+/// How long callers may cache a `CheckPermission` answer: the bound on
+/// seeing a role change should its `WatchAccessChanges` notice be lost.
 const DECISION_TTL_SECONDS: i32 = 3;
+
+type AccessChangeStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchAccessChangesResponse, Status>> + Send>>;
 
 /// Most restrictions one entity lies under (the registry's: its hub's and
 /// its own).
@@ -29,6 +35,21 @@ const MAX_RESTRICTIONS: usize = 4;
 
 #[tonic::async_trait]
 impl OrganizationsInternal for InternalApi {
+    type WatchAccessChangesStream = AccessChangeStream;
+
+    async fn watch_access_changes(
+        &self,
+        _req: Request<pb::WatchAccessChangesRequest>,
+    ) -> Result<Response<AccessChangeStream>, Status> {
+        let notices = self.0.access_changes().changes().map(|notice| {
+            Ok(pb::WatchAccessChangesResponse {
+                organization_uuids: notice.keys,
+                everything: notice.everything,
+            })
+        });
+        Ok(Response::new(Box::pin(notices)))
+    }
+
     async fn check_permission(
         &self,
         req: Request<pb::CheckPermissionRequest>,

@@ -30,6 +30,10 @@ pub fn caller_policy() -> CallerPolicy {
             "/orgplane.organizations.v1.OrganizationsInternal/",
             &["gateway", "identity", "registry", "agents"],
         )
+        .allow(
+            "/orgplane.organizations.v1.OrganizationsInternal/WatchAccessChanges",
+            &["identity", "registry", "agents"],
+        )
 }
 
 /// The organizations server over mTLS.

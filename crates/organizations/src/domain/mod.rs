@@ -14,7 +14,7 @@ pub mod stats;
 pub mod teams;
 
 use orgplane_platform::Error;
-use orgplane_storage::activity::Activity;
+use orgplane_storage::{activity::Activity, changes::ChangeFeed};
 use orgplane_transport::peers::IdentityPeer;
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 
@@ -30,29 +30,46 @@ pub struct Organizations {
     pub(crate) stats: Option<orgplane_transport::peers::StatsPeers>,
     /// Memberships checked lately, until the next change.
     pub(crate) memberships: access::Memberships,
+    /// Organizations where something changed, for every replica and the
+    /// services caching access decisions (`WatchAccessChanges`).
+    pub(crate) access_changes: ChangeFeed,
 }
 
 impl Organizations {
     /// Over a migrated database, on its own: accepting an invitation does not
     /// mark the address verified in identity (storage tests and tools).
     pub fn new(db: DatabaseConnection) -> Self {
+        let memberships = access::memberships();
         Self {
+            access_changes: ChangeFeed::new(db.clone(), "access").forgetting(memberships.clone()),
+            memberships,
             db,
             identity: None,
             stored: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             stats: None,
-            memberships: access::memberships(),
         }
     }
 
     /// Commits a change with its activity, then forgets the memberships
-    /// checked before it (every change goes through here).
+    /// checked before it, here and (through [`Self::access_changes`]) in
+    /// every replica and every service caching access decisions in its
+    /// organization (every change goes through here).
     pub(crate) async fn commit_with(
         &self,
         txn: DatabaseTransaction,
         activity: Activity,
     ) -> Result<(), Error> {
-        orgplane_storage::activity::commit_and_forget(txn, activity, &self.memberships).await
+        let organization_uuid = activity.organization_uuid.clone();
+        let committed =
+            orgplane_storage::activity::commit_and_forget(txn, activity, &self.memberships).await;
+        self.access_changes.publish(&organization_uuid);
+        committed
+    }
+
+    /// Changes of access, by organization UUID: what `WatchAccessChanges`
+    /// streams.
+    pub fn access_changes(&self) -> &ChangeFeed {
+        &self.access_changes
     }
 
     /// With the registry and the agents service, which statistics count.

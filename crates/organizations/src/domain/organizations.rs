@@ -421,7 +421,7 @@ impl Organizations {
             .filter(organizations::Column::Uuid.is_in(gone))
             .exec(&self.db)
             .await?;
-        self.memberships.changed();
+        self.access_changes.publish_everything();
         Ok(purged.rows_affected)
     }
 
