@@ -216,6 +216,39 @@ async fn calls_spread_over_replicas_and_skip_one_that_is_gone() {
     .await;
 }
 
+/// A backend found down (a peer that started first called it too early) is
+/// used by the first call made once it is up, not a probe interval later:
+/// a call that finds no replica up has them probed at once.
+#[tokio::test]
+async fn the_first_call_after_a_backend_comes_up_reaches_it() {
+    orgplane_e2e::init();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = CertDir::new(dir.path().join("certs"));
+    certs
+        .init(&CaDir::new(dir.path().join("ca")), IDENTITIES, &[])
+        .unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let channel = mtls_channel(
+        &addr.to_string(),
+        "identity",
+        &certs.load("gateway").unwrap(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(answered_by_a(&channel).await, None, "nothing listens yet");
+    }
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let (_stop, stop) = oneshot::channel();
+    let _a = replica(listener, &certs.load("identity").unwrap(), "a", stop);
+    for _ in 0..3 {
+        assert_eq!(answered_by_a(&channel).await, Some(true));
+    }
+}
+
 /// Two replicas of a service (two pools on one schema) running the same
 /// periodic work: never both at once; another lock name is another lock.
 #[tokio::test]

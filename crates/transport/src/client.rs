@@ -14,9 +14,10 @@
 //! refuses connections never has calls pending — and probed every
 //! [`PROBE_INTERVAL`] until it accepts connections again; a call refused
 //! that way is sent again, to another replica (up to [`MAX_SENDS`] times).
-//! When no replica is
-//! reachable a call fails at once (`UNAVAILABLE` to its caller) rather than
-//! waiting for one.
+//! A call that finds no replica up has the down ones probed at once and
+//! waits for that round (a replica that came up since the last tick is
+//! used); when still none is reachable it fails (`UNAVAILABLE` to its
+//! caller) rather than waiting for one.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -137,6 +138,10 @@ struct Replicas {
     server: String,
     up: Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>,
     resolved_once: AtomicBool,
+    /// Asks the discovery task for a probe round now.
+    probe_now: tokio::sync::Notify,
+    /// Counts the probe rounds done.
+    probed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Replicas {
@@ -150,6 +155,17 @@ impl Replicas {
                 .expect("replicas lock")
                 .values()
                 .any(|down| !down.load(Ordering::Relaxed))
+    }
+
+    /// Has the replicas that are down probed now rather than at the next
+    /// tick, and waits for that round (at most [`PROBE_INTERVAL`]): a call
+    /// made just after a replica came up finds it, rather than failing
+    /// for up to a probe interval after an earlier call found it down.
+    async fn probe_now(&self) {
+        let mut rounds = self.probed.subscribe();
+        rounds.borrow_and_update();
+        self.probe_now.notify_one();
+        let _ = tokio::time::timeout(PROBE_INTERVAL, rounds.changed()).await;
     }
 }
 
@@ -173,6 +189,8 @@ impl Channel {
             server: server.to_owned(),
             up: Mutex::new(HashMap::new()),
             resolved_once: AtomicBool::new(false),
+            probe_now: tokio::sync::Notify::new(),
+            probed: tokio::sync::watch::Sender::new(0),
         });
         let balancer = Balance::new(discovered.map(Ok::<_, BoxError>));
         let fail_fast = FailFast {
@@ -227,6 +245,9 @@ impl Service<http::Request<Body>> for Channel {
                 request
             };
             let read = is_read(parts.uri.path());
+            if !replicas.any_up() {
+                replicas.probe_now().await;
+            }
             let mut answer = ready.call(request()).await;
             for _ in 1..MAX_SENDS {
                 match &answer {
@@ -385,7 +406,12 @@ async fn discover(
                 resolved = now;
                 replicas.resolved_once.store(true, Ordering::Release);
             }
-            _ = probe.tick() => {
+            _ = async {
+                tokio::select! {
+                    _ = probe.tick() => {}
+                    () = replicas.probe_now.notified() => {}
+                }
+            } => {
                 let failed: Vec<SocketAddr> = replicas
                     .up
                     .lock()
@@ -401,6 +427,7 @@ async fn discover(
                         insert(addr);
                     }
                 }
+                replicas.probed.send_modify(|rounds| *rounds += 1);
             }
         }
         if changes.is_closed() {
