@@ -296,6 +296,14 @@ fn submit(queue: &str, name: String) -> SubmitRunRequest {
     }
 }
 
+/// Whether `answer` says the request id is held by a call in progress (a
+/// write lost with its replica holds it until its claim lapses).
+fn in_progress<T>(answer: &Result<T, tonic::Status>) -> bool {
+    answer
+        .as_ref()
+        .is_err_and(|status| status.code() == Code::Aborted)
+}
+
 /// What the load saw.
 #[derive(Default)]
 struct Outcomes {
@@ -307,6 +315,11 @@ struct Outcomes {
     failures: Vec<(Instant, &'static str, Code, String)>,
     /// Calls answered.
     answered: u64,
+    /// Retries of a write lost in flight answered `ABORTED`
+    /// (`REQUEST_IN_PROGRESS`): its request id stays claimed until the
+    /// claim lapses (`PENDING_TIMEOUT`), and the write is given up (never
+    /// acknowledged).
+    given_up: u64,
 }
 
 /// Steady calls through both gateways until stopped: reads of every
@@ -405,6 +418,10 @@ impl Load {
                     };
                     loop {
                         let created = projects.create_project(create.clone()).await;
+                        if in_progress(&created) {
+                            outcomes.lock().unwrap().given_up += 1;
+                            break;
+                        }
                         let failed = created.is_err();
                         record("CreateProject", created.map(drop));
                         if !failed {
@@ -420,6 +437,10 @@ impl Load {
                                 record("SubmitRun", Ok(()));
                                 let run = answer.into_inner().run.unwrap();
                                 outcomes.lock().unwrap().runs.insert(run.uuid);
+                                break;
+                            }
+                            Err(status) if status.code() == Code::Aborted => {
+                                outcomes.lock().unwrap().given_up += 1;
                                 break;
                             }
                             Err(status) => record("SubmitRun", Err(status)),
@@ -929,9 +950,10 @@ async fn killing_one_replica_of_each_backend_loses_nothing(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let outcomes = load.stop().await;
     eprintln!(
-        "kills: {} calls answered, {} failed: {:?}",
+        "kills: {} calls answered, {} failed, {} writes given up: {:?}",
         outcomes.answered,
         outcomes.failures.len(),
+        outcomes.given_up,
         outcomes
             .failures
             .iter()
@@ -1007,6 +1029,7 @@ async fn rolling_restarts_fail_no_call(cluster: &mut Cluster, gateways: &[Channe
         outcomes.failures.len()
     );
     assert!(outcomes.answered > 100, "the load ran");
+    assert_eq!(outcomes.given_up, 0, "no write lost in flight");
     assert!(
         outcomes.failures.is_empty(),
         "failed during the rolling restart: {:?}",
