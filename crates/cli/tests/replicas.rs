@@ -709,28 +709,34 @@ async fn changes_are_enforced_through_the_other_gateway_within_a_second(a: &Chan
             .unwrap();
     }
     let mut projects_at_a = ProjectServiceClient::with_interceptor(a.clone(), Bearer::new(&owner));
-    let settings = projects_at_a
-        .get_project_settings(GetProjectSettingsRequest {
-            organization: ORG.into(),
-            project: "vision".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
-    projects_at_a
-        .update_project_settings(UpdateProjectSettingsRequest {
-            organization: ORG.into(),
-            project: "vision".into(),
-            settings: Some(ProjectSettings {
-                allowed_queues: vec!["box/other".into()],
-                ..settings.clone()
-            }),
-            update_mask: mask(&["allowed_queues"]),
-        })
-        .await
-        .unwrap();
+    let allow_queues = |queues: Vec<String>| {
+        let mut projects = projects_at_a.clone();
+        async move {
+            let settings = projects
+                .get_project_settings(GetProjectSettingsRequest {
+                    organization: ORG.into(),
+                    project: "vision".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .settings
+                .unwrap();
+            projects
+                .update_project_settings(UpdateProjectSettingsRequest {
+                    organization: ORG.into(),
+                    project: "vision".into(),
+                    settings: Some(ProjectSettings {
+                        allowed_queues: queues,
+                        ..settings
+                    }),
+                    update_mask: mask(&["allowed_queues"]),
+                })
+                .await
+                .unwrap();
+        }
+    };
+    allow_queues(vec!["box/other".into()]).await;
     let refused = until_code(
         "a queue no longer allowed",
         Code::FailedPrecondition,
@@ -740,28 +746,7 @@ async fn changes_are_enforced_through_the_other_gateway_within_a_second(a: &Chan
         },
     );
     seen.push(("project setting", refused.await));
-    let settings = projects_at_a
-        .get_project_settings(GetProjectSettingsRequest {
-            organization: ORG.into(),
-            project: "vision".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .settings
-        .unwrap();
-    projects_at_a
-        .update_project_settings(UpdateProjectSettingsRequest {
-            organization: ORG.into(),
-            project: "vision".into(),
-            settings: Some(ProjectSettings {
-                allowed_queues: Vec::new(),
-                ..settings
-            }),
-            update_mask: mask(&["allowed_queues"]),
-        })
-        .await
-        .unwrap();
+    allow_queues(Vec::new()).await;
 
     // An activity recorded through A reaches a watcher on B.
     let mut feed = ActivityServiceClient::with_interceptor(b.clone(), Bearer::new(&owner))
