@@ -17,6 +17,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         data_dir: dir.to_owned(),
         database_url,
         schema_prefix: schema_prefix.to_owned(),
+        database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
         identity: IdentityConfig::default(),
         gateway: GatewayConfig::default(),

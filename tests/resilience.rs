@@ -328,6 +328,52 @@ async fn replicas_starting_together_migrate_one_at_a_time() {
     db.drop().await;
 }
 
+/// A process holds its liveness lock while it lives: another replica sees
+/// it alive; a process whose session is gone (here: a lock taken on a
+/// connection then closed, as a killed process's is) is seen dead, so that
+/// what it claimed is taken over at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_is_alive_while_its_session_is() {
+    use orgplane_storage::liveness::{alive, process_key};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let pool = orgplane_storage::db::connect(&db.target()).await.unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "this process holds its liveness lock",
+        || async { alive(&pool, process_key()).await.unwrap() },
+    )
+    .await;
+    // Another process: its key locked on a session of its own.
+    let other = process_key() ^ (1 << 40);
+    assert!(!alive(&pool, other).await.unwrap(), "not yet locked");
+    let session = orgplane_storage::db::connect(&db.target()).await.unwrap();
+    let locking = session.begin().await.unwrap();
+    locking
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [other.into()],
+        ))
+        .await
+        .unwrap();
+    assert!(alive(&pool, other).await.unwrap(), "its session holds it");
+    // Its session ends (the process is gone).
+    drop(locking);
+    session.close().await.unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "a process whose session ended is seen dead",
+        || async { !alive(&pool, other).await.unwrap() },
+    )
+    .await;
+    pool.close().await.unwrap();
+    db.drop().await;
+}
+
 /// Two replicas of a service (two pools on one schema): a change one
 /// publishes reaches the other's subscribers (PostgreSQL `NOTIFY`), keys
 /// sent together arrive together; when the listening connection is lost,

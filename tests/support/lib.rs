@@ -111,6 +111,7 @@ impl TestDatabase {
             target: DbTarget::Postgres {
                 url,
                 schema: format!("{}storage", unique_schema_prefix()),
+                connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
             },
             _dir: None,
         })
@@ -130,7 +131,7 @@ impl TestDatabase {
 
     /// Drops the PostgreSQL schema (a SQLite file goes with its folder).
     pub async fn drop(self) {
-        if let DbTarget::Postgres { url, schema } = &self.target {
+        if let DbTarget::Postgres { url, schema, .. } = &self.target {
             drop_schema(url, schema)
                 .await
                 .expect("drop the test schema");
@@ -250,6 +251,7 @@ impl TestStack {
             data_dir: dir.path().to_owned(),
             database_url,
             schema_prefix,
+            database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
             gateway_listen: "127.0.0.1:0".parse().unwrap(),
             identity,
             gateway,

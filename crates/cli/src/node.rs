@@ -24,6 +24,8 @@ pub struct State {
     pub database_url: Option<String>,
     /// Prefix of the PostgreSQL schemas.
     pub schema_prefix: String,
+    /// Most connections of each service's PostgreSQL pool.
+    pub database_connections: u32,
 }
 
 impl State {
@@ -34,7 +36,8 @@ impl State {
             &self.data_dir,
             &self.schema_prefix,
             backend.name(),
-        )
+        )?
+        .with_connections(self.database_connections)
     }
 
     /// The certificates of every service.

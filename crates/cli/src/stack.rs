@@ -29,6 +29,8 @@ pub struct StackConfig {
     pub database_url: Option<String>,
     /// Prefix of the PostgreSQL schemas (tests isolate themselves with it).
     pub schema_prefix: String,
+    /// Most connections of each service's PostgreSQL pool.
+    pub database_connections: u32,
     /// The gateway's public address (h2c).
     pub gateway_listen: SocketAddr,
     /// Identity's settings.
@@ -82,6 +84,7 @@ impl Stack {
             data_dir: config.data_dir.clone(),
             database_url: config.database_url.clone(),
             schema_prefix: config.schema_prefix.clone(),
+            database_connections: config.database_connections,
         };
         let certs = state.certs();
         certs

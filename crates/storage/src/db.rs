@@ -25,6 +25,9 @@ pub enum DbTarget {
         url: String,
         /// The schema, created when missing.
         schema: String,
+        /// Most connections of the service's pool ([`POSTGRES_CONNECTIONS`]
+        /// unless configured).
+        connections: u32,
     },
 }
 
@@ -43,6 +46,7 @@ impl DbTarget {
                 Ok(DbTarget::Postgres {
                     url: url.to_owned(),
                     schema: format!("{schema_prefix}{service}"),
+                    connections: POSTGRES_CONNECTIONS,
                 })
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -57,7 +61,36 @@ impl DbTarget {
             Some(url) => bail!("unsupported database URL {url:?}: use postgres:// or sqlite://DIR"),
         }
     }
+
+    /// This target with a PostgreSQL pool of at most `connections` (at
+    /// least 2: one listens to the other replicas' changes); a SQLite
+    /// target is unchanged.
+    pub fn with_connections(self, connections: u32) -> anyhow::Result<Self> {
+        match self {
+            DbTarget::Postgres { url, schema, .. } => {
+                if connections < 2 {
+                    bail!("a PostgreSQL pool needs at least 2 connections, not {connections}");
+                }
+                Ok(DbTarget::Postgres {
+                    url,
+                    schema,
+                    connections,
+                })
+            }
+            sqlite => Ok(sqlite),
+        }
+    }
 }
+
+/// Connections of a service's PostgreSQL pool, unless configured: every
+/// replica of every service opens up to this many (one of them listening
+/// to the other replicas' changes), and each process one more for its
+/// liveness lock ([`crate::liveness`]). Two replicas of the four services
+/// open at most 8 × 8 + 8 = 72, under PostgreSQL's default
+/// `max_connections` of 100; 16 per service took over a hundred and the
+/// run admission benchmark's pools timed out waiting for PostgreSQL to
+/// accept more (`BENCHMARKS.md`).
+pub const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// Connections of a SQLite pool. Each is a thread (sqlx runs every SQLite
 /// connection on its own) and a page cache; WAL lets them read at once, one
@@ -98,7 +131,11 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .await
                 .with_context(|| format!("opening {}", path.display()))
         }
-        DbTarget::Postgres { url, schema } => {
+        DbTarget::Postgres {
+            url,
+            schema,
+            connections,
+        } => {
             if !schema
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -116,13 +153,17 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             db.close().await?;
             let mut options = ConnectOptions::new(url.clone());
             options
-                .max_connections(16)
+                .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
                 .set_schema_search_path(schema.clone());
-            Database::connect(options)
+            let db = Database::connect(options)
                 .await
-                .with_context(|| format!("connecting to {}", redact(url)))
+                .with_context(|| format!("connecting to {}", redact(url)))?;
+            // Claims of this process (idempotent requests in flight) are
+            // freed as soon as it dies.
+            crate::liveness::hold(url);
+            Ok(db)
         }
     }
 }
@@ -137,7 +178,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
 pub async fn connect_and_migrate<M: MigratorTrait>(
     target: &DbTarget,
 ) -> anyhow::Result<DatabaseConnection> {
-    let DbTarget::Postgres { url, schema } = target else {
+    let DbTarget::Postgres { url, schema, .. } = target else {
         let db = connect(target).await?;
         M::up(&db, None).await.context("running migrations")?;
         return Ok(db);
@@ -226,8 +267,21 @@ mod tests {
             DbTarget::for_service(Some("postgres://u@h/db"), dir, "", "identity").unwrap(),
             DbTarget::Postgres {
                 url: "postgres://u@h/db".into(),
-                schema: "identity".into()
+                schema: "identity".into(),
+                connections: POSTGRES_CONNECTIONS,
             }
+        );
+        let small = DbTarget::for_service(Some("postgres://u@h/db"), dir, "", "identity")
+            .unwrap()
+            .with_connections(3)
+            .unwrap();
+        assert!(matches!(small, DbTarget::Postgres { connections: 3, .. }));
+        assert!(small.with_connections(1).is_err());
+        assert_eq!(
+            DbTarget::Sqlite("/data/identity.db".into())
+                .with_connections(1)
+                .unwrap(),
+            DbTarget::Sqlite("/data/identity.db".into())
         );
         assert!(DbTarget::for_service(Some("mysql://x"), dir, "", "identity").is_err());
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u@h/db");

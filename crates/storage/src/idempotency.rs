@@ -13,9 +13,14 @@
 //! copy of the database does not yield the secrets some creations answer
 //! (tokens shown once) without the ids only their clients hold.
 //!
-//! What is not covered: a process that dies between committing the work
-//! and recording its answer leaves the row pending; after
-//! [`PENDING_TIMEOUT`] a retry does the work again.
+//! A reserved row names the process doing the work
+//! ([`crate::liveness::process_key`]): a retry that finds it pending while
+//! that process is gone (a replica killed with the call in flight) takes
+//! it over and does the work, at once rather than after [`PENDING_TIMEOUT`]
+//! (which still frees rows whose process is unknown). What is not covered:
+//! a process that dies between committing the work and recording its
+//! answer — microseconds — leaves the work done and the row pending; a
+//! retry does the work again (a creation answers `ALREADY_EXISTS`).
 
 use std::{future::Future, time::Duration};
 
@@ -60,6 +65,9 @@ pub mod entity {
         pub create_time: i64,
         /// Purged after.
         pub expire_time: i64,
+        /// The process doing the work ([`crate::liveness::process_key`]);
+        /// `None` in rows from before processes were named.
+        pub holder: Option<i64>,
     }
 
     /// No relations.
@@ -114,6 +122,42 @@ impl sea_orm_migration::MigrationTrait for CreateTable {
             .drop_table(
                 sea_orm::sea_query::Table::drop()
                     .table("idempotency_keys")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+/// The migration adding `idempotency_keys.holder`, under the name each
+/// service gives it in its own sequence.
+pub struct AddHolder(pub &'static str);
+
+impl sea_orm_migration::MigrationName for AddHolder {
+    fn name(&self) -> &str {
+        self.0
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for AddHolder {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        use sea_orm_migration::schema::big_integer_null;
+        manager
+            .alter_table(
+                sea_orm::sea_query::Table::alter()
+                    .table("idempotency_keys")
+                    .add_column(big_integer_null("holder"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                sea_orm::sea_query::Table::alter()
+                    .table("idempotency_keys")
+                    .drop_column("holder")
                     .to_owned(),
             )
             .await
@@ -192,6 +236,7 @@ async fn reserve(
         response: Set(None),
         create_time: Set(now),
         expire_time: Set(now + RETENTION),
+        holder: Set(Some(crate::liveness::process_key())),
     };
     let inserted = Entity::insert(row)
         .on_conflict(OnConflict::column(Column::Key).do_nothing().to_owned())
@@ -207,16 +252,21 @@ async fn reserve(
             reason: "REQUEST_IN_PROGRESS",
             message: "a call with this request_id just ended without an answer: retry".into(),
         })?;
-    let stale_pending =
-        held.response.is_none() && now - held.create_time > PENDING_TIMEOUT.as_micros() as i64;
+    let stale_pending = held.response.is_none()
+        && (now - held.create_time > PENDING_TIMEOUT.as_micros() as i64
+            || match held.holder {
+                Some(process) => !crate::liveness::alive(db, process).await?,
+                None => false,
+            });
     if held.expire_time <= now || stale_pending {
-        // Expired, or its call died: take the row over, unless another
-        // retry just did.
+        // Expired, or its call died (with its process, or long ago): take
+        // the row over, unless another retry just did.
         let taken = Entity::update_many()
             .col_expr(Column::Fingerprint, fingerprint.into())
             .col_expr(Column::Response, Option::<Vec<u8>>::None.into())
             .col_expr(Column::CreateTime, now.into())
             .col_expr(Column::ExpireTime, (now + RETENTION).into())
+            .col_expr(Column::Holder, crate::liveness::process_key().into())
             .filter(Column::Key.eq(key))
             .filter(Column::CreateTime.eq(held.create_time))
             .exec(db)
@@ -327,6 +377,7 @@ mod storage_tests {
             .await
             .unwrap();
         CreateTable("m").up(&SchemaManager::new(&db)).await.unwrap();
+        AddHolder("n").up(&SchemaManager::new(&db)).await.unwrap();
         (db, dir)
     }
 
@@ -413,6 +464,53 @@ mod storage_tests {
         .await
         .unwrap();
         assert_eq!(ok.seconds, 9);
+    }
+
+    #[tokio::test]
+    async fn a_claim_of_a_process_gone_is_taken_over_at_once() {
+        let (store, _dir) = store().await;
+        let request = prost_types::Duration {
+            seconds: 1,
+            nanos: 0,
+        };
+        let me = caller("u1");
+        let claim = |id: &str, holder: Option<i64>| {
+            let scope = format!("{}\nM", me.uuid);
+            let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{id}")));
+            let fingerprint = hex::encode(Sha256::digest(request.encode_to_vec()));
+            let now = now_micros();
+            Entity::insert(ActiveModel {
+                key: Set(key),
+                fingerprint: Set(fingerprint),
+                response: Set(None),
+                create_time: Set(now),
+                expire_time: Set(now + RETENTION),
+                holder: Set(holder),
+            })
+            .exec_without_returning(&store)
+        };
+        let work = |_| async {
+            Ok(prost_types::Duration {
+                seconds: 7,
+                nanos: 0,
+            })
+        };
+        // Claimed by another process (on SQLite: one gone, the file is
+        // this process's): the work is done now.
+        let gone = crate::liveness::process_key() ^ 1;
+        claim(ID, Some(gone)).await.unwrap();
+        let answer = once(&store, &me, "M", ID.into(), request, work)
+            .await
+            .unwrap();
+        assert_eq!(answer.seconds, 7);
+        // Claimed by an unknown process, just now: it waits for the claim
+        // to lapse.
+        const OTHER: &str = "0192f7a0-0000-7000-8000-000000000002";
+        claim(OTHER, None).await.unwrap();
+        let waiting = once(&store, &me, "M", OTHER.into(), request, work)
+            .await
+            .unwrap_err();
+        assert!(matches!(waiting, Error::Aborted { .. }), "{waiting:?}");
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! How orgplane services keep state: connections and per-service schemas
 //! ([`db`]), the activity outbox ([`activity`], [`outbox`]), group commit,
 //! idempotent creations, keyset pages ([`page`]), etags, read caches, the
-//! purge of deleted organizations ([`deletions`]), background work one
+//! purge of deleted organizations ([`deletions`]), whether a process
+//! lives ([`liveness`]), background work one
 //! replica does at a time ([`exclusive`]) and changes every replica hears
 //! at once ([`changes`]).
 
@@ -13,6 +14,7 @@ pub mod etag;
 pub mod exclusive;
 pub mod group_commit;
 pub mod idempotency;
+pub mod liveness;
 pub mod outbox;
 pub mod page;
 pub mod read_cache;

@@ -23,6 +23,10 @@ impl MigratorTrait for Migrator {
                 "m0009_idempotency_keys",
             )),
             Box::new(M0010QueuesByCreation),
+            // Which process holds a request id (freed when it dies).
+            Box::new(orgplane_storage::idempotency::AddHolder(
+                "m0011_idempotency_holders",
+            )),
         ]
     }
 }

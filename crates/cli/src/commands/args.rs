@@ -35,6 +35,18 @@ pub struct DatabaseArgs {
     /// `staging_identity`).
     #[arg(long, env = "ORGPLANE_SCHEMA_PREFIX", default_value = "")]
     pub schema_prefix: String,
+    /// Most PostgreSQL connections each service of this process opens (its
+    /// pool; one of them listens to the other replicas' changes). Each
+    /// process opens one more, for its liveness lock. Keep the sum over
+    /// every replica of every service under PostgreSQL's `max_connections`:
+    /// two replicas of the four services at 8 open at most 72.
+    #[arg(
+        long,
+        env = "ORGPLANE_DATABASE_CONNECTIONS",
+        default_value_t = orgplane_storage::db::POSTGRES_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(2..=1000)
+    )]
+    pub database_connections: u32,
 }
 
 /// Where state lives: the data folder and the database.
@@ -53,6 +65,7 @@ impl StateArgs {
             data_dir: self.dir.data_dir.clone(),
             database_url: self.database.database_url.clone(),
             schema_prefix: self.database.schema_prefix.clone(),
+            database_connections: self.database.database_connections,
         }
     }
 

@@ -45,6 +45,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_dir: state.data_dir.clone(),
         database_url: state.database_url,
         schema_prefix: state.schema_prefix,
+        database_connections: state.database_connections,
         gateway_listen: args.listen,
         identity: args.identity.config(),
         gateway: args.gateway.config(&args.deadline),

@@ -204,6 +204,7 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
         data_dir: a.dir.data_dir.clone(),
         database_url: None,
         schema_prefix: String::new(),
+        database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
     };
     let server =
         orgplane_gateway::grpc_server(&config, &state.certs().load("gateway")?, a.tls.config()?)?;

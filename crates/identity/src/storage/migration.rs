@@ -22,6 +22,10 @@ impl MigratorTrait for Migrator {
             Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0007_idempotency_keys",
             )),
+            // Which process holds a request id (freed when it dies).
+            Box::new(orgplane_storage::idempotency::AddHolder(
+                "m0008_idempotency_holders",
+            )),
         ]
     }
 }

@@ -27,6 +27,10 @@ impl MigratorTrait for Migrator {
             )),
             Box::new(M0012ProjectRestrictions),
             Box::new(M0013RestrictedProjects),
+            // Which process holds a request id (freed when it dies).
+            Box::new(orgplane_storage::idempotency::AddHolder(
+                "m0014_idempotency_holders",
+            )),
         ]
     }
 }

@@ -17,6 +17,10 @@ impl MigratorTrait for Migrator {
                 "m0003_idempotency_keys",
             )),
             Box::new(M0004Restrictions),
+            // Which process holds a request id (freed when it dies).
+            Box::new(orgplane_storage::idempotency::AddHolder(
+                "m0005_idempotency_holders",
+            )),
         ]
     }
 }
