@@ -13,8 +13,10 @@
 //!   and fails only the writes in flight on it (`UNAVAILABLE`: retried by
 //!   the client with their request id, which the dead process's claim no
 //!   longer holds);
-//! - restarting every backend one replica at a time (`SIGTERM`) under load
-//!   fails no call.
+//! - restarting every service, backends then gateways, one replica at a
+//!   time (`SIGTERM`) under load fails no call, for a client that spreads
+//!   its calls over the gateways as the services do over their peers
+//!   (`orgplane_transport::client::h2c_channel`).
 //!
 //! PostgreSQL only: replicas share a database (the tests' database must be
 //! configured; under CI it always is).
@@ -204,6 +206,11 @@ impl Cluster {
     async fn gateway(&self, replica: usize) -> Channel {
         channel(&format!("http://{}", self.addrs[&("gateway", replica)])).await
     }
+
+    /// Both gateways, as a client that balances over them sees them.
+    fn gateways(&self) -> Gateways {
+        orgplane_transport::client::h2c_channel(&self.all("gateway"), "gateway").unwrap()
+    }
 }
 
 impl Drop for Cluster {
@@ -323,6 +330,9 @@ struct Outcomes {
     given_up: u64,
 }
 
+/// A client's channel over every gateway.
+type Gateways = orgplane_transport::client::Channel;
+
 /// Steady calls through both gateways until stopped: reads of every
 /// backend (identity through authentication and `GetCurrentUser`,
 /// organizations, the registry, agents) and writes of projects and runs. A
@@ -337,12 +347,12 @@ struct Load {
 const WORKERS: usize = 6;
 
 impl Load {
-    async fn start(gateways: &[Channel], token: &str, round: &str) -> Self {
+    async fn start(gateways: &Gateways, token: &str, round: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let outcomes = Arc::new(Mutex::new(Outcomes::default()));
         let mut workers = Vec::new();
         for worker in 0..WORKERS {
-            let gateway = gateways[worker % gateways.len()].clone();
+            let gateway = gateways.clone();
             let (stop, outcomes, token) = (stop.clone(), outcomes.clone(), token.to_owned());
             let round = round.to_owned();
             workers.push(tokio::spawn(async move {
@@ -936,7 +946,7 @@ async fn killing_one_replica_of_each_backend_loses_nothing(
     gateways: &[Channel],
 ) {
     let owner = login(&gateways[0], "owner").await;
-    let load = Load::start(gateways, &owner, "kill").await;
+    let load = Load::start(&cluster.gateways(), &owner, "kill").await;
     let mut kills = Vec::new();
     for service in BACKENDS {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1015,8 +1025,8 @@ async fn acknowledged_writes_are_all_there(gateway: &Channel, owner: &str, outco
 
 async fn rolling_restarts_fail_no_call(cluster: &mut Cluster, gateways: &[Channel]) {
     let owner = login(&gateways[0], "owner").await;
-    let load = Load::start(gateways, &owner, "roll").await;
-    for service in BACKENDS {
+    let load = Load::start(&cluster.gateways(), &owner, "roll").await;
+    for service in BACKENDS.into_iter().chain(["gateway"]) {
         for replica in 0..REPLICAS {
             cluster.terminate(service, replica).await;
             cluster.spawn(service, replica);
@@ -1043,5 +1053,5 @@ async fn rolling_restarts_fail_no_call(cluster: &mut Cluster, gateways: &[Channe
             .map(|(_, what, code, message)| format!("{what} {code:?} {message}"))
             .collect::<Vec<_>>()
     );
-    acknowledged_writes_are_all_there(&gateways[0], &owner, &outcomes).await;
+    acknowledged_writes_are_all_there(&cluster.gateway(0).await, &owner, &outcomes).await;
 }

@@ -114,7 +114,8 @@ impl ReplicaAddrs {
     }
 }
 
-/// A channel to every replica of one backend over mTLS. Cheap to clone:
+/// A channel to every replica of one server, over mTLS between services
+/// ([`mtls_channel`]), in clear to the gateway ([`h2c_channel`]). Cheap to clone:
 /// clones share the balancer and its connections.
 #[derive(Clone)]
 pub struct Channel {
@@ -174,15 +175,23 @@ impl Replicas {
 /// Connections are made lazily; discovery runs until the last clone of the
 /// channel is dropped.
 pub fn mtls_channel(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Channel> {
-    Channel::new(addrs, server, tls)
+    Channel::new(addrs, server, Some(tls.clone()))
+}
+
+/// A channel to the replicas `addrs` names of a server that listens without
+/// TLS (HTTP/2 in clear: the gateway's public port behind a proxy that ends
+/// TLS, or on loopback), called `server` in errors: the same spreading,
+/// probing and resending as [`mtls_channel`], for clients of the gateway.
+pub fn h2c_channel(addrs: &str, server: &str) -> anyhow::Result<Channel> {
+    Channel::new(addrs, server, None)
 }
 
 impl Channel {
-    fn new(addrs: &str, server: &str, tls: &ServiceTls) -> anyhow::Result<Self> {
+    fn new(addrs: &str, server: &str, tls: Option<ServiceTls>) -> anyhow::Result<Self> {
         let addrs = ReplicaAddrs::parse(addrs)?;
         let connect = Connect {
             server: server.to_owned(),
-            tls: tls.clone(),
+            tls,
         };
         let (changes, discovered) = mpsc::unbounded();
         let replicas = Arc::new(Replicas {
@@ -327,14 +336,19 @@ fn connection_failed(err: &(dyn std::error::Error + 'static)) -> bool {
 /// How to open a connection to one replica.
 struct Connect {
     server: String,
-    tls: ServiceTls,
+    /// mTLS; `None`: HTTP/2 in clear.
+    tls: Option<ServiceTls>,
 }
 
 impl Connect {
     fn replica(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
-        let endpoint = Endpoint::from_shared(format!("https://{addr}"))?
-            .tls_config(self.tls.client_config(&self.server))
-            .context("configuring client TLS")?
+        let endpoint = match &self.tls {
+            Some(tls) => Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(tls.client_config(&self.server))
+                .context("configuring client TLS")?,
+            None => Endpoint::from_shared(format!("http://{addr}"))?,
+        };
+        let endpoint = endpoint
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
