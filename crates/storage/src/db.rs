@@ -92,6 +92,51 @@ impl DbTarget {
 /// accept more (`BENCHMARKS.md`).
 pub const POSTGRES_CONNECTIONS: u32 = 8;
 
+/// A migration adding a nullable 64-bit integer column to a table the
+/// storage crate shapes for every service (each service names it in its own
+/// sequence): see [`crate::outbox::add_expiry`],
+/// [`crate::idempotency::add_holder`].
+#[derive(Debug)]
+pub struct AddBigIntColumn {
+    /// The migration's name in the service's sequence.
+    pub name: &'static str,
+    /// The table.
+    pub table: &'static str,
+    /// The new column.
+    pub column: &'static str,
+}
+
+impl sea_orm_migration::MigrationName for AddBigIntColumn {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl sea_orm_migration::MigrationTrait for AddBigIntColumn {
+    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        manager
+            .alter_table(
+                sea_orm::sea_query::Table::alter()
+                    .table(self.table)
+                    .add_column(sea_orm_migration::schema::big_integer_null(self.column))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), sea_orm::DbErr> {
+        manager
+            .alter_table(
+                sea_orm::sea_query::Table::alter()
+                    .table(self.table)
+                    .drop_column(self.column)
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// Connections of a SQLite pool. Each is a thread (sqlx runs every SQLite
 /// connection on its own) and a page cache; WAL lets them read at once, one
 /// of them writes at a time. Four instead of eight cost the reads a quarter

@@ -130,37 +130,11 @@ impl sea_orm_migration::MigrationTrait for CreateTable {
 
 /// The migration adding `idempotency_keys.holder`, under the name each
 /// service gives it in its own sequence.
-pub struct AddHolder(pub &'static str);
-
-impl sea_orm_migration::MigrationName for AddHolder {
-    fn name(&self) -> &str {
-        self.0
-    }
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl sea_orm_migration::MigrationTrait for AddHolder {
-    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
-        use sea_orm_migration::schema::big_integer_null;
-        manager
-            .alter_table(
-                sea_orm::sea_query::Table::alter()
-                    .table("idempotency_keys")
-                    .add_column(big_integer_null("holder"))
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                sea_orm::sea_query::Table::alter()
-                    .table("idempotency_keys")
-                    .drop_column("holder")
-                    .to_owned(),
-            )
-            .await
+pub fn add_holder(name: &'static str) -> crate::db::AddBigIntColumn {
+    crate::db::AddBigIntColumn {
+        name,
+        table: "idempotency_keys",
+        column: "holder",
     }
 }
 
@@ -377,7 +351,7 @@ mod storage_tests {
             .await
             .unwrap();
         CreateTable("m").up(&SchemaManager::new(&db)).await.unwrap();
-        AddHolder("n").up(&SchemaManager::new(&db)).await.unwrap();
+        add_holder("n").up(&SchemaManager::new(&db)).await.unwrap();
         (db, dir)
     }
 

@@ -54,38 +54,11 @@ pub fn create_table() -> sea_orm::sea_query::TableCreateStatement {
 /// The migration that adds `expire_time` to a table made by
 /// [`create_table`] before it had one; each service names it in its own
 /// sequence (e.g. `m0006_outbox_expiry`).
-#[derive(Debug)]
-pub struct AddExpiry(pub &'static str);
-
-impl sea_orm_migration::MigrationName for AddExpiry {
-    fn name(&self) -> &str {
-        self.0
-    }
-}
-
-#[sea_orm_migration::async_trait::async_trait]
-impl sea_orm_migration::MigrationTrait for AddExpiry {
-    async fn up(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
-        use sea_orm_migration::schema::big_integer_null;
-        manager
-            .alter_table(
-                sea_orm::sea_query::Table::alter()
-                    .table("delivery_outbox")
-                    .add_column(big_integer_null("expire_time"))
-                    .to_owned(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &sea_orm_migration::SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                sea_orm::sea_query::Table::alter()
-                    .table("delivery_outbox")
-                    .drop_column("expire_time")
-                    .to_owned(),
-            )
-            .await
+pub fn add_expiry(name: &'static str) -> crate::db::AddBigIntColumn {
+    crate::db::AddBigIntColumn {
+        name,
+        table: "delivery_outbox",
+        column: "expire_time",
     }
 }
 

@@ -24,7 +24,7 @@ impl MigratorTrait for Migrator {
             )),
             Box::new(M0010QueuesByCreation),
             // Which process holds a request id (freed when it dies).
-            Box::new(orgplane_storage::idempotency::AddHolder(
+            Box::new(orgplane_storage::idempotency::add_holder(
                 "m0011_idempotency_holders",
             )),
         ]

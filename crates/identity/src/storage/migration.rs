@@ -17,13 +17,13 @@ impl MigratorTrait for Migrator {
             Box::new(M0004ActivityOutbox),
             Box::new(M0005LoginFailures),
             // Messages carrying secrets are purged when the secret dies.
-            Box::new(orgplane_storage::outbox::AddExpiry("m0006_outbox_expiry")),
+            Box::new(orgplane_storage::outbox::add_expiry("m0006_outbox_expiry")),
             // Answers to idempotent creations (AIP-155 `request_id`).
             Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0007_idempotency_keys",
             )),
             // Which process holds a request id (freed when it dies).
-            Box::new(orgplane_storage::idempotency::AddHolder(
+            Box::new(orgplane_storage::idempotency::add_holder(
                 "m0008_idempotency_holders",
             )),
         ]

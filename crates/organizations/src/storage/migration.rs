@@ -20,7 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0008ActivityTimeOrder),
             Box::new(M0009ProjectsByArchived),
             // Messages carrying secrets are purged when the secret dies.
-            Box::new(orgplane_storage::outbox::AddExpiry("m0010_outbox_expiry")),
+            Box::new(orgplane_storage::outbox::add_expiry("m0010_outbox_expiry")),
             // Answers to idempotent creations (AIP-155 `request_id`).
             Box::new(orgplane_storage::idempotency::CreateTable(
                 "m0011_idempotency_keys",
@@ -28,7 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0012ProjectRestrictions),
             Box::new(M0013RestrictedProjects),
             // Which process holds a request id (freed when it dies).
-            Box::new(orgplane_storage::idempotency::AddHolder(
+            Box::new(orgplane_storage::idempotency::add_holder(
                 "m0014_idempotency_holders",
             )),
         ]

@@ -18,7 +18,7 @@ impl MigratorTrait for Migrator {
             )),
             Box::new(M0004Restrictions),
             // Which process holds a request id (freed when it dies).
-            Box::new(orgplane_storage::idempotency::AddHolder(
+            Box::new(orgplane_storage::idempotency::add_holder(
                 "m0005_idempotency_holders",
             )),
         ]
