@@ -33,7 +33,9 @@ use orgplane_proto::{
 };
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
-const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
+mod support;
+
+use support::{BIN, certs_init};
 
 /// One `orgplane serve` process per service, killed on drop.
 struct Processes {
@@ -48,13 +50,7 @@ struct Processes {
 
 impl Processes {
     fn start(data_dir: &Path, database: Vec<String>) -> Self {
-        let status = Command::new(BIN)
-            .args(["certs", "init", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "orgplane certs init");
+        certs_init(data_dir);
         let mut p = Self {
             data_dir: data_dir.to_owned(),
             database,

@@ -62,7 +62,9 @@ use orgplane_proto::{
 };
 use tonic::{Code, transport::Channel};
 
-const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
+mod support;
+
+use support::{BIN, certs_init, exit_within, listening, terminate};
 const BACKENDS: [&str; 4] = ["identity", "organizations", "registry", "agents"];
 const REPLICAS: usize = 2;
 /// How soon a change made through one gateway must hold through the other.
@@ -91,13 +93,7 @@ struct Cluster {
 
 impl Cluster {
     fn start(data_dir: &Path, database: Vec<String>) -> Self {
-        let status = Command::new(BIN)
-            .args(["certs", "init", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "orgplane certs init");
+        certs_init(data_dir);
         let mut cluster = Self {
             data_dir: data_dir.to_owned(),
             database,
@@ -168,22 +164,8 @@ impl Cluster {
     /// `SIGTERM`, and the process exits cleanly within its drain.
     async fn terminate(&mut self, service: &'static str, replica: usize) {
         let mut child = self.children.remove(&(service, replica)).unwrap();
-        let term = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let stopping = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                stopping.elapsed() < Duration::from_secs(30),
-                "{service} {replica} did not stop within 30 s of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        terminate(&child);
+        let status = exit_within(&mut child, Duration::from_secs(30)).await;
         assert!(
             status.success(),
             "{service} {replica} stopped with {status}"
@@ -191,16 +173,14 @@ impl Cluster {
     }
 
     /// Waits until `service`'s `replica` takes connections.
-    async fn listening(&self, service: &'static str, replica: usize) {
-        let addr = &self.addrs[&(service, replica)];
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{service} {replica} never listened"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn listening(&mut self, service: &'static str, replica: usize) {
+        let child = self.children.get_mut(&(service, replica));
+        listening(
+            &self.addrs[&(service, replica)],
+            child,
+            &format!("{service} {replica}"),
+        )
+        .await;
     }
 
     async fn gateway(&self, replica: usize) -> Channel {

@@ -9,51 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_orgplane");
+mod support;
 
-fn certs_init(dir: &std::path::Path) {
-    let status = Command::new(BIN)
-        .args(["certs", "init", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "orgplane certs init");
-}
-
-/// A child process killed when dropped: a failed test leaves none behind
-/// (it would also hold the test's output open).
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn terminate(child: &std::process::Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-}
-
-/// Waits for `child` to exit, at most `bound`.
-async fn exit_within(child: &mut std::process::Child, bound: Duration) -> std::process::ExitStatus {
-    let stopping = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if stopping.elapsed() > bound {
-            let _ = child.kill();
-            panic!("did not stop within {bound:?} of SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use support::{BIN, Running, certs_init, exit_within, listening, terminate};
 
 #[test]
 fn a_flag_a_service_would_ignore_is_refused() {
@@ -72,51 +30,29 @@ fn a_flag_a_service_would_ignore_is_refused() {
     }
 }
 
-#[test]
-fn every_service_stops_on_sigterm_with_its_background_work() {
+#[tokio::test]
+async fn every_service_stops_on_sigterm_with_its_background_work() {
     let dir = tempfile::tempdir().unwrap();
     certs_init(dir.path());
     for service in ["identity", "organizations", "registry", "agents", "gateway"] {
         let listen = orgplane_e2e::free_port();
-        let mut child = Command::new(BIN)
-            .args(["serve", service, "--data-dir"])
-            .arg(dir.path())
-            .args(["--listen", &listen, "--drain-delay-secs", "0"])
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&listen).is_err() {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{service} exited before listening"
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{service} never listened"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut running = Running(
+            Command::new(BIN)
+                .args(["serve", service, "--data-dir"])
+                .arg(dir.path())
+                .args(["--listen", &listen, "--drain-delay-secs", "0"])
+                .env("RUST_LOG", "error")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let child = &mut running.0;
+        listening(&listen, Some(child), service).await;
         // Its peers are absent: the purger and shipper are failing and
         // retrying, and must still stop.
-        std::thread::sleep(Duration::from_millis(300));
-        let term = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let stopping = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if stopping.elapsed() > Duration::from_secs(15) {
-                let _ = child.kill();
-                panic!("{service} did not stop within 15 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        terminate(child);
+        let status = exit_within(child, Duration::from_secs(15)).await;
         assert!(status.success(), "{service} stopped with {status}");
     }
 }
@@ -195,15 +131,7 @@ async fn dev_answers_its_first_login_with_the_admin_created() {
     let child = &mut running.0;
     // Call from the moment the port takes connections: the first answer
     // must be the admin's session, not "no such user".
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "dev exited");
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "dev never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    listening(&listen, Some(child), "dev").await;
     let login = AuthServiceClient::new(orgplane_e2e::channel(&format!("http://{listen}")).await)
         .login(LoginRequest {
             username: "admin".into(),
