@@ -19,6 +19,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         schema_prefix: schema_prefix.to_owned(),
         database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
         identity: IdentityConfig::default(),
         gateway: GatewayConfig::default(),
         max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,

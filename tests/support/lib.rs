@@ -253,6 +253,7 @@ impl TestStack {
             schema_prefix,
             database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
             gateway_listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: None,
             identity,
             gateway,
             max_run_attempts: orgplane_agents::domain::admission::DEFAULT_MAX_ATTEMPTS as u32,

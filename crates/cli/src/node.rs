@@ -91,6 +91,10 @@ pub struct Node {
     gateway_shutdown: Shutdown,
     gateway_task: Option<tokio::task::Id>,
     tasks: JoinSet<anyhow::Result<()>>,
+    /// Whether every server is up and none is stopping: `/readyz`.
+    ready: tokio::sync::watch::Sender<bool>,
+    /// The operations port, which outlives the servers' drain.
+    ops: Option<(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)>,
 }
 
 impl Node {
@@ -107,7 +111,32 @@ impl Node {
             gateway_shutdown: Shutdown::new(),
             gateway_task: None,
             tasks: JoinSet::new(),
+            ready: tokio::sync::watch::Sender::new(false),
+            ops: None,
         }
+    }
+
+    /// Serves metrics and probes on `listen` ([`orgplane_transport::ops`])
+    /// from now until the node has stopped: before the services start, so
+    /// that a liveness probe passes during long migrations.
+    pub async fn serve_ops(&mut self, listen: SocketAddr) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the metrics port {listen}"))?;
+        let stop = Shutdown::new();
+        let serving = tokio::spawn(orgplane_transport::ops::serve(
+            listener,
+            self.ready.subscribe(),
+            stop.wait(),
+        ));
+        self.ops = Some((stop, serving));
+        Ok(())
+    }
+
+    /// Every server of this node is up: `/readyz` answers 200 until the
+    /// node is asked to stop.
+    pub fn ready(&self) {
+        self.ready.send_replace(true);
     }
 
     /// Each server of this node, asked to stop, reports `NOT_SERVING` and
@@ -129,6 +158,7 @@ impl Node {
         let db = connect_and_migrate::<S::Migrator>(&self.state.target(S::BACKEND)?)
             .await
             .with_context(|| format!("preparing the {name} database"))?;
+        orgplane_storage::db::report_pool_use(&db, name, self.shutdown.wait());
         let tls = self.state.certs().load(name)?;
         let wiring = Wiring {
             peers: &self.peers,
@@ -168,6 +198,7 @@ impl Node {
     /// every server and background task: the gateway first, then the
     /// services.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.ready.send_replace(false);
         if let Some(gateway) = self.gateway_task {
             self.gateway_shutdown.trigger();
             while let Some(result) = self.tasks.join_next_with_id().await {
@@ -181,6 +212,10 @@ impl Node {
         self.shutdown.trigger();
         while let Some(result) = self.tasks.join_next().await {
             result??;
+        }
+        if let Some((stop, serving)) = self.ops.take() {
+            stop.trigger();
+            serving.await??;
         }
         Ok(())
     }

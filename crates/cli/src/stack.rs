@@ -33,6 +33,8 @@ pub struct StackConfig {
     pub database_connections: u32,
     /// The gateway's public address (h2c).
     pub gateway_listen: SocketAddr,
+    /// The operations port (metrics and probes), if any.
+    pub metrics_listen: Option<SocketAddr>,
     /// Identity's settings.
     pub identity: IdentityConfig,
     /// The gateway's settings (backends are filled in by the stack).
@@ -115,6 +117,9 @@ impl Stack {
         let mut listener = |backend| listeners.remove(&backend).expect("one listener each");
 
         let mut node = Node::new(state, peers.clone(), config.request_timeout);
+        if let Some(ops) = config.metrics_listen {
+            node.serve_ops(ops).await?;
+        }
         let identity = node
             .start::<Identity>(config.identity.clone(), listener(Backend::Identity))
             .await?;
@@ -145,6 +150,7 @@ impl Stack {
         let gateway =
             orgplane_gateway::grpc_server(&gateway_config, &certs.load("gateway")?, None)?;
         node.start_gateway(gateway, gateway_listener);
+        node.ready();
 
         Ok(Self {
             gateway_addr,

@@ -11,7 +11,7 @@ use std::{
 
 mod support;
 
-use support::{BIN, Running, certs_init, exit_within, listening, terminate};
+use support::{BIN, Running, certs_init, exit_within, http_get, listening, terminate};
 
 #[test]
 fn a_flag_a_service_would_ignore_is_refused() {
@@ -141,5 +141,111 @@ async fn dev_answers_its_first_login_with_the_admin_created() {
     assert!(login.is_ok(), "the first login: {login:?}");
     terminate(child);
     let exit = exit_within(child, Duration::from_secs(15)).await;
+    assert!(exit.success(), "stopped with {exit}");
+}
+
+/// The operations port: probes that follow readiness (200 once up, 503
+/// while draining), and Prometheus metrics — per-method calls by code and
+/// latency (a made-up path counted as `unknown`, not by its name), and the
+/// database pool of a backend.
+#[tokio::test]
+async fn the_operations_port_serves_probes_and_metrics() {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    certs_init(dir.path());
+    let (listen, ops) = (orgplane_e2e::free_port(), orgplane_e2e::free_port());
+    let mut gateway = Running(
+        Command::new(BIN)
+            .args(["serve", "gateway", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &listen, "--metrics-listen", &ops])
+            .args(["--drain-delay-secs", "2"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    listening(&listen, Some(&mut gateway.0), "gateway").await;
+    assert_eq!(http_get(&ops, "/livez").await.unwrap().0, 200);
+    assert_eq!(http_get(&ops, "/readyz").await.unwrap().0, 200);
+    assert_eq!(http_get(&ops, "/elsewhere").await.unwrap().0, 404);
+
+    let channel = orgplane_e2e::channel(&format!("http://{listen}")).await;
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap();
+    let made_up = tonic::client::Grpc::new(channel.clone());
+    let mut made_up = made_up;
+    made_up.ready().await.unwrap();
+    let unknown: Result<tonic::Response<()>, tonic::Status> = made_up
+        .unary(
+            tonic::Request::new(()),
+            http::uri::PathAndQuery::from_static("/orgplane.identity.v1.AuthService/MadeUpMethod"),
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await;
+    assert!(unknown.is_err());
+    let (status, metrics) = http_get(&ops, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    let handled = |service: &str, method: &str, code: &str| {
+        metrics.lines().any(|line| {
+            line.starts_with("grpc_server_handled_total{")
+                && line.contains("server=\"gateway\"")
+                && line.contains(&format!("grpc_service=\"{service}\""))
+                && line.contains(&format!("grpc_method=\"{method}\""))
+                && line.contains(&format!("grpc_code=\"{code}\""))
+        })
+    };
+    assert!(handled("grpc.health.v1.Health", "Check", "OK"), "{metrics}");
+    assert!(
+        metrics.contains("grpc_server_handling_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("grpc_server_handled_total{")
+                && line.contains("grpc_method=\"unknown\"")),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("MadeUpMethod"), "{metrics}");
+
+    // Stopping: not ready at once, still answering until it exits.
+    terminate(&gateway.0);
+    orgplane_e2e::eventually(
+        Duration::from_secs(1),
+        "/readyz 503 once stopping",
+        || async { http_get(&ops, "/readyz").await.map(|(code, _)| code).ok() == Some(503) },
+    )
+    .await;
+    let exit = exit_within(&mut gateway.0, Duration::from_secs(15)).await;
+    assert!(exit.success(), "stopped with {exit}");
+
+    // A backend reports its database pool.
+    let (listen, ops) = (orgplane_e2e::free_port(), orgplane_e2e::free_port());
+    let mut agents = Running(
+        Command::new(BIN)
+            .args(["serve", "agents", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", &listen, "--metrics-listen", &ops])
+            .args(["--drain-delay-secs", "0"])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    listening(&listen, Some(&mut agents.0), "agents").await;
+    orgplane_e2e::eventually(Duration::from_secs(10), "the pool's gauges", || async {
+        http_get(&ops, "/metrics").await.is_ok_and(|(_, metrics)| {
+            metrics.contains("orgplane_db_pool_max_connections{service=\"agents\"} 8")
+                && metrics
+                    .contains("orgplane_db_pool_connections{service=\"agents\",state=\"idle\"}")
+        })
+    })
+    .await;
+    terminate(&agents.0);
+    let exit = exit_within(&mut agents.0, Duration::from_secs(15)).await;
     assert!(exit.success(), "stopped with {exit}");
 }

@@ -116,13 +116,17 @@ impl Authenticator {
         }
     }
 
-    /// The principal `token` authenticates.
+    /// The principal `token` authenticates. Counted in
+    /// `orgplane_token_cache_lookups_total` and, when identity is asked,
+    /// `orgplane_token_cache_misses_total`: their ratio is the cache's.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let client = self.client.clone();
+        metrics::counter!("orgplane_token_cache_lookups_total").increment(1);
         let answer = self
             .cache
             .try_get_with(key, async move {
+                metrics::counter!("orgplane_token_cache_misses_total").increment(1);
                 let mut client = client;
                 let reply = client
                     .introspect_token(IntrospectTokenRequest {

@@ -92,6 +92,60 @@ impl DbTarget {
 /// accept more (`BENCHMARKS.md`).
 pub const POSTGRES_CONNECTIONS: u32 = 8;
 
+/// How often [`report_pool_use`] samples a pool.
+pub const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reports how much of `db`'s pool `service` uses, every
+/// [`POOL_SAMPLE_INTERVAL`] until `stop`: the gauges
+/// `orgplane_db_pool_connections{service, state="in_use"|"idle"}` and
+/// `orgplane_db_pool_max_connections{service}`. A pool always at its
+/// maximum makes callers wait (and PostgreSQL's `max_connections` bounds
+/// the sum over every replica: see [`POSTGRES_CONNECTIONS`]).
+pub fn report_pool_use(
+    db: &DatabaseConnection,
+    service: &'static str,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let db = db.clone();
+    tokio::spawn(async move {
+        let sampling = async {
+            let mut ticks = tokio::time::interval(POOL_SAMPLE_INTERVAL);
+            loop {
+                ticks.tick().await;
+                let (size, idle, max) = match db.get_database_backend() {
+                    sea_orm::DbBackend::Postgres => {
+                        let pool = db.get_postgres_connection_pool();
+                        (
+                            pool.size(),
+                            pool.num_idle(),
+                            pool.options().get_max_connections(),
+                        )
+                    }
+                    _ => {
+                        let pool = db.get_sqlite_connection_pool();
+                        (
+                            pool.size(),
+                            pool.num_idle(),
+                            pool.options().get_max_connections(),
+                        )
+                    }
+                };
+                let idle = idle as f64;
+                metrics::gauge!("orgplane_db_pool_connections", "service" => service, "state" => "in_use")
+                    .set((f64::from(size) - idle).max(0.0));
+                metrics::gauge!("orgplane_db_pool_connections", "service" => service, "state" => "idle")
+                    .set(idle);
+                metrics::gauge!("orgplane_db_pool_max_connections", "service" => service)
+                    .set(f64::from(max));
+            }
+        };
+        tokio::select! {
+            () = sampling => {}
+            () = stop => {}
+        }
+    });
+}
+
 /// A migration adding a nullable 64-bit integer column to a table the
 /// storage crate shapes for every service (each service names it in its own
 /// sequence): see [`crate::outbox::add_expiry`],

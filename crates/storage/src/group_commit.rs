@@ -118,13 +118,24 @@ const PARALLEL_BATCHES: usize = 4;
 
 async fn run<W: BatchWrite>(queue: Arc<Mutex<Queue<W>>>, db: DatabaseConnection, writer: Arc<W>) {
     let mut waiting = Vec::with_capacity(MAX_BATCH);
+    // The writer's type name (`Submissions`, `Reports`…) labels its batches.
+    let name = std::any::type_name::<W>()
+        .rsplit("::")
+        .next()
+        .unwrap_or("writes");
+    let sizes = metrics::histogram!("orgplane_group_commit_batch_size", "writer" => name);
+    let commits = metrics::histogram!("orgplane_group_commit_seconds", "writer" => name);
     loop {
         // The next batch is whatever waits when this task is free.
         if queue.lock().await.recv_many(&mut waiting, MAX_BATCH).await == 0 {
             return;
         }
         let (items, replies): (Vec<_>, Vec<_>) = waiting.drain(..).unzip();
-        match apply(&db, &*writer, items).await {
+        sizes.record(items.len() as f64);
+        let started = std::time::Instant::now();
+        let applied = apply(&db, &*writer, items).await;
+        commits.record(started.elapsed().as_secs_f64());
+        match applied {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     // A caller that went away is told nothing; its write stands.

@@ -4,13 +4,15 @@
 //! and masks on the wire ([`grpc`]), the clients of other services' internal
 //! RPCs speaking domain types ([`peers`]), the cached access checker
 //! ([`access`]), following the changes of the service a cache holds
-//! answers of ([`follow`]) and telemetry.
+//! answers of ([`follow`]), the operations port (metrics and probes,
+//! [`ops`]) and telemetry.
 
 pub mod access;
 pub mod client;
 pub mod follow;
 pub mod grpc;
 pub mod layers;
+pub mod ops;
 pub mod peers;
 pub mod pki;
 pub mod server;

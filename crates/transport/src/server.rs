@@ -3,7 +3,7 @@
 //! deadlines and graceful shutdown, in a fixed order.
 //!
 //! ```text
-//! request → trace → catch panic → [gRPC-Web] → [caller identity] → routes
+//! request → trace → metrics → catch panic → [gRPC-Web] → [caller identity] → routes
 //! ```
 //! Backends always run mTLS with a [`CallerPolicy`]; only the gateway's
 //! public listener may be plaintext (h2c on loopback in dev) or plain TLS.
@@ -23,6 +23,7 @@ use tower::{ServiceBuilder, util::option_layer};
 use crate::layers::{
     caller::{CallerLayer, CallerPolicy},
     catch_panic::CatchPanicLayer,
+    metrics::MetricsLayer,
     trace::TraceLayer,
 };
 
@@ -194,6 +195,7 @@ impl GrpcServer {
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new(self.name))
+            .layer(MetricsLayer::new(self.name))
             .layer(CatchPanicLayer)
             .layer(option_layer(
                 self.grpc_web.then(tonic_web::GrpcWebLayer::new),

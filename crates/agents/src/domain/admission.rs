@@ -148,19 +148,44 @@ async fn lock_queue(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<(), E
 
 /// Requeues the runs of `queue` whose lease expired before `now` (failing
 /// those leased `max_attempts` times); call with the queue locked.
+/// What [`expire_leases`] did to a queue's lapsed leases.
+#[derive(Debug, Clone, Copy, Default)]
+struct Expired {
+    failed: u64,
+    requeued: u64,
+    stopped: u64,
+}
+
+impl Expired {
+    /// Counts them in `orgplane_run_leases_expired_total{outcome}`, once
+    /// their transaction committed.
+    fn record(self) {
+        for (outcome, n) in [
+            ("failed", self.failed),
+            ("requeued", self.requeued),
+            ("stopped", self.stopped),
+        ] {
+            if n > 0 {
+                metrics::counter!("orgplane_run_leases_expired_total", "outcome" => outcome)
+                    .increment(n);
+            }
+        }
+    }
+}
+
 async fn expire_leases(
     txn: &DatabaseTransaction,
     queue_uuid: &str,
     now: i64,
     max_attempts: i32,
-) -> Result<(), Error> {
+) -> Result<Expired, Error> {
     let expired = || {
         runs::Entity::update_many()
             .filter(runs::Column::QueueUuid.eq(queue_uuid))
             .filter(runs::Column::Status.is_in([LEASED, RUNNING]))
             .filter(runs::Column::LeaseExpireTime.lt(now))
     };
-    without_lease(expired())
+    let failed = without_lease(expired())
         .col_expr(runs::Column::Status, Expr::value(FAILED))
         .col_expr(
             runs::Column::Message,
@@ -169,23 +194,30 @@ async fn expire_leases(
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .filter(runs::Column::Attempts.gte(max_attempts))
         .exec(txn)
-        .await?;
-    without_lease(expired())
+        .await?
+        .rows_affected;
+    let requeued = without_lease(expired())
         .col_expr(runs::Column::Status, Expr::value(QUEUED))
         .col_expr(runs::Column::Message, Expr::value("its lease expired"))
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .exec(txn)
-        .await?;
+        .await?
+        .rows_affected;
     // A stopping run whose agent is gone is stopped.
-    without_lease(runs::Entity::update_many())
+    let stopped = without_lease(runs::Entity::update_many())
         .col_expr(runs::Column::Status, Expr::value(STOPPED))
         .col_expr(runs::Column::UpdateTime, Expr::value(now))
         .filter(runs::Column::QueueUuid.eq(queue_uuid))
         .filter(runs::Column::Status.eq(STOPPING))
         .filter(runs::Column::LeaseExpireTime.lt(now))
         .exec(txn)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected;
+    Ok(Expired {
+        failed,
+        requeued,
+        stopped,
+    })
 }
 
 /// What a deletion of queues does with their unfinished runs.
@@ -471,8 +503,9 @@ impl Agents {
         for queue_uuid in &lapsed {
             let txn = self.db.begin().await?;
             lock_queue(&txn, queue_uuid).await?;
-            expire_leases(&txn, queue_uuid, now, self.max_attempts).await?;
+            let expired = expire_leases(&txn, queue_uuid, now, self.max_attempts).await?;
             txn.commit().await?;
+            expired.record();
         }
         Ok(lapsed.len() as u64)
     }
@@ -487,7 +520,7 @@ impl Agents {
     ) -> Result<Vec<runs::Model>, Error> {
         let txn = self.db.begin().await?;
         lock_queue(&txn, &queue.uuid).await?;
-        expire_leases(&txn, &queue.uuid, now, self.max_attempts).await?;
+        let expired = expire_leases(&txn, &queue.uuid, now, self.max_attempts).await?;
         let room = if queue.concurrency > 0 {
             let active = runs::Entity::find()
                 .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
@@ -513,6 +546,7 @@ impl Agents {
         }
         if picked.is_empty() {
             txn.commit().await?;
+            expired.record();
             return Ok(Vec::new());
         }
         // One lease per acquisition: the runs it leases share its id, and
@@ -543,6 +577,8 @@ impl Agents {
             .collect();
         leased.sort_by_key(|run| order.get(run.uuid.as_str()).copied());
         txn.commit().await?;
+        expired.record();
+        metrics::counter!("orgplane_runs_leased_total").increment(leased.len() as u64);
         Ok(leased)
     }
 

@@ -111,6 +111,17 @@ impl DeadlineArgs {
     }
 }
 
+/// The operations port.
+#[derive(Debug, Clone, Args)]
+pub struct OpsArgs {
+    /// Address of the plaintext operations port (e.g. 0.0.0.0:9090):
+    /// Prometheus metrics on /metrics, probes on /livez and /readyz (200
+    /// once every server is up, 503 before and while stopping). Off unless
+    /// set.
+    #[arg(long, env = "ORGPLANE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 /// How a stopping process hands its clients over.
 #[derive(Debug, Clone, Args)]
 pub struct DrainArgs {

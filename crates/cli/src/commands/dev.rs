@@ -10,7 +10,7 @@ use orgplane::{
 use orgplane_platform::shutdown;
 
 use super::{
-    args::{AgentsArgs, DeadlineArgs, GatewayArgs, IdentityArgs, StateArgs},
+    args::{AgentsArgs, DeadlineArgs, GatewayArgs, IdentityArgs, OpsArgs, StateArgs},
     migrate::report_bootstrap,
 };
 
@@ -36,6 +36,8 @@ pub struct DevArgs {
     pub agents: AgentsArgs,
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -47,6 +49,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         schema_prefix: state.schema_prefix,
         database_connections: state.database_connections,
         gateway_listen: args.listen,
+        metrics_listen: args.ops.metrics_listen,
         identity: args.identity.config(),
         gateway: args.gateway.config(&args.deadline),
         max_run_attempts: args.agents.max_run_attempts,

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use super::args::{
     AgentsAddrArgs, AgentsArgs, DataDirArgs, DeadlineArgs, DrainArgs, GatewayArgs,
-    IdentityAddrArgs, IdentityArgs, ListenArgs, OrganizationsAddrArgs, PublicTlsArgs,
+    IdentityAddrArgs, IdentityArgs, ListenArgs, OpsArgs, OrganizationsAddrArgs, PublicTlsArgs,
     RegistryAddrArgs, StateArgs, default_addr, peer_addrs,
 };
 use orgplane::node::{Node, State};
@@ -49,6 +49,8 @@ pub struct BackendArgs {
     pub deadline: DeadlineArgs,
     #[command(flatten)]
     pub drain: DrainArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 /// `serve identity`.
@@ -108,6 +110,8 @@ pub struct GatewayServe {
     pub deadline: DeadlineArgs,
     #[command(flatten)]
     pub drain: DrainArgs,
+    #[command(flatten)]
+    pub ops: OpsArgs,
     #[command(flatten)]
     pub identity: IdentityAddrArgs,
     #[command(flatten)]
@@ -179,7 +183,11 @@ async fn serve<S: Service>(
         args.deadline.deadline(),
     )
     .drain_delay(args.drain.delay());
+    if let Some(ops) = args.ops.metrics_listen {
+        node.serve_ops(ops).await?;
+    }
     node.start::<S>(config, listen).await?;
+    node.ready();
     node.run_until_signal().await
 }
 
@@ -213,6 +221,10 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("binding {listen}: {err}"))?;
     let mut node =
         Node::new(state, peer_addrs(&[]), a.deadline.deadline()).drain_delay(a.drain.delay());
+    if let Some(ops) = a.ops.metrics_listen {
+        node.serve_ops(ops).await?;
+    }
     node.start_gateway(server, listener);
+    node.ready();
     node.run_until_signal().await
 }

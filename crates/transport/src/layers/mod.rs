@@ -1,6 +1,8 @@
 //! The tower layers every orgplane server runs, one per file, applied by
-//! [`crate::server`] in a fixed order: trace → catch panic → caller identity.
+//! [`crate::server`] in a fixed order: trace → metrics → catch panic →
+//! caller identity.
 
 pub mod caller;
 pub mod catch_panic;
+pub mod metrics;
 pub mod trace;
