@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashSet,
-    future::Future,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -17,25 +16,17 @@ use std::{
 use orgplane_e2e::{Bearer, channel, postgres_url, unique_schema_prefix};
 use orgplane_proto::{
     agents::{
-        AcquireRunsRequest, Agent, Connection, CreateAgentRequest, CreateConnectionRequest,
-        CreateQueueRequest, GetRunRequest, Queue, RenewLeaseRequest, ReportRunStatusRequest, Run,
-        SubmitRunRequest, agent_service_client::AgentServiceClient,
-        connection_service_client::ConnectionServiceClient,
-        queue_service_client::QueueServiceClient, run_service_client::RunServiceClient,
+        AcquireRunsRequest, Connection, CreateConnectionRequest, GetRunRequest, RenewLeaseRequest,
+        ReportRunStatusRequest, Run, SubmitRunRequest,
+        connection_service_client::ConnectionServiceClient, run_service_client::RunServiceClient,
     },
-    identity::{LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient},
-    organizations::{
-        CreateOrganizationRequest, CreateProjectRequest, ListActivitiesRequest, Organization,
-        Project, activity_service_client::ActivityServiceClient,
-        organization_service_client::OrganizationServiceClient,
-        project_service_client::ProjectServiceClient,
-    },
+    organizations::{ListActivitiesRequest, activity_service_client::ActivityServiceClient},
 };
 use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 mod support;
 
-use support::{BIN, certs_init};
+use support::{BIN, acme_with_an_agent, certs_init, signed_up, when_up};
 
 /// One `orgplane serve` process per service, killed on drop.
 struct Processes {
@@ -135,32 +126,6 @@ impl Drop for Processes {
     }
 }
 
-/// Retries `call` while the processes come up (UNAVAILABLE, or UNIMPLEMENTED
-/// from a gateway whose backend is not listening yet).
-async fn when_up<T, F, Fut>(what: &str, mut call: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, tonic::Status>>,
-{
-    let start = Instant::now();
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(status) if start.elapsed() < Duration::from_secs(60) => {
-                assert!(
-                    matches!(
-                        status.code(),
-                        Code::Unavailable | Code::Unknown | Code::Internal
-                    ),
-                    "{what}: {status:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => panic!("{what}: not up within 60 s: {status:?}"),
-        }
-    }
-}
-
 type Runs = RunServiceClient<InterceptedService<Channel, Bearer>>;
 
 async fn acquire(runs: &mut Runs, n: i32, lease: Duration) -> Vec<Run> {
@@ -192,84 +157,9 @@ async fn killing_the_agents_service_loses_nothing(database: Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let mut p = Processes::start(dir.path(), database);
     let gateway = p.gateway().await;
-    when_up("sign up", || {
-        let mut auth = AuthServiceClient::new(gateway.clone());
-        async move {
-            auth.sign_up(SignUpRequest {
-                username: "owner".into(),
-                email: "owner@example.com".into(),
-                password: "a long enough password".into(),
-                display_name: String::new(),
-            })
-            .await
-        }
-    })
-    .await;
-    let token = AuthServiceClient::new(gateway.clone())
-        .login(LoginRequest {
-            username: "owner".into(),
-            password: "a long enough password".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+    let token = signed_up(&gateway, "owner").await;
     let bearer = || Bearer::new(&token);
-    when_up("create organization", || {
-        let mut orgs = OrganizationServiceClient::with_interceptor(gateway.clone(), bearer());
-        async move {
-            orgs.create_organization(CreateOrganizationRequest {
-                request_id: String::new(),
-                organization: Some(Organization {
-                    name: "acme".into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-        }
-    })
-    .await;
-    ProjectServiceClient::with_interceptor(gateway.clone(), bearer())
-        .create_project(CreateProjectRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            project: Some(Project {
-                name: "vision".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    let agent_token = when_up("create agent", || {
-        let mut agents = AgentServiceClient::with_interceptor(gateway.clone(), bearer());
-        async move {
-            agents
-                .create_agent(CreateAgentRequest {
-                    request_id: String::new(),
-                    organization: "acme".into(),
-                    agent: Some(Agent {
-                        name: "box".into(),
-                        ..Default::default()
-                    }),
-                })
-                .await
-        }
-    })
-    .await
-    .into_inner()
-    .token;
-    QueueServiceClient::with_interceptor(gateway.clone(), bearer())
-        .create_queue(CreateQueueRequest {
-            request_id: String::new(),
-            organization: "acme".into(),
-            agent: "box".into(),
-            queue: Some(Queue {
-                name: "q".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    let agent_token = acme_with_an_agent(&gateway, &token).await;
     let mut people = RunServiceClient::with_interceptor(gateway.clone(), bearer());
     let mut submitted = HashSet::new();
     for i in 0..20 {

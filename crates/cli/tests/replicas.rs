@@ -35,21 +35,19 @@ use std::{
 use orgplane_e2e::{Bearer, channel, mask, postgres_url, unique_schema_prefix};
 use orgplane_proto::{
     agents::{
-        AcquireRunsRequest, Agent, CreateAgentRequest, CreateQueueRequest, ListQueuesRequest,
-        Queue, ReportRunStatusRequest, Run, SubmitRunRequest,
-        agent_service_client::AgentServiceClient, queue_service_client::QueueServiceClient,
-        run_service_client::RunServiceClient,
+        AcquireRunsRequest, CreateQueueRequest, ListQueuesRequest, Queue, ReportRunStatusRequest,
+        Run, SubmitRunRequest, agent_service_client::AgentServiceClient,
+        queue_service_client::QueueServiceClient, run_service_client::RunServiceClient,
     },
     identity::{
-        GetCurrentUserRequest, LoginRequest, LogoutRequest, SignUpRequest,
-        auth_service_client::AuthServiceClient, user_service_client::UserServiceClient,
+        GetCurrentUserRequest, LogoutRequest, auth_service_client::AuthServiceClient,
+        user_service_client::UserServiceClient,
     },
     organizations::{
-        AcceptInvitationRequest, CreateInvitationRequest, CreateOrganizationRequest,
-        CreateProjectRequest, GetOrganizationRequest, GetProjectSettingsRequest, Invitation,
-        Member, Organization, Project, ProjectSettings, RemoveMemberRequest, UpdateMemberRequest,
-        UpdateProjectSettingsRequest, WatchActivitiesRequest,
-        activity_service_client::ActivityServiceClient,
+        AcceptInvitationRequest, CreateInvitationRequest, CreateProjectRequest,
+        GetOrganizationRequest, GetProjectSettingsRequest, Invitation, Member, Project,
+        ProjectSettings, RemoveMemberRequest, UpdateMemberRequest, UpdateProjectSettingsRequest,
+        WatchActivitiesRequest, activity_service_client::ActivityServiceClient,
         invitation_service_client::InvitationServiceClient,
         member_service_client::MemberServiceClient,
         organization_service_client::OrganizationServiceClient,
@@ -64,12 +62,14 @@ use tonic::{Code, transport::Channel};
 
 mod support;
 
-use support::{BIN, certs_init, exit_within, listening, terminate};
+use support::{
+    BIN, acme_with_an_agent, certs_init, exit_within, listening, login, signed_up, terminate,
+    when_up,
+};
 const BACKENDS: [&str; 4] = ["identity", "organizations", "registry", "agents"];
 const REPLICAS: usize = 2;
 /// How soon a change made through one gateway must hold through the other.
 const ACROSS_REPLICAS: Duration = Duration::from_secs(1);
-const PASSWORD: &str = "a long enough password";
 const ORG: &str = "acme";
 
 /// The peers each service is given (and only those: each takes only the
@@ -202,28 +202,6 @@ impl Drop for Cluster {
     }
 }
 
-/// Retries `call` while the cluster comes up.
-async fn when_up<T, F, Fut>(what: &str, mut call: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
-{
-    let start = Instant::now();
-    loop {
-        match call().await {
-            Ok(value) => return value,
-            Err(status) if start.elapsed() < Duration::from_secs(90) => {
-                assert!(
-                    matches!(status.code(), Code::Unavailable | Code::Unimplemented),
-                    "{what}: {status:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(status) => panic!("{what}: not up within 90 s: {status:?}"),
-        }
-    }
-}
-
 /// Calls `call` until it answers `code`; how long that took. Fails past
 /// `ACROSS_REPLICAS` (plus the call's own time, reported).
 async fn until_code<T, F, Fut>(what: &str, code: Code, mut call: F) -> Duration
@@ -245,32 +223,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn login(gateway: &Channel, username: &str) -> String {
-    AuthServiceClient::new(gateway.clone())
-        .login(LoginRequest {
-            username: username.into(),
-            password: PASSWORD.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
-}
-
-async fn sign_up(gateway: &Channel, username: &str) {
-    when_up("sign up", || {
-        let mut auth = AuthServiceClient::new(gateway.clone());
-        let request = SignUpRequest {
-            username: username.into(),
-            email: format!("{username}@example.com"),
-            password: PASSWORD.into(),
-            display_name: String::new(),
-        };
-        async move { auth.sign_up(request).await }
-    })
-    .await;
 }
 
 fn submit(queue: &str, name: String) -> SubmitRunRequest {
@@ -509,51 +461,10 @@ async fn two_replicas_of_everything_on_postgresql() {
 /// The owner, the organization, a project, an agent with two queues, a
 /// model.
 async fn setup(gateway: &Channel) {
-    sign_up(gateway, "owner").await;
-    let token = login(gateway, "owner").await;
+    let token = signed_up(gateway, "owner").await;
     let bearer = || Bearer::new(&token);
-    when_up("create organization", || {
-        let mut orgs = OrganizationServiceClient::with_interceptor(gateway.clone(), bearer());
-        async move {
-            orgs.create_organization(CreateOrganizationRequest {
-                request_id: String::new(),
-                organization: Some(Organization {
-                    name: ORG.into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-        }
-    })
-    .await;
-    ProjectServiceClient::with_interceptor(gateway.clone(), bearer())
-        .create_project(CreateProjectRequest {
-            request_id: String::new(),
-            organization: ORG.into(),
-            project: Some(Project {
-                name: "vision".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    when_up("create agent", || {
-        let mut agents = AgentServiceClient::with_interceptor(gateway.clone(), bearer());
-        async move {
-            agents
-                .create_agent(CreateAgentRequest {
-                    request_id: String::new(),
-                    organization: ORG.into(),
-                    agent: Some(Agent {
-                        name: "box".into(),
-                        ..Default::default()
-                    }),
-                })
-                .await
-        }
-    })
-    .await;
-    for (name, concurrency) in [("q", 0), ("other", 0), ("narrow", 3)] {
+    acme_with_an_agent(gateway, &token).await;
+    for (name, concurrency) in [("other", 0), ("narrow", 3)] {
         QueueServiceClient::with_interceptor(gateway.clone(), bearer())
             .create_queue(CreateQueueRequest {
                 request_id: String::new(),
@@ -588,7 +499,7 @@ async fn setup(gateway: &Channel) {
 
 /// Bob joins through an invitation accepted through the other gateway.
 async fn invite_bob(a: &Channel, b: &Channel, owner: &str) {
-    sign_up(a, "bob").await;
+    signed_up(a, "bob").await;
     let invitation = InvitationServiceClient::with_interceptor(a.clone(), Bearer::new(owner))
         .create_invitation(CreateInvitationRequest {
             organization: ORG.into(),

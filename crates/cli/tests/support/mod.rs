@@ -102,3 +102,145 @@ pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> 
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Retries `call` while the processes come up — a backend not listening
+/// yet (`UNAVAILABLE`), a gateway whose peers are not found yet (`UNKNOWN`,
+/// `INTERNAL`, `UNIMPLEMENTED`) — for at most 90 s.
+pub async fn when_up<T, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    use tonic::Code;
+
+    let start = Instant::now();
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(status) if start.elapsed() < Duration::from_secs(90) => {
+                assert!(
+                    matches!(
+                        status.code(),
+                        Code::Unavailable | Code::Unimplemented | Code::Unknown | Code::Internal
+                    ),
+                    "{what}: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{what}: not up within 90 s: {status:?}"),
+        }
+    }
+}
+
+/// The password of every user the process tests sign up.
+pub const PASSWORD: &str = "a long enough password";
+
+/// `username` signs up (retried while the processes come up) and logs in:
+/// its access token.
+pub async fn signed_up(gateway: &tonic::transport::Channel, username: &str) -> String {
+    use orgplane_proto::identity::{SignUpRequest, auth_service_client::AuthServiceClient};
+
+    when_up("sign up", || {
+        let mut auth = AuthServiceClient::new(gateway.clone());
+        let request = SignUpRequest {
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            password: PASSWORD.into(),
+            display_name: String::new(),
+        };
+        async move { auth.sign_up(request).await }
+    })
+    .await;
+    login(gateway, username).await
+}
+
+/// `username` logs in: its access token.
+pub async fn login(gateway: &tonic::transport::Channel, username: &str) -> String {
+    use orgplane_proto::identity::{LoginRequest, auth_service_client::AuthServiceClient};
+
+    AuthServiceClient::new(gateway.clone())
+        .login(LoginRequest {
+            username: username.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+/// Through `gateway`, as `owner` (a token): the organization `acme`, its
+/// project `vision`, the agent `box` and its queue `q`, each retried while
+/// the processes come up. The agent's token.
+pub async fn acme_with_an_agent(gateway: &tonic::transport::Channel, owner: &str) -> String {
+    use orgplane_e2e::Bearer;
+    use orgplane_proto::{
+        agents::{
+            Agent, CreateAgentRequest, CreateQueueRequest, Queue,
+            agent_service_client::AgentServiceClient, queue_service_client::QueueServiceClient,
+        },
+        organizations::{
+            CreateOrganizationRequest, CreateProjectRequest, Organization, Project,
+            organization_service_client::OrganizationServiceClient,
+            project_service_client::ProjectServiceClient,
+        },
+    };
+
+    let bearer = || Bearer::new(owner);
+    when_up("create organization", || {
+        let mut orgs = OrganizationServiceClient::with_interceptor(gateway.clone(), bearer());
+        async move {
+            orgs.create_organization(CreateOrganizationRequest {
+                request_id: String::new(),
+                organization: Some(Organization {
+                    name: "acme".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+        }
+    })
+    .await;
+    ProjectServiceClient::with_interceptor(gateway.clone(), bearer())
+        .create_project(CreateProjectRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            project: Some(Project {
+                name: "vision".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let agent_token = when_up("create agent", || {
+        let mut agents = AgentServiceClient::with_interceptor(gateway.clone(), bearer());
+        async move {
+            agents
+                .create_agent(CreateAgentRequest {
+                    request_id: String::new(),
+                    organization: "acme".into(),
+                    agent: Some(Agent {
+                        name: "box".into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+        }
+    })
+    .await
+    .into_inner()
+    .token;
+    QueueServiceClient::with_interceptor(gateway.clone(), bearer())
+        .create_queue(CreateQueueRequest {
+            request_id: String::new(),
+            organization: "acme".into(),
+            agent: "box".into(),
+            queue: Some(Queue {
+                name: "q".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    agent_token
+}
