@@ -47,6 +47,7 @@ impl Service for Agents {
                     .run_purger(PEER_PURGE_INTERVAL, wiring.stopped()),
             ) as _,
             Box::pin(agents.activity_shipper()?.run(wiring.stopped())) as _,
+            Box::pin(agents.clone().report_run_counts(wiring.stopped())) as _,
         ];
         let server = wiring.server(grpc_server(agents.clone(), wiring.tls));
         Ok((agents, Assembled { server, background }))

@@ -361,23 +361,59 @@ async fn the_kubernetes_manifests_run_as_written() {
     .await;
     smoke(&gateway, &one_gateway, &values).await;
 
-    // Every process serves its metrics; every Deployment counted the
-    // calls of the scenario on some replica.
-    let mut counted = std::collections::HashSet::new();
-    for (process, ops) in &metrics {
-        let (code, text) = http_get(ops, "/metrics").await.unwrap();
-        assert_eq!(code, 200, "{process}");
-        assert!(text.contains("# TYPE "), "{process}: {text}");
-        if text.contains("grpc_server_handled_total{") {
-            counted.insert(process.split(' ').next().unwrap().to_owned());
+    // Every process serves its metrics; each Deployment's replicas
+    // together show what the scenario exercised.
+    let expected = |deployment: &str| -> &'static [&'static str] {
+        match deployment {
+            "gateway" => &[
+                "grpc_server_handled_total",
+                "orgplane_token_cache_lookups_total",
+            ],
+            "agents" => &[
+                "grpc_server_handled_total",
+                "orgplane_db_pool_connections",
+                "orgplane_runs",
+                "orgplane_runs_leased_total",
+                "orgplane_group_commit_batch_size",
+                "orgplane_outbox_shipped_total",
+            ],
+            _ => &["grpc_server_handled_total", "orgplane_db_pool_connections"],
         }
-    }
-    for deployment in of_kind(&resources, "Deployment") {
+    };
+    let scraping = std::time::Instant::now();
+    loop {
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (process, ops) in &metrics {
+            let (code, text) = http_get(ops, "/metrics").await.unwrap();
+            assert_eq!(code, 200, "{process}");
+            seen.entry(process.split(' ').next().unwrap().to_owned())
+                .or_default()
+                .push_str(&text);
+        }
+        let missing: Vec<String> = of_kind(&resources, "Deployment")
+            .flat_map(|deployment| {
+                let text = &seen[name(deployment)];
+                expected(name(deployment))
+                    .iter()
+                    .filter(|metric| {
+                        // A sample line: `name{…}`, `name value`, or a
+                        // histogram's `name_bucket{…}`.
+                        !["{", " ", "_bucket{"]
+                            .iter()
+                            .any(|after| text.contains(&format!("\n{metric}{after}")))
+                    })
+                    .map(|metric| format!("{} {metric}", name(deployment)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            counted.contains(name(deployment)),
-            "{} counted no call",
-            name(deployment)
+            scraping.elapsed() < Duration::from_secs(10),
+            "metrics missing: {missing:?}"
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     drop(running);
@@ -556,4 +592,66 @@ fn every_service_mounts_the_certificate_of_its_own_identity() {
             );
         }
     }
+}
+
+/// Without cert-manager: `orgplane certs kubernetes` prints, for the files
+/// `certs init` made, every Secret the Deployments mount, each holding the
+/// service's files; a bad namespace is refused.
+#[test]
+fn certs_kubernetes_prints_the_secrets_the_deployments_mount() {
+    use base64::Engine as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    certs_init(dir.path());
+    let output = Command::new(BIN)
+        .args(["certs", "kubernetes", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let secrets: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let resources = resources();
+    for deployment in of_kind(&resources, "Deployment") {
+        let service = name(deployment);
+        let mounted = deployment["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|v| v["secret"]["secretName"].as_str())
+            .unwrap();
+        let secret = secrets
+            .iter()
+            .find(|s| name(s) == mounted)
+            .unwrap_or_else(|| panic!("no Secret {mounted}"));
+        assert_eq!(secret["kind"], "Secret");
+        assert_eq!(secret["type"], "kubernetes.io/tls");
+        assert_eq!(secret["metadata"]["namespace"], "orgplane");
+        for file in ["tls.crt", "tls.key", "ca.crt"] {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(secret["data"][file].as_str().unwrap())
+                .unwrap();
+            assert_eq!(
+                decoded,
+                std::fs::read(dir.path().join("certs").join(service).join(file)).unwrap(),
+                "{service} {file}"
+            );
+        }
+    }
+    let refused = Command::new(BIN)
+        .args([
+            "certs",
+            "kubernetes",
+            "--namespace",
+            "Not A Namespace",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }

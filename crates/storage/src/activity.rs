@@ -192,6 +192,7 @@ impl<S: ActivitySink> Shipper<S> {
             .one(&self.db)
             .await?;
         if waiting.is_none() {
+            metrics::gauge!("orgplane_outbox_lag_seconds", "service" => self.service).set(0.0);
             return Ok(0);
         }
         let shipped =
@@ -211,6 +212,8 @@ impl<S: ActivitySink> Shipper<S> {
             return Ok(0);
         }
         let uuids: Vec<String> = rows.iter().map(|r| r.uuid.clone()).collect();
+        // The oldest activity waiting, shipped now: how far the feed lags.
+        let oldest = rows.iter().map(|r| r.create_time).min().unwrap_or_default();
         let batch = rows
             .into_iter()
             .map(|row| Delivery {
@@ -223,6 +226,10 @@ impl<S: ActivitySink> Shipper<S> {
             .filter(outbox::Column::Uuid.is_in(uuids.clone()))
             .exec(&self.db)
             .await?;
+        metrics::gauge!("orgplane_outbox_lag_seconds", "service" => self.service)
+            .set((orgplane_platform::time::now_micros() - oldest).max(0) as f64 / 1e6);
+        metrics::counter!("orgplane_outbox_shipped_total", "service" => self.service)
+            .increment(uuids.len() as u64);
         Ok(uuids.len() as u64)
     }
 
@@ -239,6 +246,8 @@ impl<S: ActivitySink> Shipper<S> {
                 }
                 Ok(_) => failing = false,
                 Err(err) => {
+                    metrics::counter!("orgplane_outbox_failures_total", "service" => self.service)
+                        .increment(1);
                     if !failing {
                         tracing::warn!(service = self.service, error = %err, "activities not delivered yet; retrying");
                     }

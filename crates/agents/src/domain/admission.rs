@@ -68,6 +68,8 @@ pub const MAX_LEASE: Duration = Duration::from_secs(3600);
 pub const LEASE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Most queues one sweep visits (the next sweep goes on).
 const SWEEP_QUEUES: u64 = 100;
+/// How often [`Agents::report_run_counts`] counts.
+pub const RUN_COUNT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a queue stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -634,6 +636,45 @@ impl Agents {
                 .all(&self.db)
         };
         Ok((mine(LEASED).await?, mine(STOPPING).await?))
+    }
+
+    /// Reports how many runs wait and run in every queue, every
+    /// [`RUN_COUNT_INTERVAL`] until `stop`: the gauge
+    /// `orgplane_runs{status}` for `queued`, `leased` and `running`
+    /// (stopping ones included). Every replica reports the one database's
+    /// figure: aggregate them with `max`, not `sum`. (One grouped count;
+    /// without an index on the status alone it reads the runs table.)
+    pub async fn report_run_counts(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut ticks = tokio::time::interval(RUN_COUNT_INTERVAL);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticks.tick() => {}
+            }
+            let counts: Result<Vec<(String, i64)>, _> = runs::Entity::find()
+                .select_only()
+                .column(runs::Column::Status)
+                .column_as(runs::Column::Uuid.count(), "n")
+                .filter(runs::Column::Status.is_in(ACTIVE.iter().copied().chain([QUEUED])))
+                .group_by(runs::Column::Status)
+                .into_tuple()
+                .all(&self.db)
+                .await;
+            let Ok(counts) = counts else {
+                continue;
+            };
+            let of = |statuses: &[&str]| {
+                counts
+                    .iter()
+                    .filter(|(status, _)| statuses.contains(&status.as_str()))
+                    .map(|(_, n)| *n as f64)
+                    .sum::<f64>()
+            };
+            metrics::gauge!("orgplane_runs", "status" => "queued").set(of(&[QUEUED]));
+            metrics::gauge!("orgplane_runs", "status" => "leased").set(of(&[LEASED]));
+            metrics::gauge!("orgplane_runs", "status" => "running").set(of(&[RUNNING, STOPPING]));
+        }
     }
 
     /// Counts of a queue's runs by status, and its oldest wait.

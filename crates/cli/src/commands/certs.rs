@@ -16,6 +16,24 @@ pub enum CertsCommand {
     /// Each service's files go to `certs/<service>/` (`tls.crt`, `tls.key`,
     /// `ca.crt`); the CA's key stays in --ca-dir, which no service reads.
     Init(InitArgs),
+    /// Print the certificates `init` made as Kubernetes Secret manifests,
+    /// for clusters without cert-manager: one `kubernetes.io/tls` Secret
+    /// `orgplane-<service>-tls` per service (`tls.crt`, `tls.key`,
+    /// `ca.crt`), the Secrets deploy/kubernetes mounts and cert-manager
+    /// would make. They hold private keys: apply them
+    /// (`kubectl apply -f -`), do not commit them.
+    Kubernetes(KubernetesArgs),
+}
+
+/// Arguments of `certs kubernetes`.
+#[derive(Debug, Args)]
+pub struct KubernetesArgs {
+    /// Data folder whose `certs/` folder `certs init` filled.
+    #[arg(long, env = "ORGPLANE_DATA_DIR", default_value = "./.orgplane")]
+    pub data_dir: PathBuf,
+    /// Namespace of the Secrets.
+    #[arg(long, default_value = "orgplane")]
+    pub namespace: String,
 }
 
 /// Arguments of `certs init`.
@@ -37,6 +55,13 @@ pub struct InitArgs {
 
 pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
     match cmd {
+        CertsCommand::Kubernetes(args) => {
+            print!(
+                "{}",
+                secrets(&CertDir::new(args.data_dir.join("certs")), &args.namespace)?
+            );
+            Ok(())
+        }
         CertsCommand::Init(args) => {
             let path = args.data_dir.join("certs");
             let ca = CaDir::new(args.ca_dir.unwrap_or_else(|| args.data_dir.join("ca")));
@@ -52,4 +77,48 @@ pub fn run(cmd: CertsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The Secret manifests of every service's files in `certs`.
+fn secrets(certs: &CertDir, namespace: &str) -> anyhow::Result<String> {
+    use base64::Engine as _;
+
+    if !namespace
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || namespace.is_empty()
+    {
+        anyhow::bail!("invalid namespace {namespace:?}");
+    }
+    let mut out = String::new();
+    for service in IDENTITIES {
+        let dir = certs.service_dir(service);
+        let mut data = String::new();
+        for file in ["tls.crt", "tls.key", "ca.crt"] {
+            let path = dir.join(file);
+            let bytes = std::fs::read(&path).map_err(|err| {
+                anyhow::anyhow!(
+                    "reading {} (run `orgplane certs init` first): {err}",
+                    path.display()
+                )
+            })?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            data.push_str(&format!("  {file}: {encoded}\n"));
+        }
+        out.push_str(&format!(
+            "---\n\
+             # The certificate of {service}, made by `orgplane certs init`.\n\
+             apiVersion: v1\n\
+             kind: Secret\n\
+             metadata:\n  \
+               name: orgplane-{service}-tls\n  \
+               namespace: {namespace}\n  \
+               labels:\n    \
+                 app.kubernetes.io/name: {service}\n    \
+                 app.kubernetes.io/part-of: orgplane\n\
+             type: kubernetes.io/tls\n\
+             data:\n{data}"
+        ));
+    }
+    Ok(out)
 }
