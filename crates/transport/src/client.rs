@@ -342,13 +342,9 @@ struct Connect {
 
 impl Connect {
     fn replica(&self, addr: SocketAddr) -> anyhow::Result<Replica> {
-        let endpoint = match &self.tls {
-            Some(tls) => Endpoint::from_shared(format!("https://{addr}"))?
-                .tls_config(tls.client_config(&self.server))
-                .context("configuring client TLS")?,
-            None => Endpoint::from_shared(format!("http://{addr}"))?,
-        };
-        let endpoint = endpoint
+        // mTLS is done by the connector (`mtls_connector`), with the
+        // certificates current at each connection.
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
@@ -364,11 +360,62 @@ impl Connect {
             .http2_adaptive_window(false)
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW);
+        let channel = match &self.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(mtls_connector(
+                tls.rustls_client().context("configuring client TLS")?,
+                &self.server,
+            )?),
+            None => endpoint.connect_lazy(),
+        };
         Ok(Replica {
-            channel: endpoint.connect_lazy(),
+            channel,
             down: Arc::new(AtomicBool::new(false)),
         })
     }
+}
+
+/// How long opening a connection to a replica may take, TLS included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection to the address of the URI it is given, with mTLS
+/// under `config` (which follows the certificate files), expecting the
+/// server to be `server` (its DNS SAN).
+fn mtls_connector(
+    config: Arc<rustls::ClientConfig>,
+    server: &str,
+) -> anyhow::Result<
+    impl tower::Service<
+        http::Uri,
+        Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        Error = std::io::Error,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static,
+> {
+    let name = rustls::pki_types::ServerName::try_from(server.to_owned())
+        .with_context(|| format!("{server} is not a server name"))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    Ok(tower::service_fn(move |uri: http::Uri| {
+        let (connector, name) = (connector.clone(), name.clone());
+        async move {
+            let authority = uri
+                .authority()
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?
+                .to_string();
+            let opening = async {
+                let tcp = tokio::net::TcpStream::connect(authority).await?;
+                tcp.set_nodelay(true)?;
+                connector.connect(name, tcp).await
+            };
+            let tls = tokio::time::timeout(CONNECT_TIMEOUT, opening)
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out")
+                })??;
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        }
+    }))
 }
 
 type Discovered = Change<SocketAddr, PendingRequests<Replica, CompleteOnResponse>>;

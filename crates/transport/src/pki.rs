@@ -19,7 +19,11 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::OffsetDateTime;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+mod live;
+
+pub use live::RELOAD_INTERVAL;
 
 /// Prefix of every orgplane SPIFFE id.
 pub const SPIFFE_PREFIX: &str = "spiffe://orgplane/";
@@ -174,11 +178,18 @@ impl CertDir {
                 )
             })
         };
+        let files = live::Files {
+            cert: self.cert(service),
+            key: self.key(service),
+            ca: self.service_dir(service).join("ca.crt"),
+        };
         Ok(ServiceTls {
             service: service.to_owned(),
-            ca_pem: read(self.service_dir(service).join("ca.crt"))?,
-            cert_pem: read(self.cert(service))?,
-            key_pem: read(self.key(service))?,
+            ca_pem: read(files.ca.clone())?,
+            cert_pem: read(files.cert.clone())?,
+            key_pem: read(files.key.clone())?,
+            live: live::Live::open(files)
+                .with_context(|| format!("loading the certificates of {service}"))?,
         })
     }
 }
@@ -267,17 +278,19 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One service's CA, certificate and key, PEM-encoded.
+/// One service's CA, certificate and key: PEM-encoded as loaded, and
+/// followed on disk for the connections made from then on ([`live`]).
 #[derive(Clone)]
 pub struct ServiceTls {
     /// The service these belong to.
     pub service: String,
-    /// The CA that every peer must chain to.
+    /// The CA bundle every peer must chain to, as loaded.
     pub ca_pem: String,
-    /// This service's certificate.
+    /// This service's certificate, as loaded.
     pub cert_pem: String,
-    /// This service's private key.
+    /// This service's private key, as loaded.
     pub key_pem: String,
+    live: std::sync::Arc<live::Live>,
 }
 
 impl std::fmt::Debug for ServiceTls {
@@ -289,21 +302,26 @@ impl std::fmt::Debug for ServiceTls {
 }
 
 impl ServiceTls {
-    /// Server side: present our certificate, require a client certificate
-    /// that chains to the CA.
+    /// Server side, following the files: present our current certificate,
+    /// require a client certificate that chains to the current CA bundle.
+    pub fn rustls_server(&self) -> anyhow::Result<std::sync::Arc<rustls::ServerConfig>> {
+        self.live.server_config()
+    }
+
+    /// Client side, following the files: trust the current CA bundle and
+    /// present our current certificate (the server's name is given at each
+    /// connection).
+    pub fn rustls_client(&self) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+        self.live.client_config()
+    }
+
+    /// Server side as loaded (tonic's configuration; does not follow the
+    /// files): present our certificate, require a client certificate that
+    /// chains to the CA.
     pub fn server_config(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
-    }
-
-    /// Client side: trust only the CA, expect the server to be `server`
-    /// (its DNS SAN), and present our certificate.
-    pub fn client_config(&self, server: &str) -> ClientTlsConfig {
-        ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&self.ca_pem))
-            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
-            .domain_name(server)
     }
 }
 

@@ -40,6 +40,9 @@ pub struct GrpcServer {
     routes: Routes,
     served: Vec<String>,
     tls: Option<ServerTlsConfig>,
+    /// The internal ports' mTLS, done here so that certificates are
+    /// reloaded when their files change.
+    mtls: Option<crate::pki::ServiceTls>,
     policy: Option<CallerPolicy>,
     grpc_web: bool,
     request_timeout: Duration,
@@ -64,6 +67,7 @@ impl GrpcServer {
             routes: Routes::default(),
             served: Vec::new(),
             tls: None,
+            mtls: None,
             policy: None,
             grpc_web: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -134,8 +138,10 @@ impl GrpcServer {
 
     /// Requires mTLS: clients must chain to the internal CA, and `policy`
     /// decides which identities may call which methods.
+    /// Its certificate and CA bundle follow their files
+    /// ([`crate::pki::ServiceTls::rustls_server`]).
     pub fn mtls(mut self, tls: &crate::pki::ServiceTls, policy: CallerPolicy) -> Self {
-        self.tls = Some(tls.server_config());
+        self.mtls = Some(tls.clone());
         self.policy = Some(policy);
         self
     }
@@ -192,7 +198,6 @@ impl GrpcServer {
             .prepare();
 
         let local = listener.local_addr()?;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let stack = ServiceBuilder::new()
             .layer(TraceLayer::new(self.name))
             .layer(MetricsLayer::new(self.name))
@@ -232,10 +237,23 @@ impl GrpcServer {
             tracing::info!(addr = %local, "draining in-flight calls");
             let _ = draining.send(());
         };
-        let serving = server
-            .layer(stack)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal);
+        let router = server.layer(stack).add_routes(routes);
+        let (serving, _accepting): (Serving<'_>, _) = match self.mtls {
+            Some(tls) => {
+                let (incoming, accepting) = tls_incoming(listener, tls.rustls_server()?);
+                (
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+                    Some(accepting),
+                )
+            }
+            None => {
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                (
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal)),
+                    None,
+                )
+            }
+        };
         let drain_bound = async {
             if drain_started.await.is_ok() {
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -251,4 +269,66 @@ impl GrpcServer {
         }
         Ok(())
     }
+}
+
+/// A server until it stops.
+type Serving<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Stops accepting when dropped.
+struct Accepting(tokio::task::JoinHandle<()>);
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The connections accepted on `listener` whose TLS handshake with
+/// `config` completes — each in a task of its own, for at most
+/// [`HANDSHAKE_TIMEOUT`], so that a slow or hostile client holds up no
+/// other — until the returned guard is dropped.
+fn tls_incoming(
+    listener: TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> (
+    impl futures::Stream<
+        Item = Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+    > + Send
+    + 'static,
+    Accepting,
+) {
+    let (handed, taken) = tokio::sync::mpsc::channel(128);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let accepting = tokio::spawn(async move {
+        loop {
+            let tcp = match listener.accept().await {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    // Out of descriptors, say: the next accept may succeed.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, handed) = (acceptor.clone(), handed.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = handed.send(Ok(tls)).await;
+                    }
+                    Ok(Err(err)) => tracing::debug!(error = %err, "a TLS handshake failed"),
+                    Err(_) => tracing::debug!("a TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    let incoming = futures::stream::unfold(taken, |mut taken| async move {
+        taken.recv().await.map(|tls| (tls, taken))
+    });
+    (incoming, Accepting(accepting))
 }
