@@ -376,6 +376,8 @@ async fn the_kubernetes_manifests_run_as_written() {
                 "orgplane_runs_leased_total",
                 "orgplane_group_commit_batch_size",
                 "orgplane_outbox_shipped_total",
+                "orgplane_outbox_lag_seconds",
+                "orgplane_outbox_backlog",
             ],
             _ => &["grpc_server_handled_total", "orgplane_db_pool_connections"],
         }

@@ -20,8 +20,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use orgplane_platform::Error;
 pub use orgplane_platform::activity::{Activity, ActivitySink, Delivery, action};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 /// `activity_outbox`: activities recorded, not yet acknowledged by the store.
@@ -193,6 +193,7 @@ impl<S: ActivitySink> Shipper<S> {
             .await?;
         if waiting.is_none() {
             metrics::gauge!("orgplane_outbox_lag_seconds", "service" => self.service).set(0.0);
+            metrics::gauge!("orgplane_outbox_backlog", "service" => self.service).set(0.0);
             return Ok(0);
         }
         let shipped =
@@ -230,6 +231,14 @@ impl<S: ActivitySink> Shipper<S> {
             .set((orgplane_platform::time::now_micros() - oldest).max(0) as f64 / 1e6);
         metrics::counter!("orgplane_outbox_shipped_total", "service" => self.service)
             .increment(uuids.len() as u64);
+        if uuids.len() as u64 == BATCH {
+            // More wait: how many, counted while the shipper drains them.
+            let backlog = outbox::Entity::find().count(&self.db).await?;
+            metrics::gauge!("orgplane_outbox_backlog", "service" => self.service)
+                .set(backlog as f64);
+        } else {
+            metrics::gauge!("orgplane_outbox_backlog", "service" => self.service).set(0.0);
+        }
         Ok(uuids.len() as u64)
     }
 
