@@ -320,16 +320,17 @@ fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// Whether `err` is a failure of the replica's connection — it could not
 /// be opened (refused, TLS, timed out) or it broke (a socket error, closed
-/// under a queued call) — rather than of one call on it (a stream reset,
-/// e.g. at its deadline), which says nothing of the replica. (Not tonic's
-/// `TimeoutExpired`: that is the call's deadline.)
+/// under a queued call or before the answer was complete) — rather than of
+/// one call on it (a stream reset, e.g. at its deadline), which says
+/// nothing of the replica. (Not tonic's `TimeoutExpired`: that is the
+/// call's deadline.)
 fn connection_failed(err: &(dyn std::error::Error + 'static)) -> bool {
     error_chain(err).any(|err| {
         err.is::<std::io::Error>()
             || err.is::<tower::timeout::error::Elapsed>()
-            || err
-                .downcast_ref::<hyper::Error>()
-                .is_some_and(|hyper| hyper.is_canceled() || hyper.is_closed())
+            || err.downcast_ref::<hyper::Error>().is_some_and(|hyper| {
+                hyper.is_canceled() || hyper.is_closed() || hyper.is_incomplete_message()
+            })
     })
 }
 

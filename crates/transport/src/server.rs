@@ -290,7 +290,9 @@ impl Drop for Accepting {
 /// The connections accepted on `listener` whose TLS handshake with
 /// `config` completes — each in a task of its own, for at most
 /// [`HANDSHAKE_TIMEOUT`], so that a slow or hostile client holds up no
-/// other — until the returned guard is dropped.
+/// other — until the server stops taking them (it drops the stream when it
+/// drains: the listener closes with it, and new connections are refused,
+/// which clients send elsewhere) or the returned guard is dropped.
 fn tls_incoming(
     listener: TcpListener,
     config: std::sync::Arc<rustls::ServerConfig>,
@@ -305,7 +307,11 @@ fn tls_incoming(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let accepting = tokio::spawn(async move {
         loop {
-            let tcp = match listener.accept().await {
+            let accepted = tokio::select! {
+                () = handed.closed() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let tcp = match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(err) => {
                     // Out of descriptors, say: the next accept may succeed.
