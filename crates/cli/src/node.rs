@@ -116,10 +116,14 @@ impl Node {
         }
     }
 
-    /// Serves metrics and probes on `listen` ([`orgplane_transport::ops`])
-    /// from now until the node has stopped: before the services start, so
-    /// that a liveness probe passes during long migrations.
-    pub async fn serve_ops(&mut self, listen: SocketAddr) -> anyhow::Result<()> {
+    /// Serves metrics and probes on `listen`, if set
+    /// ([`orgplane_transport::ops`]), from now until the node has stopped:
+    /// before the services start, so that a liveness probe passes during
+    /// long migrations.
+    pub async fn serve_ops(&mut self, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+        let Some(listen) = listen else {
+            return Ok(());
+        };
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding the metrics port {listen}"))?;

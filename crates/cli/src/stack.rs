@@ -117,9 +117,7 @@ impl Stack {
         let mut listener = |backend| listeners.remove(&backend).expect("one listener each");
 
         let mut node = Node::new(state, peers.clone(), config.request_timeout);
-        if let Some(ops) = config.metrics_listen {
-            node.serve_ops(ops).await?;
-        }
+        node.serve_ops(config.metrics_listen).await?;
         let identity = node
             .start::<Identity>(config.identity.clone(), listener(Backend::Identity))
             .await?;

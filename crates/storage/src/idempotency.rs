@@ -172,9 +172,8 @@ where
     if uuid::Uuid::try_parse(&request_id).is_err() {
         return Err(Error::invalid("request_id", "must be a UUID"));
     }
-    let fingerprint = hex::encode(Sha256::digest(request.encode_to_vec()));
-    let scope = format!("{}\n{method}", principal.uuid);
-    let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{request_id}")));
+    let fingerprint = fingerprint_of(&request);
+    let (scope, key) = key_of(principal, method, &request_id);
     if let Some(answer) = reserve(db, &key, &fingerprint).await? {
         return open(&scope, &request_id, &answer);
     }
@@ -194,6 +193,19 @@ where
             Err(error)
         }
     }
+}
+
+/// The scope of a request id (its caller and method; it binds the sealing
+/// key) and the key of its row.
+fn key_of(principal: &Principal, method: &str, request_id: &str) -> (String, String) {
+    let scope = format!("{}\n{method}", principal.uuid);
+    let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{request_id}")));
+    (scope, key)
+}
+
+/// What a retry must send again under the same id.
+fn fingerprint_of(request: &impl Message) -> String {
+    hex::encode(Sha256::digest(request.encode_to_vec()))
 }
 
 /// Reserves `key` for this call, or answers the sealed response of the
@@ -449,13 +461,10 @@ mod storage_tests {
         };
         let me = caller("u1");
         let claim = |id: &str, holder: Option<i64>| {
-            let scope = format!("{}\nM", me.uuid);
-            let key = hex::encode(Sha256::digest(format!("v1\n{scope}\n{id}")));
-            let fingerprint = hex::encode(Sha256::digest(request.encode_to_vec()));
             let now = now_micros();
             Entity::insert(ActiveModel {
-                key: Set(key),
-                fingerprint: Set(fingerprint),
+                key: Set(key_of(&me, "M", id).1),
+                fingerprint: Set(fingerprint_of(&request)),
                 response: Set(None),
                 create_time: Set(now),
                 expire_time: Set(now + RETENTION),

@@ -375,12 +375,10 @@ impl Connect {
     }
 }
 
-/// How long opening a connection to a replica may take, TLS included.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Opens a connection to the address of the URI it is given, with mTLS
 /// under `config` (which follows the certificate files), expecting the
-/// server to be `server` (its DNS SAN).
+/// server to be `server` (its DNS SAN). The endpoint's `connect_timeout`
+/// bounds it, TLS handshake included.
 fn mtls_connector(
     config: Arc<rustls::ClientConfig>,
     server: &str,
@@ -404,17 +402,11 @@ fn mtls_connector(
                 .authority()
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?
                 .to_string();
-            let opening = async {
-                let tcp = tokio::net::TcpStream::connect(authority).await?;
-                tcp.set_nodelay(true)?;
-                connector.connect(name, tcp).await
-            };
-            let tls = tokio::time::timeout(CONNECT_TIMEOUT, opening)
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out")
-                })??;
-            Ok(hyper_util::rt::TokioIo::new(tls))
+            let tcp = tokio::net::TcpStream::connect(authority).await?;
+            tcp.set_nodelay(true)?;
+            Ok(hyper_util::rt::TokioIo::new(
+                connector.connect(name, tcp).await?,
+            ))
         }
     }))
 }

@@ -170,25 +170,26 @@ impl CertDir {
     /// Loads the material a service needs for mTLS, from its own folder
     /// only.
     pub fn load(&self, service: &str) -> anyhow::Result<ServiceTls> {
-        let read = |path: PathBuf| {
-            fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "reading {} (run `orgplane certs init` to create certificates)",
-                    path.display()
-                )
-            })
-        };
         let files = live::Files {
             cert: self.cert(service),
             key: self.key(service),
             ca: self.service_dir(service).join("ca.crt"),
         };
+        let contents = files.read().with_context(|| {
+            format!("the certificates of {service} (run `orgplane certs init` to create them)")
+        })?;
+        let pem = |bytes: &Vec<u8>| {
+            String::from_utf8(bytes.clone())
+                .with_context(|| format!("the certificates of {service} are not PEM text"))
+        };
+        let [cert_pem, key_pem, ca_pem] =
+            [pem(&contents[0])?, pem(&contents[1])?, pem(&contents[2])?];
         Ok(ServiceTls {
             service: service.to_owned(),
-            ca_pem: read(files.ca.clone())?,
-            cert_pem: read(files.cert.clone())?,
-            key_pem: read(files.key.clone())?,
-            live: live::Live::open(files)
+            ca_pem,
+            cert_pem,
+            key_pem,
+            live: live::Live::open(files, contents)
                 .with_context(|| format!("loading the certificates of {service}"))?,
         })
     }

@@ -137,8 +137,8 @@ impl GrpcServer {
     }
 
     /// Requires mTLS: clients must chain to the internal CA, and `policy`
-    /// decides which identities may call which methods.
-    /// Its certificate and CA bundle follow their files
+    /// decides which identities may call which methods. Its certificate
+    /// and CA bundle follow their files
     /// ([`crate::pki::ServiceTls::rustls_server`]).
     pub fn mtls(mut self, tls: &crate::pki::ServiceTls, policy: CallerPolicy) -> Self {
         self.mtls = Some(tls.clone());

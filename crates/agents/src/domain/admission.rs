@@ -148,10 +148,8 @@ async fn lock_queue(txn: &DatabaseTransaction, queue_uuid: &str) -> Result<(), E
     Ok(())
 }
 
-/// Requeues the runs of `queue` whose lease expired before `now` (failing
-/// those leased `max_attempts` times); call with the queue locked.
 /// What [`expire_leases`] did to a queue's lapsed leases.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Expired {
     failed: u64,
     requeued: u64,
@@ -175,6 +173,8 @@ impl Expired {
     }
 }
 
+/// Requeues the runs of `queue` whose lease expired before `now` (failing
+/// those leased `max_attempts` times); call with the queue locked.
 async fn expire_leases(
     txn: &DatabaseTransaction,
     queue_uuid: &str,

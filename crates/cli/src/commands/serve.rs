@@ -183,9 +183,7 @@ async fn serve<S: Service>(
         args.deadline.deadline(),
     )
     .drain_delay(args.drain.delay());
-    if let Some(ops) = args.ops.metrics_listen {
-        node.serve_ops(ops).await?;
-    }
+    node.serve_ops(args.ops.metrics_listen).await?;
     node.start::<S>(config, listen).await?;
     node.ready();
     node.run_until_signal().await
@@ -221,9 +219,7 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("binding {listen}: {err}"))?;
     let mut node =
         Node::new(state, peer_addrs(&[]), a.deadline.deadline()).drain_delay(a.drain.delay());
-    if let Some(ops) = a.ops.metrics_listen {
-        node.serve_ops(ops).await?;
-    }
+    node.serve_ops(a.ops.metrics_listen).await?;
     node.start_gateway(server, listener);
     node.ready();
     node.run_until_signal().await

@@ -98,32 +98,36 @@ where
     }
 }
 
-/// Methods served somewhere in orgplane: every method of `proto/`, health
-/// and reflection.
-static KNOWN: std::sync::LazyLock<std::collections::HashSet<String>> =
-    std::sync::LazyLock::new(|| {
-        orgplane_proto::read_methods()
-            .into_iter()
-            .chain(orgplane_proto::mutating_methods())
-            .chain(
-                [
-                    "/grpc.health.v1.Health/Check",
-                    "/grpc.health.v1.Health/Watch",
-                    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                ]
-                .map(String::from),
-            )
-            .collect()
-    });
+/// Methods served somewhere in orgplane — every method of `proto/`,
+/// health and reflection — by path, with their labels: `'static`, made
+/// once (a few hundred), so that a call's labels cost no allocation.
+static KNOWN: std::sync::LazyLock<
+    std::collections::HashMap<&'static str, (&'static str, &'static str)>,
+> = std::sync::LazyLock::new(|| {
+    orgplane_proto::read_methods()
+        .into_iter()
+        .chain(orgplane_proto::mutating_methods())
+        .chain(
+            [
+                "/grpc.health.v1.Health/Check",
+                "/grpc.health.v1.Health/Watch",
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            ]
+            .map(String::from),
+        )
+        .filter_map(|path| {
+            let path: &'static str = path.leak();
+            let (service, method) = path.trim_start_matches('/').split_once('/')?;
+            Some((path, (service, method)))
+        })
+        .collect()
+});
 
 /// `(service, method)` of a gRPC path `/package.Service/Method` that names
 /// a known method; `unknown` twice for any other.
-fn split_path(path: &str) -> (String, String) {
-    match path.trim_start_matches('/').split_once('/') {
-        Some((service, method)) if KNOWN.contains(path) => (service.to_owned(), method.to_owned()),
-        _ => ("unknown".into(), "unknown".into()),
-    }
+fn split_path(path: &str) -> (&'static str, &'static str) {
+    KNOWN.get(path).copied().unwrap_or(("unknown", "unknown"))
 }
 
 fn status_of(headers: &http::HeaderMap) -> Option<Code> {
@@ -137,8 +141,8 @@ fn status_of(headers: &http::HeaderMap) -> Option<Code> {
 /// A call under way.
 struct Call {
     server: &'static str,
-    service: String,
-    method: String,
+    service: &'static str,
+    method: &'static str,
     start: Instant,
 }
 
@@ -148,8 +152,8 @@ impl Call {
         metrics::counter!(
             "grpc_server_handled_total",
             "server" => self.server,
-            "grpc_service" => service.clone(),
-            "grpc_method" => method.clone(),
+            "grpc_service" => service,
+            "grpc_method" => method,
             "grpc_code" => code_name(code),
         )
         .increment(1);
@@ -254,11 +258,11 @@ mod tests {
     fn paths_split_into_service_and_method() {
         assert_eq!(
             split_path("/orgplane.identity.v1.AuthService/Login"),
-            ("orgplane.identity.v1.AuthService".into(), "Login".into())
+            ("orgplane.identity.v1.AuthService", "Login")
         );
         assert_eq!(
             split_path("/grpc.health.v1.Health/Check"),
-            ("grpc.health.v1.Health".into(), "Check".into())
+            ("grpc.health.v1.Health", "Check")
         );
         for odd in [
             "/",
@@ -268,11 +272,7 @@ mod tests {
             "/orgplane.identity.v1.AuthService/MadeUp",
             "/made.Up/Login",
         ] {
-            assert_eq!(
-                split_path(odd),
-                ("unknown".into(), "unknown".into()),
-                "{odd}"
-            );
+            assert_eq!(split_path(odd), ("unknown", "unknown"), "{odd}");
         }
     }
 }

@@ -48,7 +48,8 @@ pub(super) struct Files {
 }
 
 impl Files {
-    fn read(&self) -> anyhow::Result<[Vec<u8>; 3]> {
+    /// Their contents: certificate, key, CA bundle.
+    pub fn read(&self) -> anyhow::Result<[Vec<u8>; 3]> {
         let read = |path: &PathBuf| {
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))
         };
@@ -124,10 +125,11 @@ impl std::fmt::Debug for Live {
 }
 
 impl Live {
-    /// Reads `files` (an error if they do not make TLS material) and,
-    /// inside a runtime, follows them for as long as the result lives.
-    pub fn open(files: Files) -> anyhow::Result<Arc<Self>> {
-        let current = material(files.read()?)?;
+    /// The material `contents` (what `files` held just now; an error if it
+    /// is not TLS material) and, inside a runtime, `files` followed for as
+    /// long as the result lives.
+    pub fn open(files: Files, contents: [Vec<u8>; 3]) -> anyhow::Result<Arc<Self>> {
+        let current = material(contents)?;
         let live = Arc::new(Self {
             files,
             current: RwLock::new(Arc::new(current)),
