@@ -149,6 +149,19 @@ async fn every_certificate_and_the_ca_rotate_under_load_without_a_failed_call() 
         leaf(&renewed),
         "a new connection presents the new certificate"
     );
+    // A file that does not load (half written, or garbage) changes
+    // nothing: the certificate in use stays, and calls go on.
+    replace(
+        &live.cert("identity"),
+        b"-----BEGIN CERTIFICATE-----\nnot a certificate",
+    );
+    reloaded().await;
+    assert_eq!(
+        presented(&addr, &client_tls).await,
+        leaf(&renewed),
+        "a certificate file that does not load keeps the one in use"
+    );
+    replace(&live.cert("identity"), &renewed);
     // 3. The new CA alone.
     for service in IDENTITIES {
         replace(

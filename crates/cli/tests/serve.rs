@@ -30,6 +30,22 @@ fn a_flag_a_service_would_ignore_is_refused() {
     }
 }
 
+#[test]
+fn settings_out_of_range_are_refused() {
+    for args in [
+        &["serve", "registry", "--database-connections", "1"][..],
+        &["serve", "registry", "--database-connections", "1001"],
+        &["serve", "registry", "--database-connections", "-1"],
+        &["serve", "registry", "--metrics-listen", "not an address"],
+        &["serve", "gateway", "--metrics-listen", "127.0.0.1:99999"],
+        &["certs", "kubernetes", "--namespace", "a\nkind: Pod"],
+    ] {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: nothing printed");
+    }
+}
+
 #[tokio::test]
 async fn every_service_stops_on_sigterm_with_its_background_work() {
     let dir = tempfile::tempdir().unwrap();
