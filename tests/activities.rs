@@ -497,6 +497,163 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
     expect_code(bad, Code::InvalidArgument);
 }
 
+/// The process reads the store once for every watcher (`domain::feed`):
+/// many watchers of two organizations — of the whole feed and of one
+/// project, from now and from a cursor — each see exactly their own
+/// changes, in order, once, while both organizations change at once.
+#[tokio::test]
+async fn many_watchers_each_see_their_own_changes_in_order_once() {
+    let t = TestStack::start().await;
+    let owner = t.user("owner").await;
+    let other = t.user("other").await;
+    t.create_organization(&owner, "acme").await;
+    t.create_organization(&other, "globex").await;
+    let project = |token: &str, org: &'static str, name: String| {
+        let mut projects = t.projects_as(token);
+        async move {
+            projects
+                .create_project(org_pb::CreateProjectRequest {
+                    request_id: String::new(),
+                    organization: org.into(),
+                    project: Some(org_pb::Project {
+                        name,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .unwrap();
+        }
+    };
+    project(&owner, "acme", "vision".into()).await;
+    eventually(Duration::from_secs(5), "the setup is stored", || async {
+        list(&t, &owner, "acme", "vision", "").await.len() == 1
+    })
+    .await;
+    let cursor = {
+        let mut feed = t
+            .activities_as(&owner)
+            .watch_activities(WatchActivitiesRequest {
+                organization: "acme".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        project(&owner, "acme", "before-0".into()).await;
+        let message = tokio::time::timeout(Duration::from_secs(5), feed.message())
+            .await
+            .expect("the first change comes")
+            .unwrap()
+            .unwrap();
+        message.cursor
+    };
+    // Changed while the cursor's watcher is away (and stored before the
+    // others start watching: they watch from what is stored now).
+    project(&owner, "acme", "before-1".into()).await;
+    eventually(Duration::from_secs(5), "before-1 is stored", || async {
+        list(&t, &owner, "acme", "", "")
+            .await
+            .iter()
+            .any(|a| a.subject_name == "before-1")
+    })
+    .await;
+    let watch = |token: String, org: &'static str, project: &'static str, cursor: String| {
+        let mut activities = t.activities_as(&token);
+        async move {
+            activities
+                .watch_activities(WatchActivitiesRequest {
+                    organization: org.into(),
+                    project: project.into(),
+                    cursor,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let mut acme = Vec::new();
+    for _ in 0..12 {
+        acme.push(watch(owner.clone(), "acme", "", String::new()).await);
+    }
+    let resumed = watch(owner.clone(), "acme", "", cursor).await;
+    let mut globex = Vec::new();
+    for _ in 0..12 {
+        globex.push(watch(other.clone(), "globex", "", String::new()).await);
+    }
+    let in_vision = watch(owner.clone(), "acme", "vision", String::new()).await;
+    // Both organizations change at once, some of acme's in its project.
+    let changes = futures::future::join_all((0..20).map(|n| {
+        let acme = project(&owner, "acme", format!("a-{n:02}"));
+        let globex = project(&other, "globex", format!("g-{n:02}"));
+        async move {
+            tokio::join!(acme, globex);
+        }
+    }));
+    changes.await;
+    t.projects_as(&owner)
+        .update_project(org_pb::UpdateProjectRequest {
+            organization: "acme".into(),
+            project: Some(org_pb::Project {
+                name: "vision".into(),
+                description: "eyes".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["description".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    async fn next_names(
+        mut stream: tonic::Streaming<org_pb::WatchActivitiesResponse>,
+        count: usize,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        while names.len() < count {
+            let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .unwrap_or_else(|_| panic!("only {names:?} came"))
+                .unwrap()
+                .unwrap();
+            names.push(message.activity.unwrap().subject_name);
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(700), stream.message())
+                .await
+                .is_err(),
+            "nothing more, nothing repeated after {names:?}"
+        );
+        names
+    }
+    let sorted = |names: &[String]| {
+        let mut sorted = names.to_vec();
+        sorted.sort();
+        sorted
+    };
+    let acme_changes: Vec<String> = (0..20)
+        .map(|n| format!("a-{n:02}"))
+        .chain(["vision".to_string()])
+        .collect();
+    let globex_changes: Vec<String> = (0..20).map(|n| format!("g-{n:02}")).collect();
+    let (acme_seen, globex_seen, resumed_seen, vision_seen) = tokio::join!(
+        futures::future::join_all(acme.into_iter().map(|s| next_names(s, 21))),
+        futures::future::join_all(globex.into_iter().map(|s| next_names(s, 20))),
+        next_names(resumed, 22),
+        next_names(in_vision, 1),
+    );
+    let order = &acme_seen[0];
+    assert_eq!(sorted(order), acme_changes);
+    for seen in &acme_seen {
+        assert_eq!(seen, order, "every watcher sees the store's order");
+    }
+    for seen in &globex_seen {
+        assert_eq!(sorted(seen), globex_changes);
+    }
+    assert_eq!(resumed_seen[0], "before-1", "caught up from its cursor");
+    assert_eq!(&resumed_seen[1..], order.as_slice(), "then followed live");
+    assert_eq!(vision_seen, ["vision"]);
+}
+
 #[tokio::test]
 async fn a_delivery_retried_is_stored_once() {
     let t = TestStack::start().await;

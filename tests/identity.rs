@@ -620,6 +620,7 @@ async fn users_are_listed_by_instance_admins_only_and_emails_stay_private() {
                 page_token: page_token.clone(),
                 filter: "username:user-".into(),
                 order_by: "username desc".into(),
+                include_total_size: true,
             })
             .await
             .unwrap()

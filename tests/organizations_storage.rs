@@ -62,6 +62,27 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(db: &TestDatabase)
     let originals: Vec<String> = (0..10_000).map(|i| format!("m{i:05}")).collect();
     add_members(orgs, &org.uuid, originals.iter().cloned()).await;
 
+    // `total_size` (AIP-158): exact when asked, on every page; otherwise
+    // exact at once up to 1,000 matches, and past that at most a second old.
+    let first = ListQuery::new(700, "", "", "user");
+    let page = orgs.list_members(&owner, "big", &first).await.unwrap();
+    assert_eq!(page.total_size, 10_001, "the owner and 10,000 members");
+    let counted = first.clone().counting(true);
+    let page = orgs.list_members(&owner, "big", &counted).await.unwrap();
+    assert_eq!(page.total_size, 10_001, "asked");
+    let second = ListQuery::new(700, &page.next_page_token, "", "user").counting(true);
+    let page = orgs.list_members(&owner, "big", &second).await.unwrap();
+    assert_eq!(page.total_size, 10_001, "counted on a later page too");
+    let filtered = ListQuery::new(5, "", "name:m001", "user");
+    let page = orgs.list_members(&owner, "big", &filtered).await.unwrap();
+    assert_eq!(page.total_size, 100, "few matches: exact, m00100 to m00199");
+    let whole = ListQuery::new(700, "", "name:m0001", "user");
+    let page = orgs.list_members(&owner, "big", &whole).await.unwrap();
+    assert_eq!(
+        page.total_size, 10,
+        "a page that is the whole list counts itself"
+    );
+
     let mut seen: Vec<String> = Vec::new();
     let mut token = String::new();
     let mut page_number = 0;
@@ -146,8 +167,102 @@ async fn deleted_organizations_are_purged_with_what_they_own(db: &TestDatabase) 
         .expect("the name is free again");
 }
 
+/// Watchers filter what the process's one reader broadcasts in memory
+/// (`Hidden::shows`), readers of the store in SQL (`Hidden::activities`):
+/// both must show the same activities, checked over every combination of
+/// what restrictions hide and what an activity names.
+async fn hidden_activities_filter_the_same_in_memory_and_in_sql(db: &TestDatabase) {
+    use orgplane_organizations::{domain::hidden::Hidden, storage::activities};
+    use orgplane_platform::restriction::HiddenEntries;
+    use sea_orm::QueryFilter;
+
+    let orgs = Organizations::new(db.open::<Migrator>().await);
+    let kinds = [
+        "project",
+        "model",
+        "model_version",
+        "component",
+        "component_version",
+        "agent",
+    ];
+    let names = ["bert", "gpt", ""];
+    let parents = ["model/bert", "component/bert", "model/gpt", ""];
+    let projects = ["core", "open", ""];
+    let mut rows = Vec::new();
+    for kind in kinds {
+        for name in names {
+            for parent in parents {
+                for project in projects {
+                    let seq = rows.len() as i64 + 1;
+                    rows.push(activities::ActiveModel {
+                        seq: Set(seq),
+                        uuid: Set(format!("u{seq}")),
+                        idempotency_key: Set(format!("k{seq}")),
+                        organization_uuid: Set("org".into()),
+                        actor: Set("a".into()),
+                        action: Set("created".into()),
+                        subject_kind: Set(kind.into()),
+                        subject_name: Set(name.into()),
+                        subject_uuid: Set(String::new()),
+                        parent: Set(parent.into()),
+                        project: Set(project.into()),
+                        metadata: Set("{}".into()),
+                        create_time: Set(seq),
+                        record_time: Set(seq),
+                    });
+                }
+            }
+        }
+    }
+    activities::Entity::insert_many(rows)
+        .exec(orgs.db())
+        .await
+        .unwrap();
+    let all = activities::Entity::find().all(orgs.db()).await.unwrap();
+    let entry_sets = [
+        vec![],
+        vec!["bert".to_string()],
+        vec!["bert".into(), "gpt".into()],
+    ];
+    for projects in [vec![], vec!["core".to_string()]] {
+        for model_registry in [false, true] {
+            for component_hub in [false, true] {
+                for models in &entry_sets {
+                    for components in &entry_sets {
+                        let hidden = Hidden {
+                            projects: projects.clone(),
+                            entries: HiddenEntries {
+                                model_registry,
+                                component_hub,
+                                models: models.clone(),
+                                components: components.clone(),
+                            },
+                            viewer: None,
+                        };
+                        let in_sql: HashSet<i64> = activities::Entity::find()
+                            .filter(hidden.activities())
+                            .all(orgs.db())
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .map(|a| a.seq)
+                            .collect();
+                        let in_memory: HashSet<i64> = all
+                            .iter()
+                            .filter(|a| hidden.shows(a))
+                            .map(|a| a.seq)
+                            .collect();
+                        assert_eq!(in_memory, in_sql, "{hidden:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 orgplane_e2e::on_both_databases!(
     database:
+    hidden_activities_filter_the_same_in_memory_and_in_sql,
     deleted_organizations_are_purged_with_what_they_own,
     ten_thousand_members_page_without_duplicates_or_gaps,
 );

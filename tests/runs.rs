@@ -854,6 +854,7 @@ async fn runs_are_listed_newest_first_by_project_status_and_queue() {
             page_token,
             filter: filter.into(),
             order_by: order_by.into(),
+            include_total_size: true,
         };
         async move { runs.list_runs(request).await.unwrap().into_inner() }
     };
@@ -868,8 +869,25 @@ async fn runs_are_listed_newest_first_by_project_status_and_queue() {
         (names(&first.runs), first.total_size),
         (vec!["v4", "v3"], 5)
     );
+    let uncounted = t
+        .runs_as(&owner)
+        .list_runs(ListRunsRequest {
+            organization: "acme".into(),
+            project: "vision".into(),
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (names(&uncounted.runs), uncounted.total_size),
+        (vec!["v4", "v3"], 5),
+        "few matches are counted without asking"
+    );
     let second = list("vision", "", "", 2, first.next_page_token).await;
     assert_eq!(names(&second.runs), ["v2", "v1"]);
+    assert_eq!(second.total_size, 5, "counted on a later page too");
     let oldest = list("vision", "", "create_time", 2, String::new()).await;
     assert_eq!(names(&oldest.runs), ["v0", "v1"]);
     let leased = list("", "status:leased", "", 0, String::new()).await;

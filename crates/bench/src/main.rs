@@ -52,19 +52,25 @@ struct Cli {
     /// Projects before the deep page of `ListProjects`.
     #[arg(long, default_value_t = 100_000)]
     deep_rows: u64,
-    /// Also run the write and run admission scenarios on PostgreSQL at this
-    /// URL (in fresh schemas, dropped afterwards), e.g.
-    /// postgres://postgres@127.0.0.1:5432/test — in `dev`, and (unless
-    /// --no-multi-process) with two replicas of every service and two
-    /// gateways.
+    /// `WatchActivities` streams the fan-out scenario opens.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+    /// Changes a second the fan-out scenario makes while they watch.
+    #[arg(long, default_value_t = 50)]
+    changes_per_second: u32,
+    /// Also run the scenarios on PostgreSQL at this URL (in fresh schemas,
+    /// dropped afterwards), e.g. postgres://postgres@127.0.0.1:5432/test —
+    /// in `dev` (all but the logins), and (unless --no-multi-process) with
+    /// two replicas of every service and two gateways (the reads, writes
+    /// and run admission).
     #[arg(long)]
     postgres: Option<String>,
     /// Skip the multi-process layout.
     #[arg(long)]
     no_multi_process: bool,
     /// Run only these scenarios (the baselines always run): any of
-    /// auth-read, authz-read, list, write, admission, login; e.g. to profile
-    /// one.
+    /// auth-read, authz-read, list, fan-out, write, admission, login; e.g.
+    /// to profile one.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A seconds-long run that checks every scenario works (CI): 1 s per
@@ -105,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
     if cli.smoke {
         cli.duration = 1;
         cli.deep_rows = 300;
+        cli.watchers = cli.watchers.min(20);
+        cli.changes_per_second = cli.changes_per_second.min(10);
         cli.connections = cli.connections.min(2);
         cli.streams = cli.streams.min(4);
     }
@@ -115,7 +123,13 @@ async fn main() -> anyhow::Result<()> {
         duration: Duration::from_secs(cli.duration),
     };
     let mut report = Report::new(describe_machine());
-    let only = Only(cli.only.clone());
+    let only = Only {
+        names: cli.only.clone(),
+        fan_out: scenarios::FanOut {
+            watchers: cli.watchers,
+            changes_per_second: cli.changes_per_second.max(1),
+        },
+    };
     baselines(&mut report, load).await?;
     dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows, &only).await?;
     if let Some(url) = &cli.postgres {
@@ -123,7 +137,15 @@ async fn main() -> anyhow::Result<()> {
             url: url.clone(),
             prefix: format!("bench{}_", std::process::id()),
         };
-        let result = dev_on_postgres(&mut report, &orgplane, load, database.clone(), &only).await;
+        let result = dev_on_postgres(
+            &mut report,
+            &orgplane,
+            load,
+            database.clone(),
+            cli.deep_rows,
+            &only,
+        )
+        .await;
         database.clean_up().await?;
         result?;
         if !cli.no_multi_process {
@@ -149,12 +171,16 @@ async fn main() -> anyhow::Result<()> {
 /// The authenticated and the authorized read.
 const READS: &[&str] = &["auth-read", "authz-read"];
 
-/// The scenarios asked for (all when none is named).
-struct Only(Vec<String>);
+/// The scenarios asked for (all when none is named), and the fan-out's
+/// size.
+struct Only {
+    names: Vec<String>,
+    fan_out: scenarios::FanOut,
+}
 
 impl Only {
     fn wants(&self, scenario: &str) -> bool {
-        self.0.is_empty() || self.0.iter().any(|s| s == scenario)
+        self.names.is_empty() || self.names.iter().any(|s| s == scenario)
     }
 }
 
@@ -218,26 +244,14 @@ async fn dev_on_sqlite(
     let session = plane.open(load).await?;
     let target = plane.target();
     plain(report, &target, &session, load, only, READS).await?;
-    if only.wants("list") {
-        let seeded = session.seed_projects(deep_rows + 20).await?;
-        eprintln!(
-            "seeded {} projects in {:.1} s",
-            deep_rows + 20,
-            seeded.as_secs_f64()
-        );
-        let page_1 = "ListProjects, page 1";
-        report.add(scenarios::list_projects(&target, &session, load, page_1, String::new()).await?);
-        let token = session.page_token_after(deep_rows).await?;
-        let name = format!("ListProjects, the page after row {deep_rows}");
-        report.add(scenarios::list_projects(&target, &session, load, &name, token).await?);
-    }
+    lists(report, &target, &session, load, deep_rows, only).await?;
     plain(
         report,
         &target,
         &session,
         load,
         only,
-        &["write", "admission"],
+        &["fan-out", "write", "admission"],
     )
     .await?;
     if only.wants("login") {
@@ -247,6 +261,33 @@ async fn dev_on_sqlite(
         }
     }
     report.memory("dev, sqlite", plane.processes.peak_rss()?);
+    Ok(())
+}
+
+/// `ListProjects`' first page and the page after row `deep_rows`, once the
+/// organization holds that many projects and 20 more.
+async fn lists(
+    report: &mut Report,
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    deep_rows: u64,
+    only: &Only,
+) -> anyhow::Result<()> {
+    if !only.wants("list") {
+        return Ok(());
+    }
+    let seeded = session.seed_projects(deep_rows + 20).await?;
+    eprintln!(
+        "seeded {} projects in {:.1} s",
+        deep_rows + 20,
+        seeded.as_secs_f64()
+    );
+    let page_1 = "ListProjects, page 1";
+    report.add(scenarios::list_projects(target, session, load, page_1, String::new()).await?);
+    let token = session.page_token_after(deep_rows).await?;
+    let name = format!("ListProjects, the page after row {deep_rows}");
+    report.add(scenarios::list_projects(target, session, load, &name, token).await?);
     Ok(())
 }
 
@@ -265,12 +306,15 @@ async fn dev_on_postgres(
     orgplane: &std::path::Path,
     load: Load,
     database: Database,
+    deep_rows: u64,
     only: &Only,
 ) -> anyhow::Result<()> {
     let mut plane = ControlPlane::dev(orgplane, database)?;
     let session = plane.open(load).await?;
     let target = plane.target();
-    let names = ["authz-read", "write", "admission"];
+    plain(report, &target, &session, load, only, READS).await?;
+    lists(report, &target, &session, load, deep_rows, only).await?;
+    let names = ["fan-out", "write", "admission"];
     plain(report, &target, &session, load, only, &names).await?;
     report.memory("dev, postgresql", plane.processes.peak_rss()?);
     Ok(())
@@ -302,7 +346,7 @@ async fn replicas_on_postgres(
     let mut plane = ControlPlane::multi_process(orgplane, database.clone(), 2)?;
     let session = plane.open(load).await?;
     let target = plane.target();
-    let names = ["auth-read", "authz-read", "write", "admission"];
+    let names = ["auth-read", "authz-read", "fan-out", "write", "admission"];
     plain(report, &target, &session, load, only, &names).await?;
     report.memory("2 replicas, postgresql", plane.processes.peak_rss()?);
     Ok(())
@@ -324,6 +368,7 @@ async fn plain(
             "authz-read" => scenarios::authorized_read(target, session, load).await?,
             "write" => scenarios::create_project(target, session, load).await?,
             "admission" => scenarios::run_admission(target, session, load).await?,
+            "fan-out" => scenarios::fan_out(target, session, load, only.fan_out).await?,
             other => anyhow::bail!("no scenario {other}"),
         };
         report.add(row);

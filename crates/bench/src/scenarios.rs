@@ -20,6 +20,7 @@ use orgplane_proto::{
     identity::{GetCurrentUserRequest, auth_service_client::AuthServiceClient},
     organizations::{
         CreateProjectRequest, GetOrganizationRequest, ListProjectsRequest, Project,
+        WatchActivitiesRequest, activity_service_client::ActivityServiceClient,
         organization_service_client::OrganizationServiceClient,
         project_service_client::ProjectServiceClient,
     },
@@ -174,6 +175,161 @@ pub async fn list_projects(
         }
     });
     target.row(name, load, measure).await
+}
+
+/// How many `WatchActivities` streams the fan-out opens, and how many
+/// changes a second it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct FanOut {
+    /// Open streams, all on the organization's feed.
+    pub watchers: usize,
+    /// `CreateProject` calls a second, each one activity.
+    pub changes_per_second: u32,
+}
+
+/// The fan-out: `watchers` streams on the organization's feed (ten for
+/// each of its administrators) while the
+/// owner makes `changes_per_second` projects for `load.duration`. A row's
+/// calls are deliveries (one change reaching one stream), its latencies
+/// from the change's call to its arrival on the stream, its errors the
+/// deliveries missing 5 s after the last change (and failed streams); its
+/// CPU is per 1,000 deliveries. Also says how much resident memory each
+/// open stream costs.
+pub async fn fan_out(
+    target: &Target<'_>,
+    session: &Session,
+    load: Load,
+    fan_out: FanOut,
+) -> anyhow::Result<Row> {
+    use std::{collections::HashMap, sync::Mutex, time::Instant};
+
+    // Each administrator holds this many streams open (the gateway allows
+    // 16 per principal).
+    const STREAMS_PER_MEMBER: usize = 10;
+    let members = session
+        .watchers(fan_out.watchers.div_ceil(STREAMS_PER_MEMBER))
+        .await?;
+    let rss_before = target.processes.rss()?;
+    let made: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut streams = Vec::with_capacity(fan_out.watchers);
+    for w in 0..fan_out.watchers {
+        let member = &members[w / STREAMS_PER_MEMBER];
+        let connection = w % session.channels.len();
+        let mut client = session.clients(member, ActivityServiceClient::new)[connection].clone();
+        let stream = client
+            .watch_activities(WatchActivitiesRequest {
+                organization: ORGANIZATION.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        streams.push(stream);
+    }
+    // Settle, then what the open streams hold.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_stream_kib =
+        (target.processes.rss()? - rss_before) * 1024.0 / fan_out.watchers.max(1) as f64;
+    let cpu_before = target.processes.cpu()?;
+    let changes = (load.duration.as_secs_f64() * f64::from(fan_out.changes_per_second)) as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            let (made, stop) = (made.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut outcome = Outcome::default();
+                while outcome.requests < changes && !stop.load(Ordering::Relaxed) {
+                    let message =
+                        tokio::time::timeout(Duration::from_millis(200), stream.message()).await;
+                    let activity = match message {
+                        Err(_) => continue,
+                        Ok(Ok(Some(message))) => message.activity.unwrap_or_default(),
+                        Ok(Ok(None)) => break,
+                        Ok(Err(status)) => {
+                            outcome.errors += 1;
+                            outcome.first_error.get_or_insert(status.to_string());
+                            break;
+                        }
+                    };
+                    let Some(at) = made.lock().unwrap().get(&activity.subject_name).copied() else {
+                        continue;
+                    };
+                    outcome.requests += 1;
+                    let micros = at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    outcome.latencies.push(micros);
+                }
+                outcome
+            })
+        })
+        .collect();
+    let mut owner = session.client(&session.owner, ProjectServiceClient::new);
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / fan_out.changes_per_second);
+    let mut failed_writes = 0;
+    for n in 0..changes {
+        tick.tick().await;
+        let name = format!("fan-{n}");
+        made.lock().unwrap().insert(name.clone(), Instant::now());
+        let made = owner
+            .create_project(CreateProjectRequest {
+                request_id: String::new(),
+                organization: ORGANIZATION.into(),
+                project: Some(Project {
+                    name,
+                    ..Default::default()
+                }),
+            })
+            .await;
+        failed_writes += u64::from(made.is_err());
+    }
+    let elapsed = started.elapsed();
+    let waited = tokio::time::timeout(Duration::from_secs(5), async {
+        while !tasks.iter().all(|task| task.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let wall = started.elapsed();
+    let mut outcome = Outcome::default();
+    for task in tasks {
+        let delivered = task.await?;
+        outcome.errors += delivered.errors;
+        if outcome.first_error.is_none() {
+            outcome.first_error = delivered.first_error;
+        }
+        outcome.requests += delivered.requests;
+        outcome.latencies.extend(delivered.latencies);
+    }
+    let expected = changes * fan_out.watchers as u64;
+    let missing = expected.saturating_sub(outcome.requests) + failed_writes;
+    if waited.is_err() || missing > 0 {
+        outcome.errors += missing;
+        outcome.first_error.get_or_insert(format!(
+            "{missing} of {expected} deliveries missing 5 s after the last change ({failed_writes} writes failed)"
+        ));
+    }
+    outcome.elapsed = elapsed;
+    outcome.latencies.sort_unstable();
+    let cpu = (target.processes.cpu()? - cpu_before).as_secs_f64();
+    let scenario = format!(
+        "fan-out (deliveries/s; {} changes/s to {} WatchActivities streams, {:.0} KiB RSS a stream)",
+        fan_out.changes_per_second, fan_out.watchers, per_stream_kib
+    );
+    eprintln!(
+        "fan-out: {:.1} ms of CPU per change ({:.1} µs per delivery), {wall:.1?} in all",
+        cpu * 1000.0 / changes.max(1) as f64,
+        cpu * 1e6 / outcome.requests.max(1) as f64
+    );
+    Ok(Row {
+        scenario,
+        layout: target.layout.to_owned(),
+        database: target.database.to_owned(),
+        in_flight: fan_out.watchers,
+        cpu_per_1k: cpu / outcome.requests.max(1) as f64 * 1000.0,
+        rss_after: target.processes.rss()?,
+        outcome,
+    })
 }
 
 /// `CreateProject`: a write, with its activity, in one transaction.

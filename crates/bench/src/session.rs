@@ -99,26 +99,46 @@ impl Session {
                 }),
             })
             .await?;
-        let invited = session
-            .client(&session.owner, InvitationServiceClient::new)
+        session.join(&session.member, "member", "member").await?;
+        Ok(session)
+    }
+
+    /// Invites `username` (whose token is `token`) to the organization with
+    /// `role`, and accepts.
+    async fn join(&self, token: &str, username: &str, role: &str) -> anyhow::Result<()> {
+        let invited = self
+            .client(&self.owner, InvitationServiceClient::new)
             .create_invitation(CreateInvitationRequest {
                 request_id: String::new(),
                 organization: ORGANIZATION.into(),
                 invitation: Some(Invitation {
-                    email: "member@example.com".into(),
-                    role: "member".into(),
+                    email: format!("{username}@example.com"),
+                    role: role.into(),
                     ..Default::default()
                 }),
             })
             .await?
             .into_inner();
-        session
-            .client(&session.member, InvitationServiceClient::new)
+        self.client(token, InvitationServiceClient::new)
             .accept_invitation(AcceptInvitationRequest {
                 token: invited.token,
             })
             .await?;
-        Ok(session)
+        Ok(())
+    }
+
+    /// Tokens of `count` administrators of the organization (`watcher-0`,
+    /// …; the role that reads its activity feed), made once: each principal
+    /// may hold only so many streams open.
+    pub async fn watchers(&self, count: usize) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(count);
+        for i in 0..count {
+            let username = format!("watcher-{i}");
+            let token = sign_up(&self.channels[0], &username).await?;
+            self.join(&token, &username, "admin").await?;
+            tokens.push(token);
+        }
+        Ok(tokens)
     }
 
     /// Makes `count` projects `p-000000`, … in the organization, 64 at a

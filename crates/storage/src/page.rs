@@ -8,9 +8,16 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
+use std::{
+    any::Any,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    sea_query::{Expr, SelectStatement},
 };
 
 use orgplane_platform::error::Error;
@@ -20,6 +27,79 @@ pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Largest page size accepted.
 pub const MAX_PAGE_SIZE: u64 = 1000;
 
+/// Most matches a list counts for `total_size` when the request did not ask
+/// for the exact count: reading up to this many index entries costs about
+/// what the page itself does.
+pub const COUNTED_WITHOUT_ASKING: u64 = 1000;
+/// How long the count of a longer list is reused when the request did not
+/// ask for the exact count (the bound on seeing another replica's change
+/// that the services' read caches also keep).
+pub const LONG_COUNT_TTL: Duration = Duration::from_secs(1);
+
+/// Counts of long lists by database and query, each made once for however
+/// many pages ask within [`LONG_COUNT_TTL`]. A database is told by its
+/// pool's options, held by the entry so that its address is not reused
+/// while the entry lives.
+type LongCounts = moka::future::Cache<(usize, String), (u64, Arc<dyn Any + Send + Sync>)>;
+
+static LONG_COUNTS: LazyLock<LongCounts> = LazyLock::new(|| {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(LONG_COUNT_TTL)
+        .build()
+});
+
+/// Every match of `matches` counted, or reused from a count made within
+/// [`LONG_COUNT_TTL`] (concurrent pages wait for one count).
+async fn long_count(db: &DatabaseConnection, matches: SelectStatement) -> Result<u64, Error> {
+    let backend = db.get_database_backend();
+    let pool: Arc<dyn Any + Send + Sync> = match backend {
+        DbBackend::Sqlite => db.get_sqlite_connection_pool().connect_options(),
+        DbBackend::Postgres => db.get_postgres_connection_pool().connect_options(),
+        _ => return count(db, matches, None).await,
+    };
+    let key = (
+        Arc::as_ptr(&pool) as *const () as usize,
+        backend.build(&matches).to_string(),
+    );
+    LONG_COUNTS
+        .try_get_with(key, async {
+            Ok::<_, Error>((count(db, matches, None).await?, pool))
+        })
+        .await
+        .map(|(counted, _)| counted)
+        .map_err(|err| {
+            Arc::try_unwrap(err).unwrap_or_else(|err| anyhow::anyhow!("counting: {err}").into())
+        })
+}
+
+/// How many rows `query` matches, reading at most `limit` of them.
+async fn count(
+    db: &DatabaseConnection,
+    mut matches: SelectStatement,
+    limit: Option<u64>,
+) -> Result<u64, Error> {
+    matches
+        .clear_selects()
+        .expr(Expr::val(1))
+        .clear_order_by()
+        .reset_offset();
+    match limit {
+        Some(limit) => matches.limit(limit),
+        None => matches.reset_limit(),
+    };
+    let statement = SelectStatement::new()
+        .expr(Expr::cust("COUNT(*) AS matches"))
+        .from_subquery(matches, "matches")
+        .to_owned();
+    let counted = db.query_one(&statement).await?;
+    let counted: i64 = match counted {
+        Some(row) => row.try_get("", "matches")?,
+        None => 0,
+    };
+    Ok(counted.max(0) as u64)
+}
+
 /// One page of a list, as every `List*` RPC answers.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -27,7 +107,9 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Token of the next page; empty on the last.
     pub next_page_token: String,
-    /// Matches in all.
+    /// Matches in all: exact when the request asked for the count, when the
+    /// page is the whole list, or when at most [`COUNTED_WITHOUT_ASKING`]
+    /// match; otherwise one more than that (see [`PageRequest::total_size`]).
     pub total_size: u64,
 }
 
@@ -35,7 +117,7 @@ pub struct Page<T> {
 /// `columns` (the sort key, typed by `parts`, unique as a whole), whose
 /// values in a row are `key`.
 pub async fn keyed_page<E>(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     page: &PageRequest,
     query: Select<E>,
     columns: &[E::Column],
@@ -47,12 +129,14 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    let total_size = query.clone().count(db).await?;
     let rows = page
-        .apply(query, columns, parts, descending)?
+        .apply(query.clone(), columns, parts, descending)?
         .all(db)
         .await?;
     let (items, next_page_token) = page.finish(rows, key);
+    let total_size = page
+        .total_size(db, items.len(), &next_page_token, query.into_query())
+        .await?;
     Ok(Page {
         items,
         next_page_token,
@@ -63,7 +147,7 @@ where
 /// [`keyed_page`] over one unique text column (a name, or a UUIDv7 for
 /// creation order) whose value in a row is `key`.
 pub async fn text_keyed_page<E>(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     page: &PageRequest,
     query: Select<E>,
     column: E::Column,
@@ -99,6 +183,8 @@ pub struct ListQuery {
     pub filter: String,
     /// A field, optionally followed by ` desc`; empty for the default.
     pub order_by: String,
+    /// Count every match (AIP-158's `total_size`), which reads them all.
+    pub count_all: bool,
 }
 
 impl ListQuery {
@@ -109,7 +195,15 @@ impl ListQuery {
             page_token: page_token.to_owned(),
             filter: filter.to_owned(),
             order_by: order_by.to_owned(),
+            count_all: false,
         }
+    }
+
+    /// With every match counted when `count_all` (the request's
+    /// `include_total_size`).
+    pub fn counting(mut self, count_all: bool) -> Self {
+        self.count_all = count_all;
+        self
     }
 
     /// A list without filter or order: pages only.
@@ -121,11 +215,13 @@ impl ListQuery {
     /// to `scope` (what else narrows the list, e.g. its parent), so a token
     /// of another list is refused.
     pub fn page(&self, scope: &str) -> Result<PageRequest, Error> {
-        PageRequest::parse(
+        let mut page = PageRequest::parse(
             self.page_size,
             &self.page_token,
             &format!("{scope}|{}|{}", self.filter, self.order_by),
-        )
+        )?;
+        page.count_all = self.count_all;
+        Ok(page)
     }
 
     /// The order, one of `allowed` (the first is the default).
@@ -146,6 +242,8 @@ pub struct PageRequest {
     pub size: u64,
     /// Sort key of the last row of the previous page, if any.
     pub after: Option<Vec<String>>,
+    /// Count every match for `total_size`.
+    pub count_all: bool,
     query: String,
 }
 
@@ -185,8 +283,35 @@ impl PageRequest {
         Ok(Self {
             size,
             after,
+            count_all: false,
             query: query.to_owned(),
         })
+    }
+
+    /// `total_size` of a page of `shown` rows followed by
+    /// `next_page_token`, whose rows all match `matches` (AIP-158): when the
+    /// request asked for it, every match counted now; otherwise what costs
+    /// about as little as the page — its own length when it is the whole
+    /// list, the matches counted up to [`COUNTED_WITHOUT_ASKING`], and past
+    /// that an exact count made at most [`LONG_COUNT_TTL`] ago.
+    pub async fn total_size(
+        &self,
+        db: &DatabaseConnection,
+        shown: usize,
+        next_page_token: &str,
+        matches: SelectStatement,
+    ) -> Result<u64, Error> {
+        if self.count_all {
+            return count(db, matches, None).await;
+        }
+        if self.after.is_none() && next_page_token.is_empty() {
+            return Ok(shown as u64);
+        }
+        let few = count(db, matches.clone(), Some(COUNTED_WITHOUT_ASKING + 1)).await?;
+        if few <= COUNTED_WITHOUT_ASKING {
+            return Ok(few);
+        }
+        long_count(db, matches).await
     }
 
     /// Rows to fetch: one more than the page, to know whether another follows.
@@ -419,5 +544,91 @@ mod tests {
             PageRequest::parse(0, "", "q").unwrap().size,
             DEFAULT_PAGE_SIZE
         );
+    }
+
+    /// A table of `n` numbers on SQLite.
+    async fn numbers(n: i64) -> (tempfile::TempDir, sea_orm::DatabaseConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&crate::db::DbTarget::Sqlite(dir.path().join("t.db")))
+            .await
+            .unwrap();
+        db.execute_unprepared("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .await
+            .unwrap();
+        db.execute_unprepared(&format!(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {n}) \
+             INSERT INTO t SELECT n FROM c"
+        ))
+        .await
+        .unwrap();
+        (dir, db)
+    }
+
+    fn rows_over(min: i64) -> sea_orm::sea_query::SelectStatement {
+        use sea_orm::sea_query::{Alias, ExprTrait, Query};
+        Query::select()
+            .column(Alias::new("n"))
+            .from(Alias::new("t"))
+            .and_where(Expr::col(Alias::new("n")).gt(min))
+            .order_by(Alias::new("n"), sea_orm::Order::Asc)
+            .limit(5)
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn counts_exactly_when_asked_and_long_lists_once_a_second() {
+        let (_dir, db) = numbers(2500).await;
+        let first = ListQuery::pages(2, "").page("").unwrap();
+        let total = |page: PageRequest, shown, next: &'static str, min| {
+            let db = db.clone();
+            async move {
+                page.total_size(&db, shown, next, rows_over(min))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            total(first.clone(), 2, "", 0).await,
+            2,
+            "the whole list: itself"
+        );
+        assert_eq!(
+            total(first.clone(), 2, "next", 2000).await,
+            500,
+            "few: exact"
+        );
+        assert_eq!(
+            total(first.clone(), 2, "next", 0).await,
+            2500,
+            "many: exact"
+        );
+        db.execute_unprepared("DELETE FROM t WHERE n > 2400")
+            .await
+            .unwrap();
+        assert_eq!(
+            total(first.clone(), 2, "next", 0).await,
+            2500,
+            "many: counted once a second at most"
+        );
+        assert_eq!(
+            total(first.clone(), 2, "next", 2000).await,
+            400,
+            "few: at once"
+        );
+        tokio::time::sleep(LONG_COUNT_TTL + Duration::from_millis(100)).await;
+        assert_eq!(total(first.clone(), 2, "next", 0).await, 2400, "then again");
+        let (_, token) = first.finish(vec![1, 2, 3], |r: &i32| vec![r.to_string()]);
+        let later = ListQuery::pages(2, &token).page("").unwrap();
+        assert_eq!(total(later, 1, "", 2397).await, 3, "a last page is counted");
+        let asked = ListQuery::pages(2, &token).counting(true).page("").unwrap();
+        db.execute_unprepared("DELETE FROM t WHERE n > 2300")
+            .await
+            .unwrap();
+        assert_eq!(
+            total(asked.clone(), 1, "", 0).await,
+            2300,
+            "asked: exact, now"
+        );
+        assert_eq!(total(asked, 1, "next", 100).await, 2200);
     }
 }

@@ -6,16 +6,12 @@
 //! [`crate::peers::OrganizationsPeer::follow_access_changes`]); the few
 //! seconds an answer may live are the bound when a report is lost.
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use crate::client::Channel;
+use crate::{
+    client::Channel,
+    staleness::{Asked, ChangeClock},
+};
 use moka::future::Cache;
 use orgplane_proto::organizations::{
     CheckPermissionRequest, EntityKind, organizations_internal_client::OrganizationsInternalClient,
@@ -91,11 +87,10 @@ enum Answer {
 pub struct PermissionChecker {
     client: OrganizationsInternalClient<Channel>,
     /// Answers with the UUID of their organization (empty when it is not
-    /// visible to the caller).
-    cache: Cache<Key, (String, Answer)>,
-    /// Moves on every forgetting: an answer asked for before it is not
-    /// cached (it may predate the change).
-    forgotten: Arc<AtomicU64>,
+    /// visible to the caller) and when they were asked.
+    cache: Cache<Key, (String, Answer, Asked)>,
+    /// Which organizations changed since an answer was asked.
+    changes: Arc<ChangeClock>,
 }
 
 impl std::fmt::Debug for PermissionChecker {
@@ -114,29 +109,20 @@ impl PermissionChecker {
             cache: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(MAX_DECISION_TTL)
-                .support_invalidation_closures()
                 .build(),
-            forgotten: Arc::default(),
+            changes: Arc::new(ChangeClock::new(MAX_DECISION_TTL)),
         }
     }
 
     /// Forgets the answers about the organizations `uuids` (access changed
     /// there), and every "not visible" (a caller may have joined).
-    pub fn forget_organizations(&self, uuids: Vec<String>) {
-        self.forgotten.fetch_add(1, Ordering::AcqRel);
-        let uuids: HashSet<String> = uuids.into_iter().collect();
-        if let Err(err) = self
-            .cache
-            .invalidate_entries_if(move |_, (uuid, _)| uuid.is_empty() || uuids.contains(uuid))
-        {
-            tracing::warn!(%err, "could not forget access decisions; they expire with the cache");
-            self.cache.invalidate_all();
-        }
+    pub fn forget_organizations(&self, uuids: &[String]) {
+        self.changes.changed(uuids.iter().map(String::as_str));
     }
 
     /// Forgets every answer.
     pub fn forget_all(&self) {
-        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        self.changes.changed_everything();
         self.cache.invalidate_all();
     }
 
@@ -221,10 +207,17 @@ impl PermissionChecker {
             restrictions: restrictions.to_vec(),
             with_teams,
         };
-        if let Some((_, hit)) = self.cache.get(&key).await {
-            return Ok(hit);
+        if let Some((uuid, hit, asked)) = self.cache.get(&key).await {
+            let holds = if uuid.is_empty() {
+                self.changes.holds_for_any(asked)
+            } else {
+                self.changes.holds(&uuid, asked)
+            };
+            if holds {
+                return Ok(hit);
+            }
         }
-        let asked_at = self.forgotten.load(Ordering::Acquire);
+        let asked = self.changes.asked();
         let answer = self
             .client
             .clone()
@@ -256,13 +249,13 @@ impl PermissionChecker {
                 teams: answer.teams.clone(),
             })
         };
-        if answer.ttl_seconds > 0 && self.forgotten.load(Ordering::Acquire) == asked_at {
+        if answer.ttl_seconds > 0 {
             let uuid = if answer.visible {
                 answer.organization_uuid
             } else {
                 String::new()
             };
-            self.cache.insert(key, (uuid, decided.clone())).await;
+            self.cache.insert(key, (uuid, decided.clone(), asked)).await;
         }
         Ok(decided)
     }

@@ -16,4 +16,5 @@ pub mod ops;
 pub mod peers;
 pub mod pki;
 pub mod server;
+pub mod staleness;
 pub mod telemetry;

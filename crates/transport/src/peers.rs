@@ -23,6 +23,7 @@ use orgplane_proto::{
 };
 
 use crate::access::{MAX_DECISION_TTL, PermissionChecker};
+use crate::staleness::{Asked, ChangeClock};
 use orgplane_platform::{
     Error,
     activity::{ActivitySink, Delivery},
@@ -32,6 +33,7 @@ use orgplane_platform::{
     restriction::{HiddenEntries, Restriction, Viewer, unknown_in_restriction},
     time::{from_optional_timestamp, to_timestamp},
 };
+use std::sync::Arc;
 
 /// The identity service, as the other services use it.
 #[derive(Debug, Clone)]
@@ -165,7 +167,9 @@ pub struct OrganizationsPeer {
     pub permissions: PermissionChecker,
     /// Run routing by (organization UUID, project), cached as long as access
     /// decisions: a settings change reaches submissions within that time.
-    routing: Cache<(String, String), RunRouting>,
+    routing: Cache<(String, String), (RunRouting, Asked)>,
+    /// Which organizations changed since a routing was asked.
+    routing_changes: Arc<ChangeClock>,
 }
 
 impl std::fmt::Debug for OrganizationsPeer {
@@ -185,8 +189,8 @@ impl OrganizationsPeer {
             routing: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(MAX_DECISION_TTL)
-                .support_invalidation_closures()
                 .build(),
+            routing_changes: Arc::new(ChangeClock::new(MAX_DECISION_TTL)),
         }
     }
 
@@ -210,17 +214,10 @@ impl OrganizationsPeer {
                     self.forget_all();
                     return;
                 }
-                let uuids: std::collections::HashSet<String> =
-                    notice.organization_uuids.iter().cloned().collect();
                 self.permissions
-                    .forget_organizations(notice.organization_uuids);
-                if self
-                    .routing
-                    .invalidate_entries_if(move |(uuid, _), _| uuids.contains(uuid))
-                    .is_err()
-                {
-                    self.routing.invalidate_all();
-                }
+                    .forget_organizations(&notice.organization_uuids);
+                self.routing_changes
+                    .changed(notice.organization_uuids.iter().map(String::as_str));
             },
             || self.forget_all(),
             stop,
@@ -230,6 +227,7 @@ impl OrganizationsPeer {
 
     fn forget_all(&self) {
         self.permissions.forget_all();
+        self.routing_changes.changed_everything();
         self.routing.invalidate_all();
     }
 
@@ -240,9 +238,12 @@ impl OrganizationsPeer {
         project: &str,
     ) -> Result<RunRouting, Error> {
         let key = (organization_uuid.to_owned(), project.to_owned());
-        if let Some(hit) = self.routing.get(&key).await {
+        if let Some((hit, asked)) = self.routing.get(&key).await
+            && self.routing_changes.holds(organization_uuid, asked)
+        {
             return Ok(hit);
         }
+        let asked = self.routing_changes.asked();
         let answer = self
             .client
             .clone()
@@ -265,7 +266,7 @@ impl OrganizationsPeer {
             allowed_queues: answer.allowed_queues,
             allowed_connections: answer.allowed_connections,
         };
-        self.routing.insert(key, routing.clone()).await;
+        self.routing.insert(key, (routing.clone(), asked)).await;
         Ok(routing)
     }
 

@@ -128,7 +128,8 @@ impl AgentService for AgentApi {
             .list_agents(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListAgentsResponse {
@@ -232,7 +233,7 @@ impl AgentService for AgentApi {
                 &principal,
                 &r.organization,
                 &r.agent,
-                &ListQuery::pages(r.page_size, &r.page_token),
+                &ListQuery::pages(r.page_size, &r.page_token).counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListAgentStatusesResponse {

@@ -108,7 +108,8 @@ impl ConnectionService for ConnectionApi {
             .list_connections(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListConnectionsResponse {

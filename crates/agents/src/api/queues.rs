@@ -129,7 +129,8 @@ impl QueueService for QueueApi {
                 &principal,
                 &r.organization,
                 &r.agent,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListQueuesResponse {

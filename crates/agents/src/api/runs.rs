@@ -133,7 +133,8 @@ impl RunService for RunApi {
                 &principal,
                 &r.organization,
                 &r.project,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListRunsResponse {

@@ -106,7 +106,8 @@ impl ServiceAccountService for ServiceAccountApi {
             .list_service_accounts(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListServiceAccountsResponse {
@@ -210,7 +211,8 @@ impl ServiceAccountService for ServiceAccountApi {
                 &principal,
                 &r.organization,
                 &r.service_account,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListServiceAccountTokensResponse {

@@ -65,7 +65,8 @@ impl TokenService for TokenApi {
             .0
             .list_tokens(
                 &principal,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListTokensResponse {

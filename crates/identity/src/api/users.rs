@@ -64,7 +64,8 @@ impl UserService for UserApi {
             .0
             .list_users(
                 &principal,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
@@ -97,7 +98,10 @@ impl UserService for UserApi {
         let r = req.get_ref();
         let page = self
             .0
-            .list_external_identities(&principal, &ListQuery::pages(r.page_size, &r.page_token))
+            .list_external_identities(
+                &principal,
+                &ListQuery::pages(r.page_size, &r.page_token).counting(r.include_total_size),
+            )
             .await?;
         Ok(Response::new(pb::ListExternalIdentitiesResponse {
             external_identities: page

@@ -80,7 +80,8 @@ impl ActivityService for ActivityApi {
                 &r.organization,
                 &r.project,
                 &r.team,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListActivitiesResponse {

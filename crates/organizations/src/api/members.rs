@@ -42,7 +42,8 @@ impl MemberService for MemberApi {
             .list_members(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListMembersResponse {

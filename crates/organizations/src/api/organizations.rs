@@ -91,7 +91,8 @@ impl OrganizationService for OrganizationApi {
             .0
             .list_organizations(
                 &principal,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListOrganizationsResponse {

@@ -110,7 +110,8 @@ impl ProjectService for ProjectApi {
             .list_projects(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListProjectsResponse {

@@ -118,7 +118,8 @@ impl TeamService for TeamApi {
             .list_teams(
                 &principal,
                 &r.organization,
-                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                &ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by)
+                    .counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListTeamsResponse {
@@ -191,7 +192,7 @@ impl TeamService for TeamApi {
                 &principal,
                 &r.organization,
                 &r.team,
-                &ListQuery::pages(r.page_size, &r.page_token),
+                &ListQuery::pages(r.page_size, &r.page_token).counting(r.include_total_size),
             )
             .await?;
         Ok(Response::new(pb::ListTeamMembersResponse {

@@ -26,7 +26,12 @@ use sea_orm::{
     TransactionTrait, sea_query::Expr,
 };
 
-use super::{Organizations, access::Access, teams::revoke_grants_on};
+use super::{
+    Organizations,
+    access::Access,
+    feed::{Feed, Stored},
+    teams::revoke_grants_on,
+};
 use crate::storage::{
     activities::{self, sequence},
     settings,
@@ -36,9 +41,6 @@ use crate::storage::{
 pub const MAX_BATCH: usize = 1000;
 /// Most activities one watch message batch reads.
 const WATCH_BATCH: u64 = 100;
-/// How often a watcher looks for activities stored by another replica (in
-/// this process it is woken at once).
-const WATCH_POLL: Duration = Duration::from_millis(500);
 /// How often a watcher's access is checked again.
 const WATCH_RECHECK: Duration = Duration::from_secs(10);
 
@@ -93,7 +95,8 @@ fn parse_cursor(cursor: &str) -> Result<Option<i64>, Error> {
         .ok_or_else(|| Error::invalid("cursor", "is not a cursor from this feed"))
 }
 
-/// A live feed of an organization (or one of its projects).
+/// A live feed of an organization (or one of its projects): follows the
+/// process's [`Feed`] and reads the store itself only to catch up.
 #[derive(Debug)]
 pub struct Watch {
     organizations: Organizations,
@@ -104,8 +107,11 @@ pub struct Watch {
     /// What restrictions hide from the watcher (an org-level feed leaves
     /// their activities out).
     hidden: super::hidden::Hidden,
+    /// Everything up to this position was looked at.
     after: i64,
-    stored: tokio::sync::watch::Receiver<i64>,
+    /// Whether the broadcast may have skipped something after `after`.
+    behind: bool,
+    live: tokio::sync::broadcast::Receiver<std::sync::Arc<Stored>>,
     checked: tokio::time::Instant,
 }
 
@@ -123,21 +129,23 @@ impl Watch {
                 self.hidden = self.organizations.hidden(&access).await?;
                 self.checked = tokio::time::Instant::now();
             }
-            let mut query = activities::Entity::find()
-                .filter(activities::Column::OrganizationUuid.eq(self.organization_uuid.as_str()))
-                .filter(activities::Column::Seq.gt(self.after));
-            if !self.project.is_empty() {
-                query = query.filter(activities::Column::Project.eq(self.project.as_str()));
+            let rows = if self.behind {
+                self.catch_up().await?
             } else {
-                query = query.filter(self.hidden.activities());
-            }
-            let rows = query
-                .order_by_asc(activities::Column::Seq)
-                .limit(WATCH_BATCH)
-                .all(&self.organizations.db)
-                .await?;
-            if let Some(last) = rows.last() {
-                self.after = last.seq;
+                let recheck = self.checked + WATCH_RECHECK;
+                match tokio::time::timeout_at(recheck, self.live.recv()).await {
+                    Err(_) => continue,
+                    Ok(Ok(stored)) => self.follow(&stored),
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        self.behind = true;
+                        continue;
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                        return Err(Error::Unavailable("the activity feed stopped".into()));
+                    }
+                }
+            };
+            if !rows.is_empty() {
                 return Ok(rows
                     .into_iter()
                     .map(|row| {
@@ -146,10 +154,68 @@ impl Watch {
                     })
                     .collect());
             }
-            // Nothing new for this feed: wait for a store in this process,
-            // or look again soon (another replica may have stored).
-            let _ = tokio::time::timeout(WATCH_POLL, self.stored.changed()).await;
         }
+    }
+
+    /// What this watcher sees of a broadcast range; behind when the range
+    /// starts after where it is.
+    fn follow(&mut self, stored: &Stored) -> Vec<activities::Model> {
+        if stored.after > self.after {
+            self.behind = true;
+            return Vec::new();
+        }
+        let rows = stored
+            .rows
+            .iter()
+            .filter(|row| row.seq > self.after && self.shows(row))
+            .cloned()
+            .collect();
+        self.after = self.after.max(stored.last);
+        rows
+    }
+
+    /// Whether the watcher sees `row`: of its organization and project, not
+    /// hidden from it.
+    fn shows(&self, row: &activities::Model) -> bool {
+        row.organization_uuid == self.organization_uuid
+            && if self.project.is_empty() {
+                self.hidden.shows(row)
+            } else {
+                row.project == self.project
+            }
+    }
+
+    /// Reads the store after `after` up to what it holds now; caught up
+    /// once a read returns less than a batch.
+    async fn catch_up(&mut self) -> Result<Vec<activities::Model>, Error> {
+        let db = &self.organizations.db;
+        // Read before the rows: everything up to it is visible to the read.
+        let last = Feed::last_position(db).await?;
+        let mut query = activities::Entity::find()
+            .filter(activities::Column::OrganizationUuid.eq(self.organization_uuid.as_str()))
+            .filter(activities::Column::Seq.gt(self.after));
+        if !self.project.is_empty() {
+            query = query.filter(activities::Column::Project.eq(self.project.as_str()));
+        } else {
+            query = query.filter(self.hidden.activities());
+        }
+        let rows = query
+            .order_by_asc(activities::Column::Seq)
+            .limit(WATCH_BATCH)
+            .all(db)
+            .await?;
+        match rows.last() {
+            Some(row) if rows.len() as u64 == WATCH_BATCH => self.after = row.seq,
+            Some(row) => {
+                self.after = row.seq.max(last);
+                self.behind = false;
+            }
+            None => {
+                self.after = self.after.max(last);
+                self.behind = false;
+            }
+        }
+        Ok(rows)
     }
 }
 
@@ -394,14 +460,10 @@ impl Organizations {
             .await?;
         // Subscribe before reading where "now" is: nothing stored in between
         // is missed.
-        let stored = self.stored.subscribe();
+        let live = self.feed.subscribe();
         let after = match after {
             Some(after) => after,
-            None => sequence::Entity::find_by_id(1)
-                .one(&self.db)
-                .await?
-                .map(|s| s.last)
-                .unwrap_or(0),
+            None => Feed::last_position(&self.db).await?,
         };
         let hidden = if project.is_empty() {
             self.hidden(&access).await?
@@ -416,7 +478,8 @@ impl Organizations {
             project: project.to_owned(),
             hidden,
             after,
-            stored,
+            behind: true,
+            live,
             checked: tokio::time::Instant::now(),
         })
     }

@@ -59,6 +59,41 @@ impl Hidden {
         }
         visible
     }
+
+    /// [`Self::activities`] for one activity already read: whether the
+    /// reader may see it.
+    pub fn shows(&self, activity: &activities::Model) -> bool {
+        if self.projects.contains(&activity.project) {
+            return false;
+        }
+        [
+            ("model", self.entries.model_registry, &self.entries.models),
+            (
+                "component",
+                self.entries.component_hub,
+                &self.entries.components,
+            ),
+        ]
+        .into_iter()
+        .all(|(kind, whole, names)| {
+            let version = activity
+                .subject_kind
+                .strip_prefix(kind)
+                .is_some_and(|rest| rest == "_version");
+            if activity.subject_kind == kind {
+                !whole && !names.contains(&activity.subject_name)
+            } else if version {
+                !whole
+                    && !activity
+                        .parent
+                        .strip_prefix(kind)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|name| names.iter().any(|n| n == name))
+            } else {
+                true
+            }
+        })
+    }
 }
 
 impl Organizations {

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod activities;
 pub mod federation;
+pub mod feed;
 pub mod hidden;
 pub mod invitations;
 pub mod members;
@@ -23,8 +24,10 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction};
 pub struct Organizations {
     pub(crate) db: DatabaseConnection,
     pub(crate) identity: Option<IdentityPeer>,
-    /// The last activity `seq` stored by this process: wakes watchers.
+    /// The last activity `seq` stored by this process: wakes the feed.
     pub(crate) stored: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
+    /// The process's one reader of the activity store for watchers.
+    pub(crate) feed: std::sync::Arc<feed::Feed>,
     /// The registry and the agents service, for statistics (and the
     /// registry for what its restrictions hide).
     pub(crate) stats: Option<orgplane_transport::peers::StatsPeers>,
@@ -40,12 +43,14 @@ impl Organizations {
     /// mark the address verified in identity (storage tests and tools).
     pub fn new(db: DatabaseConnection) -> Self {
         let memberships = access::memberships();
+        let stored = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
         Self {
+            feed: feed::Feed::new(db.clone(), stored.clone()),
             access_changes: ChangeFeed::new(db.clone(), "access").forgetting(memberships.clone()),
             memberships,
             db,
             identity: None,
-            stored: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            stored,
             stats: None,
         }
     }

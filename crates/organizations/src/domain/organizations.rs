@@ -13,8 +13,8 @@ use orgplane_storage::{
     page::{KeyPart, ListQuery, Page, like_prefix},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
@@ -217,17 +217,7 @@ impl Organizations {
         }
         let base = organizations::Entity::find()
             .find_also_related(members::Entity)
-            .filter(condition);
-        let total_size = organizations::Entity::find()
-            .inner_join(members::Entity)
-            .filter(
-                Condition::all()
-                    .add(members::Column::UserUuid.eq(principal.uuid.as_str()))
-                    .add(members::Column::Role.ne(Role::Outsider.as_str()))
-                    .add(organizations::Column::DeleteTime.is_null()),
-            )
-            .count(&self.db)
-            .await?;
+            .filter(condition.clone());
         let (columns, parts): (Vec<organizations::Column>, &[KeyPart]) = match order.field {
             "name" => (vec![organizations::Column::Name], &[KeyPart::Text]),
             _ => (
@@ -246,6 +236,14 @@ impl Organizations {
             "name" => vec![org.name.clone()],
             _ => vec![org.create_time.to_string(), org.uuid.clone()],
         });
+        // The same matches as the page's, filter included.
+        let matches = organizations::Entity::find()
+            .inner_join(members::Entity)
+            .filter(condition)
+            .into_query();
+        let total_size = page
+            .total_size(&self.db, rows.len(), &next_page_token, matches)
+            .await?;
         let items = rows
             .into_iter()
             .filter_map(|(organization, member)| {

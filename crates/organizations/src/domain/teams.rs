@@ -17,8 +17,8 @@ use orgplane_storage::{
     page::{KeyPart, ListQuery, Page, after, key_values, like_prefix},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
@@ -358,15 +358,11 @@ impl Organizations {
                     .like(LikeExpr::new(like_prefix(prefix)).escape('\\')),
             );
         }
-        let total_size = teams::team::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
         let (column, part) = match order.field {
             "name" => (teams::team::Column::Name, KeyPart::Text),
             _ => (teams::team::Column::Uuid, KeyPart::Text),
         };
-        let mut query = teams::team::Entity::find().filter(condition);
+        let mut query = teams::team::Entity::find().filter(condition.clone());
         if let Some(key) = &page.after {
             query = query.filter(after(
                 &[column],
@@ -384,6 +380,10 @@ impl Organizations {
             "name" => vec![t.name.clone()],
             _ => vec![t.uuid.clone()],
         });
+        let matches = teams::team::Entity::find().filter(condition).into_query();
+        let total_size = page
+            .total_size(&self.db, items.len(), &next_page_token, matches)
+            .await?;
         Ok(Page {
             items,
             next_page_token,
@@ -517,11 +517,7 @@ impl Organizations {
         let team = self.team(&access, team, "team").await?;
         let page = query.page("")?;
         let condition = teams::member::Column::TeamUuid.eq(team.uuid.as_str());
-        let total_size = teams::member::Entity::find()
-            .filter(condition.clone())
-            .count(&self.db)
-            .await?;
-        let mut query = teams::member::Entity::find().filter(condition);
+        let mut query = teams::member::Entity::find().filter(condition.clone());
         if let Some(key) = &page.after {
             query = query.filter(after(
                 &[teams::member::Column::Username],
@@ -535,6 +531,10 @@ impl Organizations {
             .all(&self.db)
             .await?;
         let (items, next_page_token) = page.finish(rows, |m| vec![m.username.clone()]);
+        let matches = teams::member::Entity::find().filter(condition).into_query();
+        let total_size = page
+            .total_size(&self.db, items.len(), &next_page_token, matches)
+            .await?;
         Ok(Page {
             items,
             next_page_token,

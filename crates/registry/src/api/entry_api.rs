@@ -91,7 +91,7 @@ macro_rules! entry_api {
                         &principal,
                         &r.organization,
                         KIND,
-                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by).counting(r.include_total_size),
                     )
                     .await?;
                 let mut entries = Vec::with_capacity(page.items.len());
@@ -205,7 +205,7 @@ macro_rules! entry_api {
                         &r.organization,
                         KIND,
                         &r.$entry,
-                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by),
+                        &orgplane_storage::page::ListQuery::new(r.page_size, &r.page_token, &r.filter, &r.order_by).counting(r.include_total_size),
                     )
                     .await?;
                 Ok(Response::new(pb::$ListVersionsRes {
@@ -298,7 +298,7 @@ macro_rules! entry_api {
                         KIND,
                         &r.$entry,
                         &r.version,
-                        &orgplane_storage::page::ListQuery::pages(r.page_size, &r.page_token),
+                        &orgplane_storage::page::ListQuery::pages(r.page_size, &r.page_token).counting(r.include_total_size),
                     )
                     .await?;
                 Ok(Response::new(pb::$ListStagesRes {

@@ -1,0 +1,158 @@
+//! One reader of the activity store per process, shared by every watcher.
+//!
+//! Why: a feed open in 1,000 dashboards is 1,000 `WatchActivities` streams.
+//! Each reading the store on every change (and polling it for other
+//! replicas' changes) would be 1,000 queries per change. Instead one task
+//! per process reads what was stored after the last position it read, in
+//! store order, and broadcasts each batch with the range of positions it
+//! covers; every watcher keeps what its filter shows. The task runs while
+//! someone watches.
+//!
+//! A watcher that misses part of the range — it subscribed before the task
+//! read its starting position, or fell behind the broadcast — reads the
+//! store itself until it has caught up, then follows the broadcast again.
+//! Ranges are exact because activities become visible in `seq` order (see
+//! [`super::activities`]): once position N is visible, everything before
+//! it is.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::{broadcast, watch};
+
+use orgplane_platform::Error;
+
+use crate::storage::activities::{self, sequence};
+
+/// How often the reader looks for activities stored by another replica (in
+/// this process it is woken at once).
+pub(crate) const POLL: Duration = Duration::from_millis(250);
+/// Most activities one read of the store takes.
+const READ_BATCH: u64 = 500;
+/// How many batches a watcher may fall behind before it reads the store
+/// itself instead.
+const BACKLOG: usize = 256;
+/// How long the reader waits before reading again after the store failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What the store held in `(after, last]`, in `seq` order: every activity
+/// of every organization there.
+#[derive(Debug)]
+pub struct Stored {
+    /// The position before the range.
+    pub after: i64,
+    /// The last position of the range.
+    pub last: i64,
+    /// The activities of the range.
+    pub rows: Vec<activities::Model>,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Feed {
+    db: DatabaseConnection,
+    /// The last position stored by this process: wakes the reader at once.
+    stored: Arc<watch::Sender<i64>>,
+    sender: broadcast::Sender<Arc<Stored>>,
+    /// Whether the reader runs; taken by a subscriber starting it and by
+    /// the reader stopping, so that one never misses the other.
+    running: Mutex<bool>,
+}
+
+impl Feed {
+    /// The feed over `db`, woken by `stored`.
+    pub fn new(db: DatabaseConnection, stored: Arc<watch::Sender<i64>>) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            stored,
+            sender: broadcast::Sender::new(BACKLOG),
+            running: Mutex::new(false),
+        })
+    }
+
+    /// What is stored from now on, starting the reader if nobody watched.
+    pub fn subscribe(self: &Arc<Self>) -> broadcast::Receiver<Arc<Stored>> {
+        let mut running = self.running.lock().expect("feed lock");
+        let receiver = self.sender.subscribe();
+        if !*running {
+            *running = true;
+            tokio::spawn(self.clone().read());
+        }
+        receiver
+    }
+
+    /// The last position handed out (committed).
+    pub async fn last_position(db: &DatabaseConnection) -> Result<i64, Error> {
+        Ok(sequence::Entity::find_by_id(1)
+            .one(db)
+            .await?
+            .map(|s| s.last)
+            .unwrap_or(0))
+    }
+
+    /// The reader: broadcasts what is stored after where it started, until
+    /// nobody watches.
+    async fn read(self: Arc<Self>) {
+        let mut woken = self.stored.subscribe();
+        let mut after = loop {
+            match Self::last_position(&self.db).await {
+                Ok(last) => break last,
+                Err(err) => self.failed(err).await,
+            }
+        };
+        loop {
+            if self.nobody_watches() {
+                return;
+            }
+            match self.read_after(after).await {
+                Ok(Some(batch)) => {
+                    let full = batch.rows.len() as u64 == READ_BATCH;
+                    after = batch.last;
+                    let _ = self.sender.send(Arc::new(batch));
+                    if full {
+                        continue;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    self.failed(err).await;
+                    continue;
+                }
+            }
+            let _ = tokio::time::timeout(POLL, woken.changed()).await;
+        }
+    }
+
+    /// Stops the reader when no watcher is left (checked under the lock a
+    /// new subscriber takes).
+    fn nobody_watches(&self) -> bool {
+        let mut running = self.running.lock().expect("feed lock");
+        if self.sender.receiver_count() == 0 {
+            *running = false;
+            return true;
+        }
+        false
+    }
+
+    async fn failed(&self, err: Error) {
+        tracing::warn!(error = %err, "reading the activity store for watchers failed; retrying");
+        tokio::time::sleep(RETRY).await;
+    }
+
+    /// The next activities stored after `after`, if any.
+    async fn read_after(&self, after: i64) -> Result<Option<Stored>, Error> {
+        let rows = activities::Entity::find()
+            .filter(activities::Column::Seq.gt(after))
+            .order_by_asc(activities::Column::Seq)
+            .limit(READ_BATCH)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .last()
+            .map(|last| last.seq)
+            .map(|last| Stored { after, last, rows }))
+    }
+}
