@@ -351,6 +351,21 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A SQLite database in a temporary directory (kept while the directory
+/// lives) with an empty table `t (n INTEGER PRIMARY KEY)`, for this crate's
+/// tests.
+#[cfg(test)]
+pub(crate) async fn scratch_numbers() -> (tempfile::TempDir, DatabaseConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = connect(&DbTarget::Sqlite(dir.path().join("t.db")))
+        .await
+        .unwrap();
+    db.execute_unprepared("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    (dir, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

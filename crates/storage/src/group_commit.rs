@@ -218,13 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_writes_commit_together_and_fail_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&crate::db::DbTarget::Sqlite(dir.path().join("t.db")))
-            .await
-            .unwrap();
-        db.execute_unprepared("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .await
-            .unwrap();
+        let (_dir, db) = crate::db::scratch_numbers().await;
         let commits = GroupCommit::new(db.clone(), Numbers);
         let writes = (0..200).map(|n| {
             let commits = commits.clone();

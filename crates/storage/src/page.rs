@@ -109,7 +109,8 @@ pub struct Page<T> {
     pub next_page_token: String,
     /// Matches in all: exact when the request asked for the count, when the
     /// page is the whole list, or when at most [`COUNTED_WITHOUT_ASKING`]
-    /// match; otherwise one more than that (see [`PageRequest::total_size`]).
+    /// match; otherwise an exact count made at most [`LONG_COUNT_TTL`] ago
+    /// (see [`PageRequest::total_size`]).
     pub total_size: u64,
 }
 
@@ -548,13 +549,7 @@ mod tests {
 
     /// A table of `n` numbers on SQLite.
     async fn numbers(n: i64) -> (tempfile::TempDir, sea_orm::DatabaseConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&crate::db::DbTarget::Sqlite(dir.path().join("t.db")))
-            .await
-            .unwrap();
-        db.execute_unprepared("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .await
-            .unwrap();
+        let (dir, db) = crate::db::scratch_numbers().await;
         db.execute_unprepared(&format!(
             "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < {n}) \
              INSERT INTO t SELECT n FROM c"

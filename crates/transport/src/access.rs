@@ -120,6 +120,13 @@ impl PermissionChecker {
         self.changes.changed(uuids.iter().map(String::as_str));
     }
 
+    /// Which organizations changed since an answer was asked: also the
+    /// clock of other answers about organizations that their access changes
+    /// make stale (run routing).
+    pub(crate) fn changes(&self) -> &ChangeClock {
+        &self.changes
+    }
+
     /// Forgets every answer.
     pub fn forget_all(&self) {
         self.changes.changed_everything();

@@ -23,7 +23,7 @@ use orgplane_proto::{
 };
 
 use crate::access::{MAX_DECISION_TTL, PermissionChecker};
-use crate::staleness::{Asked, ChangeClock};
+use crate::staleness::Asked;
 use orgplane_platform::{
     Error,
     activity::{ActivitySink, Delivery},
@@ -33,7 +33,6 @@ use orgplane_platform::{
     restriction::{HiddenEntries, Restriction, Viewer, unknown_in_restriction},
     time::{from_optional_timestamp, to_timestamp},
 };
-use std::sync::Arc;
 
 /// The identity service, as the other services use it.
 #[derive(Debug, Clone)]
@@ -167,9 +166,8 @@ pub struct OrganizationsPeer {
     pub permissions: PermissionChecker,
     /// Run routing by (organization UUID, project), cached as long as access
     /// decisions: a settings change reaches submissions within that time.
+    /// Each with when it was asked, judged by the access decisions' clock.
     routing: Cache<(String, String), (RunRouting, Asked)>,
-    /// Which organizations changed since a routing was asked.
-    routing_changes: Arc<ChangeClock>,
 }
 
 impl std::fmt::Debug for OrganizationsPeer {
@@ -190,7 +188,6 @@ impl OrganizationsPeer {
                 .max_capacity(10_000)
                 .time_to_live(MAX_DECISION_TTL)
                 .build(),
-            routing_changes: Arc::new(ChangeClock::new(MAX_DECISION_TTL)),
         }
     }
 
@@ -216,8 +213,6 @@ impl OrganizationsPeer {
                 }
                 self.permissions
                     .forget_organizations(&notice.organization_uuids);
-                self.routing_changes
-                    .changed(notice.organization_uuids.iter().map(String::as_str));
             },
             || self.forget_all(),
             stop,
@@ -227,7 +222,6 @@ impl OrganizationsPeer {
 
     fn forget_all(&self) {
         self.permissions.forget_all();
-        self.routing_changes.changed_everything();
         self.routing.invalidate_all();
     }
 
@@ -239,11 +233,11 @@ impl OrganizationsPeer {
     ) -> Result<RunRouting, Error> {
         let key = (organization_uuid.to_owned(), project.to_owned());
         if let Some((hit, asked)) = self.routing.get(&key).await
-            && self.routing_changes.holds(organization_uuid, asked)
+            && self.permissions.changes().holds(organization_uuid, asked)
         {
             return Ok(hit);
         }
-        let asked = self.routing_changes.asked();
+        let asked = self.permissions.changes().asked();
         let answer = self
             .client
             .clone()
