@@ -260,8 +260,75 @@ async fn hidden_activities_filter_the_same_in_memory_and_in_sql(db: &TestDatabas
     }
 }
 
+/// `CreateProject` is group committed: creations arriving together share a
+/// transaction. Each name is created once — a name taken before, or twice
+/// in one batch, is `ALREADY_EXISTS` for that caller only — and every
+/// project created has its one activity, none refused.
+async fn concurrent_creations_each_commit_once_with_their_activity(db: &TestDatabase) {
+    use orgplane_organizations::{domain::projects::ProjectFields, storage::projects};
+    use orgplane_platform::Error;
+    use orgplane_storage::activity::outbox;
+    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
+
+    let orgs = Organizations::new(db.open::<Migrator>().await);
+    let owner = owner();
+    orgs.create_organization(&owner, "busy", Profile::default())
+        .await
+        .unwrap();
+    orgs.create_project(&owner, "busy", "taken", ProjectFields::default())
+        .await
+        .unwrap();
+    // 200 distinct names, each asked for three times at once, and the name
+    // taken before.
+    let names: Vec<String> = (0..200).map(|i| format!("p{i:03}")).collect();
+    let calls = names
+        .iter()
+        .flat_map(|name| [name.clone(), name.clone(), name.clone()])
+        .chain(["taken".to_owned()])
+        .map(|name| {
+            let (orgs, owner) = (orgs.clone(), owner.clone());
+            tokio::spawn(async move {
+                let created = orgs
+                    .create_project(&owner, "busy", &name, ProjectFields::default())
+                    .await;
+                (name, created)
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut created = std::collections::HashMap::<String, usize>::new();
+    for call in calls {
+        let (name, result) = call.await.unwrap();
+        match result {
+            Ok(project) => {
+                assert_eq!(project.name, name);
+                *created.entry(name).or_default() += 1;
+            }
+            Err(Error::AlreadyExists { kind, name: taken }) => {
+                assert_eq!((kind, taken.as_str()), ("project", name.as_str()));
+            }
+            Err(other) => panic!("{name}: {other}"),
+        }
+    }
+    assert_eq!(created.len(), 200, "every new name created");
+    assert!(created.values().all(|&n| n == 1), "each once: {created:?}");
+    let stored = projects::Entity::find()
+        .filter(projects::Column::Name.ne("taken"))
+        .count(orgs.db())
+        .await
+        .unwrap();
+    assert_eq!(stored, 200);
+    let created_activities = outbox::Entity::find()
+        .filter(outbox::Column::SubjectKind.eq("project"))
+        .filter(outbox::Column::Action.eq("created"))
+        .count(orgs.db())
+        .await
+        .unwrap();
+    assert_eq!(created_activities, 201, "one each, \"taken\" included");
+}
+
 orgplane_e2e::on_both_databases!(
     database:
+    concurrent_creations_each_commit_once_with_their_activity,
     hidden_activities_filter_the_same_in_memory_and_in_sql,
     deleted_organizations_are_purged_with_what_they_own,
     ten_thousand_members_page_without_duplicates_or_gaps,

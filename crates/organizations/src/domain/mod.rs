@@ -9,6 +9,7 @@ pub mod hidden;
 pub mod invitations;
 pub mod members;
 pub mod organizations;
+pub mod project_writes;
 pub mod projects;
 pub mod settings;
 pub mod stats;
@@ -36,6 +37,9 @@ pub struct Organizations {
     /// Organizations where something changed, for every replica and the
     /// services caching access decisions (`WatchAccessChanges`).
     pub(crate) access_changes: ChangeFeed,
+    /// Projects created, committed together ([`project_writes`]).
+    pub(crate) project_writes:
+        orgplane_storage::group_commit::GroupCommit<project_writes::ProjectsCreated>,
 }
 
 impl Organizations {
@@ -48,6 +52,7 @@ impl Organizations {
             feed: feed::Feed::new(db.clone(), stored.clone()),
             access_changes: ChangeFeed::new(db.clone(), "access").forgetting(memberships.clone()),
             memberships,
+            project_writes: project_writes::project_writes(&db),
             db,
             identity: None,
             stored,

@@ -15,7 +15,7 @@ use orgplane_storage::{
     page::{KeyPart, ListQuery, Page, keyed_page, like_prefix},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use super::{
     Organizations,
     access::{Access, check},
     organizations::{VISIBILITIES, check_etag, etag, stale},
+    project_writes::NewProject,
 };
 use crate::storage::projects;
 
@@ -187,29 +188,33 @@ impl Organizations {
         check_fields(&mut v, &fields);
         v.finish()?;
         let now = now_micros();
-        let txn = self.db.begin().await?;
-        let row = projects::ActiveModel {
-            uuid: Set(uuid::Uuid::now_v7().to_string()),
-            organization_uuid: Set(access.organization.uuid.clone()),
-            name: Set(name.to_owned()),
-            description: Set(fields.description.unwrap_or_default()),
-            tags: Set(stored_tags(&fields.tags.unwrap_or_default())),
-            readme: Set(fields.readme.unwrap_or_default()),
-            visibility: Set(fields.visibility.unwrap_or_else(|| "private".into())),
-            archived: Set(false),
-            restricted: Set(false),
-            settings: Set(String::new()),
-            version: Set(1),
-            settings_version: Set(1),
-            create_time: Set(now),
-            update_time: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| Error::from_db(err, "project", name))?;
-        self.commit_with(txn, project_activity(&row, principal, action::CREATED))
-            .await?;
-        Ok(row)
+        let row = projects::Model {
+            uuid: uuid::Uuid::now_v7().to_string(),
+            organization_uuid: access.organization.uuid.clone(),
+            name: name.to_owned(),
+            description: fields.description.unwrap_or_default(),
+            tags: stored_tags(&fields.tags.unwrap_or_default()),
+            readme: fields.readme.unwrap_or_default(),
+            visibility: fields.visibility.unwrap_or_else(|| "private".into()),
+            archived: false,
+            restricted: false,
+            settings: String::new(),
+            version: 1,
+            settings_version: 1,
+            create_time: now,
+            update_time: now,
+        };
+        // No access answer cached anywhere depends on it: a new project is
+        // unrestricted, and no one's standing, grants or hidden projects
+        // change (a decision about a project's name holds whether it exists
+        // or not). So neither the memberships here nor the decisions of the
+        // other services are forgotten, as they are after other changes.
+        self.project_writes
+            .write(NewProject {
+                row,
+                actor: principal.clone(),
+            })
+            .await
     }
 
     /// A project.
@@ -604,7 +609,11 @@ pub struct ProjectSettingsChanges {
 }
 
 /// What `actor` did to a project.
-fn project_activity(project: &projects::Model, actor: &Principal, action: &str) -> Activity {
+pub(crate) fn project_activity(
+    project: &projects::Model,
+    actor: &Principal,
+    action: &str,
+) -> Activity {
     Activity::new(
         &project.organization_uuid,
         actor,
