@@ -204,6 +204,40 @@ pub const SQLITE_CONNECTIONS: u32 = 8;
 /// (`BENCHMARKS.md`).
 pub const SQLITE_CACHE_KIB: u32 = 256;
 
+/// The process's turn to write a SQLite database, held from a hot write
+/// transaction's `BEGIN` to its commit; `None` (no wait) on PostgreSQL.
+///
+/// Why: SQLite takes one writer at a time, and a connection that finds
+/// another writing waits in its busy handler, which sleeps 1, 2, 5, 10 …
+/// up to 100 ms between tries. Two group commits and the run leases of one
+/// database took turns that way: 12 ms a batch, most of it asleep
+/// (`BENCHMARKS.md`). Writers taking turns here queue in order and start
+/// the moment the previous one committed. A writer that does not take a
+/// turn still works: it meets the busy handler as before.
+pub async fn sqlite_write_turn(
+    db: &DatabaseConnection,
+) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, LazyLock, Mutex},
+    };
+    /// One turn per database, by the address of its pool's options (shared
+    /// by every clone of the pool).
+    static TURNS: LazyLock<Mutex<HashMap<usize, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let pool = Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize;
+    let turn = TURNS
+        .lock()
+        .expect("the write turns' lock")
+        .entry(pool)
+        .or_default()
+        .clone();
+    Some(turn.lock_owned().await)
+}
+
 /// Opens a pool on `target`, creating the SQLite file or the schema when
 /// missing.
 pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
@@ -369,6 +403,39 @@ pub(crate) async fn scratch_numbers() -> (tempfile::TempDir, DatabaseConnection)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn writers_of_one_sqlite_database_take_turns() {
+        let (_dir, db) = scratch_numbers().await;
+        let (_other_dir, other) = scratch_numbers().await;
+        let first = sqlite_write_turn(&db).await.expect("SQLite has turns");
+        // Every clone of the pool shares the turn; another database does not.
+        let clone = db.clone();
+        let waiting = tokio::spawn(async move {
+            let _turn = sqlite_write_turn(&clone).await;
+            clone
+                .execute_unprepared("INSERT INTO t VALUES (2)")
+                .await
+                .unwrap();
+        });
+        drop(sqlite_write_turn(&other).await.expect("its own turn"));
+        db.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        // Time enough for an insert that did not wait.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "waits for the turn held");
+        drop(first);
+        waiting.await.unwrap();
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT n FROM t ORDER BY n",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+    }
 
     #[test]
     fn targets() {

@@ -158,6 +158,7 @@ async fn apply<W: BatchWrite>(
     items: Vec<W::Item>,
 ) -> Result<Vec<Result<W::Output, Error>>, Error> {
     let count = items.len();
+    let _turn = crate::db::sqlite_write_turn(db).await;
     let txn = db.begin().await?;
     let results = writer.apply(&txn, items).await?;
     if results.len() != count {

@@ -520,6 +520,7 @@ impl Agents {
         now: i64,
         expire: i64,
     ) -> Result<Vec<runs::Model>, Error> {
+        let _turn = orgplane_storage::db::sqlite_write_turn(&self.db).await;
         let txn = self.db.begin().await?;
         lock_queue(&txn, &queue.uuid).await?;
         let expired = expire_leases(&txn, &queue.uuid, now, self.max_attempts).await?;

@@ -247,6 +247,7 @@ impl Organizations {
         if batch.is_empty() {
             return Ok(0);
         }
+        let _turn = orgplane_storage::db::sqlite_write_turn(&self.db).await;
         let txn = self.db.begin().await?;
         // The counter's row lock, until commit: stores go one at a time.
         sequence::Entity::update_many()
