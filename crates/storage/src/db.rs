@@ -204,6 +204,24 @@ pub const SQLITE_CONNECTIONS: u32 = 8;
 /// (`BENCHMARKS.md`).
 pub const SQLITE_CACHE_KIB: u32 = 256;
 
+/// Which pool `db` is: the address of its options, shared by every clone
+/// of the pool, and the options themselves (hold them while the address
+/// keys something, so that it is not reused). `None` for a backend without
+/// a sqlx pool.
+pub(crate) fn pool_identity(
+    db: &DatabaseConnection,
+) -> Option<(usize, std::sync::Arc<dyn std::any::Any + Send + Sync>)> {
+    let options: std::sync::Arc<dyn std::any::Any + Send + Sync> = match db.get_database_backend() {
+        DbBackend::Sqlite => db.get_sqlite_connection_pool().connect_options(),
+        DbBackend::Postgres => db.get_postgres_connection_pool().connect_options(),
+        _ => return None,
+    };
+    Some((
+        std::sync::Arc::as_ptr(&options) as *const () as usize,
+        options,
+    ))
+}
+
 /// The process's turn to write a SQLite database, held from a hot write
 /// transaction's `BEGIN` to its commit; `None` (no wait) on PostgreSQL.
 ///
@@ -228,7 +246,7 @@ pub async fn sqlite_write_turn(
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
-    let pool = Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize;
+    let (pool, _) = pool_identity(db)?;
     let turn = TURNS
         .lock()
         .expect("the write turns' lock")

@@ -15,8 +15,8 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Value,
     sea_query::{Expr, SelectStatement},
 };
 
@@ -52,15 +52,12 @@ static LONG_COUNTS: LazyLock<LongCounts> = LazyLock::new(|| {
 /// Every match of `matches` counted, or reused from a count made within
 /// [`LONG_COUNT_TTL`] (concurrent pages wait for one count).
 async fn long_count(db: &DatabaseConnection, matches: SelectStatement) -> Result<u64, Error> {
-    let backend = db.get_database_backend();
-    let pool: Arc<dyn Any + Send + Sync> = match backend {
-        DbBackend::Sqlite => db.get_sqlite_connection_pool().connect_options(),
-        DbBackend::Postgres => db.get_postgres_connection_pool().connect_options(),
-        _ => return count(db, matches, None).await,
+    let Some((pool_address, pool)) = crate::db::pool_identity(db) else {
+        return count(db, matches, None).await;
     };
     let key = (
-        Arc::as_ptr(&pool) as *const () as usize,
-        backend.build(&matches).to_string(),
+        pool_address,
+        db.get_database_backend().build(&matches).to_string(),
     );
     LONG_COUNTS
         .try_get_with(key, async {

@@ -52,7 +52,10 @@ impl Organizations {
             feed: feed::Feed::new(db.clone(), stored.clone()),
             access_changes: ChangeFeed::new(db.clone(), "access").forgetting(memberships.clone()),
             memberships,
-            project_writes: project_writes::project_writes(&db),
+            project_writes: orgplane_storage::group_commit::GroupCommit::new(
+                db.clone(),
+                project_writes::ProjectsCreated,
+            ),
             db,
             identity: None,
             stored,

@@ -16,12 +16,10 @@ use std::collections::HashSet;
 use orgplane_platform::{Error, principal::Principal};
 use orgplane_storage::{
     activity::{self, action},
-    group_commit::{BatchWrite, GroupCommit},
+    group_commit::BatchWrite,
     statement_shapes::power_of_two_chunks,
 };
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, TryInsertResult,
-};
+use sea_orm::{DatabaseTransaction, EntityTrait, IntoActiveModel, TryInsertResult};
 
 use super::projects::project_activity;
 use crate::storage::projects;
@@ -86,9 +84,4 @@ impl BatchWrite for ProjectsCreated {
         activity::record_all(txn, activities).await?;
         Ok(results)
     }
-}
-
-/// The projects' group commit.
-pub(crate) fn project_writes(db: &DatabaseConnection) -> GroupCommit<ProjectsCreated> {
-    GroupCommit::new(db.clone(), ProjectsCreated)
 }
