@@ -9,8 +9,9 @@
 //! someone watches.
 //!
 //! A watcher that misses part of the range — it subscribed before the task
-//! read its starting position, or fell behind the broadcast — reads the
-//! store itself until it has caught up, then follows the broadcast again.
+//! read its starting position (the task broadcasts that position first, as
+//! an empty range), or fell behind the broadcast — reads the store itself
+//! until it has caught up, then follows the broadcast again.
 //! Ranges are exact because activities become visible in `seq` order (see
 //! [`super::activities`]): once position N is visible, everything before
 //! it is.
@@ -103,6 +104,15 @@ impl Feed {
                 Err(err) => self.failed(err).await,
             }
         };
+        // Where the broadcast starts, as an empty range: a watcher that read
+        // the store before this read (an activity stored in between is in
+        // neither) is behind it and reads the store, instead of seeing that
+        // activity only when the next one is broadcast.
+        let _ = self.sender.send(Arc::new(Stored {
+            after,
+            last: after,
+            rows: Vec::new(),
+        }));
         loop {
             if self.nobody_watches() {
                 return;
@@ -154,5 +164,37 @@ impl Feed {
             .last()
             .map(|last| last.seq)
             .map(|last| Stored { after, last, rows }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::*;
+
+    /// A watcher reads the store, then an activity is stored, then the
+    /// reader starts after it: the reader's first broadcast says where it
+    /// starts, so that the watcher knows it is behind (a flaky end-to-end
+    /// test found the activity arriving only with the next one).
+    #[tokio::test]
+    async fn the_reader_first_broadcasts_where_it_starts() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        crate::Migrator::up(&db, None).await.unwrap();
+        sequence::ActiveModel {
+            id: Set(1),
+            last: Set(7),
+        }
+        .update(&db)
+        .await
+        .unwrap();
+        let feed = Feed::new(db, Arc::new(watch::channel(0).0));
+        let mut live = feed.subscribe();
+        let first = tokio::time::timeout(Duration::from_secs(5), live.recv())
+            .await
+            .expect("the reader broadcasts where it starts")
+            .unwrap();
+        assert_eq!((first.after, first.last, first.rows.len()), (7, 7, 0));
     }
 }
