@@ -270,6 +270,10 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .max_connections(SQLITE_CONNECTIONS)
                 .min_connections(1)
                 .sqlx_logging(false)
+                // The "server" is a thread of this process: nothing can drop
+                // a connection, and sqlx's ping on every acquire was a hand-off
+                // to that thread and back on each statement.
+                .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
                     o.create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
@@ -307,6 +311,10 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
+                // sqlx pings a connection before handing it out (a round trip
+                // per statement) and so finds one the server dropped. Pinging
+                // only connections idle for a while measured no better here:
+                // run admission slower in two pairs (BENCHMARKS.md).
                 .set_schema_search_path(schema.clone());
             let db = Database::connect(options)
                 .await
