@@ -528,3 +528,135 @@ async fn clients_that_stop_reading_do_not_stall_other_callers() {
     );
     drop(stalled);
 }
+
+/// Sends one raw HTTP/1.1 request and returns the response's head, lower
+/// case.
+async fn http1_head(addr: std::net::SocketAddr, request: &str, body: &[u8]) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    String::from_utf8_lossy(&response[..split]).to_lowercase()
+}
+
+fn preflight(addr: std::net::SocketAddr, origin: &str) -> String {
+    format!(
+        "OPTIONS /orgplane.identity.v1.AuthService/Login HTTP/1.1\r\nHost: {addr}\r\n\
+         Origin: {origin}\r\nAccess-Control-Request-Method: POST\r\n\
+         Access-Control-Request-Headers: content-type,x-grpc-web,x-user-agent,authorization\r\n\
+         Connection: close\r\n\r\n"
+    )
+}
+
+/// A browser may call from the listed origins only: their preflight is
+/// answered with the origin, the gRPC-Web headers and the status headers a
+/// page may read; any other origin's is not, and neither is anyone's
+/// when no origin is listed.
+#[tokio::test]
+async fn browsers_may_call_from_the_listed_origins_only() {
+    let t = TestStack::start_with(|_, gateway| {
+        gateway.cors_origins =
+            orgplane_transport::layers::cors::CorsOrigins::parse(&["http://console.test:8080"])
+                .unwrap();
+    })
+    .await;
+    let addr = t.stack.gateway_addr;
+
+    let allowed = http1_head(addr, &preflight(addr, "http://console.test:8080"), &[]).await;
+    assert!(allowed.starts_with("http/1.1 200"), "{allowed}");
+    assert!(
+        allowed.contains("access-control-allow-origin: http://console.test:8080"),
+        "{allowed}"
+    );
+    assert!(
+        allowed.contains("access-control-allow-methods: post"),
+        "{allowed}"
+    );
+    for header in [
+        "content-type",
+        "x-grpc-web",
+        "x-user-agent",
+        "authorization",
+    ] {
+        let allow_headers = allowed
+            .lines()
+            .find(|line| line.starts_with("access-control-allow-headers:"))
+            .unwrap_or_default();
+        assert!(allow_headers.contains(header), "{header}: {allowed}");
+    }
+    for other in [
+        "http://evil.test",
+        "http://console.test:8081",
+        "https://console.test:8080",
+    ] {
+        let refused = http1_head(addr, &preflight(addr, other), &[]).await;
+        assert!(
+            !refused.contains("access-control-allow-origin"),
+            "{other}: {refused}"
+        );
+    }
+
+    // The call itself: the page may read the status headers.
+    let token = t.user("browser").await;
+    let body = frame(&GetCurrentUserRequest {});
+    let call = format!(
+        "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
+         Origin: http://console.test:8080\r\nContent-Type: application/grpc-web+proto\r\n\
+         X-Grpc-Web: 1\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let head = http1_head(addr, &call, &body).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://console.test:8080"),
+        "{head}"
+    );
+    assert!(head.contains("grpc-status-details-bin"), "exposed: {head}");
+
+    let without = TestStack::start().await;
+    let addr = without.stack.gateway_addr;
+    let head = http1_head(addr, &preflight(addr, "http://console.test:8080"), &[]).await;
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+/// A gRPC-Web call the gateway refuses before forwarding it (here: no
+/// token) leaves its HTTP/1.1 connection usable, even when its body comes
+/// in after the refusal was decided: browsers and Node reuse keep-alive
+/// connections, and a connection closed under them fails their next call
+/// with a network error instead of its status.
+#[tokio::test]
+async fn a_refused_grpc_web_call_leaves_its_connection_usable() {
+    let t = TestStack::start().await;
+    let addr = t.stack.gateway_addr;
+    let body = frame(&GetCurrentUserRequest {});
+    let head = format!(
+        "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for call in 0..2 {
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // The body follows once the gateway has looked at the head.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        socket
+            .write_all(&body)
+            .await
+            .unwrap_or_else(|err| panic!("call {call}: the connection was closed: {err}"));
+        let mut response = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut response))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&response[..n]).to_lowercase();
+        assert!(answer.starts_with("http/1.1 200"), "call {call}: {answer}");
+        assert!(answer.contains("grpc-status: 16"), "call {call}: {answer}");
+    }
+}

@@ -15,7 +15,9 @@ pub mod streams;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use orgplane_proto::{Backend, PUBLIC_SERVICES};
-use orgplane_transport::{client::mtls_channel, pki::ServiceTls, server::GrpcServer};
+use orgplane_transport::{
+    client::mtls_channel, layers::cors::CorsOrigins, pki::ServiceTls, server::GrpcServer,
+};
 use tonic::transport::ServerTlsConfig;
 
 pub use auth::Authenticator;
@@ -46,6 +48,9 @@ pub struct GatewayConfig {
     pub address_rate_limit_burst: u32,
     /// Deadline given to calls that carry none.
     pub default_deadline: Duration,
+    /// Origins of the web pages a browser lets call over gRPC-Web; none
+    /// by default (same-origin pages only).
+    pub cors_origins: CorsOrigins,
 }
 
 impl Default for GatewayConfig {
@@ -58,6 +63,7 @@ impl Default for GatewayConfig {
             address_rate_limit_per_second: 1000,
             address_rate_limit_burst: 2000,
             default_deadline: Duration::from_secs(30),
+            cors_origins: CorsOrigins::default(),
         }
     }
 }
@@ -79,7 +85,8 @@ fn forget_idle_callers(rate_limit: &Arc<Limits>) {
     });
 }
 
-/// The gateway's server: health, reflection, gRPC-Web and a passthrough
+/// The gateway's server: health, reflection, gRPC-Web (with CORS for the
+/// configured origins) and a passthrough
 /// route per public service. `public_tls` serves TLS; without it, h2c
 /// (plaintext, for loopback in dev). `internal` is the gateway's own mTLS
 /// identity towards backends.
@@ -118,6 +125,7 @@ pub fn grpc_server(
     let mut server = GrpcServer::new("gateway")
         .on_drain(draining)
         .grpc_web()
+        .cors(config.cors_origins.clone())
         .request_timeout(MAX_DEADLINE.max(config.default_deadline));
     for (service, backend) in PUBLIC_SERVICES {
         let proxy = Proxy::new(

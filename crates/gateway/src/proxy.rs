@@ -100,9 +100,11 @@ impl Proxy {
         }
     }
 
+    /// Forwards `req`, taking its body only once the call is let through:
+    /// a refused call leaves it to [`drain_refused`].
     async fn forward(
         self,
-        mut req: http::Request<Body>,
+        req: &mut http::Request<Body>,
     ) -> Result<http::Response<Body>, tonic::Status> {
         let Some(channel) = self.channel.clone() else {
             return Err(tonic::Status::unimplemented(format!(
@@ -111,7 +113,7 @@ impl Proxy {
             )));
         };
         let path = req.uri().path().to_owned();
-        let address = address_key(remote_ip(&req));
+        let address = address_key(remote_ip(req));
         self.limits.address.check(&address).map_err(rate_limited)?;
         let headers = req.headers_mut();
         let authorization = headers.remove(header::AUTHORIZATION);
@@ -177,7 +179,7 @@ impl Proxy {
         inject_current_context(headers);
 
         let mut response = channel
-            .oneshot(req)
+            .oneshot(std::mem::take(req))
             .await
             .map_err(|err| backend_failure(self.backend, &*err))?;
         if let Some(revoked) = response.headers_mut().remove(REVOKED_PRINCIPAL_METADATA)
@@ -295,6 +297,26 @@ fn remote_ip<B>(req: &http::Request<B>) -> Option<std::net::IpAddr> {
         .map(|addr| addr.ip())
 }
 
+/// The most of a refused call's body read before answering it.
+const DRAIN_LIMIT: usize = 64 * 1024;
+/// The longest a refused call's body is waited for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reads what is left of a refused HTTP/1.1 (gRPC-Web) call's body, up to
+/// [`DRAIN_LIMIT`] and [`DRAIN_TIMEOUT`]. An HTTP/1.1 connection whose
+/// request body was not read is closed after the answer, and a browser or
+/// Node client that reuses it (keep-alive) fails its next call with a
+/// network error rather than a status. HTTP/2 streams need none of this,
+/// and a larger or slower body closes the connection as before.
+async fn drain_refused(req: http::Request<Body>) {
+    use http_body_util::{BodyExt, Limited};
+    if req.version() >= http::Version::HTTP_2 {
+        return;
+    }
+    let body = Limited::new(req.into_body(), DRAIN_LIMIT);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, body.collect()).await;
+}
+
 impl Service<http::Request<Body>> for Proxy {
     type Response = http::Response<Body>;
     type Error = Infallible;
@@ -304,9 +326,17 @@ impl Service<http::Request<Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.forward(req).await.unwrap_or_else(|s| s.into_http())) })
+        Box::pin(async move {
+            match this.forward(&mut req).await {
+                Ok(response) => Ok(response),
+                Err(status) => {
+                    drain_refused(req).await;
+                    Ok(status.into_http())
+                }
+            }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! deadlines and graceful shutdown, in a fixed order.
 //!
 //! ```text
-//! request → trace → metrics → catch panic → [gRPC-Web] → [caller identity] → routes
+//! request → trace → metrics → catch panic → [CORS → gRPC-Web] → [caller identity] → routes
 //! ```
 //! Backends always run mTLS with a [`CallerPolicy`]; only the gateway's
 //! public listener may be plaintext (h2c on loopback in dev) or plain TLS.
@@ -23,6 +23,7 @@ use tower::{ServiceBuilder, util::option_layer};
 use crate::layers::{
     caller::{CallerLayer, CallerPolicy},
     catch_panic::CatchPanicLayer,
+    cors::CorsOrigins,
     metrics::MetricsLayer,
     trace::TraceLayer,
 };
@@ -45,6 +46,7 @@ pub struct GrpcServer {
     mtls: Option<crate::pki::ServiceTls>,
     policy: Option<CallerPolicy>,
     grpc_web: bool,
+    cors: CorsOrigins,
     request_timeout: Duration,
     drain_delay: Duration,
     on_drain: Vec<tokio::sync::watch::Sender<bool>>,
@@ -70,6 +72,7 @@ impl GrpcServer {
             mtls: None,
             policy: None,
             grpc_web: false,
+            cors: CorsOrigins::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             drain_delay: Duration::ZERO,
             on_drain: Vec::new(),
@@ -158,6 +161,13 @@ impl GrpcServer {
         self
     }
 
+    /// Lets pages on `origins` call from a browser (CORS preflights answered,
+    /// responses marked); none by default.
+    pub fn cors(mut self, origins: CorsOrigins) -> Self {
+        self.cors = origins;
+        self
+    }
+
     /// Deadline of calls that carry none (`grpc-timeout` wins when shorter).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -202,6 +212,7 @@ impl GrpcServer {
             .layer(TraceLayer::new(self.name))
             .layer(MetricsLayer::new(self.name))
             .layer(CatchPanicLayer)
+            .layer(option_layer(self.cors.layer()))
             .layer(option_layer(
                 self.grpc_web.then(tonic_web::GrpcWebLayer::new),
             ))

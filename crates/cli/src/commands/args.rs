@@ -11,6 +11,7 @@ use orgplane_gateway::GatewayConfig;
 use orgplane_proto::Backend;
 use orgplane_service::PeerAddrs;
 use orgplane_storage::db::DbTarget;
+use orgplane_transport::layers::cors::CorsOrigin;
 use tonic::transport::{Identity as TlsIdentity, ServerTlsConfig};
 
 use orgplane::node::State;
@@ -269,6 +270,17 @@ pub struct GatewayArgs {
         default_value_t = 2000
     )]
     pub address_rate_limit_burst: u32,
+    /// Origin of a web page allowed to call from a browser over gRPC-Web,
+    /// as the browser sends it: scheme://host[:port] (e.g.
+    /// https://console.example.com). Repeat it, or separate origins with
+    /// commas in the variable. None by default: only pages served from
+    /// the gateway's own origin can call.
+    #[arg(
+        long = "cors-origin",
+        env = "ORGPLANE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<CorsOrigin>,
 }
 
 impl GatewayArgs {
@@ -282,6 +294,7 @@ impl GatewayArgs {
             address_rate_limit_per_second: self.address_rate_limit,
             address_rate_limit_burst: self.address_rate_limit_burst,
             default_deadline: deadline.deadline(),
+            cors_origins: self.cors_origins.iter().cloned().collect(),
         }
     }
 }
