@@ -20,6 +20,7 @@ fn a_flag_a_service_would_ignore_is_refused() {
         &["serve", "identity", "--max-run-attempts", "2"],
         &["serve", "gateway", "--database-url", "postgres://x"],
         &["serve", "agents", "--allow-signup", "false"],
+        &["serve", "registry", "--cors-origin", "https://a.test"],
         &["dev", "--tls-cert", "cert.pem", "--tls-key", "key.pem"],
         &["dev", "--registry-addr", "127.0.0.1:1"],
     ] {
@@ -39,11 +40,26 @@ fn settings_out_of_range_are_refused() {
         &["serve", "registry", "--metrics-listen", "not an address"],
         &["serve", "gateway", "--metrics-listen", "127.0.0.1:99999"],
         &["certs", "kubernetes", "--namespace", "a\nkind: Pod"],
+        &["serve", "gateway", "--cors-origin", "*"],
+        &["dev", "--cors-origin", "https://console.example.com/"],
+        &["dev", "--cors-origin", "console.example.com"],
     ] {
         let output = Command::new(BIN).args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
         assert!(output.stdout.is_empty(), "{args:?}: nothing printed");
     }
+}
+
+#[test]
+fn a_cors_origin_that_is_not_one_says_what_an_origin_is() {
+    let output = Command::new(BIN)
+        .args(["dev", "--cors-origin", "https://console.example.com/app"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--cors-origin"), "{stderr}");
+    assert!(stderr.contains("scheme://host[:port]"), "{stderr}");
 }
 
 #[tokio::test]

@@ -277,6 +277,7 @@ pub struct GatewayArgs {
     /// the gateway's own origin can call.
     #[arg(
         long = "cors-origin",
+        value_name = "ORIGIN",
         env = "ORGPLANE_CORS_ORIGINS",
         value_delimiter = ','
     )]
