@@ -30,7 +30,7 @@ impl Load {
         self.connections * self.streams
     }
 
-    fn warm_up(&self) -> Duration {
+    pub(crate) fn warm_up(&self) -> Duration {
         (self.duration / 5).min(Duration::from_secs(2))
     }
 }

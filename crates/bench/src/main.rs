@@ -12,6 +12,7 @@
 //! `--smoke` to keep it working.
 
 mod baseline;
+mod h2load;
 mod load;
 mod procs;
 mod report;
@@ -77,6 +78,13 @@ struct Cli {
     /// scenario, 300 projects, small loads; its figures mean nothing.
     #[arg(long)]
     smoke: bool,
+    /// Also load the echo baselines and the reads with h2load (nghttp2's
+    /// load generator, a C client) at this path, e.g. /usr/bin/h2load
+    /// (Debian's nghttp2-client), with the same connections, streams and
+    /// duration; its rows are compared with its own baselines. In `dev` and
+    /// the one-gateway multi-process layout.
+    #[arg(long)]
+    h2load: Option<PathBuf>,
 }
 
 /// The baselines' servers, run by the benchmark as child processes.
@@ -124,13 +132,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut report = Report::new(describe_machine());
     let only = Only {
+        h2load: cli.h2load.clone().map(h2load::H2load),
         names: cli.only.clone(),
         fan_out: scenarios::FanOut {
             watchers: cli.watchers,
             changes_per_second: cli.changes_per_second.max(1),
         },
     };
-    baselines(&mut report, load).await?;
+    baselines(&mut report, load, only.h2load.as_ref()).await?;
     dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows, &only).await?;
     if let Some(url) = &cli.postgres {
         let database = Database::Postgres {
@@ -175,6 +184,8 @@ const READS: &[&str] = &["auth-read", "authz-read"];
 /// size.
 struct Only {
     names: Vec<String>,
+    /// Also load the reads and the baselines with h2load.
+    h2load: Option<h2load::H2load>,
     fan_out: scenarios::FanOut,
 }
 
@@ -185,7 +196,11 @@ impl Only {
 }
 
 /// The bare echo, direct and through the proxy.
-async fn baselines(report: &mut Report, load: Load) -> anyhow::Result<()> {
+async fn baselines(
+    report: &mut Report,
+    load: Load,
+    h2load: Option<&h2load::H2load>,
+) -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     let (echo, proxied) = (free_addr()?, free_addr()?);
     let mut direct = Processes::default();
@@ -220,6 +235,11 @@ async fn baselines(report: &mut Report, load: Load) -> anyhow::Result<()> {
     };
     let row = scenarios::echo(&target, "bare tonic echo", &echo, load).await?;
     report.baseline_direct(row);
+    if let Some(h2load) = h2load {
+        let name = "bare tonic echo, h2load";
+        let row = scenarios::echo_from_h2load(&target, name, &echo, load, h2load).await?;
+        report.baseline_direct(row);
+    }
     // The proxy's CPU and the echo's both count for the proxied echo.
     both.children.append(&mut direct.children);
     let target = Target {
@@ -229,6 +249,11 @@ async fn baselines(report: &mut Report, load: Load) -> anyhow::Result<()> {
     };
     let row = scenarios::echo(&target, "echo behind an HTTP/2 proxy", &proxied, load).await?;
     report.baseline_proxied(row);
+    if let Some(h2load) = h2load {
+        let name = "echo behind an HTTP/2 proxy, h2load";
+        let row = scenarios::echo_from_h2load(&target, name, &proxied, load, h2load).await?;
+        report.baseline_proxied(row);
+    }
     report.memory("baseline", both.peak_rss()?);
     Ok(())
 }
@@ -243,7 +268,7 @@ async fn dev_on_sqlite(
     let mut plane = ControlPlane::dev(orgplane, Database::Sqlite)?;
     let session = plane.open(load).await?;
     let target = plane.target();
-    plain(report, &target, &session, load, only, READS).await?;
+    reads(report, &target, &session, &plane.gateways[0], load, only).await?;
     lists(report, &target, &session, load, deep_rows, only).await?;
     plain(
         report,
@@ -312,7 +337,7 @@ async fn dev_on_postgres(
     let mut plane = ControlPlane::dev(orgplane, database)?;
     let session = plane.open(load).await?;
     let target = plane.target();
-    plain(report, &target, &session, load, only, READS).await?;
+    reads(report, &target, &session, &plane.gateways[0], load, only).await?;
     lists(report, &target, &session, load, deep_rows, only).await?;
     let names = ["fan-out", "write", "admission"];
     plain(report, &target, &session, load, only, &names).await?;
@@ -329,7 +354,7 @@ async fn multi_process(
     let mut plane = ControlPlane::multi_process(orgplane, Database::Sqlite, 1)?;
     let session = plane.open(load).await?;
     let target = plane.target();
-    plain(report, &target, &session, load, only, READS).await?;
+    reads(report, &target, &session, &plane.gateways[0], load, only).await?;
     report.memory("multi-process, sqlite", plane.processes.peak_rss()?);
     Ok(())
 }
@@ -372,6 +397,28 @@ async fn plain(
             other => anyhow::bail!("no scenario {other}"),
         };
         report.add(row);
+    }
+    Ok(())
+}
+
+/// The reads, from this harness, then (with `--h2load`) from h2load on
+/// `gateway`.
+async fn reads(
+    report: &mut Report,
+    target: &Target<'_>,
+    session: &Session,
+    gateway: &str,
+    load: Load,
+    only: &Only,
+) -> anyhow::Result<()> {
+    plain(report, target, session, load, only, READS).await?;
+    if let Some(h2load) = &only.h2load {
+        let wanted = |name: &str| only.wants(name);
+        for row in
+            scenarios::reads_from_h2load(target, session, gateway, load, h2load, wanted).await?
+        {
+            report.add(row);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The report: one Markdown table of every scenario, with its throughput
-//! as a share of both baselines, and the peak memory of each process.
+//! as a share of both baselines (h2load's rows of h2load's baselines), and
+//! the peak memory of each process.
 
 use std::{fmt::Write, time::Duration};
 
@@ -8,8 +9,10 @@ use crate::scenarios::Row;
 /// Rows as they are measured, and the memory of each layout.
 pub struct Report {
     machine: String,
-    direct: Option<f64>,
-    proxied: Option<f64>,
+    /// The echo's rate, from this harness and from h2load.
+    direct: [Option<f64>; 2],
+    /// The proxied echo's rate, from this harness and from h2load.
+    proxied: [Option<f64>; 2],
     rows: Vec<Row>,
     memory: Vec<(String, Vec<(String, f64)>)>,
 }
@@ -19,8 +22,8 @@ impl Report {
     pub fn new(machine: String) -> Self {
         Self {
             machine,
-            direct: None,
-            proxied: None,
+            direct: [None; 2],
+            proxied: [None; 2],
             rows: Vec::new(),
             memory: Vec::new(),
         }
@@ -28,13 +31,13 @@ impl Report {
 
     /// The bare echo: the transport's limit.
     pub fn baseline_direct(&mut self, row: Row) {
-        self.direct = Some(row.outcome.rate());
+        self.direct[usize::from(row.by_h2load)] = Some(row.outcome.rate());
         self.add(row);
     }
 
     /// The proxied echo: the floor of any gateway hop.
     pub fn baseline_proxied(&mut self, row: Row) {
-        self.proxied = Some(row.outcome.rate());
+        self.proxied[usize::from(row.by_h2load)] = Some(row.outcome.rate());
         self.add(row);
     }
 
@@ -74,8 +77,8 @@ impl Report {
             row.database,
             row.in_flight,
             rate,
-            share(self.direct),
-            share(self.proxied),
+            share(self.direct[usize::from(row.by_h2load)]),
+            share(self.proxied[usize::from(row.by_h2load)]),
             ms(o.quantile(0.5)),
             ms(o.quantile(0.9)),
             ms(o.quantile(0.99)),

@@ -27,7 +27,10 @@ use orgplane_proto::{
 };
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use orgplane_proto::prost::Message as _;
+
 use crate::{
+    h2load::{Call, H2load},
     load::{Load, Outcome, connect, drive},
     procs::Processes,
     session::{ORGANIZATION, Session, login},
@@ -50,6 +53,9 @@ pub struct Row {
     pub cpu_per_1k: f64,
     /// Resident memory of the processes under test right after, MiB.
     pub rss_after: f64,
+    /// Loaded by h2load rather than this harness (compared with the
+    /// baselines h2load measured).
+    pub by_h2load: bool,
 }
 
 /// What is under test: its processes (for CPU), its layout and database.
@@ -87,6 +93,7 @@ impl Target<'_> {
             cpu_per_1k: cpu * measured_share / calls * 1000.0,
             rss_after: self.processes.rss()?,
             outcome,
+            by_h2load: false,
         })
     }
 }
@@ -102,6 +109,83 @@ pub async fn echo(target: &Target<'_>, name: &str, addr: &str, load: Load) -> an
         client.check(HealthCheckRequest::default()).await.map(drop)
     });
     target.row(name, load, measure).await
+}
+
+/// The bare echo at `addr`, loaded by h2load.
+pub async fn echo_from_h2load(
+    target: &Target<'_>,
+    name: &str,
+    addr: &str,
+    load: Load,
+    h2load: &H2load,
+) -> anyhow::Result<Row> {
+    let answer = HealthClient::new(connect(addr, 1).await?.remove(0))
+        .check(HealthCheckRequest::default())
+        .await?
+        .into_inner();
+    let call = Call {
+        addr,
+        path: "/grpc.health.v1.Health/Check",
+        request: &HealthCheckRequest::default(),
+        authorization: None,
+        response_len: answer.encoded_len(),
+    };
+    let mut row = target.row(name, load, h2load.measure(&call, load)).await?;
+    row.by_h2load = true;
+    Ok(row)
+}
+
+/// The authenticated and the authorized read (those of `wanted`), loaded
+/// by h2load on the gateway at `gateway`, as the member.
+pub async fn reads_from_h2load(
+    target: &Target<'_>,
+    session: &Session,
+    gateway: &str,
+    load: Load,
+    h2load: &H2load,
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Row>> {
+    let authorization = format!("Bearer {}", session.member);
+    let mut rows = Vec::new();
+    if wanted("auth-read") {
+        let answer = session
+            .client(&session.member, UserServiceClient::new)
+            .get_current_user(GetCurrentUserRequest {})
+            .await?
+            .into_inner();
+        let call = Call {
+            addr: gateway,
+            path: "/orgplane.identity.v1.UserService/GetCurrentUser",
+            request: &GetCurrentUserRequest {},
+            authorization: Some(&authorization),
+            response_len: answer.encoded_len(),
+        };
+        let name = "authenticated read (GetCurrentUser), h2load";
+        rows.push(target.row(name, load, h2load.measure(&call, load)).await?);
+    }
+    if wanted("authz-read") {
+        let request = GetOrganizationRequest {
+            organization: ORGANIZATION.into(),
+        };
+        let answer = session
+            .client(&session.member, OrganizationServiceClient::new)
+            .get_organization(request.clone())
+            .await?
+            .into_inner();
+        let call = Call {
+            addr: gateway,
+            path: "/orgplane.organizations.v1.OrganizationService/GetOrganization",
+            request: &request,
+            authorization: Some(&authorization),
+            response_len: answer.encoded_len(),
+        };
+        let name = "authorized read (GetOrganization, member), h2load";
+        rows.push(target.row(name, load, h2load.measure(&call, load)).await?);
+    }
+    for row in &mut rows {
+        row.by_h2load = true;
+    }
+    Ok(rows)
 }
 
 /// `GetCurrentUser`: the gateway checks the token (cached) and identity
@@ -329,6 +413,7 @@ pub async fn fan_out(
         cpu_per_1k: cpu / outcome.requests.max(1) as f64 * 1000.0,
         rss_after: target.processes.rss()?,
         outcome,
+        by_h2load: false,
     })
 }
 
@@ -561,6 +646,7 @@ pub async fn logins(
             cpu_per_1k: cpu / calls * 1000.0,
             rss_after: target.processes.rss()?,
             outcome: logged_in,
+            by_h2load: false,
         },
         Row {
             scenario: "authenticated read while logins run".into(),
@@ -570,6 +656,7 @@ pub async fn logins(
             cpu_per_1k: f64::NAN,
             rss_after: target.processes.rss()?,
             outcome: read,
+            by_h2load: false,
         },
     ])
 }
