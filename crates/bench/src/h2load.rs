@@ -12,10 +12,8 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use anyhow::{Context, bail};
-use orgplane_proto::prost::Message;
-
 use crate::load::{Load, Outcome};
+use anyhow::{Context, bail};
 
 /// The h2load program.
 #[derive(Debug, Clone)]
@@ -27,24 +25,12 @@ pub struct Call<'a> {
     pub addr: &'a str,
     /// `/package.Service/Method`.
     pub path: &'a str,
-    /// The request.
-    pub request: &'a dyn ErasedMessage,
+    /// The request message, encoded.
+    pub request: Vec<u8>,
     /// `Bearer <token>`, when the method needs one.
     pub authorization: Option<&'a str>,
     /// The size of a successful answer's message, for telling failures.
     pub response_len: usize,
-}
-
-/// A message h2load can send (object-safe `prost::Message::encode_to_vec`).
-pub trait ErasedMessage: Send + Sync {
-    /// The message's bytes.
-    fn bytes(&self) -> Vec<u8>;
-}
-
-impl<M: Message> ErasedMessage for M {
-    fn bytes(&self) -> Vec<u8> {
-        self.encode_to_vec()
-    }
 }
 
 impl H2load {
@@ -66,10 +52,9 @@ impl H2load {
         let dir = tempfile::tempdir()?;
         let body = dir.path().join("request");
         let log = dir.path().join("log");
-        let message = call.request.bytes();
         let mut framed = vec![0];
-        framed.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
-        framed.extend_from_slice(&message);
+        framed.extend_from_slice(&u32::try_from(call.request.len())?.to_be_bytes());
+        framed.extend_from_slice(&call.request);
         std::fs::write(&body, framed)?;
 
         let mut command = Command::new(&self.0);

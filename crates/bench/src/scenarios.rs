@@ -111,6 +111,20 @@ pub async fn echo(target: &Target<'_>, name: &str, addr: &str, load: Load) -> an
     target.row(name, load, measure).await
 }
 
+/// `call` loaded by h2load, as the row `name` (compared with h2load's
+/// baselines).
+async fn row_from_h2load(
+    target: &Target<'_>,
+    name: &str,
+    load: Load,
+    h2load: &H2load,
+    call: Call<'_>,
+) -> anyhow::Result<Row> {
+    let mut row = target.row(name, load, h2load.measure(&call, load)).await?;
+    row.by_h2load = true;
+    Ok(row)
+}
+
 /// The bare echo at `addr`, loaded by h2load.
 pub async fn echo_from_h2load(
     target: &Target<'_>,
@@ -119,24 +133,24 @@ pub async fn echo_from_h2load(
     load: Load,
     h2load: &H2load,
 ) -> anyhow::Result<Row> {
+    let request = HealthCheckRequest::default();
     let answer = HealthClient::new(connect(addr, 1).await?.remove(0))
-        .check(HealthCheckRequest::default())
+        .check(request.clone())
         .await?
         .into_inner();
     let call = Call {
         addr,
         path: "/grpc.health.v1.Health/Check",
-        request: &HealthCheckRequest::default(),
+        request: request.encode_to_vec(),
         authorization: None,
         response_len: answer.encoded_len(),
     };
-    let mut row = target.row(name, load, h2load.measure(&call, load)).await?;
-    row.by_h2load = true;
-    Ok(row)
+    row_from_h2load(target, name, load, h2load, call).await
 }
 
 /// The authenticated and the authorized read (those of `wanted`), loaded
-/// by h2load on the gateway at `gateway`, as the member.
+/// by h2load on the gateway at `gateway`, as the member. One call through
+/// this harness first tells the size of a successful answer.
 pub async fn reads_from_h2load(
     target: &Target<'_>,
     session: &Session,
@@ -148,20 +162,21 @@ pub async fn reads_from_h2load(
     let authorization = format!("Bearer {}", session.member);
     let mut rows = Vec::new();
     if wanted("auth-read") {
+        let request = GetCurrentUserRequest {};
         let answer = session
             .client(&session.member, UserServiceClient::new)
-            .get_current_user(GetCurrentUserRequest {})
+            .get_current_user(request)
             .await?
             .into_inner();
         let call = Call {
             addr: gateway,
             path: "/orgplane.identity.v1.UserService/GetCurrentUser",
-            request: &GetCurrentUserRequest {},
+            request: request.encode_to_vec(),
             authorization: Some(&authorization),
             response_len: answer.encoded_len(),
         };
         let name = "authenticated read (GetCurrentUser), h2load";
-        rows.push(target.row(name, load, h2load.measure(&call, load)).await?);
+        rows.push(row_from_h2load(target, name, load, h2load, call).await?);
     }
     if wanted("authz-read") {
         let request = GetOrganizationRequest {
@@ -175,15 +190,12 @@ pub async fn reads_from_h2load(
         let call = Call {
             addr: gateway,
             path: "/orgplane.organizations.v1.OrganizationService/GetOrganization",
-            request: &request,
+            request: request.encode_to_vec(),
             authorization: Some(&authorization),
             response_len: answer.encoded_len(),
         };
         let name = "authorized read (GetOrganization, member), h2load";
-        rows.push(target.row(name, load, h2load.measure(&call, load)).await?);
-    }
-    for row in &mut rows {
-        row.by_h2load = true;
+        rows.push(row_from_h2load(target, name, load, h2load, call).await?);
     }
     Ok(rows)
 }
