@@ -660,3 +660,41 @@ async fn a_refused_grpc_web_call_leaves_its_connection_usable() {
         assert!(answer.contains("grpc-status: 16"), "call {call}: {answer}");
     }
 }
+
+/// The drain of a refused call is bounded: a body announced but never sent,
+/// or larger than the drain reads, still gets its refusal at once (within
+/// the drain's second), and the gateway holds none of it.
+#[tokio::test]
+async fn a_refused_call_with_a_huge_or_missing_body_is_answered_within_the_drain_bound() {
+    let t = TestStack::start().await;
+    let addr = t.stack.gateway_addr;
+    for (announced, sent) in [(10 << 20, 0), (2 << 20, 2 << 20)] {
+        let head = format!(
+            "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+             Content-Length: {announced}\r\n\r\n"
+        );
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let (mut reader, mut writer) = socket.into_split();
+        let sending = tokio::spawn(async move {
+            // The gateway may close the connection before all is sent.
+            let _ = writer.write_all(&vec![0; sent]).await;
+            writer
+        });
+        let started = std::time::Instant::now();
+        let mut response = vec![0; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut response))
+            .await
+            .expect("an answer within the drain bound")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&response[..n]).to_lowercase();
+        assert!(answer.contains("grpc-status: 16"), "{announced}: {answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{announced}: answered after {:?}",
+            started.elapsed()
+        );
+        drop(sending.await);
+    }
+}
