@@ -139,6 +139,8 @@ mod tests {
             "https://Console.example.com",
             "ftp://example.com",
             "https://user@example.com",
+            "https://example.com\r\nx-injected: 1",
+            "https://example.com,https://other.example",
             "",
         ] {
             let error = CorsOrigins::parse(&[bad]).unwrap_err().to_string();
