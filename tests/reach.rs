@@ -660,7 +660,13 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&unknown), ["settings.restriction.teams"]);
+    // Listed before: what a member's lists hide is kept with their cached
+    // membership, and the restriction must make it stale.
+    let secret = "secret".to_owned();
+    assert!(listed(t, &adam).await.contains(&secret));
+    assert!(listed(t, &vera).await.contains(&secret));
     restrict(&owner, to_core.clone()).await.unwrap();
+    assert!(listed(t, &vera).await.contains(&secret), "admitted by core");
 
     let describe = |token: &str| describe_project(t.projects_as(token), "secret");
     // The team viewer reads, but acts as a viewer.
@@ -745,6 +751,21 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
         0,
         "the admin's leave it out"
     );
+    // Leaving the team hides it from the next page too.
+    t.teams_as(&owner)
+        .remove_team_member(RemoveTeamMemberRequest {
+            organization: "acme".into(),
+            team: "core".into(),
+            user: "vera".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        !listed(t, &vera).await.contains(&secret),
+        "no longer in core"
+    );
+    join("vera", "viewer").await;
+    assert!(listed(t, &vera).await.contains(&secret), "back in core");
     // A manager reaches it without being listed.
     assert_eq!(get_project(t, &mona, "secret").await, Code::Ok);
     assert!(listed(t, &mona).await.contains(&"secret".to_owned()));
@@ -772,6 +793,7 @@ async fn a_restricted_project_is_reached_by_those_admitted(t: &TestStack) {
     // Lifted, the organization-wide rules are back.
     restrict(&owner, Restriction::default()).await.unwrap();
     assert_eq!(get_project(t, &adam, "secret").await, Code::Ok);
+    assert!(listed(t, &adam).await.contains(&secret));
     assert_eq!(describe(&adam).await, None);
 }
 

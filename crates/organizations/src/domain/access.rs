@@ -49,6 +49,14 @@ pub struct Membership {
     organization: organizations::Model,
     member: members::Model,
     password_enabled: bool,
+    /// The projects restricted away from this member, read the first time a
+    /// call asks ([`Organizations::hidden_projects`]). Kept with the
+    /// membership because the same changes make both stale: restricting a
+    /// project or changing a team commits through
+    /// [`Organizations::commit_with`], which forgets every membership, and a
+    /// new project is never restricted. A value read after such a change
+    /// lands in a membership already forgotten.
+    hidden_projects: tokio::sync::OnceCell<Vec<String>>,
 }
 
 /// An empty [`Memberships`].
@@ -67,6 +75,8 @@ pub struct Access {
     pub caller_uuid: String,
     /// The caller's role.
     pub role: Role,
+    /// The cached membership this was read from (users only).
+    known: Option<std::sync::Arc<Membership>>,
 }
 
 /// The answer of `CheckPermission`.
@@ -125,6 +135,7 @@ impl Organizations {
                             organization: org,
                             member,
                             password_enabled,
+                            hidden_projects: tokio::sync::OnceCell::new(),
                         });
                         self.memberships.insert(key, known.clone(), ticket).await;
                         known
@@ -139,6 +150,7 @@ impl Organizations {
                     caller_uuid: known.member.user_uuid.clone(),
                     member: Some(known.member.clone()),
                     role,
+                    known: Some(known),
                 })
             }
             PrincipalKind::ServiceAccount => {
@@ -161,6 +173,7 @@ impl Organizations {
                     member: None,
                     caller_uuid: principal.uuid.clone(),
                     role,
+                    known: None,
                 })
             }
             PrincipalKind::Agent => Err(not_found()),
@@ -371,16 +384,32 @@ impl Organizations {
 
     /// The projects of the organization `access` may not see because of a
     /// restriction (empty for owners and managers): what org-wide lists,
-    /// feeds and statistics leave out. The caller's teams are read once, and
-    /// only when a project is restricted.
+    /// feeds and statistics leave out. The caller's teams are read only when
+    /// a project is restricted; for a user, both reads happen once per
+    /// cached membership (see [`Membership`]), so that a page of a list costs
+    /// its one range read.
     pub async fn hidden_projects(&self, access: &Access) -> Result<Vec<String>, Error> {
         if !Restriction::binds(access.role) {
             return Ok(Vec::new());
         }
+        match &access.known {
+            Some(known) => known
+                .hidden_projects
+                .get_or_try_init(|| self.read_hidden_projects(access))
+                .await
+                .cloned(),
+            None => self.read_hidden_projects(access).await,
+        }
+    }
+
+    async fn read_hidden_projects(&self, access: &Access) -> Result<Vec<String>, Error> {
         let restricted = self.restricted_projects(access).await?;
+        if restricted.is_empty() {
+            return Ok(Vec::new());
+        }
         match self.viewer(access).await? {
-            Some(viewer) if !restricted.is_empty() => not_admitting(restricted, &viewer),
-            _ => Ok(Vec::new()),
+            Some(viewer) => not_admitting(restricted, &viewer),
+            None => Ok(Vec::new()),
         }
     }
 
