@@ -11,7 +11,7 @@ use orgplane_organizations::{
     Migrator, Organizations, domain::organizations::Profile, storage::members,
 };
 use orgplane_platform::principal::{Principal, PrincipalKind};
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 
 fn owner() -> Principal {
     Principal {
@@ -82,6 +82,33 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(db: &TestDatabase)
         page.total_size, 10,
         "a page that is the whole list counts itself"
     );
+    let few = |token: &str| ListQuery::new(60, token, "name:m001", "user");
+    let first = orgs.list_members(&owner, "big", &few("")).await.unwrap();
+    let page = orgs
+        .list_members(&owner, "big", &few(&first.next_page_token))
+        .await
+        .unwrap();
+    assert_eq!(
+        (page.items.len(), page.total_size),
+        (40, 100),
+        "a later page"
+    );
+    // An empty page past the first (its rows gone meanwhile) has no row to
+    // carry the count: it is counted on its own.
+    add_members(orgs, &org.uuid, (0..10).map(|i| format!("x-{i}"))).await;
+    let gone = |token: &str| ListQuery::new(5, token, "name:x-", "user");
+    let first = orgs.list_members(&owner, "big", &gone("")).await.unwrap();
+    assert_eq!(first.total_size, 10);
+    members::Entity::delete_many()
+        .filter(members::Column::Username.gte("x-5"))
+        .exec(orgs.db())
+        .await
+        .unwrap();
+    let page = orgs
+        .list_members(&owner, "big", &gone(&first.next_page_token))
+        .await
+        .unwrap();
+    assert_eq!((page.items.len(), page.total_size), (0, 5), "an empty page");
 
     let mut seen: Vec<String> = Vec::new();
     let mut token = String::new();

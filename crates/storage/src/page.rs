@@ -15,9 +15,9 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Value,
-    sea_query::{Expr, SelectStatement},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Value,
+    sea_query::{Expr, SelectStatement, SubQueryStatement},
 };
 
 use orgplane_platform::error::Error;
@@ -70,12 +70,27 @@ async fn long_count(db: &DatabaseConnection, matches: SelectStatement) -> Result
         })
 }
 
+/// Name of the count [`keyed_page`] selects beside a page's columns.
+const COUNTED_ALIAS: &str = "orgplane_counted_matches";
+
 /// How many rows `query` matches, reading at most `limit` of them.
 async fn count(
     db: &DatabaseConnection,
-    mut matches: SelectStatement,
+    matches: SelectStatement,
     limit: Option<u64>,
 ) -> Result<u64, Error> {
+    let statement = count_statement(matches, limit);
+    let counted = db.query_one(&statement).await?;
+    let counted: i64 = match counted {
+        Some(row) => row.try_get("", "matches")?,
+        None => 0,
+    };
+    Ok(counted.max(0) as u64)
+}
+
+/// `SELECT COUNT(*) AS matches` of the rows `matches` selects, at most
+/// `limit` of them read.
+fn count_statement(mut matches: SelectStatement, limit: Option<u64>) -> SelectStatement {
     matches
         .clear_selects()
         .expr(Expr::val(1))
@@ -85,16 +100,10 @@ async fn count(
         Some(limit) => matches.limit(limit),
         None => matches.reset_limit(),
     };
-    let statement = SelectStatement::new()
+    SelectStatement::new()
         .expr(Expr::cust("COUNT(*) AS matches"))
         .from_subquery(matches, "matches")
-        .to_owned();
-    let counted = db.query_one(&statement).await?;
-    let counted: i64 = match counted {
-        Some(row) => row.try_get("", "matches")?,
-        None => 0,
-    };
-    Ok(counted.max(0) as u64)
+        .to_owned()
 }
 
 /// One page of a list, as every `List*` RPC answers.
@@ -114,6 +123,13 @@ pub struct Page<T> {
 /// One page of `query`'s rows and the count of all of them, in the order of
 /// `columns` (the sort key, typed by `parts`, unique as a whole), whose
 /// values in a row are `key`.
+///
+/// One statement: the count [`PageRequest::total_size`] needs rides on the
+/// page's rows as a scalar subquery (evaluated once), so a page costs one
+/// round trip to the database — on SQLite one hand-off to sqlx's
+/// connection thread, most of a page's cost (`BENCHMARKS.md`). Only an
+/// empty page past the first, or a count over [`COUNTED_WITHOUT_ASKING`],
+/// asks again.
 pub async fn keyed_page<E>(
     db: &DatabaseConnection,
     page: &PageRequest,
@@ -127,13 +143,27 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    let rows = page
-        .apply(query.clone(), columns, parts, descending)?
-        .all(db)
-        .await?;
+    let matches = query.clone().into_query();
+    let counted = count_statement(matches.clone(), page.count_bound());
+    let statement = page
+        .apply(query, columns, parts, descending)?
+        .expr_as(
+            Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(counted))),
+            COUNTED_ALIAS,
+        )
+        .into_query();
+    let rows = db.query_all(&statement).await?;
+    let counted = match rows.first() {
+        Some(row) => Some(row.try_get::<i64>("", COUNTED_ALIAS)?.max(0) as u64),
+        None => None,
+    };
+    let rows = rows
+        .iter()
+        .map(|row| E::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     let (items, next_page_token) = page.finish(rows, key);
     let total_size = page
-        .total_size(db, items.len(), &next_page_token, query.into_query())
+        .total_size_counted(db, items.len(), &next_page_token, matches, counted)
         .await?;
     Ok(Page {
         items,
@@ -299,15 +329,35 @@ impl PageRequest {
         next_page_token: &str,
         matches: SelectStatement,
     ) -> Result<u64, Error> {
-        if self.count_all {
-            return count(db, matches, None).await;
-        }
-        if self.after.is_none() && next_page_token.is_empty() {
+        self.total_size_counted(db, shown, next_page_token, matches, None)
+            .await
+    }
+
+    /// At most how many matches the count of [`Self::total_size`] reads
+    /// (`None`: all).
+    fn count_bound(&self) -> Option<u64> {
+        (!self.count_all).then_some(COUNTED_WITHOUT_ASKING + 1)
+    }
+
+    /// [`Self::total_size`], given the matches already counted up to
+    /// [`Self::count_bound`] when the caller has them.
+    async fn total_size_counted(
+        &self,
+        db: &DatabaseConnection,
+        shown: usize,
+        next_page_token: &str,
+        matches: SelectStatement,
+        counted: Option<u64>,
+    ) -> Result<u64, Error> {
+        if !self.count_all && self.after.is_none() && next_page_token.is_empty() {
             return Ok(shown as u64);
         }
-        let few = count(db, matches.clone(), Some(COUNTED_WITHOUT_ASKING + 1)).await?;
-        if few <= COUNTED_WITHOUT_ASKING {
-            return Ok(few);
+        let counted = match counted {
+            Some(counted) => counted,
+            None => count(db, matches.clone(), self.count_bound()).await?,
+        };
+        if self.count_all || counted <= COUNTED_WITHOUT_ASKING {
+            return Ok(counted);
         }
         long_count(db, matches).await
     }
