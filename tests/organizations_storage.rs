@@ -67,6 +67,9 @@ async fn ten_thousand_members_page_without_duplicates_or_gaps(db: &TestDatabase)
     let first = ListQuery::new(700, "", "", "user");
     let page = orgs.list_members(&owner, "big", &first).await.unwrap();
     assert_eq!(page.total_size, 10_001, "the owner and 10,000 members");
+    let later = ListQuery::new(700, &page.next_page_token, "", "user");
+    let page = orgs.list_members(&owner, "big", &later).await.unwrap();
+    assert_eq!(page.total_size, 10_001, "reused on a later page");
     let counted = first.clone().counting(true);
     let page = orgs.list_members(&owner, "big", &counted).await.unwrap();
     assert_eq!(page.total_size, 10_001, "asked");

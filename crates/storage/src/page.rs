@@ -49,16 +49,31 @@ static LONG_COUNTS: LazyLock<LongCounts> = LazyLock::new(|| {
         .build()
 });
 
+/// Where a count of `matches` is kept in [`LONG_COUNTS`], with the pool the
+/// entry holds (`None`: a database without a pool to tell it by).
+fn long_count_key(
+    db: &DatabaseConnection,
+    matches: &SelectStatement,
+) -> Option<((usize, String), Arc<dyn Any + Send + Sync>)> {
+    let (pool_address, pool) = crate::db::pool_identity(db)?;
+    let sql = db.get_database_backend().build(matches).to_string();
+    Some(((pool_address, sql), pool))
+}
+
+/// The count of `matches` made within [`LONG_COUNT_TTL`], when it found
+/// more than [`COUNTED_WITHOUT_ASKING`]: the next pages of a long list need
+/// not count again.
+async fn recent_long_count(db: &DatabaseConnection, matches: &SelectStatement) -> Option<u64> {
+    let (key, _) = long_count_key(db, matches)?;
+    LONG_COUNTS.get(&key).await.map(|(counted, _)| counted)
+}
+
 /// Every match of `matches` counted, or reused from a count made within
 /// [`LONG_COUNT_TTL`] (concurrent pages wait for one count).
 async fn long_count(db: &DatabaseConnection, matches: SelectStatement) -> Result<u64, Error> {
-    let Some((pool_address, pool)) = crate::db::pool_identity(db) else {
+    let Some((key, pool)) = long_count_key(db, &matches) else {
         return count(db, matches, None).await;
     };
-    let key = (
-        pool_address,
-        db.get_database_backend().build(&matches).to_string(),
-    );
     LONG_COUNTS
         .try_get_with(key, async {
             Ok::<_, Error>((count(db, matches, None).await?, pool))
@@ -127,9 +142,10 @@ pub struct Page<T> {
 /// One statement: the count [`PageRequest::total_size`] needs rides on the
 /// page's rows as a scalar subquery (evaluated once), so a page costs one
 /// round trip to the database — on SQLite one hand-off to sqlx's
-/// connection thread, most of a page's cost (`BENCHMARKS.md`). Only an
-/// empty page past the first, or a count over [`COUNTED_WITHOUT_ASKING`],
-/// asks again.
+/// connection thread, most of a page's cost (`BENCHMARKS.md`) — and none
+/// is needed while a long list's count made within [`LONG_COUNT_TTL`]
+/// stands. Only an empty page past the first, or the first page of a long
+/// list in a while, asks again.
 pub async fn keyed_page<E>(
     db: &DatabaseConnection,
     page: &PageRequest,
@@ -144,18 +160,22 @@ where
     E::Model: Sync,
 {
     let matches = query.clone().into_query();
-    let counted = count_statement(matches.clone(), page.count_bound());
-    let statement = page
-        .apply(query, columns, parts, descending)?
-        .expr_as(
+    let long = match page.count_all {
+        true => None,
+        false => recent_long_count(db, &matches).await,
+    };
+    let mut select = page.apply(query, columns, parts, descending)?;
+    if long.is_none() {
+        let counted = count_statement(matches.clone(), page.count_bound());
+        select = select.expr_as(
             Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(counted))),
             COUNTED_ALIAS,
-        )
-        .into_query();
-    let rows = db.query_all(&statement).await?;
-    let counted = match rows.first() {
-        Some(row) => Some(row.try_get::<i64>("", COUNTED_ALIAS)?.max(0) as u64),
-        None => None,
+        );
+    }
+    let rows = db.query_all(&select.into_query()).await?;
+    let counted = match (long, rows.first()) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(row)) => Some(row.try_get::<i64>("", COUNTED_ALIAS)?.max(0) as u64),
     };
     let rows = rows
         .iter()
@@ -163,7 +183,7 @@ where
         .collect::<Result<Vec<_>, _>>()?;
     let (items, next_page_token) = page.finish(rows, key);
     let total_size = page
-        .total_size_counted(db, items.len(), &next_page_token, matches, counted)
+        .total_size_counted(db, items.len(), &next_page_token, matches, counted, long)
         .await?;
     Ok(Page {
         items,
@@ -329,7 +349,7 @@ impl PageRequest {
         next_page_token: &str,
         matches: SelectStatement,
     ) -> Result<u64, Error> {
-        self.total_size_counted(db, shown, next_page_token, matches, None)
+        self.total_size_counted(db, shown, next_page_token, matches, None, None)
             .await
     }
 
@@ -339,8 +359,9 @@ impl PageRequest {
         (!self.count_all).then_some(COUNTED_WITHOUT_ASKING + 1)
     }
 
-    /// [`Self::total_size`], given the matches already counted up to
-    /// [`Self::count_bound`] when the caller has them.
+    /// [`Self::total_size`], given the matches already `counted` up to
+    /// [`Self::count_bound`] or a `long` count reused, when the caller has
+    /// them.
     async fn total_size_counted(
         &self,
         db: &DatabaseConnection,
@@ -348,9 +369,13 @@ impl PageRequest {
         next_page_token: &str,
         matches: SelectStatement,
         counted: Option<u64>,
+        long: Option<u64>,
     ) -> Result<u64, Error> {
         if !self.count_all && self.after.is_none() && next_page_token.is_empty() {
             return Ok(shown as u64);
+        }
+        if let Some(long) = long {
+            return Ok(long);
         }
         let counted = match counted {
             Some(counted) => counted,
