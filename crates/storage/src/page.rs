@@ -341,7 +341,9 @@ impl PageRequest {
     /// request asked for it, every match counted now; otherwise what costs
     /// about as little as the page — its own length when it is the whole
     /// list, the matches counted up to [`COUNTED_WITHOUT_ASKING`], and past
-    /// that an exact count made at most [`LONG_COUNT_TTL`] ago.
+    /// that an exact count made at most [`LONG_COUNT_TTL`] ago (then the
+    /// next pages count nothing). For lists not read through
+    /// [`keyed_page`], which saves a page even the bounded count.
     pub async fn total_size(
         &self,
         db: &DatabaseConnection,
@@ -349,7 +351,12 @@ impl PageRequest {
         next_page_token: &str,
         matches: SelectStatement,
     ) -> Result<u64, Error> {
-        self.total_size_counted(db, shown, next_page_token, matches, None, None)
+        let whole = self.after.is_none() && next_page_token.is_empty();
+        let long = match self.count_all || whole {
+            true => None,
+            false => recent_long_count(db, &matches).await,
+        };
+        self.total_size_counted(db, shown, next_page_token, matches, None, long)
             .await
     }
 
