@@ -143,10 +143,18 @@ impl TestDatabase {
 /// later (after its migrations). The port is picked below Linux's
 /// ephemeral range (32768–60999): a port the kernel hands out (`bind(0)`,
 /// outgoing connections) could be taken by another test in between; one
-/// outside the range only by another pick.
+/// outside the range only by another pick — so no port is picked twice in
+/// a test process (two picks not bound yet would both look free: the
+/// Kubernetes manifests test, drawing dozens at once, once gave two
+/// listeners the same port).
 pub fn free_port() -> String {
+    static PICKED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     loop {
         let port = 20_000 + (uuid::Uuid::now_v7().as_u128() % 12_000) as u16;
+        if !PICKED.lock().unwrap().insert(port) {
+            continue;
+        }
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             return listener.local_addr().unwrap().to_string();
         }
