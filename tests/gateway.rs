@@ -625,6 +625,26 @@ async fn browsers_may_call_from_the_listed_origins_only() {
     assert!(!head.contains("access-control-allow-origin"), "{head}");
 }
 
+/// The head of a gRPC-Web `GetCurrentUser` without a token (which the
+/// gateway refuses before forwarding) announcing `content_length` bytes.
+fn tokenless_grpc_web_head(addr: std::net::SocketAddr, content_length: usize) -> String {
+    format!(
+        "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
+         Content-Length: {content_length}\r\n\r\n"
+    )
+}
+
+/// What the gateway answers next on `reader` (within 5 s), lower-cased.
+async fn read_answer(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut response = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut response))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&response[..n]).to_lowercase()
+}
+
 /// A gRPC-Web call the gateway refuses before forwarding it (here: no
 /// token) leaves its HTTP/1.1 connection usable, even when its body comes
 /// in after the refusal was decided: browsers and Node reuse keep-alive
@@ -635,12 +655,7 @@ async fn a_refused_grpc_web_call_leaves_its_connection_usable() {
     let t = TestStack::start().await;
     let addr = t.stack.gateway_addr;
     let body = frame(&GetCurrentUserRequest {});
-    let head = format!(
-        "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = tokenless_grpc_web_head(addr, body.len());
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     for call in 0..2 {
         socket.write_all(head.as_bytes()).await.unwrap();
@@ -650,12 +665,7 @@ async fn a_refused_grpc_web_call_leaves_its_connection_usable() {
             .write_all(&body)
             .await
             .unwrap_or_else(|err| panic!("call {call}: the connection was closed: {err}"));
-        let mut response = vec![0; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut response))
-            .await
-            .expect("an answer")
-            .unwrap();
-        let answer = String::from_utf8_lossy(&response[..n]).to_lowercase();
+        let answer = read_answer(&mut socket).await;
         assert!(answer.starts_with("http/1.1 200"), "call {call}: {answer}");
         assert!(answer.contains("grpc-status: 16"), "call {call}: {answer}");
     }
@@ -669,11 +679,7 @@ async fn a_refused_call_with_a_huge_or_missing_body_is_answered_within_the_drain
     let t = TestStack::start().await;
     let addr = t.stack.gateway_addr;
     for (announced, sent) in [(10 << 20, 0), (2 << 20, 2 << 20)] {
-        let head = format!(
-            "POST /orgplane.identity.v1.UserService/GetCurrentUser HTTP/1.1\r\nHost: {addr}\r\n\
-             Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n\
-             Content-Length: {announced}\r\n\r\n"
-        );
+        let head = tokenless_grpc_web_head(addr, announced);
         let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
         socket.write_all(head.as_bytes()).await.unwrap();
         let (mut reader, mut writer) = socket.into_split();
@@ -683,12 +689,7 @@ async fn a_refused_call_with_a_huge_or_missing_body_is_answered_within_the_drain
             writer
         });
         let started = std::time::Instant::now();
-        let mut response = vec![0; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut response))
-            .await
-            .expect("an answer within the drain bound")
-            .unwrap();
-        let answer = String::from_utf8_lossy(&response[..n]).to_lowercase();
+        let answer = read_answer(&mut reader).await;
         assert!(answer.contains("grpc-status: 16"), "{announced}: {answer}");
         assert!(
             started.elapsed() < Duration::from_secs(3),
