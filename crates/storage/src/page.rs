@@ -160,10 +160,7 @@ where
     E::Model: Sync,
 {
     let matches = query.clone().into_query();
-    let long = match page.count_all {
-        true => None,
-        false => recent_long_count(db, &matches).await,
-    };
+    let long = page.reusable_long_count(db, &matches).await;
     let mut select = page.apply(query, columns, parts, descending)?;
     if long.is_none() {
         let counted = count_statement(matches.clone(), page.count_bound());
@@ -351,13 +348,31 @@ impl PageRequest {
         next_page_token: &str,
         matches: SelectStatement,
     ) -> Result<u64, Error> {
-        let whole = self.after.is_none() && next_page_token.is_empty();
-        let long = match self.count_all || whole {
+        let long = match self.is_whole_list(next_page_token) {
             true => None,
-            false => recent_long_count(db, &matches).await,
+            false => self.reusable_long_count(db, &matches).await,
         };
         self.total_size_counted(db, shown, next_page_token, matches, None, long)
             .await
+    }
+
+    /// Whether a page followed by `next_page_token` is the whole list and,
+    /// the request not asking for a count, counts itself.
+    fn is_whole_list(&self, next_page_token: &str) -> bool {
+        !self.count_all && self.after.is_none() && next_page_token.is_empty()
+    }
+
+    /// A long list's count made within [`LONG_COUNT_TTL`], which serves
+    /// unless the request asked for a count made now.
+    async fn reusable_long_count(
+        &self,
+        db: &DatabaseConnection,
+        matches: &SelectStatement,
+    ) -> Option<u64> {
+        match self.count_all {
+            true => None,
+            false => recent_long_count(db, matches).await,
+        }
     }
 
     /// At most how many matches the count of [`Self::total_size`] reads
@@ -378,7 +393,7 @@ impl PageRequest {
         counted: Option<u64>,
         long: Option<u64>,
     ) -> Result<u64, Error> {
-        if !self.count_all && self.after.is_none() && next_page_token.is_empty() {
+        if self.is_whole_list(next_page_token) {
             return Ok(shown as u64);
         }
         if let Some(long) = long {
