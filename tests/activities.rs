@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use orgplane_e2e::{TestStack, check_role_matrix, eventually, expect_code};
+use orgplane_e2e::{TestStack, check_role_matrix, eventually, expect_code, stream_end};
 use orgplane_platform::authz::Permission;
 use orgplane_proto::{
     agents::*,
@@ -1053,16 +1053,9 @@ async fn streams_are_limited_per_principal_and_end_with_their_token() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends within 20 s");
+    let ended = stream_end(&mut stream, Duration::from_secs(20))
+        .await
+        .expect("the stream ends within 20 s");
     let status = ended.expect_err("ended by an error");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(16));

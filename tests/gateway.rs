@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use orgplane_e2e::{TestStack, channel, expect_code, expect_reason};
+use orgplane_e2e::{TestStack, channel, expect_code, expect_reason, stream_end};
 use orgplane_identity::domain::accounts::NewUser;
 use orgplane_proto::{
     PUBLIC_SERVICES,
@@ -432,16 +432,9 @@ async fn graceful_shutdown_closes_open_streams_within_the_drain_timeout() {
     eprintln!("stopped in {:?} with a stream open", started.elapsed());
     // Activities stored before the stop (the organization's own, relayed
     // by the outbox whenever it runs) may come first; then the end.
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match stream.message().await {
-                Ok(Some(_)) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-    .expect("the stream was ended, not left hanging");
+    let ended = stream_end(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the stream was ended, not left hanging");
     assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
 }
 

@@ -161,6 +161,26 @@ pub fn free_port() -> String {
     }
 }
 
+/// How `stream` ends, after whatever messages come first: `Ok(())` for a
+/// clean end, the status it ended with otherwise; `None` if it is still
+/// open after `within`.
+pub async fn stream_end<T>(
+    stream: &mut tonic::Streaming<T>,
+    within: Duration,
+) -> Option<Result<(), Status>> {
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(()),
+                Err(status) => return Err(status),
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
 /// Installs rustls' crypto provider once per test process.
 pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();

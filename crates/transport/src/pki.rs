@@ -347,10 +347,11 @@ pub fn spiffe_identity(cert_der: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn der_of(pem_text: &str) -> Vec<u8> {
+    /// The DER bytes of the one certificate of `pem_text`.
+    pub(crate) fn der_of(pem_text: &str) -> Vec<u8> {
         let b64: String = pem_text
             .lines()
             .filter(|l| !l.starts_with("-----"))

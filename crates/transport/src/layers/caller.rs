@@ -169,20 +169,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{CaDir, CertDir};
+    use crate::pki::{CaDir, CertDir, tests::der_of};
 
     #[test]
     fn a_known_certificate_answers_its_own_identity() {
         let dir = std::env::temp_dir().join(format!("orgplane-caller-{}", uuid::Uuid::now_v7()));
         let (certs, ca) = (CertDir::new(dir.join("certs")), CaDir::new(dir.join("ca")));
         certs.init(&ca, &["gateway", "agents"], &[]).unwrap();
-        let der = |pem: &str| {
-            let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
-            parsed.contents
-        };
-        let gateway = der(&certs.load("gateway").unwrap().cert_pem);
-        let agents = der(&certs.load("agents").unwrap().cert_pem);
-        let ca_cert = der(&certs.load("agents").unwrap().ca_pem);
+        let gateway = der_of(&certs.load("gateway").unwrap().cert_pem);
+        let agents = der_of(&certs.load("agents").unwrap().cert_pem);
+        let ca_cert = der_of(&certs.load("agents").unwrap().ca_pem);
         let known = KnownCertificates::default();
         for _ in 0..2 {
             assert_eq!(known.identity(&gateway).as_deref(), Some("gateway"));
