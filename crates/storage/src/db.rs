@@ -193,9 +193,13 @@ impl sea_orm_migration::MigrationTrait for AddBigIntColumn {
 
 /// Connections of a SQLite pool. Each is a thread (sqlx runs every SQLite
 /// connection on its own) and a page cache; WAL lets them read at once, one
-/// of them writes at a time. Four instead of eight cost the reads a quarter
-/// of their throughput in the benchmark (`BENCHMARKS.md`).
-pub const SQLITE_CONNECTIONS: u32 = 8;
+/// of them writes at a time. On two cores, four runnable connection threads
+/// per service are plenty: eight only switched between more of them (four:
+/// `ListProjects` +9–14 %, run admission +2–4 %, the peak 123 → 112 MiB,
+/// in pairs minutes apart; `BENCHMARKS.md`). (Before the services cached
+/// what every call reads, four cost the reads a quarter: they no longer
+/// touch the database.)
+pub const SQLITE_CONNECTIONS: u32 = 4;
 /// Page cache of each SQLite connection, in KiB (SQLite's default is
 /// 2,000): the file's pages stay in the kernel's page cache as well, and
 /// eight connections of four services at the default held ~50 MB of
