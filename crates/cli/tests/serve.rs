@@ -271,9 +271,11 @@ async fn the_operations_port_serves_probes_and_metrics() {
     listening(&listen, Some(&mut agents.0), "agents").await;
     orgplane_e2e::eventually(Duration::from_secs(10), "the pool's gauges", || async {
         http_get(&ops, "/metrics").await.is_ok_and(|(_, metrics)| {
-            metrics.contains("orgplane_db_pool_max_connections{service=\"agents\"} 8")
-                && metrics
-                    .contains("orgplane_db_pool_connections{service=\"agents\",state=\"idle\"}")
+            metrics.contains(&format!(
+                "orgplane_db_pool_max_connections{{service=\"agents\"}} {}",
+                orgplane_storage::db::SQLITE_CONNECTIONS
+            )) && metrics
+                .contains("orgplane_db_pool_connections{service=\"agents\",state=\"idle\"}")
         })
     })
     .await;
