@@ -202,7 +202,7 @@ impl sea_orm_migration::MigrationTrait for AddBigIntColumn {
 pub const SQLITE_CONNECTIONS: u32 = 4;
 /// Page cache of each SQLite connection, in KiB (SQLite's default is
 /// 2,000): the file's pages stay in the kernel's page cache as well, and
-/// eight connections of four services at the default held ~50 MB of
+/// eight connections (then) of four services at the default held ~50 MB of
 /// `orgplane dev` once a database had grown; 512 → 256 KiB saved another
 /// 12 MB at the same `ListProjects` and run admission rates
 /// (`BENCHMARKS.md`).
