@@ -477,6 +477,37 @@ mod tests {
         assert_eq!(rows.len(), 2);
     }
 
+    /// The bundled SQLite is built with the options `.cargo/config.toml`
+    /// sets (`LIBSQLITE3_FLAGS`; one set in the environment replaces them):
+    /// without them every read re-plans its statement, every allocation
+    /// takes a process-wide mutex and every group commit writes a
+    /// temporary file.
+    #[tokio::test]
+    async fn sqlite_is_built_with_the_options_of_cargo_config() {
+        let (_dir, db) = scratch_numbers().await;
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "PRAGMA compile_options",
+            ))
+            .await
+            .unwrap();
+        let options: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get_by_index(0).unwrap())
+            .collect();
+        for option in [
+            "ENABLE_QPSG",
+            "DEFAULT_MEMSTATUS=0",
+            "STMTJRNL_SPILL=4194304",
+        ] {
+            assert!(
+                options.iter().any(|o| o == option),
+                "{option} missing from {options:?}"
+            );
+        }
+    }
+
     #[test]
     fn targets() {
         let dir = Path::new("/data");
