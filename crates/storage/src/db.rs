@@ -480,8 +480,8 @@ mod tests {
     /// The bundled SQLite is built with the options `.cargo/config.toml`
     /// sets (`LIBSQLITE3_FLAGS`; one set in the environment replaces them):
     /// without them every read re-plans its statement, every allocation
-    /// takes a process-wide mutex and every group commit writes a
-    /// temporary file.
+    /// takes a process-wide mutex and a group commit's batch past 64 KiB
+    /// of changed pages writes a temporary file.
     #[tokio::test]
     async fn sqlite_is_built_with_the_options_of_cargo_config() {
         let (_dir, db) = scratch_numbers().await;
