@@ -17,7 +17,9 @@
 //! A call that finds no replica up has the down ones probed at once and
 //! waits for that round (a replica that came up since the last tick is
 //! used); when still none is reachable it fails (`UNAVAILABLE` to its
-//! caller) rather than waiting for one.
+//! caller) rather than waiting for one. A call whose stream a replica
+//! refused — one draining at `SIGTERM` refuses the streams on their way
+//! when it says `GOAWAY` — never reached it either, and is sent again too.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -260,8 +262,8 @@ impl Service<http::Request<Body>> for Channel {
             let mut answer = ready.call(request()).await;
             for _ in 1..MAX_SENDS {
                 match &answer {
-                    Err(err) if connection_refused(err.as_ref()) => {
-                        tracing::debug!(error = %err, "a replica refused the connection; sending again");
+                    Err(err) if refused(err.as_ref()) => {
+                        tracing::debug!(error = %err, "a replica refused the call; sending again");
                         answer = ready.ready().await?.call(request()).await;
                     }
                     Err(err) if read && connection_failed(err.as_ref()) => {
@@ -306,16 +308,28 @@ pub fn error_chain<'e>(
 }
 
 /// Whether `err` says the call never reached a server: the connection was
-/// refused, or it closed before the request was taken from the queue
-/// (hyper's "canceled").
-fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+/// refused, it closed before the request was taken from the queue
+/// (hyper's "canceled"), or the server refused the call's stream
+/// ([`stream_refused`]).
+fn refused(err: &(dyn std::error::Error + 'static)) -> bool {
     error_chain(err).any(|err| {
         err.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
             || err
                 .downcast_ref::<hyper::Error>()
                 .is_some_and(hyper::Error::is_canceled)
+            || err.downcast_ref::<h2::Error>().is_some_and(stream_refused)
     })
+}
+
+/// Whether the server refused a call's HTTP/2 stream, which it then never
+/// processed (RFC 9113 §6.8, §8.7): a stream past the last one of the
+/// server's `GOAWAY` — a replica draining at `SIGTERM` answers the streams
+/// it took and refuses those already on their way — or sent after it, or
+/// reset with `REFUSED_STREAM`. A stream the server took and then lost
+/// ends in an I/O error instead ([`connection_failed`]).
+fn stream_refused(err: &h2::Error) -> bool {
+    err.is_remote() && (err.is_go_away() || err.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
 /// Whether `err` is a failure of the replica's connection — it could not
@@ -590,6 +604,72 @@ mod tests {
         ] {
             assert!(ReplicaAddrs::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// An HTTP/2 server on loopback that resets the first `reset` streams
+    /// it takes with `reason` and answers the others `grpc-status: 0`;
+    /// with the count of streams it took.
+    async fn resetting_server(
+        reset: usize,
+        reason: h2::Reason,
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = taken.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut connection = h2::server::handshake(tcp).await.unwrap();
+                    while let Some(Ok((_, mut respond))) = connection.accept().await {
+                        if count.fetch_add(1, Ordering::SeqCst) < reset {
+                            respond.send_reset(reason);
+                            continue;
+                        }
+                        let answer = http::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .header("grpc-status", "0")
+                            .body(())
+                            .unwrap();
+                        respond.send_response(answer, true).unwrap();
+                    }
+                });
+            }
+        });
+        (addr, taken)
+    }
+
+    /// A call with side effects (no read of `proto/`) through a channel to
+    /// the server at `addr`.
+    async fn write_call(addr: SocketAddr) -> Result<http::Response<Body>, BoxError> {
+        let mut channel = h2c_channel(&addr.to_string(), "test").unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/orgplane.test.v1.Writes/Write"))
+            .header("content-type", "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        channel.ready().await?.call(request).await
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_stream_was_refused_is_sent_again_even_a_write() {
+        let (addr, taken) = resetting_server(1, h2::Reason::REFUSED_STREAM).await;
+        let answer = write_call(addr).await.expect("sent again and answered");
+        assert_eq!(answer.headers()["grpc-status"], "0");
+        assert_eq!(taken.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_stream_was_reset_otherwise_is_not_sent_again() {
+        let (addr, taken) = resetting_server(1, h2::Reason::INTERNAL_ERROR).await;
+        assert!(write_call(addr).await.is_err());
+        assert_eq!(
+            taken.load(Ordering::SeqCst),
+            1,
+            "the server may have acted on it"
+        );
     }
 
     #[tokio::test]
