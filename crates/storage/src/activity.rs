@@ -159,6 +159,10 @@ pub const BATCH: u64 = 200;
 /// How often an idle shipper looks at its outbox: an activity reaches the
 /// store within about this time (plus the delivery's).
 pub const POLL: Duration = Duration::from_millis(200);
+/// How often a draining shipper counts its backlog for
+/// `orgplane_outbox_backlog`: a count reads the whole outbox, so counting
+/// after every batch cost as much as the delivery once thousands wait.
+pub const BACKLOG_COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Delivers a service's outbox to the activity store.
 #[derive(Debug, Clone)]
@@ -166,6 +170,8 @@ pub struct Shipper<S> {
     db: DatabaseConnection,
     service: &'static str,
     sink: Arc<S>,
+    /// When the backlog was last counted.
+    counted: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl<S: ActivitySink> Shipper<S> {
@@ -175,6 +181,7 @@ impl<S: ActivitySink> Shipper<S> {
             db,
             service,
             sink: Arc::new(sink),
+            counted: Arc::default(),
         }
     }
 
@@ -232,14 +239,29 @@ impl<S: ActivitySink> Shipper<S> {
         metrics::counter!("orgplane_outbox_shipped_total", "service" => self.service)
             .increment(uuids.len() as u64);
         if uuids.len() as u64 == BATCH {
-            // More wait: how many, counted while the shipper drains them.
-            let backlog = outbox::Entity::find().count(&self.db).await?;
-            metrics::gauge!("orgplane_outbox_backlog", "service" => self.service)
-                .set(backlog as f64);
+            // More wait: how many, counted now and then while the shipper
+            // drains them.
+            if self.count_due() {
+                let backlog = outbox::Entity::find().count(&self.db).await?;
+                metrics::gauge!("orgplane_outbox_backlog", "service" => self.service)
+                    .set(backlog as f64);
+            }
         } else {
             metrics::gauge!("orgplane_outbox_backlog", "service" => self.service).set(0.0);
         }
         Ok(uuids.len() as u64)
+    }
+
+    /// Whether [`BACKLOG_COUNT_INTERVAL`] passed since the last count
+    /// (then the caller counts).
+    fn count_due(&self) -> bool {
+        let mut counted = self.counted.lock().expect("the backlog count's lock");
+        let now = std::time::Instant::now();
+        let due = counted.is_none_or(|last| now.duration_since(last) >= BACKLOG_COUNT_INTERVAL);
+        if due {
+            *counted = Some(now);
+        }
+        due
     }
 
     /// Ships until `stop` completes: drains the outbox, then looks again
@@ -268,5 +290,35 @@ impl<S: ActivitySink> Shipper<S> {
                 () = tokio::time::sleep(if failing { POLL * 5 } else { POLL }) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that takes everything.
+    #[derive(Clone)]
+    struct Accepting;
+
+    impl ActivitySink for Accepting {
+        async fn deliver(&self, batch: Vec<Delivery>) -> Result<u64, Error> {
+            Ok(batch.len() as u64)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_draining_shipper_counts_its_backlog_once_per_interval() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let shipper = Shipper::new(db, "test", Accepting);
+        let copy = shipper.clone();
+        assert!(shipper.count_due(), "the first full batch counts");
+        assert!(
+            !shipper.count_due(),
+            "the next ones within the interval do not"
+        );
+        assert!(!copy.count_due(), "clones share the interval");
+        *shipper.counted.lock().unwrap() = Some(std::time::Instant::now() - BACKLOG_COUNT_INTERVAL);
+        assert!(copy.count_due(), "an interval later it counts again");
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use orgplane_platform::{Error, time::now_micros};
 use orgplane_storage::statement_shapes::padded_in_list;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
     sea_query::{Expr, ExprTrait, LockType},
 };
@@ -290,24 +290,29 @@ pub(crate) async fn live_queues(
 }
 
 /// Whether a run waits in `queue_uuid`, or holds a lease lapsed by `now`
-/// (which an acquisition puts back).
+/// (which an acquisition puts back): two probes of the queue's
+/// `(queue_uuid, status, uuid)` index, the second only when none waits. (One
+/// statement with `status = 'queued' OR (active AND lapsed)` cannot seek that
+/// index on PostgreSQL: it read every run the queue ever had.)
 async fn has_work(db: &impl ConnectionTrait, queue_uuid: &str, now: i64) -> Result<bool, Error> {
-    Ok(runs::Entity::find()
-        .select_only()
-        .column(runs::Column::Uuid)
-        .filter(runs::Column::QueueUuid.eq(queue_uuid))
-        .filter(
-            Condition::any().add(runs::Column::Status.eq(QUEUED)).add(
-                Condition::all()
-                    .add(runs::Column::Status.is_in(ACTIVE.to_vec()))
-                    .add(runs::Column::LeaseExpireTime.lt(now)),
-            ),
-        )
-        .limit(1)
-        .into_tuple::<String>()
-        .one(db)
+    let any = |runs: sea_orm::Select<runs::Entity>| {
+        runs.select_only()
+            .column(runs::Column::Uuid)
+            .filter(runs::Column::QueueUuid.eq(queue_uuid))
+            .limit(1)
+            .into_tuple::<String>()
+            .one(db)
+    };
+    if any(runs::Entity::find().filter(runs::Column::Status.eq(QUEUED)))
         .await?
-        .is_some())
+        .is_some()
+    {
+        return Ok(true);
+    }
+    let lapsed = runs::Entity::find()
+        .filter(runs::Column::Status.is_in(ACTIVE.to_vec()))
+        .filter(runs::Column::LeaseExpireTime.lt(now));
+    Ok(any(lapsed).await?.is_some())
 }
 
 /// How much of `queue`'s resource its active runs hold.
@@ -566,10 +571,14 @@ impl Agents {
                 Expr::col(runs::Column::Attempts).add(1),
             )
             .col_expr(runs::Column::UpdateTime, Expr::value(now))
+            // The queue too: the `(queue_uuid, status, uuid)` index then
+            // finds each run (without it PostgreSQL, its statistics behind
+            // a fast-growing table, read a whole index for the status).
+            .filter(runs::Column::QueueUuid.eq(queue.uuid.as_str()))
+            .filter(runs::Column::Status.eq(QUEUED))
             .filter(runs::Column::Uuid.is_in(padded_in_list(
                 picked.iter().map(|run| run.uuid.as_str()).collect(),
             )))
-            .filter(runs::Column::Status.eq(QUEUED))
             .exec_with_returning(&txn)
             .await?;
         // In the order picked (RETURNING keeps none).
