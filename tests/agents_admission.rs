@@ -392,6 +392,99 @@ async fn eight_acquirers_over_2000_runs_hand_out_each_run_once(db: &TestDatabase
     }
 }
 
+/// Reports recorded together (as `ReportRunStatus` group commits them)
+/// are answered as if one by one, in their order: a run reported twice sees
+/// its first report; a refused report writes nothing and the others stand.
+async fn reports_together_are_answered_as_if_one_by_one(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "worker").await;
+    let other = agent(&a, "org", "other").await;
+    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
+    for name in ["r1", "r2", "r3", "r4"] {
+        submit(&a, &q, "p", name).await;
+    }
+    let leased = a.acquire(&ag, 4, LEASE).await.unwrap();
+    assert_eq!(names(&leased), ["r1", "r2", "r3", "r4"]);
+    let [r1, r2, r3, r4] = [0, 1, 2, 3].map(|i| leased[i].uuid.as_str());
+    let lease = leased[0].lease_id.as_deref().unwrap();
+    let report = |holder, run_uuid, lease_id, status| admission::StatusReport {
+        holder,
+        run_uuid,
+        lease_id,
+        status,
+        message: "m",
+    };
+    let missing = uuid::Uuid::now_v7().to_string();
+    let results = a
+        .report_all(&[
+            report(held(&ag), r1, lease, "running"),
+            report(held(&ag), r1, lease, "running"),
+            report(held(&ag), r2, lease, "succeeded"),
+            report(held(&ag), r1, lease, "succeeded"),
+            report(held(&ag), r3, "another-lease", "running"),
+            report(held(&ag), r4, lease, "bogus"),
+            report(held(&ag), r2, lease, "running"),
+            report(held(&other), r4, lease, "running"),
+            report(held(&ag), &missing, lease, "running"),
+        ])
+        .await
+        .unwrap();
+    let outcomes: Vec<String> = results
+        .iter()
+        .map(|result| match result {
+            Ok(run) => format!("{} {}", run.name, run.status),
+            Err(Error::FailedPrecondition { reason, .. }) => (*reason).to_owned(),
+            Err(Error::InvalidArgument(_)) => "invalid".to_owned(),
+            Err(Error::NotFound { .. }) => "not found".to_owned(),
+            Err(other) => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "r1 running",
+            "NOT_LEASED",
+            "r2 succeeded",
+            "r1 succeeded",
+            "LEASE_LOST",
+            "invalid",
+            "LEASE_LOST",
+            "LEASE_LOST",
+            "not found",
+        ]
+    );
+    let done = results[3].as_ref().unwrap();
+    assert_eq!(done.message, "m");
+    assert_eq!(
+        (
+            done.lease_id.as_deref(),
+            done.lease_agent_uuid.as_deref(),
+            done.lease_expire_time
+        ),
+        (None, None, None),
+        "a terminal status ends the lease"
+    );
+    let running = results[0].as_ref().unwrap();
+    assert_eq!(running.lease_id.as_deref(), Some(lease), "running keeps it");
+    let status = |uuid: &str| {
+        let uuid = uuid.to_owned();
+        let db = a.db().clone();
+        async move {
+            runs::Entity::find_by_id(uuid)
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(status(r1).await, admission::SUCCEEDED);
+    assert_eq!(status(r2).await, admission::SUCCEEDED);
+    assert_eq!(status(r3).await, admission::LEASED, "refused: unchanged");
+    assert_eq!(status(r4).await, admission::LEASED, "refused: unchanged");
+    a.db().clone().close().await.unwrap();
+}
+
 orgplane_e2e::on_both_databases!(
     database:
     priority_first_within_each_queues_concurrency,
@@ -402,4 +495,5 @@ orgplane_e2e::on_both_databases!(
     cancellation_reaches_the_agent,
     a_restart_with_runs_leased_loses_nothing,
     eight_acquirers_over_2000_runs_hand_out_each_run_once,
+    reports_together_are_answered_as_if_one_by_one,
 );

@@ -26,10 +26,11 @@
 use std::time::Duration;
 
 use orgplane_platform::{Error, time::now_micros};
-use orgplane_storage::statement_shapes::padded_in_list;
+use orgplane_storage::statement_shapes::{padded_in_list, power_of_two_chunks};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    UpdateMany,
     sea_query::{Expr, ExprTrait, LockType},
 };
 
@@ -439,7 +440,8 @@ impl Agents {
     }
 
     /// Records the status an agent reports, on its own (see
-    /// [`report_in`]; `ReportRunStatus` adds the activity, group committed).
+    /// [`Agents::report_all`]; `ReportRunStatus` adds the activity, group
+    /// committed).
     pub async fn report(
         &self,
         holder: Holder<'_>,
@@ -448,7 +450,32 @@ impl Agents {
         status: &str,
         message: &str,
     ) -> Result<runs::Model, Error> {
-        report_in(&self.db, holder, run_uuid, lease_id, status, message).await
+        let report = StatusReport {
+            holder,
+            run_uuid,
+            lease_id,
+            status,
+            message,
+        };
+        self.report_all(&[report])
+            .await?
+            .pop()
+            .expect("one result per report")
+    }
+
+    /// Records the statuses agents report, in one transaction, in their
+    /// order (see [`report_in`]): one result per report, `Err` for one its
+    /// rules refuse; an `Err` of the whole call is a storage failure, and
+    /// then nothing was written.
+    pub async fn report_all(
+        &self,
+        reports: &[StatusReport<'_>],
+    ) -> Result<Vec<Result<runs::Model, Error>>, Error> {
+        let _turn = orgplane_storage::db::sqlite_write_turn(&self.db).await;
+        let txn = self.db.begin().await?;
+        let results = report_in(&txn, reports).await?;
+        txn.commit().await?;
+        Ok(results)
     }
 }
 
@@ -747,56 +774,139 @@ async fn leased_run(
     Ok(run)
 }
 
-/// Records the status an agent reports, in `db` (a transaction, with its
-/// activity): `running`, or a terminal status that ends the lease and
-/// frees the slot.
+/// A status an agent reports for a run it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusReport<'a> {
+    /// The agent.
+    pub holder: Holder<'a>,
+    /// The run.
+    pub run_uuid: &'a str,
+    /// Its lease, as the agent knows it.
+    pub lease_id: &'a str,
+    /// `running`, or a terminal status (which ends the lease and frees the
+    /// slot).
+    pub status: &'a str,
+    /// Why, for people.
+    pub message: &'a str,
+}
+
+/// Records the statuses agents report, in `db` (a transaction, with their
+/// activities), in their order: one result per report, `Err` for one its
+/// rules refuse (it writes nothing); an `Err` of the whole call is a
+/// storage failure (roll the transaction back).
+///
+/// The writes come first, their conditions checking each lease: on SQLite
+/// a transaction that reads before it writes fails (SQLITE_BUSY_SNAPSHOT)
+/// when another write commits in between, and reading on a second
+/// connection while the caller's transaction holds one deadlocks once every
+/// pooled connection does so. Reports of distinct runs are one statement
+/// per chunk ([`report_statement`]); a run reported twice is written in a
+/// later round, after its first report, as if one by one.
 pub(crate) async fn report_in(
     db: &impl ConnectionTrait,
-    holder: Holder<'_>,
-    run_uuid: &str,
-    lease_id: &str,
-    status: &str,
-    message: &str,
-) -> Result<runs::Model, Error> {
-    if status != RUNNING && !TERMINAL.contains(&status) {
-        return Err(Error::invalid(
-            "status",
-            "must be running, succeeded, failed or stopped",
-        ));
-    }
-    let now = now_micros();
-    let mut update = runs::Entity::update_many()
-        .col_expr(runs::Column::Status, Expr::value(status))
-        .col_expr(runs::Column::Message, Expr::value(message))
-        .col_expr(runs::Column::UpdateTime, Expr::value(now));
-    if TERMINAL.contains(&status) {
-        update = without_lease(update);
-    }
-    let mut update = update
-        .filter(runs::Column::Uuid.eq(run_uuid))
-        .filter(runs::Column::OrganizationUuid.eq(holder.organization_uuid))
-        .filter(runs::Column::LeaseId.eq(lease_id))
-        .filter(runs::Column::LeaseAgentUuid.eq(holder.agent_uuid))
-        .filter(runs::Column::LeaseExpireTime.gt(now));
-    if status == RUNNING {
-        update = update.filter(runs::Column::Status.eq(LEASED));
-    }
-    // The write comes first, its conditions checking the lease: on SQLite a
-    // transaction that reads before it writes fails (SQLITE_BUSY_SNAPSHOT)
-    // when another write commits in between, and reading on a second
-    // connection while the caller's transaction holds one deadlocks once
-    // every pooled connection does so.
-    match update.exec_with_returning(db).await?.pop() {
-        Some(run) => Ok(run),
-        None => {
-            // Why not: no such run or not this lease, else not leased.
-            let run = leased_run(db, holder, run_uuid, lease_id).await?;
-            Err(Error::precondition(
-                "NOT_LEASED",
-                format!("a {} run does not start", run.status),
-            ))
+    reports: &[StatusReport<'_>],
+) -> Result<Vec<Result<runs::Model, Error>>, Error> {
+    let mut results: Vec<Option<Result<runs::Model, Error>>> = std::iter::repeat_with(|| None)
+        .take(reports.len())
+        .collect();
+    let mut pending: Vec<usize> = (0..reports.len()).collect();
+    while !pending.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) = pending
+            .into_iter()
+            .partition(|&i| seen.insert(reports[i].run_uuid));
+        pending = later;
+        let (valid, invalid): (Vec<usize>, Vec<usize>) = round
+            .iter()
+            .partition(|&&i| is_reportable(reports[i].status));
+        for i in invalid {
+            results[i] = Some(Err(Error::invalid(
+                "status",
+                "must be running, succeeded, failed or stopped",
+            )));
+        }
+        let now = now_micros();
+        let mut written = std::collections::HashMap::new();
+        for chunk in power_of_two_chunks(valid.clone()) {
+            let chunk: Vec<&StatusReport> = chunk.iter().map(|&i| &reports[i]).collect();
+            let statement = report_statement(db.get_database_backend(), now, &chunk);
+            for run in runs::Entity::find().from_raw_sql(statement).all(db).await? {
+                written.insert(run.uuid.clone(), run);
+            }
+        }
+        for i in valid {
+            let report = &reports[i];
+            results[i] = Some(match written.remove(report.run_uuid) {
+                Some(run) => Ok(run),
+                // Why not: no such run or not this lease, else not leased.
+                None => match leased_run(db, report.holder, report.run_uuid, report.lease_id).await
+                {
+                    Ok(run) => Err(Error::precondition(
+                        "NOT_LEASED",
+                        format!("a {} run does not start", run.status),
+                    )),
+                    Err(Error::Internal(error)) => return Err(Error::Internal(error)),
+                    Err(refused) => Err(refused),
+                },
+            });
         }
     }
+    Ok(results
+        .into_iter()
+        .map(|result| result.expect("every report is answered in a round"))
+        .collect())
+}
+
+fn is_reportable(status: &str) -> bool {
+    status == RUNNING || TERMINAL.contains(&status)
+}
+
+/// One statement for reports of distinct runs: each run takes its report's
+/// status and message if its lease is the report's, held by the report's
+/// agent and not expired (and, to become `running`, if it is `leased`); a
+/// terminal status also ends the lease. Returns the runs written.
+fn report_statement(backend: DbBackend, now: i64, reports: &[&StatusReport]) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(reports.len() * 6 + 3);
+    let mut mark = |value: sea_orm::Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    let rows: Vec<String> = reports
+        .iter()
+        .map(|r| {
+            let row = [
+                r.run_uuid,
+                r.holder.organization_uuid,
+                r.lease_id,
+                r.holder.agent_uuid,
+                r.status,
+                r.message,
+            ]
+            .map(|v| mark(v.into()));
+            format!("({})", row.join(", "))
+        })
+        .collect();
+    let rows = rows.join(", ");
+    let (now, running, leased) = (mark(now.into()), mark(RUNNING.into()), mark(LEASED.into()));
+    let columns: Vec<String> = runs::Column::iter()
+        .map(|column| format!("\"{}\"", sea_orm::IdenStatic::as_str(&column)))
+        .collect();
+    let sql = format!(
+        "WITH report (r_uuid, r_organization, r_lease, r_agent, r_status, r_message) \
+         AS (VALUES {rows}) \
+         UPDATE runs SET status = r_status, message = r_message, update_time = {now}, \
+         lease_id = CASE WHEN r_status = {running} THEN lease_id END, \
+         lease_agent_uuid = CASE WHEN r_status = {running} THEN lease_agent_uuid END, \
+         lease_expire_time = CASE WHEN r_status = {running} THEN lease_expire_time END \
+         FROM report \
+         WHERE uuid = r_uuid AND organization_uuid = r_organization \
+         AND lease_id = r_lease AND lease_agent_uuid = r_agent \
+         AND lease_expire_time > {now} \
+         AND (r_status <> {running} OR status = {leased}) \
+         RETURNING {}",
+        columns.join(", "),
+    );
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Cancels a run in `db` (see [`Agents::cancel`]).

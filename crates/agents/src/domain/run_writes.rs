@@ -17,7 +17,7 @@ use sea_orm::{
 };
 
 use super::{
-    admission::{self, Holder, NewRun},
+    admission::{self, Holder, NewRun, StatusReport},
     runs::run_activity,
 };
 use crate::storage::runs;
@@ -112,8 +112,9 @@ impl BatchWrite for Submissions {
     }
 }
 
-/// Records agents' reports: one guarded update per run, one statement for
-/// their activities. A report its lease refuses writes nothing.
+/// Records agents' reports: one guarded update per chunk of runs
+/// ([`admission::report_in`]), one statement for their activities. A
+/// report its lease refuses writes nothing.
 #[derive(Debug)]
 pub(crate) struct Reports;
 
@@ -126,38 +127,33 @@ impl BatchWrite for Reports {
         txn: &DatabaseTransaction,
         items: Vec<Report>,
     ) -> Result<Vec<Result<runs::Model, Error>>, Error> {
-        let mut results = Vec::with_capacity(items.len());
-        let mut activities = Vec::new();
-        for item in items {
-            let holder = Holder {
-                organization_uuid: &item.organization_uuid,
-                agent_uuid: &item.agent_uuid,
-            };
-            match admission::report_in(
-                txn,
-                holder,
-                &item.run_uuid,
-                &item.lease_id,
-                &item.status,
-                &item.message,
-            )
-            .await
-            {
-                Ok(run) => {
-                    activities.push(run_activity(&run, &item.actor, &item.status).metadata(
-                        serde_json::json!({
-                            "message": item.message,
-                            "attempt": run.attempts,
-                        }),
-                    ));
-                    results.push(Ok(run));
-                }
-                // A storage failure fails the batch (on PostgreSQL it
-                // aborts the transaction).
-                Err(error @ Error::Internal(_)) => return Err(error),
-                Err(refused) => results.push(Err(refused)),
-            }
-        }
+        let reports: Vec<StatusReport> = items
+            .iter()
+            .map(|item| StatusReport {
+                holder: Holder {
+                    organization_uuid: &item.organization_uuid,
+                    agent_uuid: &item.agent_uuid,
+                },
+                run_uuid: &item.run_uuid,
+                lease_id: &item.lease_id,
+                status: &item.status,
+                message: &item.message,
+            })
+            .collect();
+        let results = admission::report_in(txn, &reports).await?;
+        let activities = items
+            .iter()
+            .zip(&results)
+            .filter_map(|(item, result)| {
+                let run = result.as_ref().ok()?;
+                Some(
+                    run_activity(run, &item.actor, &item.status).metadata(serde_json::json!({
+                        "message": item.message,
+                        "attempt": run.attempts,
+                    })),
+                )
+            })
+            .collect();
         activity::record_all(txn, activities).await?;
         Ok(results)
     }
