@@ -485,6 +485,39 @@ async fn reports_together_are_answered_as_if_one_by_one(db: &TestDatabase) {
     a.db().clone().close().await.unwrap();
 }
 
+/// More reports at once than one statement takes: each is written.
+async fn three_hundred_reports_at_once_are_each_written(db: &TestDatabase) {
+    let a = open(db).await;
+    let ag = agent(&a, "org", "worker").await;
+    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
+    for i in 0..300 {
+        submit(&a, &q, "p", &format!("r{i}")).await;
+    }
+    let leased = a.acquire(&ag, 300, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 300);
+    let reports: Vec<admission::StatusReport> = leased
+        .iter()
+        .map(|run| admission::StatusReport {
+            holder: held(&ag),
+            run_uuid: &run.uuid,
+            lease_id: run.lease_id.as_deref().unwrap(),
+            status: admission::SUCCEEDED,
+            message: "",
+        })
+        .collect();
+    let results = a.report_all(&reports).await.unwrap();
+    for (run, result) in leased.iter().zip(&results) {
+        assert_eq!(result.as_ref().unwrap().uuid, run.uuid, "in order");
+    }
+    let succeeded = runs::Entity::find()
+        .filter(runs::Column::Status.eq(admission::SUCCEEDED))
+        .count(a.db())
+        .await
+        .unwrap();
+    assert_eq!(succeeded, 300);
+    a.db().clone().close().await.unwrap();
+}
+
 orgplane_e2e::on_both_databases!(
     database:
     priority_first_within_each_queues_concurrency,
@@ -496,4 +529,5 @@ orgplane_e2e::on_both_databases!(
     a_restart_with_runs_leased_loses_nothing,
     eight_acquirers_over_2000_runs_hand_out_each_run_once,
     reports_together_are_answered_as_if_one_by_one,
+    three_hundred_reports_at_once_are_each_written,
 );

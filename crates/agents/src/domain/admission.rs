@@ -26,7 +26,10 @@
 use std::time::Duration;
 
 use orgplane_platform::{Error, time::now_micros};
-use orgplane_storage::statement_shapes::{padded_in_list, power_of_two_chunks};
+use orgplane_storage::{
+    group_commit::MAX_BATCH,
+    statement_shapes::{padded_in_list, power_of_two_chunks},
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
     Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
@@ -827,7 +830,12 @@ pub(crate) async fn report_in(
         }
         let now = now_micros();
         let mut written = std::collections::HashMap::new();
-        for chunk in power_of_two_chunks(valid.clone()) {
+        // At most `MAX_BATCH` reports a statement (within both databases'
+        // limits on bound values), in few shapes.
+        let chunks = valid
+            .chunks(MAX_BATCH)
+            .flat_map(|reports| power_of_two_chunks(reports.to_vec()));
+        for chunk in chunks {
             let chunk: Vec<&StatusReport> = chunk.iter().map(|&i| &reports[i]).collect();
             let statement = report_statement(db.get_database_backend(), now, &chunk);
             for run in runs::Entity::find().from_raw_sql(statement).all(db).await? {
