@@ -834,7 +834,7 @@ pub(crate) async fn report_in(
         // limits on bound values), in few shapes.
         let chunks = valid
             .chunks(MAX_BATCH)
-            .flat_map(|reports| power_of_two_chunks(reports.to_vec()));
+            .flat_map(|indices| power_of_two_chunks(indices.to_vec()));
         for chunk in chunks {
             let chunk: Vec<&StatusReport> = chunk.iter().map(|&i| &reports[i]).collect();
             let statement = report_statement(db.get_database_backend(), now, &chunk);
@@ -873,6 +873,10 @@ fn is_reportable(status: &str) -> bool {
 /// status and message if its lease is the report's, held by the report's
 /// agent and not expired (and, to become `running`, if it is `leased`); a
 /// terminal status also ends the lease. Returns the runs written.
+///
+/// One text for both databases: its numbered placeholders (`$1`, a value
+/// used twice named twice) are PostgreSQL's, and sqlx binds them on SQLite
+/// too; SQLite runs `UPDATE … FROM` since 3.33 (the bundled one is newer).
 fn report_statement(backend: DbBackend, now: i64, reports: &[&StatusReport]) -> Statement {
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(reports.len() * 6 + 3);
     let mut mark = |value: sea_orm::Value| {
