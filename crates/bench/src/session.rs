@@ -15,7 +15,8 @@ use orgplane_proto::{
     identity::{LoginRequest, SignUpRequest, auth_service_client::AuthServiceClient},
     organizations::{
         AcceptInvitationRequest, CreateInvitationRequest, CreateOrganizationRequest,
-        CreateProjectRequest, Invitation, ListProjectsRequest, Organization, Project,
+        CreateProjectRequest, Invitation, ListActivitiesRequest, ListProjectsRequest, Organization,
+        Project, activity_service_client::ActivityServiceClient,
         invitation_service_client::InvitationServiceClient,
         organization_service_client::OrganizationServiceClient,
         project_service_client::ProjectServiceClient,
@@ -174,6 +175,35 @@ impl Session {
             task.await??;
         }
         Ok(started.elapsed())
+    }
+
+    /// Waits until the activity feed shows at least `count` projects
+    /// created (the seed's activities delivered from the outbox), for at
+    /// most `patience`: what is measured next should not share the machine
+    /// with that delivery. Whether they all arrived.
+    pub async fn feed_caught_up(&self, count: u64, patience: Duration) -> anyhow::Result<bool> {
+        let mut activities = self.client(&self.owner, ActivityServiceClient::new);
+        let started = Instant::now();
+        loop {
+            let shown = activities
+                .list_activities(ListActivitiesRequest {
+                    organization: ORGANIZATION.into(),
+                    page_size: 1,
+                    filter: "action:created subject_kind:project".into(),
+                    include_total_size: true,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .total_size;
+            if shown as u64 >= count {
+                return Ok(true);
+            }
+            if started.elapsed() >= patience {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// The page token of the projects after the first `rows` (by name).
