@@ -290,7 +290,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 // The "server" is a thread of this process: nothing can drop
                 // a connection, and sqlx's ping on every acquire was a hand-off
                 // to that thread and back on each statement.
-                .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+                .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
                     o.create_if_missing(true)
                         .journal_mode(SqliteJournalMode::Wal)
@@ -335,7 +335,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 // read. A connection that answered its release ping moments
                 // ago is pinged again only once idle long enough for the
                 // server, a proxy or a firewall to have dropped it
-                // (BENCHMARKS.md: lists +10 %, run admission +16 %).
+                // (BENCHMARKS.md: lists +9 %, run admission +16 %).
                 .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
                 .set_schema_search_path(schema.clone());
             let db = Database::connect(options)
