@@ -92,10 +92,6 @@ impl DbTarget {
 /// accept more (`BENCHMARKS.md`).
 pub const POSTGRES_CONNECTIONS: u32 = 8;
 
-/// A PostgreSQL connection idle in the pool for this long is pinged before
-/// a caller gets it (one idle for less answered its release ping since).
-pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
-
 /// How often [`report_pool_use`] samples a pool.
 pub const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -329,14 +325,12 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
-                // sqlx pings every connection as it returns to the pool (no
-                // option turns that off) and, by default, again before
-                // handing it out: three round trips for a one-statement
-                // read. A connection that answered its release ping moments
-                // ago is pinged again only once idle long enough for the
-                // server, a proxy or a firewall to have dropped it
-                // (BENCHMARKS.md: lists +9 %, run admission +16 %).
-                .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+                // sqlx pings a connection before handing it out (a round trip
+                // per statement) and so finds one the server dropped. Pinging
+                // only connections idle for a while is faster (lists +9 %, run
+                // admission +16 %, BENCHMARKS.md) but hands out a busy pool's
+                // connections cut by a restart: the first call after a
+                // database blip fails (tests/resilience.rs refuses that).
                 .set_schema_search_path(schema.clone());
             let db = Database::connect(options)
                 .await
