@@ -473,3 +473,54 @@ async fn changes_reach_every_replica_and_a_lost_listener_forgets_everything() {
     db.drop().await;
     elsewhere.drop().await;
 }
+
+/// A pooled PostgreSQL connection is not pinged before each statement (it
+/// answered a ping as it returned to the pool), but one idle for
+/// `PING_IF_IDLE_FOR` is: one the server dropped meanwhile (a restart, a
+/// proxy's idle timeout) is replaced, not handed to the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_while_idle_is_replaced_before_use() {
+    use orgplane_storage::db::{PING_IF_IDLE_FOR, connect};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let pool = connect(&db.target()).await.unwrap();
+    let backend_pid = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_backend_pid() AS pid",
+            ))
+            .await
+            .unwrap()
+            .expect("a row")
+            .try_get::<i32>("", "pid")
+            .unwrap()
+        }
+    };
+    // One call at a time: the pool hands out the same idle connection.
+    let mut pids = BTreeSet::new();
+    for _ in 0..3 {
+        pids.insert(backend_pid(&pool).await);
+    }
+    let admin = connect(&db.target()).await.unwrap();
+    for pid in &pids {
+        admin
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_terminate_backend($1)",
+                [(*pid).into()],
+            ))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(PING_IF_IDLE_FOR + Duration::from_millis(500)).await;
+    let now = backend_pid(&pool).await;
+    assert!(!pids.contains(&now), "a new connection, not {pids:?}");
+    pool.close().await.unwrap();
+    admin.close().await.unwrap();
+    db.drop().await;
+}

@@ -323,9 +323,43 @@ impl From<Error> for tonic::Status {
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
         if database_unavailable(&err) {
+            lost_database::mark();
             Error::Unavailable(format!("the database is unavailable: {err}"))
         } else {
             Error::Internal(anyhow::Error::new(err))
+        }
+    }
+}
+
+/// When this process last saw the database unavailable: database pools
+/// that skip checking a connection before handing it out check every one
+/// for a while after (`orgplane_storage::db`), so that the connections a
+/// restart cut are replaced rather than failing one call each.
+#[cfg(feature = "db")]
+pub mod lost_database {
+    use std::{
+        sync::{
+            LazyLock,
+            atomic::{AtomicU64, Ordering},
+        },
+        time::{Duration, Instant},
+    };
+
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    /// Milliseconds after [`EPOCH`] of the last loss, plus one (0: none).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+
+    /// A call found the database unavailable.
+    pub fn mark() {
+        let since = EPOCH.elapsed().as_millis() as u64;
+        LAST.store(since + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a call found the database unavailable within `window`.
+    pub fn within(window: Duration) -> bool {
+        match LAST.load(Ordering::Relaxed) {
+            0 => false,
+            last => EPOCH.elapsed().as_millis() as u64 + 1 - last <= window.as_millis() as u64,
         }
     }
 }
@@ -416,6 +450,9 @@ mod tests {
             )))),
             DbErr::Query(sqlx(sqlx::Error::PoolTimedOut)),
         ];
+        // The only test here that sees the database unavailable.
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(!lost_database::within(hour), "nothing lost yet");
         for err in unavailable {
             let described = err.to_string();
             assert_eq!(
@@ -424,6 +461,7 @@ mod tests {
                 "{described}"
             );
         }
+        assert!(lost_database::within(hour), "the loss is remembered");
         let internal = [
             DbErr::Custom("a bug".into()),
             DbErr::Query(sqlx(sqlx::Error::RowNotFound)),

@@ -92,6 +92,22 @@ impl DbTarget {
 /// accept more (`BENCHMARKS.md`).
 pub const POSTGRES_CONNECTIONS: u32 = 8;
 
+/// A PostgreSQL connection idle in the pool for this long is pinged before
+/// a caller gets it (one idle for less answered its release ping since).
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// For this long after a call found the database unavailable, every
+/// PostgreSQL connection is pinged before a caller gets it: a restart cut
+/// the busy ones too, and each would otherwise fail its next call.
+pub const PING_ALL_AFTER_LOSS: Duration = Duration::from_secs(10);
+
+/// Whether a pooled PostgreSQL connection idle for `idle_for` is pinged
+/// before use: long idle, or the database lately unavailable.
+fn must_ping(idle_for: Duration) -> bool {
+    idle_for >= PING_IF_IDLE_FOR
+        || orgplane_platform::error::lost_database::within(PING_ALL_AFTER_LOSS)
+}
+
 /// How often [`report_pool_use`] samples a pool.
 pub const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -325,12 +341,21 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
-                // sqlx pings a connection before handing it out (a round trip
-                // per statement) and so finds one the server dropped. Pinging
-                // only connections idle for a while is faster (lists +9 %, run
-                // admission +16 %, BENCHMARKS.md) but hands out a busy pool's
-                // connections cut by a restart: the first call after a
-                // database blip fails (tests/resilience.rs refuses that).
+                // sqlx pings every connection as it returns to the pool (no
+                // option turns that off) and, by default, again before
+                // handing it out: three round trips for a one-statement read.
+                // The second ping is kept for what it finds: a connection
+                // the server or a proxy dropped while idle, and a busy
+                // pool's connections cut by a restart (BENCHMARKS.md).
+                .test_before_acquire(false)
+                .map_sqlx_postgres_before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if must_ping(meta.idle_for) {
+                            sea_orm::sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .set_schema_search_path(schema.clone());
             let db = Database::connect(options)
                 .await
