@@ -322,16 +322,30 @@ impl From<Error> for tonic::Status {
 #[cfg(feature = "db")]
 impl From<DbErr> for Error {
     fn from(err: DbErr) -> Self {
-        if database_unavailable(&err) {
-            lost_database::mark();
-            Error::Unavailable(format!("the database is unavailable: {err}"))
-        } else {
-            Error::Internal(anyhow::Error::new(err))
+        match database_unavailable(&err) {
+            Some(why) => {
+                if why == Unavailable::ConnectionLost {
+                    lost_database::mark();
+                }
+                Error::Unavailable(format!("the database is unavailable: {err}"))
+            }
+            None => Error::Internal(anyhow::Error::new(err)),
         }
     }
 }
 
-/// When this process last saw the database unavailable: database pools
+/// Why the database is unavailable to a call.
+#[cfg(feature = "db")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unavailable {
+    /// A connection failed or the server ended it: others may be cut too.
+    ConnectionLost,
+    /// No connection could be had in time, or the pool is closed: the
+    /// connections it holds are not known to be cut (a busy pool).
+    NoConnection,
+}
+
+/// When this process last lost a database connection: database pools
 /// that skip checking a connection before handing it out check every one
 /// for a while after (`orgplane_storage::db`), so that the connections a
 /// restart cut are replaced rather than failing one call each.
@@ -349,47 +363,58 @@ pub mod lost_database {
     /// Milliseconds after [`EPOCH`] of the last loss, plus one (0: none).
     static LAST: AtomicU64 = AtomicU64::new(0);
 
-    /// A call found the database unavailable.
+    /// A call lost its database connection.
     pub fn mark() {
         let since = EPOCH.elapsed().as_millis() as u64;
         LAST.store(since + 1, Ordering::Relaxed);
     }
 
-    /// Whether a call found the database unavailable within `window`.
+    /// Whether a call lost a database connection within `window`.
     pub fn within(window: Duration) -> bool {
         match LAST.load(Ordering::Relaxed) {
             0 => false,
-            last => EPOCH.elapsed().as_millis() as u64 + 1 - last <= window.as_millis() as u64,
+            // Saturating: a mark stored by another thread after this one
+            // read the clock must not overflow (a panic in a pool's hook).
+            last => {
+                let since = EPOCH.elapsed().as_millis() as u64;
+                since.saturating_sub(last - 1) <= window.as_millis() as u64
+            }
         }
     }
 }
 
 /// Whether `err` says the database could not be reached or lost the
-/// connection (rather than refused the statement): no connection could be
-/// had, the socket failed, the pool closed, or PostgreSQL answered a
+/// connection (rather than refused the statement), and which: no
+/// connection could be had in time or the pool closed; or the socket
+/// failed, a connection could not be opened, or PostgreSQL answered a
 /// connection exception (SQLSTATE class `08`) or an operator intervention
 /// (`57P01`–`57P05`: shutdown, restart, crash, lost connection).
 #[cfg(feature = "db")]
-fn database_unavailable(err: &DbErr) -> bool {
-    use sea_orm::{RuntimeErr, sqlx};
+fn database_unavailable(err: &DbErr) -> Option<Unavailable> {
+    use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
     let runtime = match err {
-        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => {
+            return Some(Unavailable::NoConnection);
+        }
+        DbErr::ConnectionAcquire(_) => return Some(Unavailable::ConnectionLost),
         DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
+        _ => return None,
     };
     let RuntimeErr::SqlxError(err) = runtime else {
-        return matches!(err, DbErr::Conn(_));
+        return matches!(err, DbErr::Conn(_)).then_some(Unavailable::ConnectionLost);
     };
     match err.as_ref() {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "57P05")
-        }),
-        _ => false,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Some(Unavailable::NoConnection),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+            Some(Unavailable::ConnectionLost)
+        }
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "57P05")
+            })
+            .then_some(Unavailable::ConnectionLost),
+        _ => None,
     }
 }
 
@@ -442,25 +467,30 @@ mod tests {
         use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
 
         let sqlx = |e: sqlx::Error| RuntimeErr::SqlxError(Arc::new(e));
-        let unavailable = [
-            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
-            DbErr::Conn(sqlx(sqlx::Error::PoolClosed)),
-            DbErr::Exec(sqlx(sqlx::Error::Io(std::io::Error::from(
-                std::io::ErrorKind::ConnectionReset,
-            )))),
-            DbErr::Query(sqlx(sqlx::Error::PoolTimedOut)),
-        ];
+        let unavailable = |errors: Vec<DbErr>| {
+            for err in errors {
+                let described = err.to_string();
+                assert_eq!(
+                    Error::from(err).into_status().code(),
+                    Code::Unavailable,
+                    "{described}"
+                );
+            }
+        };
         // The only test here that sees the database unavailable.
         let hour = std::time::Duration::from_secs(3600);
-        assert!(!lost_database::within(hour), "nothing lost yet");
-        for err in unavailable {
-            let described = err.to_string();
-            assert_eq!(
-                Error::from(err).into_status().code(),
-                Code::Unavailable,
-                "{described}"
-            );
-        }
+        unavailable(vec![
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            DbErr::Conn(sqlx(sqlx::Error::PoolClosed)),
+            DbErr::Query(sqlx(sqlx::Error::PoolTimedOut)),
+        ]);
+        assert!(
+            !lost_database::within(hour),
+            "a busy or closed pool lost no connection"
+        );
+        unavailable(vec![DbErr::Exec(sqlx(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        )))]);
         assert!(lost_database::within(hour), "the loss is remembered");
         let internal = [
             DbErr::Custom("a bug".into()),

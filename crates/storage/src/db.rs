@@ -96,13 +96,13 @@ pub const POSTGRES_CONNECTIONS: u32 = 8;
 /// a caller gets it (one idle for less answered its release ping since).
 pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
 
-/// For this long after a call found the database unavailable, every
+/// For this long after a call lost its database connection, every
 /// PostgreSQL connection is pinged before a caller gets it: a restart cut
 /// the busy ones too, and each would otherwise fail its next call.
 pub const PING_ALL_AFTER_LOSS: Duration = Duration::from_secs(10);
 
 /// Whether a pooled PostgreSQL connection idle for `idle_for` is pinged
-/// before use: long idle, or the database lately unavailable.
+/// before use: long idle, or a connection lately lost.
 fn must_ping(idle_for: Duration) -> bool {
     idle_for >= PING_IF_IDLE_FOR
         || orgplane_platform::error::lost_database::within(PING_ALL_AFTER_LOSS)
