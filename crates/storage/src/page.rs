@@ -40,7 +40,14 @@ pub const LONG_COUNT_TTL: Duration = Duration::from_secs(1);
 /// many pages ask within [`LONG_COUNT_TTL`]. A database is told by its
 /// pool's options, held by the entry so that its address is not reused
 /// while the entry lives.
-type LongCounts = moka::future::Cache<(usize, String), (u64, Arc<dyn Any + Send + Sync>)>;
+type LongCounts = moka::future::Cache<LongCountKey, (u64, Arc<dyn Any + Send + Sync>)>;
+
+/// A long count's database (its pool's address), statement (with
+/// placeholders) and the values bound to it.
+///
+/// Why not the statement printed with its values: printing parses the SQL
+/// again to inline them, 2.7 % of a PostgreSQL page (`BENCHMARKS.md`).
+type LongCountKey = (usize, String, Vec<Value>);
 
 static LONG_COUNTS: LazyLock<LongCounts> = LazyLock::new(|| {
     moka::future::Cache::builder()
@@ -54,10 +61,11 @@ static LONG_COUNTS: LazyLock<LongCounts> = LazyLock::new(|| {
 fn long_count_key(
     db: &DatabaseConnection,
     matches: &SelectStatement,
-) -> Option<((usize, String), Arc<dyn Any + Send + Sync>)> {
+) -> Option<(LongCountKey, Arc<dyn Any + Send + Sync>)> {
     let (pool_address, pool) = crate::db::pool_identity(db)?;
-    let sql = db.get_database_backend().build(matches).to_string();
-    Some(((pool_address, sql), pool))
+    let statement = db.get_database_backend().build(matches);
+    let values = statement.values.map(|values| values.0).unwrap_or_default();
+    Some(((pool_address, statement.sql, values), pool))
 }
 
 /// The count of `matches` made within [`LONG_COUNT_TTL`], when it found
@@ -690,6 +698,11 @@ mod tests {
             total(first.clone(), 2, "next", 0).await,
             2500,
             "many: exact"
+        );
+        assert_eq!(
+            total(first.clone(), 2, "next", 100).await,
+            2400,
+            "another long list, told by its bound values alone: its own count"
         );
         db.execute_unprepared("DELETE FROM t WHERE n > 2400")
             .await
