@@ -654,12 +654,10 @@ async fn many_watchers_each_see_their_own_changes_in_order_once() {
     assert_eq!(vision_seen, ["vision"]);
 }
 
-#[tokio::test]
-async fn a_delivery_retried_is_stored_once() {
-    let t = TestStack::start().await;
+async fn a_delivery_retried_is_stored_once(t: &TestStack) {
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
-    let organization_uuid = organization_uuid(&t, &owner, "acme").await;
+    let organization_uuid = organization_uuid(t, &owner, "acme").await;
     // As the agents service's shipper calls it, over mTLS.
     let channel = orgplane_transport::client::mtls_channel(
         &t.stack.organizations_addr.to_string(),
@@ -685,6 +683,15 @@ async fn a_delivery_retried_is_stored_once() {
             })
             .collect(),
     };
+    let mut feed = t
+        .activities_as(&owner)
+        .watch_activities(WatchActivitiesRequest {
+            organization: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let first = store.record_activities(batch(&["k1", "k2"])).await.unwrap();
     assert_eq!(first.into_inner().recorded, 2);
     let again = store
@@ -692,13 +699,29 @@ async fn a_delivery_retried_is_stored_once() {
         .await
         .unwrap();
     assert_eq!(again.into_inner().recorded, 1, "only k3 is new, once");
-    let things = list(&t, &owner, "acme", "", "subject_kind:thing").await;
+    let after = store.record_activities(batch(&["k4"])).await.unwrap();
+    assert_eq!(after.into_inner().recorded, 1);
+    let mut watched = Vec::new();
+    for _ in 0..4 {
+        let message = tokio::time::timeout(Duration::from_secs(5), feed.message())
+            .await
+            .expect("each stored activity reaches the watcher")
+            .unwrap()
+            .unwrap();
+        watched.push(message.activity.unwrap().subject_name);
+    }
+    assert_eq!(
+        watched,
+        ["k1", "k2", "k3", "k4"],
+        "a retried delivery is watched once, in the store's order"
+    );
+    let things = list(t, &owner, "acme", "", "subject_kind:thing").await;
     assert_eq!(
         things
             .iter()
             .map(|a| a.subject_name.as_str())
             .collect::<Vec<_>>(),
-        ["k3", "k2", "k1"]
+        ["k4", "k3", "k2", "k1"]
     );
     let empty_key = store.record_activities(batch(&[""])).await;
     expect_code(empty_key, Code::InvalidArgument);
@@ -1065,4 +1088,5 @@ orgplane_e2e::on_both_databases!(
     statistics_match_the_data,
     every_change_is_in_the_feed_once,
     activities_past_their_retention_are_purged,
+    a_delivery_retried_is_stored_once,
 );

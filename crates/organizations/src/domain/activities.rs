@@ -23,7 +23,8 @@ use orgplane_storage::{
 };
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait, sea_query::Expr,
+    TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::{
@@ -232,6 +233,33 @@ fn grantable_deleted(action: &str, subject_kind: &str) -> Option<&'static str> {
     }
 }
 
+/// `deliveries` as the store's rows, numbered after `last`, stored at `now`.
+fn numbered(deliveries: &[Delivery], last: i64, now: i64) -> Vec<activities::ActiveModel> {
+    deliveries
+        .iter()
+        .zip(last + 1..)
+        .map(|(d, seq)| {
+            let a = &d.activity;
+            activities::ActiveModel {
+                seq: Set(seq),
+                uuid: Set(a.uuid.clone()),
+                idempotency_key: Set(d.idempotency_key.clone()),
+                organization_uuid: Set(a.organization_uuid.clone()),
+                actor: Set(a.actor.clone()),
+                action: Set(a.action.clone()),
+                subject_kind: Set(a.subject_kind.clone()),
+                subject_name: Set(a.subject_name.clone()),
+                subject_uuid: Set(a.subject_uuid.clone()),
+                parent: Set(a.parent.clone()),
+                project: Set(a.project.clone()),
+                metadata: Set(a.metadata.to_string()),
+                create_time: Set(a.create_time),
+                record_time: Set(now),
+            }
+        })
+        .collect()
+}
+
 impl Organizations {
     /// Stores `batch`, skipping idempotency keys stored before; how many
     /// were new.
@@ -260,28 +288,54 @@ impl Organizations {
             .await?
             .ok_or_else(|| anyhow::anyhow!("activity_sequence has no row"))?
             .last;
-        let keys: Vec<String> = batch.iter().map(|d| d.idempotency_key.clone()).collect();
-        let mut seen: HashSet<String> = activities::Entity::find()
-            .select_only()
-            .column(activities::Column::IdempotencyKey)
-            .filter(activities::Column::IdempotencyKey.is_in(keys))
-            .into_tuple()
-            .all(&txn)
-            .await?
+        // Each key once, in the order delivered.
+        let mut unique = HashSet::new();
+        let mut fresh: Vec<Delivery> = batch
             .into_iter()
+            .filter(|d| unique.insert(d.idempotency_key.clone()))
             .collect();
+        // A key was stored before only when a shipper delivers again a
+        // batch whose answer it lost. So the insert skips stored keys
+        // itself rather than every batch probing for them first: one
+        // statement instead of two, 8.8 → 7.9 ms of PostgreSQL's time a
+        // delivery of 200 (`BENCHMARKS.md`). A skipped row would leave a
+        // hole in `seq`: then the batch's rows go again, and only the new
+        // ones are stored, numbered without gaps.
         let now = now_micros();
-        let mut seq = last;
-        let mut rows = Vec::new();
-        for d in batch {
-            if !seen.insert(d.idempotency_key.clone()) {
-                continue;
+        let inserted = activities::Entity::insert_many(numbered(&fresh, last, now))
+            .on_conflict(
+                OnConflict::column(activities::Column::IdempotencyKey)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        if inserted < fresh.len() as u64 {
+            activities::Entity::delete_many()
+                .filter(activities::Column::Seq.gt(last))
+                .exec(&txn)
+                .await?;
+            let keys: Vec<String> = fresh.iter().map(|d| d.idempotency_key.clone()).collect();
+            let stored_before: HashSet<String> = activities::Entity::find()
+                .select_only()
+                .column(activities::Column::IdempotencyKey)
+                .filter(activities::Column::IdempotencyKey.is_in(keys))
+                .into_tuple::<String>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .collect();
+            fresh.retain(|d| !stored_before.contains(&d.idempotency_key));
+            if !fresh.is_empty() {
+                activities::Entity::insert_many(numbered(&fresh, last, now))
+                    .exec_without_returning(&txn)
+                    .await?;
             }
-            seq += 1;
-            let a = d.activity;
-            let from_registry = d.idempotency_key.starts_with("registry:");
+        }
+        for d in &fresh {
+            let a = &d.activity;
             if let Some(kind) = grantable_deleted(&a.action, &a.subject_kind)
-                && from_registry
+                && d.idempotency_key.starts_with("registry:")
             {
                 // Another service deleted an entity grants name: they end
                 // with the record of it (until then the registry's checks
@@ -294,26 +348,10 @@ impl Organizations {
                 )
                 .await?;
             }
-            rows.push(activities::ActiveModel {
-                seq: Set(seq),
-                uuid: Set(a.uuid),
-                idempotency_key: Set(d.idempotency_key),
-                organization_uuid: Set(a.organization_uuid),
-                actor: Set(a.actor),
-                action: Set(a.action),
-                subject_kind: Set(a.subject_kind),
-                subject_name: Set(a.subject_name),
-                subject_uuid: Set(a.subject_uuid),
-                parent: Set(a.parent),
-                project: Set(a.project),
-                metadata: Set(a.metadata.to_string()),
-                create_time: Set(a.create_time),
-                record_time: Set(now),
-            });
         }
-        let stored = rows.len() as u64;
+        let stored = fresh.len() as u64;
+        let seq = last + stored as i64;
         if stored > 0 {
-            activities::Entity::insert_many(rows).exec(&txn).await?;
             sequence::Entity::update_many()
                 .col_expr(sequence::Column::Last, Expr::value(seq))
                 .filter(sequence::Column::Id.eq(1))
