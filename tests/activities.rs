@@ -73,6 +73,22 @@ fn summary(activities: &[Activity]) -> Vec<(String, String, String)> {
 
 /// The feed once every activity of `expected` (newest first) is in it:
 /// exactly those, each once (checked again after more shipping time).
+/// `organization`'s feed as `token` watches it from now on.
+async fn watch_from_now(
+    t: &TestStack,
+    token: &str,
+    organization: &str,
+) -> tonic::Streaming<org_pb::WatchActivitiesResponse> {
+    t.activities_as(token)
+        .watch_activities(WatchActivitiesRequest {
+            organization: organization.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn feed_is(t: &TestStack, token: &str, expected: &[(&str, &str, &str)]) -> Vec<Activity> {
     eventually(
         Duration::from_secs(5),
@@ -415,15 +431,7 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
         !list(&t, &owner, "acme", "", "").await.is_empty()
     })
     .await;
-    let mut feed = t
-        .activities_as(&owner)
-        .watch_activities(WatchActivitiesRequest {
-            organization: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut feed = watch_from_now(&t, &owner, "acme").await;
     let create = |name: &'static str| {
         let mut connections = t.connections_as(&owner);
         async move {
@@ -530,15 +538,7 @@ async fn many_watchers_each_see_their_own_changes_in_order_once() {
     })
     .await;
     let cursor = {
-        let mut feed = t
-            .activities_as(&owner)
-            .watch_activities(WatchActivitiesRequest {
-                organization: "acme".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut feed = watch_from_now(&t, &owner, "acme").await;
         project(&owner, "acme", "before-0".into()).await;
         let message = tokio::time::timeout(Duration::from_secs(5), feed.message())
             .await
@@ -683,15 +683,7 @@ async fn a_delivery_retried_is_stored_once(t: &TestStack) {
             })
             .collect(),
     };
-    let mut feed = t
-        .activities_as(&owner)
-        .watch_activities(WatchActivitiesRequest {
-            organization: "acme".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut feed = watch_from_now(t, &owner, "acme").await;
     let first = store.record_activities(batch(&["k1", "k2"])).await.unwrap();
     assert_eq!(first.into_inner().recorded, 2);
     let again = store
