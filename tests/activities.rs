@@ -89,6 +89,25 @@ async fn watch_from_now(
         .into_inner()
 }
 
+/// The subject names of the next `count` activities on `feed`, each
+/// within `patience`.
+async fn next_names(
+    feed: &mut tonic::Streaming<org_pb::WatchActivitiesResponse>,
+    count: usize,
+    patience: Duration,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    while names.len() < count {
+        let message = tokio::time::timeout(patience, feed.message())
+            .await
+            .unwrap_or_else(|_| panic!("only {names:?} came"))
+            .unwrap()
+            .unwrap();
+        names.push(message.activity.unwrap().subject_name);
+    }
+    names
+}
+
 async fn feed_is(t: &TestStack, token: &str, expected: &[(&str, &str, &str)]) -> Vec<Activity> {
     eventually(
         Duration::from_secs(5),
@@ -478,16 +497,12 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
         .await
         .unwrap()
         .into_inner();
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        let message = tokio::time::timeout(Duration::from_secs(5), resumed.message())
-            .await
-            .expect("the missed changes come")
-            .unwrap()
-            .unwrap();
-        seen.push(message.activity.unwrap().subject_name);
-    }
-    assert_eq!(seen, ["second", "third", "fourth"]);
+    let seen = next_names(&mut resumed, 3, Duration::from_secs(5)).await;
+    assert_eq!(
+        seen,
+        ["second", "third", "fourth"],
+        "the missed changes come"
+    );
     assert!(
         tokio::time::timeout(Duration::from_millis(700), resumed.message())
             .await
@@ -604,19 +619,12 @@ async fn many_watchers_each_see_their_own_changes_in_order_once() {
         })
         .await
         .unwrap();
-    async fn next_names(
+    /// The next `count` names on `stream`, and nothing after them.
+    async fn all_names(
         mut stream: tonic::Streaming<org_pb::WatchActivitiesResponse>,
         count: usize,
     ) -> Vec<String> {
-        let mut names = Vec::new();
-        while names.len() < count {
-            let message = tokio::time::timeout(Duration::from_secs(10), stream.message())
-                .await
-                .unwrap_or_else(|_| panic!("only {names:?} came"))
-                .unwrap()
-                .unwrap();
-            names.push(message.activity.unwrap().subject_name);
-        }
+        let names = next_names(&mut stream, count, Duration::from_secs(10)).await;
         assert!(
             tokio::time::timeout(Duration::from_millis(700), stream.message())
                 .await
@@ -636,10 +644,10 @@ async fn many_watchers_each_see_their_own_changes_in_order_once() {
         .collect();
     let globex_changes: Vec<String> = (0..20).map(|n| format!("g-{n:02}")).collect();
     let (acme_seen, globex_seen, resumed_seen, vision_seen) = tokio::join!(
-        futures::future::join_all(acme.into_iter().map(|s| next_names(s, 21))),
-        futures::future::join_all(globex.into_iter().map(|s| next_names(s, 20))),
-        next_names(resumed, 22),
-        next_names(in_vision, 1),
+        futures::future::join_all(acme.into_iter().map(|s| all_names(s, 21))),
+        futures::future::join_all(globex.into_iter().map(|s| all_names(s, 20))),
+        all_names(resumed, 22),
+        all_names(in_vision, 1),
     );
     let order = &acme_seen[0];
     assert_eq!(sorted(order), acme_changes);
@@ -693,15 +701,7 @@ async fn a_delivery_retried_is_stored_once(t: &TestStack) {
     assert_eq!(again.into_inner().recorded, 1, "only k3 is new, once");
     let after = store.record_activities(batch(&["k4"])).await.unwrap();
     assert_eq!(after.into_inner().recorded, 1);
-    let mut watched = Vec::new();
-    for _ in 0..4 {
-        let message = tokio::time::timeout(Duration::from_secs(5), feed.message())
-            .await
-            .expect("each stored activity reaches the watcher")
-            .unwrap()
-            .unwrap();
-        watched.push(message.activity.unwrap().subject_name);
-    }
+    let watched = next_names(&mut feed, 4, Duration::from_secs(5)).await;
     assert_eq!(
         watched,
         ["k1", "k2", "k3", "k4"],

@@ -467,16 +467,13 @@ mod tests {
         use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
 
         let sqlx = |e: sqlx::Error| RuntimeErr::SqlxError(Arc::new(e));
-        let unavailable = |errors: Vec<DbErr>| {
+        let mapped_to = |code: Code, errors: Vec<DbErr>| {
             for err in errors {
                 let described = err.to_string();
-                assert_eq!(
-                    Error::from(err).into_status().code(),
-                    Code::Unavailable,
-                    "{described}"
-                );
+                assert_eq!(Error::from(err).into_status().code(), code, "{described}");
             }
         };
+        let unavailable = |errors| mapped_to(Code::Unavailable, errors);
         // The only test here that sees the database unavailable.
         let hour = std::time::Duration::from_secs(3600);
         unavailable(vec![
@@ -492,19 +489,14 @@ mod tests {
             std::io::Error::from(std::io::ErrorKind::ConnectionReset),
         )))]);
         assert!(lost_database::within(hour), "the loss is remembered");
-        let internal = [
-            DbErr::Custom("a bug".into()),
-            DbErr::Query(sqlx(sqlx::Error::RowNotFound)),
-            DbErr::RecordNotFound("x".into()),
-        ];
-        for err in internal {
-            let described = err.to_string();
-            assert_eq!(
-                Error::from(err).into_status().code(),
-                Code::Internal,
-                "{described}"
-            );
-        }
+        mapped_to(
+            Code::Internal,
+            vec![
+                DbErr::Custom("a bug".into()),
+                DbErr::Query(sqlx(sqlx::Error::RowNotFound)),
+                DbErr::RecordNotFound("x".into()),
+            ],
+        );
     }
 
     #[test]
