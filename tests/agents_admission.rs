@@ -1,7 +1,8 @@
 //! The admission engine of the agents service on SQLite and PostgreSQL:
 //! priority, concurrency, the fair strategy, lease expiry and re-delivery,
 //! cancellation, restarts, and 8 concurrent acquirers of two replicas of
-//! the service over 2,000 runs with no run handed out twice and none lost.
+//! the service over 2,000 runs with no run handed out twice and none lost;
+//! the lease indexes, which hold only leased runs, serve the lease queries.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -518,8 +519,119 @@ async fn three_hundred_reports_at_once_are_each_written(db: &TestDatabase) {
     a.db().clone().close().await.unwrap();
 }
 
+/// How the database plans `query`: PostgreSQL's `EXPLAIN` lines, or
+/// SQLite's `EXPLAIN QUERY PLAN` details.
+async fn plan(db: &sea_orm::DatabaseConnection, query: sea_orm::Select<runs::Entity>) -> String {
+    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait};
+    let backend = db.get_database_backend();
+    let statement = query.build(backend);
+    let (explain, column) = match backend {
+        DbBackend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+        _ => ("EXPLAIN", 0),
+    };
+    let explained = sea_orm::Statement {
+        sql: format!("{explain} {}", statement.sql),
+        ..statement
+    };
+    let lines: Vec<String> = db
+        .query_all_raw(explained)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get_by_index::<String>(column).unwrap())
+        .collect();
+    lines.join("\n")
+}
+
+/// What creates the index `name` of the current schema, if it exists.
+async fn index_definition(db: &sea_orm::DatabaseConnection, name: &str) -> Option<String> {
+    use sea_orm::{ConnectionTrait, DbBackend};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = '{name}' \
+             AND schemaname = current_schema()"
+        ),
+        _ => format!("SELECT sql FROM sqlite_master WHERE name = '{name}'"),
+    };
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()?;
+    Some(row.try_get_by_index(0).unwrap())
+}
+
+async fn the_lease_indexes_hold_only_leased_runs_and_serve_the_lease_queries(db: &TestDatabase) {
+    use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
+    let a = open(db).await;
+    let ag = agent(&a, "org", "busy").await;
+    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
+    for i in 0..400 {
+        submit(&a, &q, "p", &format!("r{i}")).await;
+    }
+    let leased = a.acquire(&ag, 300, LEASE).await.unwrap();
+    let reports: Vec<admission::StatusReport> = leased[..298]
+        .iter()
+        .map(|run| admission::StatusReport {
+            holder: held(&ag),
+            run_uuid: &run.uuid,
+            lease_id: run.lease_id.as_deref().unwrap(),
+            status: "succeeded",
+            message: "",
+        })
+        .collect();
+    for result in a.report_all(&reports).await.unwrap() {
+        result.unwrap();
+    }
+    if a.db().get_database_backend() == sea_orm::DbBackend::Postgres {
+        a.db().execute_unprepared("ANALYZE runs").await.unwrap();
+    } else {
+        a.db().execute_unprepared("ANALYZE").await.unwrap();
+    }
+    // Both indexes are partial: what defines them says so.
+    for index in ["runs_leased_agent", "runs_leased_expire_time"] {
+        let sql = index_definition(a.db(), index).await;
+        assert!(sql.is_some_and(|sql| sql.to_uppercase().contains("IS NOT NULL")));
+    }
+    // An agent's leased runs (what `agent_state` reads) ...
+    let mine = runs::Entity::find()
+        .filter(runs::Column::LeaseAgentUuid.eq(ag.as_str()))
+        .filter(runs::Column::Status.eq(admission::LEASED))
+        .order_by_asc(runs::Column::Uuid)
+        .limit(1000);
+    let (found, planned) = (
+        mine.clone().all(a.db()).await.unwrap(),
+        plan(a.db(), mine).await,
+    );
+    assert_eq!(found.len(), 2);
+    assert!(planned.contains("runs_leased_agent"), "{planned}");
+    // ... and the lapsed leases (what the sweep reads) come from them.
+    let lapsed = runs::Entity::find()
+        .select_only()
+        .column(runs::Column::QueueUuid)
+        .distinct()
+        .filter(runs::Column::LeaseExpireTime.lt(i64::MAX))
+        .filter(runs::Column::Status.is_in([admission::LEASED, admission::RUNNING]));
+    let planned = plan(a.db(), lapsed).await;
+    assert!(planned.contains("runs_leased_expire_time"), "{planned}");
+    // Rolled back, the full indexes return.
+    <orgplane_agents::Migrator as sea_orm_migration::MigratorTrait>::down(a.db(), Some(1))
+        .await
+        .unwrap();
+    for (partial, full) in [
+        ("runs_leased_agent", "runs_lease_agent"),
+        ("runs_leased_expire_time", "runs_lease_expire_time"),
+    ] {
+        assert_eq!(index_definition(a.db(), partial).await, None);
+        let sql = index_definition(a.db(), full).await;
+        assert!(sql.is_some_and(|sql| !sql.to_uppercase().contains("WHERE")));
+    }
+    a.db().clone().close().await.unwrap();
+}
+
 orgplane_e2e::on_both_databases!(
     database:
+    the_lease_indexes_hold_only_leased_runs_and_serve_the_lease_queries,
     priority_first_within_each_queues_concurrency,
     the_fair_strategy_takes_turns_across_projects,
     a_quota_holds_back_the_run_that_does_not_fit_and_those_behind_it,

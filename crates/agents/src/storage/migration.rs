@@ -27,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(orgplane_storage::idempotency::add_holder(
                 "m0011_idempotency_holders",
             )),
+            Box::new(M0012LeaseIndexesOfLeasedRuns),
         ]
     }
 }
@@ -539,5 +540,65 @@ impl MigrationTrait for M0010QueuesByCreation {
                     .to_owned(),
             )
             .await
+    }
+}
+
+/// The lease indexes hold only runs that have a lease: a queued or finished
+/// run's `NULL`s were entries written with every change of the run and
+/// never read, since every query of these indexes compares the column
+/// (which implies `IS NOT NULL` on both databases, so the partial index
+/// serves it). A run's life (queued, leased, done) writes 17 index entries
+/// instead of 21 on PostgreSQL, where a status change rewrites them all.
+struct M0012LeaseIndexesOfLeasedRuns;
+
+/// The lease indexes: name, full name in M0001/M0008, columns.
+const LEASE_INDEXES: [(&str, &str, &[&str]); 2] = [
+    (
+        "runs_leased_agent",
+        "runs_lease_agent",
+        &["lease_agent_uuid", "status"],
+    ),
+    (
+        "runs_leased_expire_time",
+        "runs_lease_expire_time",
+        &["lease_expire_time"],
+    ),
+];
+
+impl MigrationName for M0012LeaseIndexesOfLeasedRuns {
+    fn name(&self) -> &str {
+        "m0012_lease_indexes_of_leased_runs"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0012LeaseIndexesOfLeasedRuns {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (partial, full, columns) in LEASE_INDEXES {
+            manager
+                .drop_index(Index::drop().name(full).table("runs").to_owned())
+                .await?;
+            let mut index = Index::create();
+            index
+                .name(partial)
+                .table("runs")
+                .and_where(Expr::col(columns[0]).is_not_null());
+            for column in columns {
+                index.col(*column);
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (partial, full, columns) in LEASE_INDEXES {
+            manager
+                .drop_index(Index::drop().name(partial).table("runs").to_owned())
+                .await?;
+            orgplane_storage::db::create_indexes(manager, &[("runs", full, columns, false)])
+                .await?;
+        }
+        Ok(())
     }
 }
