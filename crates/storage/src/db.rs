@@ -379,9 +379,19 @@ pub async fn connect_and_migrate<M: MigratorTrait>(
     target: &DbTarget,
 ) -> anyhow::Result<DatabaseConnection> {
     let DbTarget::Postgres { url, schema, .. } = target else {
+        // The pool that migrated is closed and a new one opened: a SQLite
+        // connection prepares statements against the schema it last read
+        // (it reads it again only when a statement it runs finds it
+        // changed), so one that read it while another connection migrated
+        // may refuse to prepare, say, an `ON CONFLICT` on a unique index
+        // made since ("does not match any PRIMARY KEY or UNIQUE
+        // constraint": a rare failure of tests/identity_storage.rs).
         let db = connect(target).await?;
         M::up(&db, None).await.context("running migrations")?;
-        return Ok(db);
+        db.close()
+            .await
+            .context("closing the migrations' connections")?;
+        return connect(target).await;
     };
     let mut options = ConnectOptions::new(url.clone());
     options.max_connections(1).sqlx_logging(false);
