@@ -1,7 +1,11 @@
 //! Clients between services: mTLS to every replica of a backend. A
-//! [`Channel`] spreads calls over every
-//! replica a backend address names, with tower's power-of-two-choices
-//! balancer (least pending requests of two picked at random).
+//! [`Channel`] spreads calls over every replica a backend address names,
+//! by two choices: of two replicas taken in turn, the one with fewer calls
+//! pending. Each call picks its replica itself and hands the request
+//! straight to that replica's connection: no task stands between callers
+//! and the connections (tower's balancer is not `Clone`, and the buffer
+//! that shares one costs every call a hand-off to its task — 6–8 % of a
+//! read through `orgplane dev`, `BENCHMARKS.md`).
 //!
 //! An address is a comma-separated list of `host:port`; a host that is a
 //! DNS name stands for every address it resolves to, resolved again every
@@ -9,9 +13,9 @@
 //! and go without a restart. A replica not up yet is not an error:
 //! processes start in any order.
 //!
-//! A replica whose connection fails is dropped from the balancer at once —
-//! otherwise power of two choices would favour it, since a replica that
-//! refuses connections never has calls pending — and probed every
+//! A replica whose connection fails is out of the rotation at once —
+//! otherwise two choices would favour it, since a replica that refuses
+//! connections never has calls pending — and probed every
 //! [`PROBE_INTERVAL`] until it accepts connections again; a call refused
 //! that way is sent again, to another replica (up to [`MAX_SENDS`] times).
 //! A call that finds no replica up has the down ones probed at once and
@@ -22,30 +26,23 @@
 //! when it says `GOAWAY` — never reached it either, and is sent again too.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::BTreeSet,
     fmt,
     future::Future,
     net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
 };
 
 use anyhow::{Context as _, bail};
-use futures::{StreamExt, channel::mpsc};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tonic::{body::Body, transport::Endpoint};
-use tower::{
-    BoxError, Service, ServiceExt,
-    balance::p2c::Balance,
-    buffer::Buffer,
-    discover::Change,
-    load::{CompleteOnResponse, PendingRequests},
-};
+use tower::{BoxError, Service, ServiceExt};
 
 use crate::pki::ServiceTls;
 
@@ -53,15 +50,13 @@ use crate::pki::ServiceTls;
 pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often a replica that failed is tried again.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// Calls waiting for the balancer (the buffer in front of it).
-const BUFFER: usize = 1024;
 /// The largest request a channel sends: a server decodes at most 4 MiB a
 /// message, plus the 5 bytes of gRPC framing. Requests are one message (no
 /// method streams requests) and are read whole, so that a call is sent
 /// again when a replica refused the connection.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 5;
 /// Sends of one call: the first, and again (to another replica: the one
-/// that refused is dropped from the balancer) while replicas refuse to
+/// that refused is out of the rotation) while replicas refuse to
 /// connect — such a call never reached a server, so any call may be sent
 /// again.
 pub const MAX_SENDS: usize = 3;
@@ -118,10 +113,9 @@ impl ReplicaAddrs {
 
 /// A channel to every replica of one server, over mTLS between services
 /// ([`mtls_channel`]), in clear to the gateway ([`h2c_channel`]). Cheap to clone:
-/// clones share the balancer and its connections.
+/// clones share the replicas and their connections.
 #[derive(Clone)]
 pub struct Channel {
-    balancer: Buffer<http::Request<Body>, ResponseFuture>,
     replicas: Arc<Replicas>,
 }
 
@@ -133,14 +127,19 @@ impl fmt::Debug for Channel {
     }
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, BoxError>> + Send>>;
-
 /// What the discovery task and the callers share: the replicas in the
-/// balancer, each with the flag its failed calls set.
+/// rotation.
 struct Replicas {
     server: String,
-    up: Mutex<HashMap<SocketAddr, Arc<AtomicBool>>>,
-    resolved_once: AtomicBool,
+    /// Every replica the addresses name now, in the order discovery added
+    /// them; those whose connection failed stay, marked down, until a probe
+    /// replaces them.
+    live: Mutex<Vec<Arc<Replica>>>,
+    /// Whether discovery resolved the addresses once (calls made before
+    /// wait for it).
+    resolved: tokio::sync::watch::Sender<bool>,
+    /// Where the next call's two choices start.
+    turn: AtomicUsize,
     /// Asks the discovery task for a probe round now.
     probe_now: tokio::sync::Notify,
     /// Counts the probe rounds done.
@@ -148,16 +147,68 @@ struct Replicas {
 }
 
 impl Replicas {
-    /// Whether a call may wait for the balancer: a replica is up, or the
-    /// first resolution has not finished.
-    fn any_up(&self) -> bool {
-        !self.resolved_once.load(Ordering::Acquire)
-            || self
-                .up
-                .lock()
-                .expect("replicas lock")
-                .values()
-                .any(|down| !down.load(Ordering::Relaxed))
+    /// None yet, of `server`.
+    fn new(server: &str) -> Self {
+        Self {
+            server: server.to_owned(),
+            live: Mutex::new(Vec::new()),
+            resolved: tokio::sync::watch::Sender::new(false),
+            turn: AtomicUsize::new(0),
+            probe_now: tokio::sync::Notify::new(),
+            probed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Of two replicas up taken in turn, the one with fewer calls pending;
+    /// `None` when none is up.
+    fn pick(&self) -> Option<Arc<Replica>> {
+        let live = self.live.lock().expect("replicas lock");
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut up = (0..live.len())
+            .map(|k| &live[(start + k) % live.len()])
+            .filter(|replica| !replica.down.load(Ordering::Relaxed));
+        let first = up.next()?;
+        Some(match up.next() {
+            Some(second) if second.pending() < first.pending() => second.clone(),
+            _ => first.clone(),
+        })
+    }
+
+    /// The replica a call goes to: one up now; before the first resolution,
+    /// one up after it; when none is up, one that the probe round this asks
+    /// for finds up again (a replica that came up since the last tick is
+    /// used) — else the call fails, `UNAVAILABLE`, rather than waiting.
+    async fn replica(&self) -> Result<Arc<Replica>, BoxError> {
+        if let Some(replica) = self.pick() {
+            return Ok(replica);
+        }
+        let _ = self.resolved.subscribe().wait_for(|done| *done).await;
+        if let Some(replica) = self.pick() {
+            return Ok(replica);
+        }
+        self.probe_now().await;
+        self.pick().ok_or_else(|| {
+            tonic::Status::unavailable(format!("no replica of {} accepts connections", self.server))
+                .into()
+        })
+    }
+
+    /// Sends `request` to a replica ([`Self::replica`]); a connection that
+    /// fails under it takes its replica out of the rotation.
+    async fn send(&self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
+        let replica = self.replica().await?;
+        let _pending = Pending::of(&replica);
+        let mut channel = replica.channel.clone();
+        let answer = match channel.ready().await {
+            Ok(ready) => ready.call(request).await,
+            Err(err) => Err(err),
+        };
+        answer.map_err(|err| {
+            if connection_failed(&err) {
+                replica.down.store(true, Ordering::Relaxed);
+            }
+            err.into()
+        })
     }
 
     /// Has the replicas that are down probed now rather than at the next
@@ -195,24 +246,9 @@ impl Channel {
             server: server.to_owned(),
             tls,
         };
-        let (changes, discovered) = mpsc::unbounded();
-        let replicas = Arc::new(Replicas {
-            server: server.to_owned(),
-            up: Mutex::new(HashMap::new()),
-            resolved_once: AtomicBool::new(false),
-            probe_now: tokio::sync::Notify::new(),
-            probed: tokio::sync::watch::Sender::new(0),
-        });
-        let balancer = Balance::new(discovered.map(Ok::<_, BoxError>));
-        let fail_fast = FailFast {
-            balancer,
-            replicas: replicas.clone(),
-            failing: false,
-        };
-        let (balancer, worker) = Buffer::pair(fail_fast, BUFFER);
-        tokio::spawn(worker);
-        tokio::spawn(discover(addrs, connect, changes, replicas.clone()));
-        Ok(Self { balancer, replicas })
+        let replicas = Arc::new(Replicas::new(server));
+        tokio::spawn(discover(addrs, connect, Arc::downgrade(&replicas)));
+        Ok(Self { replicas })
     }
 }
 
@@ -221,15 +257,12 @@ impl Service<http::Request<Body>> for Channel {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.balancer.poll_ready(cx)
+    /// Always ready: each call waits for its replica's connection itself.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        // The handle `poll_ready` made ready sends first; this one takes
-        // its place.
-        let mut ready = self.balancer.clone();
-        std::mem::swap(&mut ready, &mut self.balancer);
         let replicas = self.replicas.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
@@ -256,19 +289,16 @@ impl Service<http::Request<Body>> for Channel {
                 request
             };
             let read = is_read(parts.uri.path());
-            if !replicas.any_up() {
-                replicas.probe_now().await;
-            }
-            let mut answer = ready.call(request()).await;
+            let mut answer = replicas.send(request()).await;
             for _ in 1..MAX_SENDS {
                 match &answer {
                     Err(err) if refused(err.as_ref()) => {
                         tracing::debug!(error = %err, "a replica refused the call; sending again");
-                        answer = ready.ready().await?.call(request()).await;
+                        answer = replicas.send(request()).await;
                     }
                     Err(err) if read && connection_failed(err.as_ref()) => {
                         tracing::debug!(error = %err, "a replica's connection broke under a read; sending it again");
-                        answer = ready.ready().await?.call(request()).await;
+                        answer = replicas.send(request()).await;
                     }
                     _ => break,
                 }
@@ -383,8 +413,10 @@ impl Connect {
             None => endpoint.connect_lazy(),
         };
         Ok(Replica {
+            addr,
             channel,
-            down: Arc::new(AtomicBool::new(false)),
+            down: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
         })
     }
 }
@@ -425,23 +457,17 @@ fn mtls_connector(
     }))
 }
 
-type Discovered = Change<SocketAddr, PendingRequests<Replica, CompleteOnResponse>>;
-
-/// Keeps the balancer's replicas in step with what the addresses resolve to
-/// and which replicas accept connections, until the channel is dropped.
-async fn discover(
-    addrs: ReplicaAddrs,
-    connect: Connect,
-    changes: mpsc::UnboundedSender<Discovered>,
-    replicas: Arc<Replicas>,
-) {
+/// Keeps the replicas in step with what the addresses resolve to and which
+/// replicas accept connections, until the channel is dropped.
+async fn discover(addrs: ReplicaAddrs, connect: Connect, replicas: Weak<Replicas>) {
     let mut resolved = BTreeSet::new();
     let mut resolve = tokio::time::interval(RESOLVE_INTERVAL);
     let mut probe = tokio::time::interval(PROBE_INTERVAL);
     for ticker in [&mut resolve, &mut probe] {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
-    let insert = |addr: SocketAddr| {
+    // A new connection to `addr`, in place of any other.
+    let insert = |replicas: &Replicas, addr: SocketAddr| {
         let replica = match connect.replica(addr) {
             Ok(replica) => replica,
             Err(err) => {
@@ -449,30 +475,28 @@ async fn discover(
                 return;
             }
         };
-        replicas
-            .up
-            .lock()
-            .expect("replicas lock")
-            .insert(addr, replica.down.clone());
-        let load = PendingRequests::new(replica, CompleteOnResponse::default());
-        let _ = changes.unbounded_send(Change::Insert(addr, load));
+        let mut live = replicas.live.lock().expect("replicas lock");
+        live.retain(|other| other.addr != addr);
+        live.push(Arc::new(replica));
     };
-    loop {
+    // Until the last clone of the channel is gone.
+    while let Some(replicas) = replicas.upgrade() {
         tokio::select! {
             _ = resolve.tick() => {
                 let now = addrs.resolve().await;
-                for gone in resolved.difference(&now) {
-                    replicas.up.lock().expect("replicas lock").remove(gone);
-                    let _ = changes.unbounded_send(Change::Remove(*gone));
-                }
+                replicas
+                    .live
+                    .lock()
+                    .expect("replicas lock")
+                    .retain(|replica| now.contains(&replica.addr));
                 for new in now.difference(&resolved) {
-                    insert(*new);
+                    insert(&replicas, *new);
                 }
                 if now.is_empty() {
                     tracing::warn!(server = connect.server, "no replica address resolved");
                 }
                 resolved = now;
-                replicas.resolved_once.store(true, Ordering::Release);
+                replicas.resolved.send_replace(true);
             }
             _ = async {
                 tokio::select! {
@@ -481,99 +505,56 @@ async fn discover(
                 }
             } => {
                 let failed: Vec<SocketAddr> = replicas
-                    .up
+                    .live
                     .lock()
                     .expect("replicas lock")
                     .iter()
-                    .filter(|(_, down)| down.load(Ordering::Relaxed))
-                    .map(|(addr, _)| *addr)
+                    .filter(|replica| replica.down.load(Ordering::Relaxed))
+                    .map(|replica| replica.addr)
                     .collect();
                 for addr in failed {
                     let probe = tokio::net::TcpStream::connect(addr);
                     if let Ok(Ok(_)) = tokio::time::timeout(PROBE_INTERVAL, probe).await {
                         tracing::info!(server = connect.server, %addr, "replica accepts connections again");
-                        insert(addr);
+                        insert(&replicas, addr);
                     }
                 }
                 replicas.probed.send_modify(|rounds| *rounds += 1);
             }
         }
-        if changes.is_closed() {
-            return;
-        }
     }
 }
 
-/// One replica: its connection, and the flag a call that found the
-/// connection failed sets, so that the balancer drops the replica (its
-/// readiness fails) until a probe succeeds.
+/// One replica: its connection, the calls pending on it, and the flag a
+/// call that found the connection failed sets, which takes the replica
+/// out of the rotation until a probe replaces it.
 struct Replica {
+    addr: SocketAddr,
     channel: tonic::transport::Channel,
-    down: Arc<AtomicBool>,
+    down: AtomicBool,
+    pending: AtomicUsize,
 }
 
-impl Service<http::Request<Body>> for Replica {
-    type Response = http::Response<Body>;
-    type Error = BoxError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.down.load(Ordering::Relaxed) {
-            return Poll::Ready(Err("the replica's connection failed".into()));
-        }
-        self.channel.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let down = self.down.clone();
-        let call = self.channel.call(req);
-        Box::pin(async move {
-            call.await.map_err(|err| {
-                if connection_failed(&err) {
-                    down.store(true, Ordering::Relaxed);
-                }
-                err.into()
-            })
-        })
+impl Replica {
+    fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 }
 
-/// The balancer, failing calls at once when no replica is up (it would
-/// hold them until one comes back).
-struct FailFast<B> {
-    balancer: B,
-    replicas: Arc<Replicas>,
-    /// `poll_ready` found no replica up: the next call fails (the balancer
-    /// was not made ready, so it may not be called).
-    failing: bool,
+/// A call pending on a replica, until its answer's headers came (or it
+/// failed): the load two choices compare.
+struct Pending<'a>(&'a Replica);
+
+impl<'a> Pending<'a> {
+    fn of(replica: &'a Replica) -> Self {
+        replica.pending.fetch_add(1, Ordering::Relaxed);
+        Self(replica)
+    }
 }
 
-impl<B> Service<http::Request<Body>> for FailFast<B>
-where
-    B: Service<http::Request<Body>, Response = http::Response<Body>, Error = BoxError>,
-    B::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = BoxError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.failing = !self.replicas.any_up();
-        if self.failing {
-            return Poll::Ready(Ok(()));
-        }
-        self.balancer.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if self.failing {
-            let status = tonic::Status::unavailable(format!(
-                "no replica of {} accepts connections",
-                self.replicas.server
-            ));
-            return Box::pin(async move { Err(status.into()) });
-        }
-        Box::pin(self.balancer.call(req))
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -670,6 +651,44 @@ mod tests {
             1,
             "the server may have acted on it"
         );
+    }
+
+    #[tokio::test]
+    async fn two_choices_take_the_replica_less_busy_and_never_one_down() {
+        let connect = Connect {
+            server: "test".into(),
+            tls: None,
+        };
+        let replicas = Replicas::new("test");
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        for addr in [a, b] {
+            let replica = connect.replica(addr).unwrap();
+            replicas.live.lock().unwrap().push(Arc::new(replica));
+        }
+        let picks = |n| -> Vec<SocketAddr> {
+            (0..n)
+                .map(|_| replicas.pick().map(|r| r.addr))
+                .collect::<Option<_>>()
+                .unwrap_or_default()
+        };
+        // Both idle: taken in turn.
+        assert_eq!(picks(4), [a, b, a, b]);
+        // One call pending on `a`: every call goes to `b`.
+        let busy = replicas.live.lock().unwrap()[0].clone();
+        let pending = Pending::of(&busy);
+        assert_eq!(picks(3), [b, b, b]);
+        drop(pending);
+        // `b` down: `a`, busy or not; both down: none.
+        replicas.live.lock().unwrap()[1]
+            .down
+            .store(true, Ordering::Relaxed);
+        let _pending = Pending::of(&busy);
+        assert_eq!(picks(2), [a, a]);
+        busy.down.store(true, Ordering::Relaxed);
+        assert!(replicas.pick().is_none());
     }
 
     #[tokio::test]
