@@ -8,7 +8,7 @@ use std::{collections::HashSet, time::Duration};
 
 use orgplane_agents::{
     Agents, Migrator,
-    domain::admission::{self, Holder, NewRun},
+    domain::admission::{self, Holder, NewRun, StatusReport},
     storage::{agents, queues, runs},
 };
 use orgplane_e2e::TestDatabase;
@@ -408,7 +408,7 @@ async fn reports_together_are_answered_as_if_one_by_one(db: &TestDatabase) {
     assert_eq!(names(&leased), ["r1", "r2", "r3", "r4"]);
     let [r1, r2, r3, r4] = [0, 1, 2, 3].map(|i| leased[i].uuid.as_str());
     let lease = leased[0].lease_id.as_deref().unwrap();
-    let report = |holder, run_uuid, lease_id, status| admission::StatusReport {
+    let report = |holder, run_uuid, lease_id, status| StatusReport {
         holder,
         run_uuid,
         lease_id,
@@ -486,27 +486,39 @@ async fn reports_together_are_answered_as_if_one_by_one(db: &TestDatabase) {
     a.db().clone().close().await.unwrap();
 }
 
-/// More reports at once than one statement takes: each is written.
-async fn three_hundred_reports_at_once_are_each_written(db: &TestDatabase) {
-    let a = open(db).await;
-    let ag = agent(&a, "org", "worker").await;
-    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
-    for i in 0..300 {
-        submit(&a, &q, "p", &format!("r{i}")).await;
+/// An agent with one unbounded queue, `queued` runs submitted to it and up
+/// to `leased` of them leased: the agent and its leased runs.
+async fn queued_then_leased(a: &Agents, queued: usize, leased: u64) -> (String, Vec<runs::Model>) {
+    let ag = agent(a, "org", "worker").await;
+    let q = queue(a, &ag, "q", 1, 0, "fifo").await;
+    for i in 0..queued {
+        submit(a, &q, "p", &format!("r{i}")).await;
     }
-    let leased = a.acquire(&ag, 300, LEASE).await.unwrap();
-    assert_eq!(leased.len(), 300);
-    let reports: Vec<admission::StatusReport> = leased
+    let runs = a.acquire(&ag, leased, LEASE).await.unwrap();
+    (ag, runs)
+}
+
+/// The agent `agent_uuid`'s reports that each of its `leased` runs
+/// succeeded.
+fn succeeded<'a>(agent_uuid: &'a str, leased: &'a [runs::Model]) -> Vec<StatusReport<'a>> {
+    leased
         .iter()
-        .map(|run| admission::StatusReport {
-            holder: held(&ag),
+        .map(|run| StatusReport {
+            holder: held(agent_uuid),
             run_uuid: &run.uuid,
             lease_id: run.lease_id.as_deref().unwrap(),
             status: admission::SUCCEEDED,
             message: "",
         })
-        .collect();
-    let results = a.report_all(&reports).await.unwrap();
+        .collect()
+}
+
+/// More reports at once than one statement takes: each is written.
+async fn three_hundred_reports_at_once_are_each_written(db: &TestDatabase) {
+    let a = open(db).await;
+    let (ag, leased) = queued_then_leased(&a, 300, 300).await;
+    assert_eq!(leased.len(), 300);
+    let results = a.report_all(&succeeded(&ag, &leased)).await.unwrap();
     for (run, result) in leased.iter().zip(&results) {
         assert_eq!(result.as_ref().unwrap().uuid, run.uuid, "in order");
     }
@@ -564,23 +576,8 @@ async fn index_definition(db: &sea_orm::DatabaseConnection, name: &str) -> Optio
 async fn the_lease_indexes_hold_only_leased_runs_and_serve_the_lease_queries(db: &TestDatabase) {
     use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
     let a = open(db).await;
-    let ag = agent(&a, "org", "busy").await;
-    let q = queue(&a, &ag, "q", 1, 0, "fifo").await;
-    for i in 0..400 {
-        submit(&a, &q, "p", &format!("r{i}")).await;
-    }
-    let leased = a.acquire(&ag, 300, LEASE).await.unwrap();
-    let reports: Vec<admission::StatusReport> = leased[..298]
-        .iter()
-        .map(|run| admission::StatusReport {
-            holder: held(&ag),
-            run_uuid: &run.uuid,
-            lease_id: run.lease_id.as_deref().unwrap(),
-            status: "succeeded",
-            message: "",
-        })
-        .collect();
-    for result in a.report_all(&reports).await.unwrap() {
+    let (ag, leased) = queued_then_leased(&a, 400, 300).await;
+    for result in a.report_all(&succeeded(&ag, &leased[..298])).await.unwrap() {
         result.unwrap();
     }
     if a.db().get_database_backend() == sea_orm::DbBackend::Postgres {
