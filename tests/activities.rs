@@ -691,6 +691,14 @@ async fn a_delivery_retried_is_stored_once(t: &TestStack) {
             })
             .collect(),
     };
+    // The organization's own creation is shipped first: the feed watched
+    // from now holds only the deliveries below.
+    eventually(
+        Duration::from_secs(5),
+        "the organization's creation is shipped",
+        || async { !list(t, &owner, "acme", "", "").await.is_empty() },
+    )
+    .await;
     let mut feed = watch_from_now(t, &owner, "acme").await;
     let first = store.record_activities(batch(&["k1", "k2"])).await.unwrap();
     assert_eq!(first.into_inner().recorded, 2);
