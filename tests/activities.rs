@@ -89,6 +89,20 @@ async fn watch_from_now(
         .into_inner()
 }
 
+/// `acme`'s feed watched from after its own creation is stored: what the
+/// stream gives is what the test does next (the creation is shipped
+/// asynchronously and could otherwise come first).
+async fn watch_after_creation(
+    t: &TestStack,
+    token: &str,
+) -> tonic::Streaming<org_pb::WatchActivitiesResponse> {
+    eventually(Duration::from_secs(5), "the creation is stored", || async {
+        !list(t, token, "acme", "", "").await.is_empty()
+    })
+    .await;
+    watch_from_now(t, token, "acme").await
+}
+
 /// The subject names of the next `count` activities on `feed`, each
 /// within `patience`.
 async fn next_names(
@@ -445,12 +459,7 @@ async fn a_watcher_sees_a_change_within_a_second_and_resumes_without_gaps() {
     let t = TestStack::start().await;
     let owner = t.user("owner").await;
     t.create_organization(&owner, "acme").await;
-    // Watch from after the organization's creation is stored.
-    eventually(Duration::from_secs(5), "the creation is stored", || async {
-        !list(&t, &owner, "acme", "", "").await.is_empty()
-    })
-    .await;
-    let mut feed = watch_from_now(&t, &owner, "acme").await;
+    let mut feed = watch_after_creation(&t, &owner).await;
     let create = |name: &'static str| {
         let mut connections = t.connections_as(&owner);
         async move {
@@ -691,15 +700,7 @@ async fn a_delivery_retried_is_stored_once(t: &TestStack) {
             })
             .collect(),
     };
-    // The organization's own creation is shipped first: the feed watched
-    // from now holds only the deliveries below.
-    eventually(
-        Duration::from_secs(5),
-        "the organization's creation is shipped",
-        || async { !list(t, &owner, "acme", "", "").await.is_empty() },
-    )
-    .await;
-    let mut feed = watch_from_now(t, &owner, "acme").await;
+    let mut feed = watch_after_creation(t, &owner).await;
     let first = store.record_activities(batch(&["k1", "k2"])).await.unwrap();
     assert_eq!(first.into_inner().recorded, 2);
     let again = store

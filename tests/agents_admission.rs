@@ -13,7 +13,10 @@ use orgplane_agents::{
 };
 use orgplane_e2e::TestDatabase;
 use orgplane_platform::Error;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
+};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -534,7 +537,6 @@ async fn three_hundred_reports_at_once_are_each_written(db: &TestDatabase) {
 /// How the database plans `query`: PostgreSQL's `EXPLAIN` lines, or
 /// SQLite's `EXPLAIN QUERY PLAN` details.
 async fn plan(db: &sea_orm::DatabaseConnection, query: sea_orm::Select<runs::Entity>) -> String {
-    use sea_orm::{ConnectionTrait, DbBackend, QueryTrait};
     let backend = db.get_database_backend();
     let statement = query.build(backend);
     let (explain, column) = match backend {
@@ -557,7 +559,6 @@ async fn plan(db: &sea_orm::DatabaseConnection, query: sea_orm::Select<runs::Ent
 
 /// What creates the index `name` of the current schema, if it exists.
 async fn index_definition(db: &sea_orm::DatabaseConnection, name: &str) -> Option<String> {
-    use sea_orm::{ConnectionTrait, DbBackend};
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => format!(
@@ -574,17 +575,12 @@ async fn index_definition(db: &sea_orm::DatabaseConnection, name: &str) -> Optio
 }
 
 async fn the_lease_indexes_hold_only_leased_runs_and_serve_the_lease_queries(db: &TestDatabase) {
-    use sea_orm::{ConnectionTrait, QueryOrder, QuerySelect};
     let a = open(db).await;
     let (ag, leased) = queued_then_leased(&a, 400, 300).await;
     for result in a.report_all(&succeeded(&ag, &leased[..298])).await.unwrap() {
         result.unwrap();
     }
-    if a.db().get_database_backend() == sea_orm::DbBackend::Postgres {
-        a.db().execute_unprepared("ANALYZE runs").await.unwrap();
-    } else {
-        a.db().execute_unprepared("ANALYZE").await.unwrap();
-    }
+    a.db().execute_unprepared("ANALYZE runs").await.unwrap();
     // Both indexes are partial: what defines them says so.
     for index in ["runs_leased_agent", "runs_leased_expire_time"] {
         let sql = index_definition(a.db(), index).await;
