@@ -36,7 +36,36 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authenticator {
     client: Client,
-    cache: Cache<[u8; 32], Option<(Principal, i64)>>,
+    cache: Cache<[u8; 32], Option<Authenticated>>,
+}
+
+/// Who a token authenticates, as the gateway forwards it.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The principal.
+    pub principal: Principal,
+    /// [`Principal::to_metadata_value`] as a header value, encoded once
+    /// per introspection rather than on every call the answer serves.
+    pub metadata: http::HeaderValue,
+    /// When the token expires (µs since the epoch): a cached answer never
+    /// outlives it.
+    expire_time: i64,
+}
+
+impl Authenticated {
+    fn new(principal: Principal, expire_time: i64) -> Option<Self> {
+        let metadata = http::HeaderValue::from_str(&principal.to_metadata_value()).ok()?;
+        Some(Self {
+            principal,
+            metadata,
+            expire_time,
+        })
+    }
+
+    /// `self` while the token has not expired.
+    fn current(self) -> Option<Self> {
+        (self.expire_time > now_micros()).then_some(self)
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -75,7 +104,7 @@ impl Authenticator {
         if let Err(err) = self.cache.invalidate_entries_if(move |_, answer| {
             answer
                 .as_ref()
-                .is_some_and(|(principal, _)| uuids.contains(&principal.uuid))
+                .is_some_and(|answer| uuids.contains(&answer.principal.uuid))
         }) {
             tracing::warn!(%err, "could not forget a revoked principal's tokens; they expire with the cache");
         }
@@ -108,50 +137,46 @@ impl Authenticator {
 
     /// The principal `token` authenticates, if that answer is cached (no
     /// lookup is made).
-    pub async fn cached(&self, token: &str) -> Option<Principal> {
+    pub async fn cached(&self, token: &str) -> Option<Authenticated> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        match self.cache.get(&key).await.flatten() {
-            Some((principal, expire_time)) if expire_time > now_micros() => Some(principal),
-            _ => None,
-        }
+        self.cache.get(&key).await.flatten()?.current()
     }
 
     /// The principal `token` authenticates. Counted in
     /// `orgplane_token_cache_lookups_total` and, when identity is asked,
     /// `orgplane_token_cache_misses_total`: their ratio is the cache's.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let client = self.client.clone();
+        let mut client = self.client.clone();
         metrics::counter!("orgplane_token_cache_lookups_total").increment(1);
+        // Boxed: a lookup is rare, and inline it would make every call's
+        // future — moved as the call is set up — as large as a gRPC call's.
+        let lookup = Box::pin(async move {
+            metrics::counter!("orgplane_token_cache_misses_total").increment(1);
+            let reply = client
+                .introspect_token(IntrospectTokenRequest {
+                    token: token.to_owned(),
+                })
+                .await
+                .map_err(|status| status.message().to_owned())?
+                .into_inner();
+            let expire_time = reply
+                .expire_time
+                .as_ref()
+                .and_then(|t| from_timestamp(t, "expire_time").ok());
+            Ok::<_, String>(match (reply.active, reply.principal, expire_time) {
+                (true, Some(principal), Some(expire_time)) => Principal::from_proto(principal)
+                    .and_then(|p| Authenticated::new(p, expire_time)),
+                _ => None,
+            })
+        });
         let answer = self
             .cache
-            .try_get_with(key, async move {
-                metrics::counter!("orgplane_token_cache_misses_total").increment(1);
-                let mut client = client;
-                let reply = client
-                    .introspect_token(IntrospectTokenRequest {
-                        token: token.to_owned(),
-                    })
-                    .await
-                    .map_err(|status| status.message().to_owned())?
-                    .into_inner();
-                let expire_time = reply
-                    .expire_time
-                    .as_ref()
-                    .and_then(|t| from_timestamp(t, "expire_time").ok());
-                Ok::<_, String>(match (reply.active, reply.principal, expire_time) {
-                    (true, Some(principal), Some(expire_time)) => {
-                        Principal::from_proto(principal).map(|p| (p, expire_time))
-                    }
-                    _ => None,
-                })
-            })
+            .try_get_with(key, lookup)
             .await
             .map_err(|err| AuthError::Unavailable((*err).clone()))?;
-        // A cached answer never outlives the token itself.
-        match answer {
-            Some((principal, expire_time)) if expire_time > now_micros() => Ok(principal),
-            _ => Err(AuthError::Invalid),
-        }
+        answer
+            .and_then(Authenticated::current)
+            .ok_or(AuthError::Invalid)
     }
 }

@@ -24,10 +24,7 @@ use std::{
 };
 
 use http::{HeaderValue, header};
-use orgplane_platform::{
-    Error,
-    principal::{PRINCIPAL_METADATA, Principal},
-};
+use orgplane_platform::{Error, principal::PRINCIPAL_METADATA};
 use orgplane_proto::{ANONYMOUS_METHODS, Backend};
 use orgplane_transport::{
     client::{Channel, error_chain},
@@ -41,7 +38,7 @@ use tonic::{
 use tower::{Service, ServiceExt};
 
 use crate::{
-    auth::{AuthError, Authenticator},
+    auth::{AuthError, Authenticated, Authenticator},
     rate_limit::{Limits, address_key},
     streams::{GuardedStream, OpenStreams},
 };
@@ -151,12 +148,15 @@ impl Proxy {
         };
 
         if let Some(p) = &principal {
-            self.limits.principal.check(&p.uuid).map_err(rate_limited)?;
+            self.limits
+                .principal
+                .check(&p.principal.uuid)
+                .map_err(rate_limited)?;
         }
         // A stream holds a slot of its principal's and ends with its token.
         let stream = match (&principal, &token) {
             (Some(p), Some(token)) if STREAMING.contains(&path) => {
-                Some((self.open_streams.open(&p.uuid)?, token.clone()))
+                Some((self.open_streams.open(&p.principal.uuid)?, token.clone()))
             }
             _ => None,
         };
@@ -165,10 +165,8 @@ impl Proxy {
         if let Ok(value) = HeaderValue::from_str(&address) {
             headers.insert(CLIENT_ADDRESS_METADATA, value);
         }
-        if let Some(principal) = &principal {
-            let value = HeaderValue::from_str(&principal.to_metadata_value())
-                .map_err(|_| tonic::Status::internal("encoding the principal"))?;
-            headers.insert(PRINCIPAL_METADATA, value);
+        if let Some(principal) = principal {
+            headers.insert(PRINCIPAL_METADATA, principal.metadata);
         }
         if !headers.contains_key("grpc-timeout") {
             let millis = self.default_deadline.as_millis().min(99_999_999);
@@ -203,7 +201,7 @@ impl Proxy {
         &self,
         token: &str,
         cached_only: bool,
-    ) -> Result<Principal, tonic::Status> {
+    ) -> Result<Authenticated, tonic::Status> {
         if cached_only {
             return self.authenticator.cached(token).await.ok_or_else(|| {
                 Error::unauthenticated("INVALID_TOKEN", "not looked up: slow down").into_status()
