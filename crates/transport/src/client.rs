@@ -1,11 +1,12 @@
 //! Clients between services: mTLS to every replica of a backend. A
 //! [`Channel`] spreads calls over every replica a backend address names,
 //! by two choices: of two replicas taken in turn, the one with fewer calls
-//! pending. Each call picks its replica itself and hands the request
-//! straight to that replica's connection: no task stands between callers
-//! and the connections (tower's balancer is not `Clone`, and the buffer
-//! that shares one costs every call a hand-off to its task — 6–8 % of a
-//! read through `orgplane dev`, `BENCHMARKS.md`).
+//! pending. Each call picks its replica itself and hands the request to
+//! that replica's tonic channel: no balancer task is shared by every call
+//! (tower's balancer is not `Clone`, and the buffer that shares one cost
+//! every call a hand-off to its task — 6–8 % of a read through `orgplane
+//! dev`, `BENCHMARKS.md`). Each tonic channel still queues its calls
+//! through a buffer task of its own before its connection.
 //!
 //! An address is a comma-separated list of `host:port`; a host that is a
 //! DNS name stands for every address it resolves to, resolved again every
