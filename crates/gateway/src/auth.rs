@@ -180,3 +180,41 @@ impl Authenticator {
             .ok_or(AuthError::Invalid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use orgplane_platform::principal::{AUTH_PASSWORD, PrincipalKind, SCOPE_READ};
+
+    use super::*;
+
+    fn ada() -> Principal {
+        Principal {
+            kind: PrincipalKind::User,
+            uuid: "0190-aaaa".into(),
+            name: "ada".into(),
+            scopes: vec![SCOPE_READ.into()],
+            instance_admin: false,
+            token_uuid: "t".into(),
+            organization: None,
+            email: "ada@example.com".into(),
+            email_verified: true,
+            role: None,
+            organization_uuid: None,
+            auth_method: AUTH_PASSWORD.into(),
+        }
+    }
+
+    #[test]
+    fn the_cached_header_is_the_principal_and_lives_no_longer_than_its_token() {
+        let now = now_micros();
+        let answer = Authenticated::new(ada(), now + 60_000_000).unwrap();
+        let forwarded = Principal::from_metadata_value(answer.metadata.as_bytes()).unwrap();
+        assert_eq!(forwarded, ada());
+        assert!(answer.current().is_some());
+        let expired = Authenticated::new(ada(), now - 1).unwrap();
+        assert!(
+            expired.current().is_none(),
+            "an expired token's answer is not used"
+        );
+    }
+}
