@@ -147,37 +147,44 @@ impl Authenticator {
     /// `orgplane_token_cache_misses_total`: their ratio is the cache's.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut client = self.client.clone();
         metrics::counter!("orgplane_token_cache_lookups_total").increment(1);
-        // Boxed: a lookup is rare, and inline it would make every call's
-        // future — moved as the call is set up — as large as a gRPC call's.
-        let lookup = Box::pin(async move {
-            metrics::counter!("orgplane_token_cache_misses_total").increment(1);
-            let reply = client
-                .introspect_token(IntrospectTokenRequest {
-                    token: token.to_owned(),
-                })
+        let answer = match self.cache.get(&key).await {
+            Some(answer) => answer,
+            // Boxed: a miss is rare, and inline it would make every call's
+            // future — moved as the call is set up — as large as a gRPC
+            // call's. A hit allocates nothing.
+            None => Box::pin(self.cache.try_get_with(key, self.introspect(token)))
                 .await
-                .map_err(|status| status.message().to_owned())?
-                .into_inner();
-            let expire_time = reply
-                .expire_time
-                .as_ref()
-                .and_then(|t| from_timestamp(t, "expire_time").ok());
-            Ok::<_, String>(match (reply.active, reply.principal, expire_time) {
-                (true, Some(principal), Some(expire_time)) => Principal::from_proto(principal)
-                    .and_then(|p| Authenticated::new(p, expire_time)),
-                _ => None,
-            })
-        });
-        let answer = self
-            .cache
-            .try_get_with(key, lookup)
-            .await
-            .map_err(|err| AuthError::Unavailable((*err).clone()))?;
+                .map_err(|err| AuthError::Unavailable((*err).clone()))?,
+        };
         answer
             .and_then(Authenticated::current)
             .ok_or(AuthError::Invalid)
+    }
+
+    /// Asks identity who `token` authenticates: `None` when no one (the
+    /// token is unknown, expired or revoked).
+    async fn introspect(&self, token: &str) -> Result<Option<Authenticated>, String> {
+        metrics::counter!("orgplane_token_cache_misses_total").increment(1);
+        let reply = self
+            .client
+            .clone()
+            .introspect_token(IntrospectTokenRequest {
+                token: token.to_owned(),
+            })
+            .await
+            .map_err(|status| status.message().to_owned())?
+            .into_inner();
+        let expire_time = reply
+            .expire_time
+            .as_ref()
+            .and_then(|t| from_timestamp(t, "expire_time").ok());
+        Ok(match (reply.active, reply.principal, expire_time) {
+            (true, Some(principal), Some(expire_time)) => {
+                Principal::from_proto(principal).and_then(|p| Authenticated::new(p, expire_time))
+            }
+            _ => None,
+        })
     }
 }
 
