@@ -1,7 +1,7 @@
 //! Bearer tokens → principals, through `IdentityInternal.IntrospectToken`,
 //! with answers cached briefly (keyed by the token's hash, never the token).
 
-use std::{collections::HashSet, future::Future, time::Duration};
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use moka::future::Cache;
 use orgplane_platform::{
@@ -36,7 +36,9 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authenticator {
     client: Client,
-    cache: Cache<[u8; 32], Option<Authenticated>>,
+    /// Shared answers: a hit costs a reference count, not a copy of the
+    /// principal's strings (the cache hands out a clone of its value).
+    cache: Cache<[u8; 32], Option<Arc<Authenticated>>>,
 }
 
 /// Who a token authenticates, as the gateway forwards it.
@@ -53,18 +55,18 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    fn new(principal: Principal, expire_time: i64) -> Option<Self> {
+    fn new(principal: Principal, expire_time: i64) -> Option<Arc<Self>> {
         let metadata = http::HeaderValue::from_str(&principal.to_metadata_value()).ok()?;
-        Some(Self {
+        Some(Arc::new(Self {
             principal,
             metadata,
             expire_time,
-        })
+        }))
     }
 
-    /// `self` while the token has not expired.
-    fn current(self) -> Option<Self> {
-        (self.expire_time > now_micros()).then_some(self)
+    /// `this` while the token has not expired.
+    fn current(this: Arc<Self>) -> Option<Arc<Self>> {
+        (this.expire_time > now_micros()).then_some(this)
     }
 }
 
@@ -137,15 +139,15 @@ impl Authenticator {
 
     /// The principal `token` authenticates, if that answer is cached (no
     /// lookup is made).
-    pub async fn cached(&self, token: &str) -> Option<Authenticated> {
+    pub async fn cached(&self, token: &str) -> Option<Arc<Authenticated>> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.cache.get(&key).await.flatten()?.current()
+        Authenticated::current(self.cache.get(&key).await.flatten()?)
     }
 
     /// The principal `token` authenticates. Counted in
     /// `orgplane_token_cache_lookups_total` and, when identity is asked,
     /// `orgplane_token_cache_misses_total`: their ratio is the cache's.
-    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, AuthError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Authenticated>, AuthError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         metrics::counter!("orgplane_token_cache_lookups_total").increment(1);
         let answer = match self.cache.get(&key).await {
@@ -164,7 +166,7 @@ impl Authenticator {
 
     /// Asks identity who `token` authenticates: `None` when no one (the
     /// token is unknown, expired or revoked).
-    async fn introspect(&self, token: &str) -> Result<Option<Authenticated>, String> {
+    async fn introspect(&self, token: &str) -> Result<Option<Arc<Authenticated>>, String> {
         metrics::counter!("orgplane_token_cache_misses_total").increment(1);
         let reply = self
             .client
@@ -217,10 +219,10 @@ mod tests {
         let answer = Authenticated::new(ada(), now + 60_000_000).unwrap();
         let forwarded = Principal::from_metadata_value(answer.metadata.as_bytes()).unwrap();
         assert_eq!(forwarded, ada());
-        assert!(answer.current().is_some());
+        assert!(Authenticated::current(answer.clone()).is_some());
         let expired = Authenticated::new(ada(), now - 1).unwrap();
         assert!(
-            expired.current().is_none(),
+            Authenticated::current(expired).is_none(),
             "an expired token's answer is not used"
         );
     }

@@ -55,7 +55,8 @@ pub struct Proxy {
     authenticator: Authenticator,
     limits: Arc<Limits>,
     open_streams: OpenStreams,
-    default_deadline: Duration,
+    /// `grpc-timeout` for calls that set no deadline, encoded once.
+    default_timeout: HeaderValue,
 }
 
 /// `RESOURCE_EXHAUSTED`: wait `wait` before calling again.
@@ -87,13 +88,16 @@ impl Proxy {
         open_streams: OpenStreams,
         default_deadline: Duration,
     ) -> Self {
+        // gRPC's timeout is at most eight digits.
+        let millis = default_deadline.as_millis().min(99_999_999);
         Self {
             backend,
             channel,
             authenticator,
             limits,
             open_streams,
-            default_deadline,
+            default_timeout: HeaderValue::from_str(&format!("{millis}m"))
+                .expect("digits and a unit are a header value"),
         }
     }
 
@@ -109,7 +113,9 @@ impl Proxy {
                 self.backend.name()
             )));
         };
-        let path = req.uri().path().to_owned();
+        let path = req.uri().path();
+        let anonymous = ANONYMOUS_METHODS.contains(&path);
+        let streaming = STREAMING.iter().any(|method| method == path);
         let address = address_key(remote_ip(req));
         self.limits.address.check(&address).map_err(rate_limited)?;
         let headers = req.headers_mut();
@@ -137,7 +143,7 @@ impl Proxy {
                     }
                 }
             }
-            None if ANONYMOUS_METHODS.contains(&path.as_str()) => None,
+            None if anonymous => None,
             None => {
                 return Err(Error::unauthenticated(
                     "MISSING_CREDENTIALS",
@@ -155,24 +161,22 @@ impl Proxy {
         }
         // A stream holds a slot of its principal's and ends with its token.
         let stream = match (&principal, &token) {
-            (Some(p), Some(token)) if STREAMING.contains(&path) => {
-                Some((self.open_streams.open(&p.principal.uuid)?, token.clone()))
-            }
+            (Some(p), Some(token)) if streaming => Some((
+                self.open_streams.open(&p.principal.uuid)?,
+                (*token).to_owned(),
+            )),
             _ => None,
         };
 
         let headers = req.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&address) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(address.to_string())) {
             headers.insert(CLIENT_ADDRESS_METADATA, value);
         }
         if let Some(principal) = principal {
-            headers.insert(PRINCIPAL_METADATA, principal.metadata);
+            headers.insert(PRINCIPAL_METADATA, principal.metadata.clone());
         }
         if !headers.contains_key("grpc-timeout") {
-            let millis = self.default_deadline.as_millis().min(99_999_999);
-            if let Ok(value) = HeaderValue::from_str(&format!("{millis}m")) {
-                headers.insert("grpc-timeout", value);
-            }
+            headers.insert("grpc-timeout", self.default_timeout.clone());
         }
         inject_current_context(headers);
 
@@ -201,7 +205,7 @@ impl Proxy {
         &self,
         token: &str,
         cached_only: bool,
-    ) -> Result<Authenticated, tonic::Status> {
+    ) -> Result<Arc<Authenticated>, tonic::Status> {
         if cached_only {
             return self.authenticator.cached(token).await.ok_or_else(|| {
                 Error::unauthenticated("INVALID_TOKEN", "not looked up: slow down").into_status()
@@ -225,7 +229,7 @@ impl Proxy {
 }
 
 /// The token of an `authorization: Bearer <token>` header.
-fn bearer_token(value: &HeaderValue) -> Result<String, tonic::Status> {
+fn bearer_token(value: &HeaderValue) -> Result<&str, tonic::Status> {
     value
         .to_str()
         .ok()
@@ -234,7 +238,6 @@ fn bearer_token(value: &HeaderValue) -> Result<String, tonic::Status> {
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
         .filter(|t| !t.is_empty())
-        .map(str::to_owned)
         .ok_or_else(|| {
             Error::unauthenticated(
                 "MALFORMED_CREDENTIALS",

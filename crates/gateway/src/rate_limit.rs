@@ -5,7 +5,8 @@
 //! before its tokens cost identity a lookup.
 
 use std::{
-    net::IpAddr,
+    fmt,
+    net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
 };
 
@@ -22,13 +23,13 @@ pub const AUTH_FAILURES_BURST: u32 = 50;
 #[derive(Debug)]
 pub struct Limits {
     /// Per client address (IPv6 grouped by /64), before authentication.
-    pub address: RateLimit,
-    /// Per principal, once authenticated.
-    pub principal: RateLimit,
+    pub address: RateLimit<AddressKey>,
+    /// Per principal (its UUID), once authenticated.
+    pub principal: RateLimit<String>,
     /// Failed authentications per client address.
-    auth_failures: RateLimit,
+    auth_failures: RateLimit<AddressKey>,
     /// Addresses that spent their failures, until when.
-    blocked: Cache<String, Instant>,
+    blocked: Cache<AddressKey, Instant>,
 }
 
 impl Limits {
@@ -47,7 +48,7 @@ impl Limits {
 
     /// `Ok` unless `address` spent its failed authentications: then how
     /// long to wait.
-    pub fn check_not_blocked(&self, address: &str) -> Result<(), Duration> {
+    pub fn check_not_blocked(&self, address: &AddressKey) -> Result<(), Duration> {
         match self.blocked.get(address) {
             Some(until) => match until.checked_duration_since(Instant::now()) {
                 Some(wait) if !wait.is_zero() => Err(wait),
@@ -58,10 +59,9 @@ impl Limits {
     }
 
     /// Counts a failed authentication from `address`.
-    pub fn authentication_failed(&self, address: &str) {
+    pub fn authentication_failed(&self, address: &AddressKey) {
         if let Err(wait) = self.auth_failures.check(address) {
-            self.blocked
-                .insert(address.to_owned(), Instant::now() + wait);
+            self.blocked.insert(*address, Instant::now() + wait);
         }
     }
 
@@ -75,15 +75,38 @@ impl Limits {
 
 /// The rate-limit key of a client address: an IPv4 address as it is, an
 /// IPv6 address by its /64 (one host holds a whole /64 as easily as one
-/// address), an IPv4-mapped IPv6 address as its IPv4 address.
-pub fn address_key(ip: Option<IpAddr>) -> String {
+/// address), an IPv4-mapped IPv6 address as its IPv4 address. A value, not
+/// a string: looking its bucket up allocates nothing. Displayed as the
+/// gateway reports it to the services (`x-orgplane-client-address`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressKey {
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// The first four segments of an IPv6 address.
+    V6Prefix([u16; 4]),
+    /// No address is known (not a TCP connection).
+    Unknown,
+}
+
+/// The key of the client address `ip` (see [`AddressKey`]).
+pub fn address_key(ip: Option<IpAddr>) -> AddressKey {
     match ip.map(|ip| ip.to_canonical()) {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V4(v4)) => AddressKey::V4(v4),
         Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            AddressKey::V6Prefix([s[0], s[1], s[2], s[3]])
         }
-        None => "unknown".to_owned(),
+        None => AddressKey::Unknown,
+    }
+}
+
+impl fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::V4(v4) => v4.fmt(f),
+            Self::V6Prefix([a, b, c, d]) => write!(f, "{a:x}:{b:x}:{c:x}:{d:x}::/64"),
+            Self::Unknown => f.write_str("unknown"),
+        }
     }
 }
 
@@ -95,21 +118,23 @@ mod tests {
     fn ipv6_addresses_share_their_64_and_mapped_ipv4_is_ipv4() {
         let key = |s: &str| address_key(Some(s.parse().unwrap()));
         assert_eq!(key("2001:db8:1:2:3:4:5:6"), key("2001:db8:1:2:ffff::1"));
+        assert_eq!(key("2001:db8:1:2:3:4:5:6").to_string(), "2001:db8:1:2::/64");
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
-        assert_eq!(key("192.0.2.7"), "192.0.2.7");
-        assert_eq!(address_key(None), "unknown");
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_eq!(key("::ffff:192.0.2.7").to_string(), "192.0.2.7");
+        assert_eq!(address_key(None).to_string(), "unknown");
     }
 
     #[test]
     fn an_address_that_spends_its_failures_is_blocked() {
         let limits = Limits::new((1000, 1000), (1000, 1000)).unwrap();
+        let key = |s: &str| address_key(Some(s.parse().unwrap()));
         for _ in 0..AUTH_FAILURES_BURST {
-            assert!(limits.check_not_blocked("192.0.2.7").is_ok());
-            limits.authentication_failed("192.0.2.7");
+            assert!(limits.check_not_blocked(&key("192.0.2.7")).is_ok());
+            limits.authentication_failed(&key("192.0.2.7"));
         }
-        limits.authentication_failed("192.0.2.7");
-        assert!(limits.check_not_blocked("192.0.2.7").is_err());
-        assert!(limits.check_not_blocked("192.0.2.8").is_ok());
+        limits.authentication_failed(&key("192.0.2.7"));
+        assert!(limits.check_not_blocked(&key("192.0.2.7")).is_err());
+        assert!(limits.check_not_blocked(&key("192.0.2.8")).is_ok());
     }
 }

@@ -39,7 +39,7 @@ impl ResetRequests {
 
     fn check(&self, address: &str) -> Result<(), Error> {
         self.0
-            .check(address)
+            .check(&address.to_owned())
             .map_err(|wait| Error::ResourceExhausted {
                 reason: "RATE_LIMITED",
                 message: "too many password resets asked from this address: try later".into(),
