@@ -4,8 +4,8 @@
 //! drives each scenario with N connections × M streams for a fixed time,
 //! and prints a Markdown table: requests/s (and as a share of a bare tonic
 //! echo and of the same echo behind a byte-passing HTTP/2 proxy, measured
-//! in the same run), latency percentiles, CPU seconds per 1,000 calls and
-//! each process's peak resident memory.
+//! in the same run just before each layout), latency percentiles, CPU
+//! seconds per 1,000 calls and each process's peak resident memory.
 //!
 //! A benchmark, not a test: run it on a quiet machine with release builds
 //! (`cargo build --release -p orgplane -p orgplane-bench`); CI runs only
@@ -139,9 +139,16 @@ async fn main() -> anyhow::Result<()> {
             changes_per_second: cli.changes_per_second.max(1),
         },
     };
-    baselines(&mut report, load, only.h2load.as_ref()).await?;
+    let baselines = Baselines::start().await?;
+    let h2load = only.h2load.as_ref();
+    baselines
+        .measure(&mut report, "baseline", load, h2load)
+        .await?;
     dev_on_sqlite(&mut report, &orgplane, load, cli.deep_rows, &only).await?;
     if let Some(url) = &cli.postgres {
+        baselines
+            .measure(&mut report, "baseline, again", load, h2load)
+            .await?;
         let database = Database::Postgres {
             url: url.clone(),
             prefix: format!("bench{}_", std::process::id()),
@@ -158,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
         database.clean_up().await?;
         result?;
         if !cli.no_multi_process {
+            baselines
+                .measure(&mut report, "baseline, again", load, h2load)
+                .await?;
             let database = Database::Postgres {
                 url: url.clone(),
                 prefix: format!("bench{}_replicas_", std::process::id()),
@@ -168,8 +178,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if !cli.no_multi_process {
+        baselines
+            .measure(&mut report, "baseline, again", load, h2load)
+            .await?;
         multi_process(&mut report, &orgplane, load, &only).await?;
     }
+    report.memory("baseline", baselines.servers.peak_rss()?);
     println!("{}", report.markdown());
     if cli.smoke && report.errors() > 0 {
         anyhow::bail!("{} calls failed", report.errors());
@@ -195,67 +209,86 @@ impl Only {
     }
 }
 
-/// The bare echo, direct and through the proxy.
-async fn baselines(
-    report: &mut Report,
-    load: Load,
-    h2load: Option<&h2load::H2load>,
-) -> anyhow::Result<()> {
-    let me = std::env::current_exe()?;
-    let (echo, proxied) = (free_addr()?, free_addr()?);
-    let mut direct = Processes::default();
-    direct.spawn(
-        "echo",
-        &me,
-        &["echo-server".into(), "--listen".into(), echo.clone()],
-    )?;
-    let mut both = Processes::default();
-    both.spawn(
-        "proxy",
-        &me,
-        &[
-            "proxy".into(),
-            "--listen".into(),
-            proxied.clone(),
-            "--upstream".into(),
-            echo.clone(),
-        ],
-    )?;
-    for addr in [&echo, &proxied] {
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            direct.check_alive()?;
-            both.check_alive()?;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+/// The bare echo and the same echo behind the proxy, kept running for the
+/// whole benchmark and measured again before each layout: this machine's
+/// speed drifts by a quarter within minutes, so each row is compared with
+/// the baselines measured just before its layout, not at the start.
+struct Baselines {
+    /// The echo and the proxy.
+    servers: Processes,
+    echo: String,
+    proxied: String,
+}
+
+impl Baselines {
+    /// Starts the echo and the proxy in front of it.
+    async fn start() -> anyhow::Result<Self> {
+        let me = std::env::current_exe()?;
+        let (echo, proxied) = (free_addr()?, free_addr()?);
+        let mut servers = Processes::default();
+        servers.spawn(
+            "echo",
+            &me,
+            &["echo-server".into(), "--listen".into(), echo.clone()],
+        )?;
+        servers.spawn(
+            "proxy",
+            &me,
+            &[
+                "proxy".into(),
+                "--listen".into(),
+                proxied.clone(),
+                "--upstream".into(),
+                echo.clone(),
+            ],
+        )?;
+        for addr in [&echo, &proxied] {
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                servers.check_alive()?;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
+        Ok(Self {
+            servers,
+            echo,
+            proxied,
+        })
     }
-    let target = Target {
-        processes: &direct,
-        layout: "baseline",
-        database: "-",
-    };
-    let row = scenarios::echo(&target, "bare tonic echo", &echo, load).await?;
-    report.baseline_direct(row);
-    if let Some(h2load) = h2load {
-        let name = "bare tonic echo, h2load";
-        let row = scenarios::echo_from_h2load(&target, name, &echo, load, h2load).await?;
+
+    /// Measures the bare and the proxied echo (and with h2load, if asked)
+    /// as the baselines of the rows that follow; `layout` says which.
+    /// CPU counts both processes (the proxy idles under the bare echo).
+    async fn measure(
+        &self,
+        report: &mut Report,
+        layout: &str,
+        load: Load,
+        h2load: Option<&h2load::H2load>,
+    ) -> anyhow::Result<()> {
+        let target = Target {
+            processes: &self.servers,
+            layout,
+            database: "-",
+        };
+        report.new_baselines();
+        let row = scenarios::echo(&target, "bare tonic echo", &self.echo, load).await?;
         report.baseline_direct(row);
-    }
-    // The proxy's CPU and the echo's both count for the proxied echo.
-    both.children.append(&mut direct.children);
-    let target = Target {
-        processes: &both,
-        layout: "baseline",
-        database: "-",
-    };
-    let row = scenarios::echo(&target, "echo behind an HTTP/2 proxy", &proxied, load).await?;
-    report.baseline_proxied(row);
-    if let Some(h2load) = h2load {
-        let name = "echo behind an HTTP/2 proxy, h2load";
-        let row = scenarios::echo_from_h2load(&target, name, &proxied, load, h2load).await?;
+        if let Some(h2load) = h2load {
+            let name = "bare tonic echo, h2load";
+            let row = scenarios::echo_from_h2load(&target, name, &self.echo, load, h2load).await?;
+            report.baseline_direct(row);
+        }
+        let name = "echo behind an HTTP/2 proxy";
+        let row = scenarios::echo(&target, name, &self.proxied, load).await?;
         report.baseline_proxied(row);
+        if let Some(h2load) = h2load {
+            let name = "echo behind an HTTP/2 proxy, h2load";
+            let row =
+                scenarios::echo_from_h2load(&target, name, &self.proxied, load, h2load).await?;
+            report.baseline_proxied(row);
+        }
+        Ok(())
     }
-    report.memory("baseline", both.peak_rss()?);
-    Ok(())
 }
 
 async fn dev_on_sqlite(

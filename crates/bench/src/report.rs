@@ -1,6 +1,7 @@
 //! The report: one Markdown table of every scenario, with its throughput
-//! as a share of both baselines (h2load's rows of h2load's baselines), and
-//! the peak memory of each process.
+//! as a share of both baselines (h2load's rows of h2load's baselines, each
+//! row of the baselines measured last before it), and the peak memory of
+//! each process.
 
 use std::{fmt::Write, time::Duration};
 
@@ -9,12 +10,20 @@ use crate::scenarios::Row;
 /// Rows as they are measured, and the memory of each layout.
 pub struct Report {
     machine: String,
-    /// The echo's rate, from this harness and from h2load.
-    direct: [Option<f64>; 2],
-    /// The proxied echo's rate, from this harness and from h2load.
-    proxied: [Option<f64>; 2],
-    rows: Vec<Row>,
+    /// The baselines measured last.
+    latest: Baselines,
+    /// Each row with the baselines it is compared with.
+    rows: Vec<(Row, Baselines)>,
     memory: Vec<(String, Vec<(String, f64)>)>,
+}
+
+/// The baselines' rates, from this harness and from h2load.
+#[derive(Debug, Clone, Copy, Default)]
+struct Baselines {
+    /// The bare echo's.
+    direct: [Option<f64>; 2],
+    /// The proxied echo's.
+    proxied: [Option<f64>; 2],
 }
 
 impl Report {
@@ -22,32 +31,39 @@ impl Report {
     pub fn new(machine: String) -> Self {
         Self {
             machine,
-            direct: [None; 2],
-            proxied: [None; 2],
+            latest: Baselines::default(),
             rows: Vec::new(),
             memory: Vec::new(),
         }
     }
 
+    /// The baselines are measured again: rows from now on are compared
+    /// with the new ones only.
+    pub fn new_baselines(&mut self) {
+        self.latest = Baselines::default();
+    }
+
     /// The bare echo: the transport's limit.
     pub fn baseline_direct(&mut self, row: Row) {
-        self.direct[usize::from(row.by_h2load)] = Some(row.outcome.rate());
+        self.latest.direct[usize::from(row.by_h2load)] = Some(row.outcome.rate());
         self.add(row);
     }
 
     /// The proxied echo: the floor of any gateway hop.
     pub fn baseline_proxied(&mut self, row: Row) {
-        self.proxied[usize::from(row.by_h2load)] = Some(row.outcome.rate());
+        self.latest.proxied[usize::from(row.by_h2load)] = Some(row.outcome.rate());
         self.add(row);
     }
 
-    /// A measured row (also printed to stderr as it comes).
+    /// A measured row, compared with the baselines measured last (also
+    /// printed to stderr as it comes).
     pub fn add(&mut self, row: Row) {
-        eprintln!("{}", self.line(&row));
+        let baselines = self.latest;
+        eprintln!("{}", line(&row, &baselines));
         if let Some(error) = &row.outcome.first_error {
             eprintln!("  {} calls failed, the first: {error}", row.outcome.errors);
         }
-        self.rows.push(row);
+        self.rows.push((row, baselines));
     }
 
     /// The peak resident memory of each process of `layout`.
@@ -57,36 +73,7 @@ impl Report {
 
     /// Calls that failed, in all.
     pub fn errors(&self) -> u64 {
-        self.rows.iter().map(|row| row.outcome.errors).sum()
-    }
-
-    fn line(&self, row: &Row) -> String {
-        let o = &row.outcome;
-        let rate = o.rate();
-        let share =
-            |base: Option<f64>| base.map_or("-".into(), |b| format!("{:.0} %", rate / b * 100.0));
-        let cpu = if row.cpu_per_1k.is_finite() {
-            format!("{:.3}", row.cpu_per_1k)
-        } else {
-            "-".into()
-        };
-        format!(
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
-            row.scenario,
-            row.layout,
-            row.database,
-            row.in_flight,
-            rate,
-            share(self.direct[usize::from(row.by_h2load)]),
-            share(self.proxied[usize::from(row.by_h2load)]),
-            ms(o.quantile(0.5)),
-            ms(o.quantile(0.9)),
-            ms(o.quantile(0.99)),
-            ms(o.quantile(1.0)),
-            cpu,
-            row.rss_after,
-            o.errors,
-        )
+        self.rows.iter().map(|(row, _)| row.outcome.errors).sum()
     }
 
     /// The whole report in Markdown.
@@ -101,8 +88,8 @@ impl Report {
             out,
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for row in &self.rows {
-            let _ = writeln!(out, "{}", self.line(row));
+        for (row, baselines) in &self.rows {
+            let _ = writeln!(out, "{}", line(row, baselines));
         }
         let _ = writeln!(out, "\nPeak resident memory (VmHWM):\n");
         let _ = writeln!(out, "| layout | process | MiB |");
@@ -114,6 +101,36 @@ impl Report {
         }
         out
     }
+}
+
+/// `row` as a line of the table, its shares of `baselines`.
+fn line(row: &Row, baselines: &Baselines) -> String {
+    let o = &row.outcome;
+    let rate = o.rate();
+    let share =
+        |base: Option<f64>| base.map_or("-".into(), |b| format!("{:.0} %", rate / b * 100.0));
+    let cpu = if row.cpu_per_1k.is_finite() {
+        format!("{:.3}", row.cpu_per_1k)
+    } else {
+        "-".into()
+    };
+    format!(
+        "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} |",
+        row.scenario,
+        row.layout,
+        row.database,
+        row.in_flight,
+        rate,
+        share(baselines.direct[usize::from(row.by_h2load)]),
+        share(baselines.proxied[usize::from(row.by_h2load)]),
+        ms(o.quantile(0.5)),
+        ms(o.quantile(0.9)),
+        ms(o.quantile(0.99)),
+        ms(o.quantile(1.0)),
+        cpu,
+        row.rss_after,
+        o.errors,
+    )
 }
 
 fn ms(d: Duration) -> String {
