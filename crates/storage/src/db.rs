@@ -229,9 +229,12 @@ pub const SQLITE_CACHE_KIB: u32 = 256;
 /// commit soon holds a hundred statements of a few KiB each, in SQLite's
 /// own memory: 33 MiB of `orgplane dev` at the end of the benchmark, 11
 /// at 16 — the peak 159 → 134 MiB at the same rates; 8 cost run admission
-/// a sixth of its throughput in re-preparing (`BENCHMARKS.md`). The
-/// statements every call runs are used most recently and stay.
-pub const SQLITE_STATEMENTS: usize = 16;
+/// a sixth of its throughput in re-preparing (`BENCHMARKS.md`). At 16,
+/// once other memory was saved, re-preparing was still 6 % of `orgplane
+/// dev` in run admission; 32 took 0–8 % of its CPU per run for a peak of
+/// 128 MiB (from 125). The statements every call runs are used most
+/// recently and stay.
+pub const SQLITE_STATEMENTS: usize = 32;
 
 /// Which pool `db` is: the address of its options, shared by every clone
 /// of the pool, and the options themselves (hold them while the address
