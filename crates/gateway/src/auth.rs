@@ -41,8 +41,9 @@ pub struct Authenticator {
     cache: Cache<[u8; 32], Option<Arc<Authenticated>>>,
 }
 
-/// Who a token authenticates, as the gateway forwards it.
-#[derive(Debug, Clone)]
+/// Who a token authenticates, as the gateway forwards it; shared in an
+/// `Arc`, never copied.
+#[derive(Debug)]
 pub struct Authenticated {
     /// The principal.
     pub principal: Principal,
