@@ -1,6 +1,7 @@
 //! How orgplane services keep state: connections and per-service schemas
 //! ([`db`]), the activity outbox ([`activity`], [`outbox`]), group commit,
-//! idempotent creations, keyset pages ([`page`]), etags, read caches, the
+//! idempotent creations, keyset pages ([`page`], read from SQLite on the
+//! caller's thread by [`sqlite_reads`]), etags, read caches, the
 //! purge of deleted organizations ([`deletions`]), whether a process
 //! lives ([`liveness`]), background work one
 //! replica does at a time ([`exclusive`]) and changes every replica hears
@@ -18,4 +19,5 @@ pub mod liveness;
 pub mod outbox;
 pub mod page;
 pub mod read_cache;
+pub mod sqlite_reads;
 pub mod statement_shapes;

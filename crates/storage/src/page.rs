@@ -22,6 +22,8 @@ use sea_orm::{
 
 use orgplane_platform::error::Error;
 
+use crate::sqlite_reads;
+
 /// Page size when a request asks for 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Largest page size accepted.
@@ -94,7 +96,7 @@ async fn long_count(db: &DatabaseConnection, matches: SelectStatement) -> Result
 }
 
 /// Name of the count [`keyed_page`] selects beside a page's columns.
-const COUNTED_ALIAS: &str = "orgplane_counted_matches";
+pub(crate) const COUNTED_ALIAS: &str = "orgplane_counted_matches";
 
 /// How many rows `query` matches, reading at most `limit` of them.
 async fn count(
@@ -149,11 +151,11 @@ pub struct Page<T> {
 ///
 /// One statement: the count [`PageRequest::total_size`] needs rides on the
 /// page's rows as a scalar subquery (evaluated once), so a page costs one
-/// round trip to the database — on SQLite one hand-off to sqlx's
-/// connection thread, most of a page's cost (`BENCHMARKS.md`) — and none
-/// is needed while a long list's count made within [`LONG_COUNT_TTL`]
-/// stands. Only an empty page past the first, or the first page of a long
-/// list in a while, asks again.
+/// round trip to the database — on SQLite none: the statement is stepped
+/// on this thread ([`sqlite_reads`]) — and none is needed while a long
+/// list's count made within [`LONG_COUNT_TTL`] stands. Only an empty page
+/// past the first, or the first page of a long list in a while, asks
+/// again.
 pub async fn keyed_page<E>(
     db: &DatabaseConnection,
     page: &PageRequest,
@@ -166,26 +168,28 @@ pub async fn keyed_page<E>(
 where
     E: EntityTrait,
     E::Model: Sync,
+    E::ActiveModel: sea_orm::TryIntoModel<E::Model>,
 {
     let matches = query.clone().into_query();
     let long = page.reusable_long_count(db, &matches).await;
-    let mut select = page.apply(query, columns, parts, descending)?;
-    if long.is_none() {
-        let counted = count_statement(matches.clone(), page.count_bound());
-        select = select.expr_as(
-            Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(counted))),
-            COUNTED_ALIAS,
-        );
-    }
-    let rows = db.query_all(&select.into_query()).await?;
-    let counted = match (long, rows.first()) {
-        (Some(_), _) | (None, None) => None,
-        (None, Some(row)) => Some(row.try_get::<i64>("", COUNTED_ALIAS)?.max(0) as u64),
+    let select = page_select(page, query, columns, parts, descending, long.is_none())?;
+    let statement = db.get_database_backend().build(&select);
+    let (rows, counted) = match sqlite_reads::query_models::<E>(db, &statement, COUNTED_ALIAS) {
+        Some(read) => read?,
+        None => {
+            let rows = db.query_all_raw(statement).await?;
+            let counted = match rows.first() {
+                Some(row) if long.is_none() => Some(row.try_get::<i64>("", COUNTED_ALIAS)?),
+                _ => None,
+            };
+            let rows = rows
+                .iter()
+                .map(|row| E::Model::from_query_result(row, ""))
+                .collect::<Result<Vec<_>, _>>()?;
+            (rows, counted)
+        }
     };
-    let rows = rows
-        .iter()
-        .map(|row| E::Model::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
+    let counted = counted.map(|counted| counted.max(0) as u64);
     let (items, next_page_token) = page.finish(rows, key);
     let total_size = page
         .total_size_counted(db, items.len(), &next_page_token, matches, counted, long)
@@ -195,6 +199,28 @@ where
         next_page_token,
         total_size,
     })
+}
+
+/// The statement of [`keyed_page`]: `page` of `query`'s rows, and when
+/// `counting` the count of its matches beside each row as [`COUNTED_ALIAS`].
+pub(crate) fn page_select<E: EntityTrait>(
+    page: &PageRequest,
+    query: Select<E>,
+    columns: &[E::Column],
+    parts: &[KeyPart],
+    descending: bool,
+    counting: bool,
+) -> Result<SelectStatement, Error> {
+    let matches = query.clone().into_query();
+    let mut select = page.apply(query, columns, parts, descending)?;
+    if counting {
+        let counted = count_statement(matches, page.count_bound());
+        select = select.expr_as(
+            Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(counted))),
+            COUNTED_ALIAS,
+        );
+    }
+    Ok(select.into_query())
 }
 
 /// [`keyed_page`] over one unique text column (a name, or a UUIDv7 for
@@ -210,6 +236,7 @@ pub async fn text_keyed_page<E>(
 where
     E: EntityTrait,
     E::Model: Sync,
+    E::ActiveModel: sea_orm::TryIntoModel<E::Model>,
 {
     keyed_page(
         db,
