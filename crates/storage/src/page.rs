@@ -172,7 +172,8 @@ where
 {
     let matches = query.clone().into_query();
     let long = page.reusable_long_count(db, &matches).await;
-    let select = page_select(page, query, columns, parts, descending, long.is_none())?;
+    let counting = long.is_none().then_some(&matches);
+    let select = page_select(page, query, columns, parts, descending, counting)?;
     let statement = db.get_database_backend().build(&select);
     let (rows, counted) = match sqlite_reads::query_models::<E>(db, &statement, COUNTED_ALIAS) {
         Some(read) => read?,
@@ -201,20 +202,20 @@ where
     })
 }
 
-/// The statement of [`keyed_page`]: `page` of `query`'s rows, and when
-/// `counting` the count of its matches beside each row as [`COUNTED_ALIAS`].
+/// The statement of [`keyed_page`]: `page` of `query`'s rows and, given
+/// `counting` (`query`'s statement), the count of its matches beside each
+/// row as [`COUNTED_ALIAS`].
 pub(crate) fn page_select<E: EntityTrait>(
     page: &PageRequest,
     query: Select<E>,
     columns: &[E::Column],
     parts: &[KeyPart],
     descending: bool,
-    counting: bool,
+    counting: Option<&SelectStatement>,
 ) -> Result<SelectStatement, Error> {
-    let matches = query.clone().into_query();
     let mut select = page.apply(query, columns, parts, descending)?;
-    if counting {
-        let counted = count_statement(matches, page.count_bound());
+    if let Some(matches) = counting {
+        let counted = count_statement(matches.clone(), page.count_bound());
         select = select.expr_as(
             Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(counted))),
             COUNTED_ALIAS,

@@ -425,16 +425,17 @@ mod tests {
     async fn reads_every_page_of_a_list() {
         use crate::page::{COUNTED_ALIAS, KeyPart, ListQuery, page_select};
         let (_dir, db) = things(5).await;
-        let read = |token: &str, counting| {
+        let read = |token: &str, counting: bool| {
             let page = ListQuery::pages(2, token).page("").unwrap();
             let query = thing::Entity::find().filter(thing::Column::Big.gte(1_i64 << 40));
+            let matches = query.clone().into_query();
             let select = page_select(
                 &page,
                 query,
                 &[thing::Column::Name],
                 &[KeyPart::Text],
                 true,
-                counting,
+                counting.then_some(&matches),
             )
             .unwrap();
             let statement = DbBackend::Sqlite.build(&select);
