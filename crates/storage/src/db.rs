@@ -5,7 +5,12 @@
 //! same database, each in its own schema (its name by default), which is how
 //! production runs.
 
-use std::{path::Path, time::Duration};
+use std::{
+    any::Any,
+    path::Path,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use sea_orm::{
@@ -242,16 +247,58 @@ pub const SQLITE_STATEMENTS: usize = 32;
 /// a sqlx pool.
 pub(crate) fn pool_identity(
     db: &DatabaseConnection,
-) -> Option<(usize, std::sync::Arc<dyn std::any::Any + Send + Sync>)> {
-    let options: std::sync::Arc<dyn std::any::Any + Send + Sync> = match db.get_database_backend() {
+) -> Option<(usize, Arc<dyn Any + Send + Sync>)> {
+    let options: Arc<dyn Any + Send + Sync> = match db.get_database_backend() {
         DbBackend::Sqlite => db.get_sqlite_connection_pool().connect_options(),
         DbBackend::Postgres => db.get_postgres_connection_pool().connect_options(),
         _ => return None,
     };
-    Some((
-        std::sync::Arc::as_ptr(&options) as *const () as usize,
-        options,
-    ))
+    Some((Arc::as_ptr(&options) as *const () as usize, options))
+}
+
+/// State kept once per database pool (every clone of a pool shares it), in
+/// a `static`, and forgotten once the pool is dropped.
+///
+/// Why a weak reference to the pool's options beside each entry: it keeps
+/// the address that keys the entry from being reused by a new pool while
+/// the entry lives, and tells when the pool is gone. A process holds a
+/// handful of pools (one per service), so the entries are a short list.
+pub(crate) struct PerPool<T> {
+    entries: Mutex<Vec<PoolEntry<T>>>,
+}
+
+/// One pool's state in a [`PerPool`]: its address, its options (weakly) and
+/// the state.
+type PoolEntry<T> = (usize, Weak<dyn Any + Send + Sync>, Arc<T>);
+
+impl<T> PerPool<T> {
+    pub(crate) const fn new() -> Self {
+        PerPool {
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The state of `db`'s pool, made by `make` the first time (when the
+    /// entries of pools dropped since are forgotten). `None` for a backend
+    /// without a sqlx pool.
+    pub(crate) fn of(&self, db: &DatabaseConnection, make: impl FnOnce() -> T) -> Option<Arc<T>> {
+        let (address, options) = pool_identity(db)?;
+        let mut entries = self.entries.lock().expect("the per-pool state's lock");
+        if let Some((_, _, state)) = entries.iter().find(|(known, _, _)| *known == address) {
+            return Some(state.clone());
+        }
+        entries.retain(|(_, pool, _)| pool.strong_count() > 0);
+        let state = Arc::new(make());
+        entries.push((address, Arc::downgrade(&options), state.clone()));
+        Some(state)
+    }
+
+    /// How many pools have state here (dropped ones included until the next
+    /// new pool sweeps them).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
 }
 
 /// The process's turn to write a SQLite database, held from a hot write
@@ -267,24 +314,12 @@ pub(crate) fn pool_identity(
 pub async fn sqlite_write_turn(
     db: &DatabaseConnection,
 ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-    use std::{
-        collections::HashMap,
-        sync::{Arc, LazyLock, Mutex},
-    };
-    /// One turn per database, by the address of its pool's options (shared
-    /// by every clone of the pool).
-    static TURNS: LazyLock<Mutex<HashMap<usize, Arc<tokio::sync::Mutex<()>>>>> =
-        LazyLock::new(Default::default);
+    /// One turn per database.
+    static TURNS: PerPool<tokio::sync::Mutex<()>> = PerPool::new();
     if db.get_database_backend() != DbBackend::Sqlite {
         return None;
     }
-    let (pool, _) = pool_identity(db)?;
-    let turn = TURNS
-        .lock()
-        .expect("the write turns' lock")
-        .entry(pool)
-        .or_default()
-        .clone();
+    let turn = TURNS.of(db, Default::default)?;
     Some(turn.lock_owned().await)
 }
 
@@ -483,6 +518,26 @@ pub(crate) async fn scratch_numbers() -> (tempfile::TempDir, DatabaseConnection)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn state_per_pool_is_shared_by_clones_and_forgotten_with_the_pool() {
+        static STATE: PerPool<()> = PerPool::new();
+        let (_dir, db) = scratch_numbers().await;
+        let first = STATE.of(&db, || ()).unwrap();
+        let again = STATE.of(&db.clone(), || unreachable!("made once")).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "every clone shares the state");
+        let (_other_dir, other) = scratch_numbers().await;
+        let others = STATE.of(&other, || ()).unwrap();
+        assert!(!Arc::ptr_eq(&first, &others), "another pool has its own");
+        assert_eq!(STATE.len(), 2);
+        let forgotten = Arc::downgrade(&first);
+        drop((first, again));
+        db.close().await.unwrap();
+        let (_third_dir, third) = scratch_numbers().await;
+        STATE.of(&third, || ()).unwrap();
+        assert_eq!(STATE.len(), 2, "the dropped pool's state forgotten");
+        assert_eq!(forgotten.strong_count(), 0, "and dropped");
+    }
 
     #[tokio::test]
     async fn writers_of_one_sqlite_database_take_turns() {

@@ -16,9 +16,8 @@
 //! sqlx as before. It never waits: a busy database is such a case.
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, LazyLock, Mutex, Weak},
+    sync::{Arc, Mutex},
 };
 
 use sea_orm::{
@@ -26,7 +25,7 @@ use sea_orm::{
     RuntimeErr, Statement, TryIntoModel, Value,
 };
 
-use crate::db::{SQLITE_CACHE_KIB, SQLITE_STATEMENTS};
+use crate::db::{PerPool, SQLITE_CACHE_KIB, SQLITE_STATEMENTS};
 
 /// Reading connections kept open per database, at most: a read holds one
 /// only while it steps its statement, so as many as the threads reading at
@@ -139,16 +138,14 @@ where
         Ok(connection) => connection,
         Err(err) => return Some(Err(err)),
     };
-    match read::<E>(&connection, &statement.sql, &parameters, extra) {
-        Ok(read) => {
-            readers.give_back(connection);
-            Some(Ok(read))
-        }
+    let read = read::<E>(&connection, &statement.sql, &parameters, extra);
+    // A failed statement leaves the connection as good as before (its
+    // statement is reset when dropped), as sqlx keeps its own.
+    readers.give_back(connection);
+    match read {
+        Ok(read) => Some(Ok(read)),
         // Busy, or a column this module does not know: sqlx reads it.
-        Err(Unreadable::Here) => {
-            readers.give_back(connection);
-            None
-        }
+        Err(Unreadable::Here) => None,
         Err(Unreadable::Failed(err)) => Some(Err(err)),
     }
 }
@@ -264,34 +261,22 @@ struct Readers {
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
-/// Readers by pool (the address of its options, as
-/// [`crate::db::pool_identity`]), each with a weak reference to those
-/// options: it keeps the address from being reused, and once it no longer
-/// upgrades the pool is gone and its readers are closed.
-type ReadersByPool = HashMap<usize, (Weak<dyn std::any::Any + Send + Sync>, Arc<Readers>)>;
-
-static READERS: LazyLock<Mutex<ReadersByPool>> = LazyLock::new(Default::default);
+/// Readers by pool: each SQLite pool's file has its own.
+static READERS: PerPool<Readers> = PerPool::new();
 
 impl Readers {
     /// The readers of `db`'s file (a SQLite pool).
     fn of(db: &DatabaseConnection) -> Arc<Readers> {
-        let (address, options) = crate::db::pool_identity(db).expect("a SQLite pool");
-        let mut all = READERS.lock().expect("the readers' lock");
-        if let Some((_, readers)) = all.get(&address) {
-            return readers.clone();
-        }
-        all.retain(|_, (pool, _)| pool.strong_count() > 0);
-        let path = db
-            .get_sqlite_connection_pool()
-            .connect_options()
-            .get_filename()
-            .to_owned();
-        let readers = Arc::new(Readers {
-            path,
-            idle: Mutex::new(Vec::new()),
-        });
-        all.insert(address, (Arc::downgrade(&options), readers.clone()));
-        readers
+        READERS
+            .of(db, || Readers {
+                path: db
+                    .get_sqlite_connection_pool()
+                    .connect_options()
+                    .get_filename()
+                    .to_owned(),
+                idle: Mutex::new(Vec::new()),
+            })
+            .expect("a SQLite pool")
     }
 
     /// An idle connection, or a new one.
@@ -519,6 +504,11 @@ mod tests {
             .expect("a failure is an answer")
             .unwrap_err();
         assert!(err.to_string().contains("no such table"), "{err}");
+        let (models, _) =
+            query_models::<thing::Entity>(&db, &statement(thing::Entity::find()), "x")
+                .expect("read here")
+                .expect("the connection kept after a failure still reads");
+        assert_eq!(models.len(), 2);
     }
 
     #[test]
@@ -558,17 +548,13 @@ mod tests {
         query_models::<thing::Entity>(&db, &query, "x")
             .unwrap()
             .unwrap();
-        let (address, _) = crate::db::pool_identity(&db).unwrap();
         let readers = Arc::downgrade(&Readers::of(&db));
         db.close().await.unwrap();
         let (_other_dir, other) = things(1).await;
         query_models::<thing::Entity>(&other, &query, "x")
             .unwrap()
             .unwrap();
-        assert!(
-            !READERS.lock().unwrap().contains_key(&address),
-            "forgotten once its pool is dropped"
-        );
+        // A new pool sweeps the dropped one's state (`PerPool`).
         assert_eq!(readers.strong_count(), 0, "its connections closed");
     }
 }
