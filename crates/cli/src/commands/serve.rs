@@ -214,12 +214,14 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
     };
     let server =
         orgplane_gateway::grpc_server(&config, &state.certs().load("gateway")?, a.tls.config()?)?;
+    let mut node =
+        Node::new(state, peer_addrs(&[]), a.deadline.deadline()).drain_delay(a.drain.delay());
+    // The operations port first: once the gateway's port accepts, its
+    // probes answer too.
+    node.serve_ops(a.ops.metrics_listen).await?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|err| anyhow::anyhow!("binding {listen}: {err}"))?;
-    let mut node =
-        Node::new(state, peer_addrs(&[]), a.deadline.deadline()).drain_delay(a.drain.delay());
-    node.serve_ops(a.ops.metrics_listen).await?;
     node.start_gateway(server, listener);
     node.ready();
     node.run_until_signal().await
