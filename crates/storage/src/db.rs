@@ -575,8 +575,9 @@ mod tests {
     /// The bundled SQLite is built with the options `.cargo/config.toml`
     /// sets (`LIBSQLITE3_FLAGS`; one set in the environment replaces them):
     /// without them every read re-plans its statement, every allocation
-    /// takes a process-wide mutex and a group commit's batch past 64 KiB
-    /// of changed pages writes a temporary file.
+    /// takes a process-wide mutex, a group commit's batch past 64 KiB
+    /// of changed pages writes a temporary file, and every connection of
+    /// the process takes its pages from one cache shared with all others.
     #[tokio::test]
     async fn sqlite_is_built_with_the_options_of_cargo_config() {
         let (_dir, db) = scratch_numbers().await;
@@ -601,6 +602,10 @@ mod tests {
                 "{option} missing from {options:?}"
             );
         }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "one page cache shared by every connection: {options:?}"
+        );
     }
 
     #[test]
