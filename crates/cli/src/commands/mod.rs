@@ -7,6 +7,7 @@ mod migrate;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use orgplane_platform::shutdown;
 
 /// orgplane: organizations, members, teams, projects, registries and agents
 /// of an ML platform, as gRPC services behind one gateway.
@@ -50,8 +51,14 @@ impl Command {
     /// Runs the subcommand.
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
-            Command::Serve(args) => serve::run(args).await,
-            Command::Dev(args) => dev::run(args).await,
+            Command::Serve(args) => {
+                shutdown::install();
+                serve::run(args).await
+            }
+            Command::Dev(args) => {
+                shutdown::install();
+                dev::run(args).await
+            }
             Command::Certs(cmd) => certs::run(cmd),
             Command::Migrate(args) => migrate::run(args).await,
             Command::Admin(cmd) => migrate::run_admin(cmd).await,
