@@ -524,3 +524,112 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     admin.close().await.unwrap();
     db.drop().await;
 }
+
+/// List pages on PostgreSQL are read on a quarter of the service's
+/// connections, kept outside sqlx's pool (`postgres_reads`): those see the
+/// service's schema, are never more than their share, survive being cut
+/// while idle (the read runs again on a new one), keep working after a
+/// statement fails, and a read abandoned mid-statement costs nothing after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_outside_the_pool_stay_in_their_share_and_survive_losses() {
+    use orgplane_storage::{
+        db::{DbTarget, connect},
+        postgres_reads::{query_all, split},
+    };
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let pool = connect(&db.target()).await.unwrap();
+    assert_eq!(split(8), (6, 2));
+    pool.execute_unprepared("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (7)")
+        .await
+        .unwrap();
+    let read = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            query_all(&pool, &Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .expect("a pool with reading connections")
+        }
+    };
+    let pid = |rows: Vec<sea_orm::QueryResult>| rows[0].try_get::<i32>("", "pid").unwrap();
+
+    // The schema's table, unqualified.
+    let rows = read("SELECT n, pg_backend_pid() AS pid FROM t")
+        .await
+        .unwrap();
+    assert_eq!(rows[0].try_get::<i32>("", "n").unwrap(), 7);
+
+    // Six reads at once share the two reading connections.
+    let reads = (0..6).map(|_| read("SELECT pg_sleep(0.2), pg_backend_pid() AS pid"));
+    let pids: BTreeSet<i32> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .map(|rows| pid(rows.unwrap()))
+        .collect();
+    assert!(pids.len() <= 2, "at most two reading connections: {pids:?}");
+
+    // Cut while idle: the next read succeeds at once, on a new connection.
+    let admin = connect(&db.target()).await.unwrap();
+    for pid in &pids {
+        admin
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_terminate_backend($1)",
+                [(*pid).into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let now = pid(read("SELECT pg_backend_pid() AS pid")
+        .await
+        .expect("read again"));
+    assert!(
+        !pids.contains(&now),
+        "a new connection, not one of {pids:?}"
+    );
+
+    // A statement PostgreSQL refuses fails alone: its connection reads on.
+    let refused = read("SELECT 1 / 0 AS pid").await;
+    assert!(refused.is_err(), "division by zero: {refused:?}");
+    assert_eq!(
+        pid(read("SELECT pg_backend_pid() AS pid").await.unwrap()),
+        now
+    );
+
+    // A read abandoned mid-statement takes its connection with it.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        read("SELECT pg_sleep(30) AS pid"),
+    )
+    .await;
+    assert!(abandoned.is_err(), "still sleeping when abandoned");
+    let started = std::time::Instant::now();
+    read("SELECT pg_backend_pid() AS pid").await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not behind the abandoned sleep"
+    );
+
+    // A budget under four connections keeps none aside: reads use the pool.
+    let DbTarget::Postgres { url, schema, .. } = db.target() else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let small: DatabaseConnection = connect(&DbTarget::Postgres {
+        url,
+        schema,
+        connections: 3,
+    })
+    .await
+    .unwrap();
+    assert_eq!(split(3), (3, 0));
+    let statement = Statement::from_string(DbBackend::Postgres, "SELECT 1 AS pid");
+    assert!(query_all(&small, &statement).await.is_none());
+
+    for db in [pool, admin, small] {
+        db.close().await.unwrap();
+    }
+    db.drop().await;
+}

@@ -405,16 +405,24 @@ fn database_unavailable(err: &DbErr) -> Option<Unavailable> {
     };
     match err.as_ref() {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Some(Unavailable::NoConnection),
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
-            Some(Unavailable::ConnectionLost)
-        }
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| {
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "57P05")
-            })
-            .then_some(Unavailable::ConnectionLost),
-        _ => None,
+        err => connection_lost(err).then_some(Unavailable::ConnectionLost),
+    }
+}
+
+/// Whether `err`, met on a database connection, means the connection is
+/// gone: the socket failed, or PostgreSQL answered a connection exception
+/// or an operator intervention (see [`database_unavailable`]). Connections
+/// kept outside a pool (`orgplane_storage::postgres_reads`) replace theirs
+/// on it.
+#[cfg(feature = "db")]
+pub fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) | Error::Tls(_) | Error::WorkerCrashed => true,
+        Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "57P05")
+        }),
+        _ => false,
     }
 }
 

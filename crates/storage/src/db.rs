@@ -15,7 +15,10 @@ use std::{
 use anyhow::{Context, bail};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
-    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    sqlx::{
+        postgres::PgConnectOptions,
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    },
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -87,9 +90,10 @@ impl DbTarget {
     }
 }
 
-/// Connections of a service's PostgreSQL pool, unless configured: every
-/// replica of every service opens up to this many (one of them listening
-/// to the other replicas' changes), and each process one more for its
+/// PostgreSQL connections of a service, unless configured: every replica
+/// of every service opens up to this many (a quarter of them reading list
+/// pages outside the pool, [`crate::postgres_reads`]; one of the pool's
+/// listening to the other replicas' changes), and each process one more for its
 /// liveness lock ([`crate::liveness`]). Two replicas of the four services
 /// open at most 8 × 8 + 8 = 72, under PostgreSQL's default
 /// `max_connections` of 100; 16 per service took over a hundred and the
@@ -108,7 +112,7 @@ pub const PING_ALL_AFTER_LOSS: Duration = Duration::from_secs(10);
 
 /// Whether a pooled PostgreSQL connection idle for `idle_for` is pinged
 /// before use: long idle, or a connection lately lost.
-fn must_ping(idle_for: Duration) -> bool {
+pub(crate) fn must_ping(idle_for: Duration) -> bool {
     idle_for >= PING_IF_IDLE_FOR
         || orgplane_platform::error::lost_database::within(PING_ALL_AFTER_LOSS)
 }
@@ -374,9 +378,10 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .await
                 .context("creating the schema")?;
             db.close().await?;
+            let (pooled, readers) = crate::postgres_reads::split(*connections);
             let mut options = ConnectOptions::new(url.clone());
             options
-                .max_connections(*connections)
+                .max_connections(pooled)
                 .min_connections(1)
                 .sqlx_logging(false)
                 // sqlx pings every connection as it returns to the pool (no
@@ -394,10 +399,17 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                         Ok(true)
                     })
                 })
-                .set_schema_search_path(schema.clone());
+                // The schema as a startup option, not a `SET` once connected:
+                // connections opened outside the pool from its options
+                // (`postgres_reads`) get it too.
+                .map_sqlx_postgres_opts({
+                    let schema = schema.clone();
+                    move |o: PgConnectOptions| o.options([("search_path", schema.as_str())])
+                });
             let db = Database::connect(options)
                 .await
                 .with_context(|| format!("connecting to {}", redact(url)))?;
+            crate::postgres_reads::register(&db, readers);
             // Claims of this process (idempotent requests in flight) are
             // freed as soon as it dies.
             crate::liveness::hold(url);

@@ -22,7 +22,7 @@ use sea_orm::{
 
 use orgplane_platform::error::Error;
 
-use crate::sqlite_reads;
+use crate::{postgres_reads, sqlite_reads};
 
 /// Page size when a request asks for 0.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -151,8 +151,10 @@ pub struct Page<T> {
 ///
 /// One statement: the count [`PageRequest::total_size`] needs rides on the
 /// page's rows as a scalar subquery (evaluated once), so a page costs one
-/// round trip to the database — on SQLite none: the statement is stepped
-/// on this thread ([`sqlite_reads`]) — and none is needed while a long
+/// round trip to the database — on PostgreSQL on a connection outside the
+/// pool, which pings every connection it takes back ([`postgres_reads`]);
+/// on SQLite none: the statement is stepped on this thread
+/// ([`sqlite_reads`]) — and none is needed while a long
 /// list's count made within [`LONG_COUNT_TTL`] stands. Only an empty page
 /// past the first, or the first page of a long list in a while, asks
 /// again.
@@ -178,7 +180,10 @@ where
     let (rows, counted) = match sqlite_reads::query_models::<E>(db, &statement, COUNTED_ALIAS) {
         Some(read) => read?,
         None => {
-            let rows = db.query_all_raw(statement).await?;
+            let rows = match postgres_reads::query_all(db, &statement).await {
+                Some(rows) => rows?,
+                None => db.query_all_raw(statement).await?,
+            };
             let counted = match rows.first() {
                 Some(row) if long.is_none() => Some(row.try_get::<i64>("", COUNTED_ALIAS)?),
                 _ => None,

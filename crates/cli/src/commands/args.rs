@@ -36,8 +36,9 @@ pub struct DatabaseArgs {
     /// `staging_identity`).
     #[arg(long, env = "ORGPLANE_SCHEMA_PREFIX", default_value = "")]
     pub schema_prefix: String,
-    /// Most PostgreSQL connections each service of this process opens (its
-    /// pool; one of them listens to the other replicas' changes). Each
+    /// Most PostgreSQL connections each service of this process opens (a
+    /// quarter read list pages, the rest are its pool; one of them listens
+    /// to the other replicas' changes). Each
     /// process opens one more, for its liveness lock. Keep the sum over
     /// every replica of every service under PostgreSQL's `max_connections`:
     /// two replicas of the four services at 8 open at most 72.
