@@ -18,6 +18,7 @@ fn config(dir: &Path, database_url: Option<String>, schema_prefix: &str) -> Stac
         database_url,
         schema_prefix: schema_prefix.to_owned(),
         database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
+        database_read_connections: orgplane_storage::db::POSTGRES_READERS,
         gateway_listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
         identity: IdentityConfig::default(),

@@ -112,6 +112,7 @@ impl TestDatabase {
                 url,
                 schema: format!("{}storage", unique_schema_prefix()),
                 connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
+                readers: orgplane_storage::db::POSTGRES_READERS,
             },
             _dir: None,
         })
@@ -280,6 +281,7 @@ impl TestStack {
             database_url,
             schema_prefix,
             database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
+            database_read_connections: orgplane_storage::db::POSTGRES_READERS,
             gateway_listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: None,
             identity,

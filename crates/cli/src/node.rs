@@ -26,6 +26,9 @@ pub struct State {
     pub schema_prefix: String,
     /// Most connections of each service's PostgreSQL pool.
     pub database_connections: u32,
+    /// Most PostgreSQL connections of each service beside its pool, reading
+    /// list pages.
+    pub database_read_connections: u32,
 }
 
 impl State {
@@ -38,6 +41,7 @@ impl State {
             backend.name(),
         )?
         .with_connections(self.database_connections)
+        .map(|target| target.with_readers(self.database_read_connections))
     }
 
     /// The certificates of every service.

@@ -31,6 +31,9 @@ pub struct StackConfig {
     pub schema_prefix: String,
     /// Most connections of each service's PostgreSQL pool.
     pub database_connections: u32,
+    /// Most PostgreSQL connections of each service beside its pool, reading
+    /// list pages.
+    pub database_read_connections: u32,
     /// The gateway's public address (h2c).
     pub gateway_listen: SocketAddr,
     /// The operations port (metrics and probes), if any.
@@ -87,6 +90,7 @@ impl Stack {
             database_url: config.database_url.clone(),
             schema_prefix: config.schema_prefix.clone(),
             database_connections: config.database_connections,
+            database_read_connections: config.database_read_connections,
         };
         let certs = state.certs();
         certs

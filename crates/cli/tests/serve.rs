@@ -37,6 +37,8 @@ fn settings_out_of_range_are_refused() {
         &["serve", "registry", "--database-connections", "1"][..],
         &["serve", "registry", "--database-connections", "1001"],
         &["serve", "registry", "--database-connections", "-1"],
+        &["serve", "registry", "--database-read-connections", "1001"],
+        &["serve", "registry", "--database-read-connections", "-1"],
         &["serve", "registry", "--metrics-listen", "not an address"],
         &["serve", "gateway", "--metrics-listen", "127.0.0.1:99999"],
         &["certs", "kubernetes", "--namespace", "a\nkind: Pod"],

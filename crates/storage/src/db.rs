@@ -36,6 +36,10 @@ pub enum DbTarget {
         /// Most connections of the service's pool ([`POSTGRES_CONNECTIONS`]
         /// unless configured).
         connections: u32,
+        /// Most connections beside the pool that read list pages
+        /// ([`crate::postgres_reads`]; [`POSTGRES_READERS`] unless
+        /// configured, 0: none).
+        readers: u32,
     },
 }
 
@@ -55,6 +59,7 @@ impl DbTarget {
                     url: url.to_owned(),
                     schema: format!("{schema_prefix}{service}"),
                     connections: POSTGRES_CONNECTIONS,
+                    readers: POSTGRES_READERS,
                 })
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -75,7 +80,12 @@ impl DbTarget {
     /// target is unchanged.
     pub fn with_connections(self, connections: u32) -> anyhow::Result<Self> {
         match self {
-            DbTarget::Postgres { url, schema, .. } => {
+            DbTarget::Postgres {
+                url,
+                schema,
+                readers,
+                ..
+            } => {
                 if connections < 2 {
                     bail!("a PostgreSQL pool needs at least 2 connections, not {connections}");
                 }
@@ -83,23 +93,50 @@ impl DbTarget {
                     url,
                     schema,
                     connections,
+                    readers,
                 })
             }
             sqlite => Ok(sqlite),
         }
     }
+
+    /// This target with at most `readers` PostgreSQL connections beside the
+    /// pool reading list pages (0: none); a SQLite target is unchanged.
+    pub fn with_readers(self, readers: u32) -> Self {
+        match self {
+            DbTarget::Postgres {
+                url,
+                schema,
+                connections,
+                ..
+            } => DbTarget::Postgres {
+                url,
+                schema,
+                connections,
+                readers,
+            },
+            sqlite => sqlite,
+        }
+    }
 }
 
-/// PostgreSQL connections of a service, unless configured: every replica
-/// of every service opens up to this many (a quarter of them reading list
-/// pages outside the pool, [`crate::postgres_reads`]; one of the pool's
-/// listening to the other replicas' changes), and each process one more for its
-/// liveness lock ([`crate::liveness`]). Two replicas of the four services
-/// open at most 8 × 8 + 8 = 72, under PostgreSQL's default
-/// `max_connections` of 100; 16 per service took over a hundred and the
+/// Connections of a service's PostgreSQL pool, unless configured: every
+/// replica of every service opens up to this many (one of them listening
+/// to the other replicas' changes), [`POSTGRES_READERS`] more beside it,
+/// and each process one more for its liveness lock ([`crate::liveness`]).
+/// Two replicas of the four services open at most 8 × (8 + 3) + 8 = 96,
+/// under PostgreSQL's default `max_connections` of 100 (97 for other
+/// roles than superusers); 16 per service took over a hundred and the
 /// run admission benchmark's pools timed out waiting for PostgreSQL to
 /// accept more (`BENCHMARKS.md`).
 pub const POSTGRES_CONNECTIONS: u32 = 8;
+
+/// Connections of a service beside its PostgreSQL pool that read list
+/// pages ([`crate::postgres_reads`]), unless configured: with 2 a page
+/// cost as much as through the pool, with 4 and 8 it cost a sixth less
+/// and pages came a fifth faster (`BENCHMARKS.md`); 3 keeps two replicas
+/// of every service under PostgreSQL's default `max_connections`.
+pub const POSTGRES_READERS: u32 = 3;
 
 /// A PostgreSQL connection idle in the pool for this long is pinged before
 /// a caller gets it (one idle for less answered its release ping since).
@@ -362,6 +399,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             url,
             schema,
             connections,
+            readers,
         } => {
             if !schema
                 .chars()
@@ -378,10 +416,9 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .await
                 .context("creating the schema")?;
             db.close().await?;
-            let (pooled, readers) = crate::postgres_reads::split(*connections);
             let mut options = ConnectOptions::new(url.clone());
             options
-                .max_connections(pooled)
+                .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
                 // sqlx pings every connection as it returns to the pool (no
@@ -409,7 +446,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             let db = Database::connect(options)
                 .await
                 .with_context(|| format!("connecting to {}", redact(url)))?;
-            crate::postgres_reads::register(&db, readers);
+            crate::postgres_reads::register(&db, *readers);
             // Claims of this process (idempotent requests in flight) are
             // freed as soon as it dies.
             crate::liveness::hold(url);
@@ -633,6 +670,7 @@ mod tests {
                 url: "postgres://u@h/db".into(),
                 schema: "identity".into(),
                 connections: POSTGRES_CONNECTIONS,
+                readers: POSTGRES_READERS,
             }
         );
         let small = DbTarget::for_service(Some("postgres://u@h/db"), dir, "", "identity")
@@ -640,6 +678,15 @@ mod tests {
             .with_connections(3)
             .unwrap();
         assert!(matches!(small, DbTarget::Postgres { connections: 3, .. }));
+        let small = small.with_readers(0);
+        assert!(matches!(
+            small,
+            DbTarget::Postgres {
+                connections: 3,
+                readers: 0,
+                ..
+            }
+        ));
         assert!(small.with_connections(1).is_err());
         assert_eq!(
             DbTarget::Sqlite("/data/identity.db".into())

@@ -14,11 +14,11 @@
 //! pinged before use, as the pool's are; and a reused connection found cut is replaced and the read
 //! made again once (a read changes nothing).
 //!
-//! The connections come out of the service's budget
-//! (`--database-connections`): [`split`] gives a quarter of it to reading
-//! here and the rest to the pool. A pool with no reading connections (a
-//! budget under 4, or one not opened by [`crate::db::connect`]) reads
-//! through sqlx: [`query_all`] answers `None`.
+//! The connections are beside the pool: at most `--database-read-connections`
+//! ([`crate::db::POSTGRES_READERS`]) per service, opened as reads need
+//! them. A pool with none (configured so, or not opened by
+//! [`crate::db::connect`]) reads through sqlx: [`query_all`] answers
+//! `None`.
 
 use std::{
     sync::{Arc, Mutex},
@@ -38,13 +38,6 @@ use sea_query_sqlx::SqlxValues;
 use orgplane_platform::error::{connection_lost, lost_database};
 
 use crate::db::{PerPool, must_ping};
-
-/// How a service's PostgreSQL connections (`connections`, its whole
-/// budget) are shared: `(pool, readers)`, a quarter reading here.
-pub fn split(connections: u32) -> (u32, u32) {
-    let readers = connections / 4;
-    (connections - readers, readers)
-}
 
 /// The reading connections of one pool's database.
 struct Readers {
@@ -162,18 +155,4 @@ async fn run(
         .fetch_all(connection)
         .await?;
     Ok(rows.into_iter().map(QueryResult::from).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split;
-
-    #[test]
-    fn a_quarter_of_the_budget_reads_and_none_below_four() {
-        assert_eq!(split(8), (6, 2));
-        assert_eq!(split(4), (3, 1));
-        assert_eq!(split(3), (3, 0));
-        assert_eq!(split(2), (2, 0));
-        assert_eq!(split(1000), (750, 250));
-    }
 }

@@ -36,12 +36,12 @@ pub struct DatabaseArgs {
     /// `staging_identity`).
     #[arg(long, env = "ORGPLANE_SCHEMA_PREFIX", default_value = "")]
     pub schema_prefix: String,
-    /// Most PostgreSQL connections each service of this process opens (a
-    /// quarter read list pages, the rest are its pool; one of them listens
-    /// to the other replicas' changes). Each
-    /// process opens one more, for its liveness lock. Keep the sum over
-    /// every replica of every service under PostgreSQL's `max_connections`:
-    /// two replicas of the four services at 8 open at most 72.
+    /// Most PostgreSQL connections of each service's pool in this process
+    /// (one of them listens to the other replicas' changes). Each service
+    /// opens up to --database-read-connections more, and each process one
+    /// more for its liveness lock. Keep the sum over every replica of every
+    /// service under PostgreSQL's `max_connections`: two replicas of the
+    /// four services at the defaults open at most 96.
     #[arg(
         long,
         env = "ORGPLANE_DATABASE_CONNECTIONS",
@@ -49,6 +49,16 @@ pub struct DatabaseArgs {
         value_parser = clap::value_parser!(u32).range(2..=1000)
     )]
     pub database_connections: u32,
+    /// Most PostgreSQL connections of each service beside its pool, that
+    /// read list pages (0: none, pages are read through the pool, which
+    /// pings every connection it takes back: a second round trip a page).
+    #[arg(
+        long,
+        env = "ORGPLANE_DATABASE_READ_CONNECTIONS",
+        default_value_t = orgplane_storage::db::POSTGRES_READERS,
+        value_parser = clap::value_parser!(u32).range(0..=1000)
+    )]
+    pub database_read_connections: u32,
 }
 
 /// Where state lives: the data folder and the database.
@@ -68,6 +78,7 @@ impl StateArgs {
             database_url: self.database.database_url.clone(),
             schema_prefix: self.database.schema_prefix.clone(),
             database_connections: self.database.database_connections,
+            database_read_connections: self.database.database_read_connections,
         }
     }
 

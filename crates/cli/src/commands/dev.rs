@@ -48,6 +48,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         database_url: state.database_url,
         schema_prefix: state.schema_prefix,
         database_connections: state.database_connections,
+        database_read_connections: state.database_read_connections,
         gateway_listen: args.listen,
         metrics_listen: args.ops.metrics_listen,
         identity: args.identity.config(),

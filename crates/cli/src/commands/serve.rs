@@ -211,6 +211,7 @@ async fn serve_gateway(a: GatewayServe) -> anyhow::Result<()> {
         database_url: None,
         schema_prefix: String::new(),
         database_connections: orgplane_storage::db::POSTGRES_CONNECTIONS,
+        database_read_connections: orgplane_storage::db::POSTGRES_READERS,
     };
     let server =
         orgplane_gateway::grpc_server(&config, &state.certs().load("gateway")?, a.tls.config()?)?;
