@@ -474,6 +474,22 @@ async fn changes_reach_every_replica_and_a_lost_listener_forgets_everything() {
     elsewhere.drop().await;
 }
 
+/// Ends the PostgreSQL sessions `pids` from `admin`, as a restart or a
+/// proxy's idle timeout would.
+async fn terminate_backends(admin: &sea_orm::DatabaseConnection, pids: &BTreeSet<i32>) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    for pid in pids {
+        admin
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_terminate_backend($1)",
+                [(*pid).into()],
+            ))
+            .await
+            .unwrap();
+    }
+}
+
 /// A pooled PostgreSQL connection is not pinged before each statement (it
 /// answered a ping as it returned to the pool), but one idle for
 /// `PING_IF_IDLE_FOR` is: one the server dropped meanwhile (a restart, a
@@ -507,16 +523,7 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
         pids.insert(backend_pid(&pool).await);
     }
     let admin = connect(&db.target()).await.unwrap();
-    for pid in &pids {
-        admin
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_terminate_backend($1)",
-                [(*pid).into()],
-            ))
-            .await
-            .unwrap();
-    }
+    terminate_backends(&admin, &pids).await;
     tokio::time::sleep(PING_IF_IDLE_FOR + Duration::from_millis(500)).await;
     let now = backend_pid(&pool).await;
     assert!(!pids.contains(&now), "a new connection, not {pids:?}");
@@ -570,16 +577,7 @@ async fn reads_outside_the_pool_stay_in_their_share_and_survive_losses() {
 
     // Cut while idle: the next read succeeds at once, on a new connection.
     let admin = connect(&db.target()).await.unwrap();
-    for pid in &pids {
-        admin
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_terminate_backend($1)",
-                [(*pid).into()],
-            ))
-            .await
-            .unwrap();
-    }
+    terminate_backends(&admin, &pids).await;
     let now = pid(read("SELECT pg_backend_pid() AS pid")
         .await
         .expect("read again"));

@@ -11,14 +11,14 @@
 //! dropped mid-statement drops its connection with it (its state unknown);
 //! a connection idle for [`crate::db::PING_IF_IDLE_FOR`], or any
 //! connection within [`crate::db::PING_ALL_AFTER_LOSS`] of a lost one, is
-//! pinged before use, as the pool's are; and a reused connection found cut is replaced and the read
-//! made again once (a read changes nothing).
+//! pinged before use, as the pool's are; and a reused connection found cut
+//! is replaced and the read made again once (a read changes nothing).
 //!
-//! The connections are beside the pool: at most `--database-read-connections`
-//! ([`crate::db::POSTGRES_READERS`]) per service, opened as reads need
-//! them. A pool with none (configured so, or not opened by
-//! [`crate::db::connect`]) reads through sqlx: [`query_all`] answers
-//! `None`.
+//! The connections are beside the pool: at most
+//! `--database-read-connections` ([`crate::db::POSTGRES_READERS`]) per
+//! service, opened as reads need them and kept. A pool with none
+//! (configured so, or not opened by [`crate::db::connect`]) reads through
+//! sqlx: [`query_all`] answers `None`.
 
 use std::{
     sync::{Arc, Mutex},
