@@ -132,10 +132,10 @@ impl DbTarget {
 pub const POSTGRES_CONNECTIONS: u32 = 8;
 
 /// Connections of a service beside its PostgreSQL pool that read list
-/// pages ([`crate::postgres_reads`]), unless configured: with 2 a page
-/// cost as much as through the pool, with 4 and 8 it cost a sixth less
-/// and pages came a fifth faster (`BENCHMARKS.md`); 3 keeps two replicas
-/// of every service under PostgreSQL's default `max_connections`.
+/// pages ([`crate::postgres_reads`]), unless configured: with 2 pages
+/// came no faster than through the pool, with 3 to 8 they came 6–11 %
+/// faster for 4–12 % less CPU (`BENCHMARKS.md`); 3 keeps two replicas of
+/// every service under PostgreSQL's default `max_connections`.
 pub const POSTGRES_READERS: u32 = 3;
 
 /// A PostgreSQL connection idle in the pool for this long is pinged before
