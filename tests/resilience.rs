@@ -547,6 +547,10 @@ async fn reads_outside_the_pool_stay_in_their_share_and_survive_losses() {
         return;
     };
     let pool = connect(&db.target().with_readers(2)).await.unwrap();
+    // No maintenance task (sqlx issue #3645): neither setting that needs one.
+    let options = pool.get_postgres_connection_pool().options();
+    assert_eq!(options.get_idle_timeout(), None);
+    assert_eq!(options.get_max_lifetime(), None);
     pool.execute_unprepared("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (7)")
         .await
         .unwrap();

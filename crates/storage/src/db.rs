@@ -364,6 +364,24 @@ pub async fn sqlite_write_turn(
     Some(turn.lock_owned().await)
 }
 
+/// `options` without the idle timeout and maximum lifetime of sqlx's
+/// defaults (10 and 30 minutes), so that sqlx starts no maintenance task
+/// for the pool.
+///
+/// Why: sqlx 0.9.0's maintenance task sweeps `0..num_idle` idle
+/// connections, and `num_idle` briefly wraps below zero when a connection
+/// is taken in the instant after another is given back; read then, the
+/// sweep runs some 10^19 times without yielding: a runtime worker lost at
+/// 100 % CPU, and a process that cannot finish stopping (seen here once,
+/// `orgplane dev` after Ctrl-C; sqlx issue #3645, fixed by pull request
+/// #4289 in no released version yet). What the two settings gave is not
+/// needed: the pools stay small (a PostgreSQL pool keeps the connections
+/// its busiest moment opened, at most `--database-connections`), and a
+/// connection PostgreSQL drops is found by the pings before use.
+fn without_pool_maintenance(options: &mut ConnectOptions) -> &mut ConnectOptions {
+    options.idle_timeout(None).max_lifetime(None)
+}
+
 /// Opens a pool on `target`, creating the SQLite file or the schema when
 /// missing.
 pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
@@ -374,7 +392,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
             let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
-            options
+            without_pool_maintenance(&mut options)
                 .max_connections(SQLITE_CONNECTIONS)
                 .min_connections(1)
                 .sqlx_logging(false)
@@ -417,7 +435,7 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
                 .context("creating the schema")?;
             db.close().await?;
             let mut options = ConnectOptions::new(url.clone());
-            options
+            without_pool_maintenance(&mut options)
                 .max_connections(*connections)
                 .min_connections(1)
                 .sqlx_logging(false)
@@ -586,6 +604,16 @@ mod tests {
         STATE.of(&third, || ()).unwrap();
         assert_eq!(STATE.len(), 2, "the dropped pool's state forgotten");
         assert_eq!(forgotten.strong_count(), 0, "and dropped");
+    }
+
+    /// sqlx starts no maintenance task for the pools (see
+    /// [`without_pool_maintenance`]): neither setting that needs one is on.
+    #[tokio::test]
+    async fn pools_have_no_maintenance_task() {
+        let (_dir, db) = scratch_numbers().await;
+        let options = db.get_sqlite_connection_pool().options();
+        assert_eq!(options.get_idle_timeout(), None);
+        assert_eq!(options.get_max_lifetime(), None);
     }
 
     #[tokio::test]
