@@ -78,45 +78,29 @@ impl DbTarget {
     /// This target with a PostgreSQL pool of at most `connections` (at
     /// least 2: one listens to the other replicas' changes); a SQLite
     /// target is unchanged.
-    pub fn with_connections(self, connections: u32) -> anyhow::Result<Self> {
-        match self {
-            DbTarget::Postgres {
-                url,
-                schema,
-                readers,
-                ..
-            } => {
-                if connections < 2 {
-                    bail!("a PostgreSQL pool needs at least 2 connections, not {connections}");
-                }
-                Ok(DbTarget::Postgres {
-                    url,
-                    schema,
-                    connections,
-                    readers,
-                })
+    pub fn with_connections(mut self, connections: u32) -> anyhow::Result<Self> {
+        if let DbTarget::Postgres {
+            connections: pool, ..
+        } = &mut self
+        {
+            if connections < 2 {
+                bail!("a PostgreSQL pool needs at least 2 connections, not {connections}");
             }
-            sqlite => Ok(sqlite),
+            *pool = connections;
         }
+        Ok(self)
     }
 
     /// This target with at most `readers` PostgreSQL connections beside the
     /// pool reading list pages (0: none); a SQLite target is unchanged.
-    pub fn with_readers(self, readers: u32) -> Self {
-        match self {
-            DbTarget::Postgres {
-                url,
-                schema,
-                connections,
-                ..
-            } => DbTarget::Postgres {
-                url,
-                schema,
-                connections,
-                readers,
-            },
-            sqlite => sqlite,
+    pub fn with_readers(mut self, readers: u32) -> Self {
+        if let DbTarget::Postgres {
+            readers: beside, ..
+        } = &mut self
+        {
+            *beside = readers;
         }
+        self
     }
 }
 

@@ -94,15 +94,14 @@ impl Readers {
             .await
             .map_err(|_| DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))?
             .expect("the readers' turns are never closed");
-        let values = statement.values.clone().unwrap_or(Values(Vec::new()));
         let (mut connection, reused) = self.connection().await?;
-        let mut rows = run(&mut connection, &statement.sql, values.clone()).await;
+        let mut rows = run(&mut connection, statement).await;
         if reused && rows.as_ref().is_err_and(connection_lost) {
             // Idle while the server or a proxy ended it: the read runs
             // again once, on a new connection.
             lost_database::mark();
             connection = self.connect().await?;
-            rows = run(&mut connection, &statement.sql, values).await;
+            rows = run(&mut connection, statement).await;
         }
         match &rows {
             Err(err) if connection_lost(err) => lost_database::mark(),
@@ -145,14 +144,18 @@ impl Readers {
     }
 }
 
-/// Runs `sql` with `values` on `connection`: its rows as sea-orm reads them.
+/// Runs `statement` on `connection`: its rows as sea-orm reads them. Its
+/// values are copied for each run, as sea-orm's own driver does.
 async fn run(
     connection: &mut PgConnection,
-    sql: &str,
-    values: Values,
+    statement: &Statement,
 ) -> Result<Vec<QueryResult>, sqlx::Error> {
-    let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(values))
-        .fetch_all(connection)
-        .await?;
+    let values = statement.values.clone().unwrap_or(Values(Vec::new()));
+    let rows = sqlx::query_with(
+        sqlx::AssertSqlSafe(statement.sql.as_str()),
+        SqlxValues(values),
+    )
+    .fetch_all(connection)
+    .await?;
     Ok(rows.into_iter().map(QueryResult::from).collect())
 }
