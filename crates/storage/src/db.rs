@@ -378,7 +378,14 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
             without_pool_maintenance(&mut options)
                 .max_connections(SQLITE_CONNECTIONS)
-                .min_connections(1)
+                // No connection opened in the background. With a minimum,
+                // sqlx opens one from a task of its own while `connect`
+                // opens another; on a new file both switch it to WAL, which
+                // needs an exclusive lock that no busy timeout waits for,
+                // and one fails with "database is locked" (24 new files in
+                // 3,000; `orgplane dev` on a new data directory opens four).
+                // The connection `connect` opens stays: no idle timeout.
+                .min_connections(0)
                 .sqlx_logging(false)
                 // The "server" is a thread of this process: nothing can drop
                 // a connection, and sqlx's ping on every acquire was a hand-off
@@ -591,13 +598,29 @@ mod tests {
     }
 
     /// sqlx starts no maintenance task for the pools (see
-    /// [`without_pool_maintenance`]): neither setting that needs one is on.
+    /// [`without_pool_maintenance`]): neither setting that needs one is on;
+    /// nor, for SQLite, a task opening connections beside `connect`'s.
     #[tokio::test]
     async fn pools_have_no_maintenance_task() {
         let (_dir, db) = scratch_numbers().await;
         let options = db.get_sqlite_connection_pool().options();
         assert_eq!(options.get_idle_timeout(), None);
         assert_eq!(options.get_max_lifetime(), None);
+        assert_eq!(options.get_min_connections(), 0);
+    }
+
+    /// A new SQLite file opens every time: two connections switching it
+    /// to WAL at once failed one in 125 opens (see `connect`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_sqlite_databases_open_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 0..1000 {
+            let path = dir.path().join(format!("{n}.db"));
+            let db = connect(&DbTarget::Sqlite(path))
+                .await
+                .unwrap_or_else(|err| panic!("{err:#}"));
+            db.close().await.unwrap();
+        }
     }
 
     #[tokio::test]
