@@ -532,6 +532,23 @@ async fn a_connection_dropped_while_idle_is_replaced_before_use() {
     db.drop().await;
 }
 
+/// sqlx starts no task of its own for a PostgreSQL pool
+/// (`db::without_pool_maintenance`; sqlx issue #3645): none of the
+/// settings that need one is on.
+#[tokio::test]
+async fn postgres_pools_start_no_task_of_sqlx() {
+    let Some(db) = orgplane_e2e::TestDatabase::postgres() else {
+        return;
+    };
+    let pool = orgplane_storage::db::connect(&db.target()).await.unwrap();
+    let options = pool.get_postgres_connection_pool().options();
+    assert_eq!(options.get_idle_timeout(), None);
+    assert_eq!(options.get_max_lifetime(), None);
+    assert_eq!(options.get_min_connections(), 0);
+    pool.close().await.unwrap();
+    db.drop().await;
+}
+
 /// List pages on PostgreSQL are read on connections kept outside sqlx's
 /// pool (`postgres_reads`): those see the service's schema, are never more
 /// than configured, survive being cut while idle (the read runs again on a
@@ -547,10 +564,6 @@ async fn reads_outside_the_pool_stay_in_their_share_and_survive_losses() {
         return;
     };
     let pool = connect(&db.target().with_readers(2)).await.unwrap();
-    // No maintenance task (sqlx issue #3645): neither setting that needs one.
-    let options = pool.get_postgres_connection_pool().options();
-    assert_eq!(options.get_idle_timeout(), None);
-    assert_eq!(options.get_max_lifetime(), None);
     pool.execute_unprepared("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (7)")
         .await
         .unwrap();
@@ -613,11 +626,11 @@ async fn reads_outside_the_pool_stay_in_their_share_and_survive_losses() {
     );
 
     // None configured: reads go through the pool.
-    let small: DatabaseConnection = connect(&db.target().with_readers(0)).await.unwrap();
+    let through_pool: DatabaseConnection = connect(&db.target().with_readers(0)).await.unwrap();
     let statement = Statement::from_string(DbBackend::Postgres, "SELECT 1 AS pid");
-    assert!(query_all(&small, &statement).await.is_none());
+    assert!(query_all(&through_pool, &statement).await.is_none());
 
-    for db in [pool, admin, small] {
+    for db in [pool, admin, through_pool] {
         db.close().await.unwrap();
     }
     db.drop().await;

@@ -349,10 +349,17 @@ pub async fn sqlite_write_turn(
 }
 
 /// `options` without the idle timeout and maximum lifetime of sqlx's
-/// defaults (10 and 30 minutes), so that sqlx starts no maintenance task
-/// for the pool.
+/// defaults (10 and 30 minutes) and without a minimum of connections, so
+/// that sqlx starts no task of its own for the pool: neither the
+/// maintenance task nor the one that opens the minimum beside the
+/// connection `connect` opens and keeps (no idle timeout).
 ///
-/// Why: sqlx 0.9.0's maintenance task sweeps `0..num_idle` idle
+/// Why no minimum: on a new SQLite file both connections switch it to
+/// WAL, which needs an exclusive lock that no busy timeout waits for, and
+/// one fails with "database is locked" (24 new files in 3,000; `orgplane
+/// dev` on a new data directory opens four).
+///
+/// Why no maintenance task: sqlx 0.9.0's sweeps `0..num_idle` idle
 /// connections, and `num_idle` briefly wraps below zero when a connection
 /// is taken in the instant after another is given back; read then, the
 /// sweep runs some 10^19 times without yielding: a runtime worker lost at
@@ -363,7 +370,10 @@ pub async fn sqlite_write_turn(
 /// its busiest moment opened, at most `--database-connections`), and a
 /// connection PostgreSQL drops is found by the pings before use.
 fn without_pool_maintenance(options: &mut ConnectOptions) -> &mut ConnectOptions {
-    options.idle_timeout(None).max_lifetime(None)
+    options
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .min_connections(0)
 }
 
 /// Opens a pool on `target`, creating the SQLite file or the schema when
@@ -378,14 +388,6 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             let mut options = ConnectOptions::new(format!("sqlite://{}", path.display()));
             without_pool_maintenance(&mut options)
                 .max_connections(SQLITE_CONNECTIONS)
-                // No connection opened in the background. With a minimum,
-                // sqlx opens one from a task of its own while `connect`
-                // opens another; on a new file both switch it to WAL, which
-                // needs an exclusive lock that no busy timeout waits for,
-                // and one fails with "database is locked" (24 new files in
-                // 3,000; `orgplane dev` on a new data directory opens four).
-                // The connection `connect` opens stays: no idle timeout.
-                .min_connections(0)
                 .sqlx_logging(false)
                 // The "server" is a thread of this process: nothing can drop
                 // a connection, and sqlx's ping on every acquire was a hand-off
@@ -428,7 +430,6 @@ pub async fn connect(target: &DbTarget) -> anyhow::Result<DatabaseConnection> {
             let mut options = ConnectOptions::new(url.clone());
             without_pool_maintenance(&mut options)
                 .max_connections(*connections)
-                .min_connections(1)
                 .sqlx_logging(false)
                 // sqlx pings every connection as it returns to the pool (no
                 // option turns that off) and, by default, again before
@@ -597,9 +598,9 @@ mod tests {
         assert_eq!(forgotten.strong_count(), 0, "and dropped");
     }
 
-    /// sqlx starts no maintenance task for the pools (see
-    /// [`without_pool_maintenance`]): neither setting that needs one is on;
-    /// nor, for SQLite, a task opening connections beside `connect`'s.
+    /// sqlx starts no task of its own for the pools (see
+    /// [`without_pool_maintenance`]): none of the settings that need one is
+    /// on.
     #[tokio::test]
     async fn pools_have_no_maintenance_task() {
         let (_dir, db) = scratch_numbers().await;
@@ -610,7 +611,8 @@ mod tests {
     }
 
     /// A new SQLite file opens every time: two connections switching it
-    /// to WAL at once failed one in 125 opens (see `connect`).
+    /// to WAL at once failed one in 125 opens (see
+    /// [`without_pool_maintenance`]).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn new_sqlite_databases_open_every_time() {
         let dir = tempfile::tempdir().unwrap();
